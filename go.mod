@@ -1,0 +1,3 @@
+module github.com/socketcluster-go/socketcluster
+
+go 1.26
