@@ -1,0 +1,164 @@
+// Command interop-fixture is the interop fixture server of INTEROP.md: a
+// small SocketCluster server with fixed flags, procedures, receivers and
+// middleware, so that any test suite can drive it with the official
+// JavaScript client.
+//
+//	interop-fixture -addr 127.0.0.1:0     # prints READY <port>
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/internal/fixture"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+type config struct {
+	addr               string
+	authKey            string
+	ackTimeout         int
+	pingInterval       int
+	pingTimeout        int
+	handshakeTimeout   int
+	channelLimit       int
+	allowClientPublish bool
+	broker             string
+}
+
+func parse(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("interop-fixture", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	envStr := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var envErr error
+	envInt := func(name string, def int) int {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				envErr = fmt.Errorf("invalid value %q for environment variable %s: want an integer", v, name)
+				return def
+			}
+			return n
+		}
+		return def
+	}
+	envBool := func(name string, def bool) bool {
+		if v := getenv(name); v != "" {
+			b, err := strconv.ParseBool(strings.TrimSpace(strings.ToLower(v)))
+			if err != nil {
+				switch strings.ToLower(strings.TrimSpace(v)) {
+				case "yes", "on":
+					return true
+				case "no", "off":
+					return false
+				}
+				envErr = fmt.Errorf("invalid value %q for environment variable %s: want true or false", v, name)
+				return def
+			}
+			return b
+		}
+		return def
+	}
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8000", "listen address host:port (port 0 picks a free one)")
+	fs.StringVar(&c.authKey, "auth-key", envStr("SC_AUTH_KEY", "interop-secret"), "HS256 auth key [SC_AUTH_KEY]")
+	fs.IntVar(&c.ackTimeout, "ack-timeout", envInt("SC_ACK_TIMEOUT", 10000), "ack timeout in ms [SC_ACK_TIMEOUT]")
+	fs.IntVar(&c.pingInterval, "ping-interval", envInt("SC_PING_INTERVAL", 8000), "ping interval in ms [SC_PING_INTERVAL]")
+	fs.IntVar(&c.pingTimeout, "ping-timeout", envInt("SC_PING_TIMEOUT", 20000), "ping timeout in ms [SC_PING_TIMEOUT]")
+	fs.IntVar(&c.handshakeTimeout, "handshake-timeout", envInt("SC_HANDSHAKE_TIMEOUT", 10000), "handshake timeout in ms [SC_HANDSHAKE_TIMEOUT]")
+	fs.IntVar(&c.channelLimit, "channel-limit", envInt("SC_CHANNEL_LIMIT", 1000), "channels per socket [SC_CHANNEL_LIMIT]")
+	fs.BoolVar(&c.allowClientPublish, "allow-client-publish", envBool("SC_ALLOW_CLIENT_PUBLISH", true), "allow client publishes [SC_ALLOW_CLIENT_PUBLISH]")
+	fs.StringVar(&c.broker, "broker", envStr("SC_BROKER", "memory"), "broker: memory, redis://…, nats://… [SC_BROKER]")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if envErr != nil {
+		return nil, envErr
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, nil
+}
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	c, err := parse(args, getenv, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "interop-fixture:", err)
+		return 2
+	}
+	b, err := fixture.Broker(c.broker)
+	if err != nil {
+		fmt.Fprintln(stderr, "interop-fixture:", err)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := sc.New(sc.Options{
+		AuthKey:              []byte(c.authKey),
+		AuthAlgorithm:        "HS256",
+		AckTimeout:           ms(c.ackTimeout),
+		PingInterval:         ms(c.pingInterval),
+		PingTimeout:          ms(c.pingTimeout),
+		HandshakeTimeout:     ms(c.handshakeTimeout),
+		SocketChannelLimit:   c.channelLimit,
+		DisableClientPublish: !c.allowClientPublish,
+		Broker:               b,
+		Logger:               logger,
+		HTTPHandler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "Not found", http.StatusNotFound)
+		}),
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "interop-fixture:", err)
+		return 1
+	}
+	fixture.Install(srv)
+
+	l, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		fmt.Fprintln(stderr, "interop-fixture:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "READY %d\n", l.Addr().(*net.TCPAddr).Port)
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	select {
+	case <-sigs:
+	case err := <-served:
+		fmt.Fprintln(stderr, "interop-fixture:", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_ = srv.Close(ctx)
+	return 0
+}

@@ -1,0 +1,280 @@
+package wire
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Packet is one decoded SocketCluster packet. Raw fields alias the frame
+// they were parsed from.
+type Packet struct {
+	Event    string
+	HasEvent bool // "event" is a string
+	Data     []byte
+	Cid      float64
+	HasCid   bool // "cid" is a number
+	Rid      float64
+	HasRid   bool // "rid" is a number
+	Error    []byte
+}
+
+// IsEvent reports whether p is an event packet (transmit or invoke).
+func (p *Packet) IsEvent() bool { return p.HasEvent }
+
+// IsResponse reports whether p is a response packet.
+func (p *Packet) IsResponse() bool { return !p.HasEvent && p.HasRid }
+
+// Kind classifies a frame.
+type Kind uint8
+
+const (
+	// Raw is anything that is not a packet or a batch.
+	Raw Kind = iota
+	// Single is one JSON object (which may still not be a packet).
+	Single
+	// Batch is a JSON array of values.
+	Batch
+)
+
+// Parse decodes one text frame as the default codec does. A frame that does
+// not start (after optional whitespace) with { or [, or is not valid JSON,
+// is Raw. For a Single frame, packets has one element with ok[0] telling
+// whether it is a packet; for a Batch, one element per array element.
+// An element that is not an object yields a zero Packet with ok false.
+func Parse(frame []byte, packets []Packet, ok []bool) ([]Packet, []bool, Kind) {
+	i := skipWS(frame, 0)
+	if i >= len(frame) || (frame[i] != '{' && frame[i] != '[') {
+		return packets, ok, Raw
+	}
+	if !json.Valid(frame) {
+		return packets, ok, Raw
+	}
+	if frame[i] == '{' {
+		p, good := parseObject(frame, i)
+		return append(packets, p), append(ok, good), Single
+	}
+	// Batch.
+	i++
+	for {
+		i = skipWS(frame, i)
+		if frame[i] == ']' {
+			break
+		}
+		end := skipValue(frame, i)
+		if frame[i] == '{' {
+			p, good := parseObject(frame, i)
+			packets = append(packets, p)
+			ok = append(ok, good)
+		} else {
+			packets = append(packets, Packet{})
+			ok = append(ok, false)
+		}
+		i = skipWS(frame, end)
+		if frame[i] == ',' {
+			i++
+		}
+	}
+	return packets, ok, Batch
+}
+
+// parseObject reads the object starting at frame[i] ('{'); frame is valid
+// JSON. ok reports whether it is a packet (string event or numeric rid).
+func parseObject(b []byte, i int) (p Packet, ok bool) {
+	i++ // '{'
+	for {
+		i = skipWS(b, i)
+		if b[i] == '}' {
+			break
+		}
+		// key
+		ks := i
+		ke := skipString(b, i)
+		key := b[ks+1 : ke-1]
+		i = skipWS(b, ke)
+		i++ // ':'
+		i = skipWS(b, i)
+		vs := i
+		ve := skipValue(b, i)
+		val := b[vs:ve]
+		if hasEscape(key) {
+			var k string
+			if json.Unmarshal(b[ks:ke], &k) == nil {
+				key = []byte(k)
+			}
+		}
+		switch string(key) {
+		case "event":
+			if val[0] == '"' {
+				p.Event, p.HasEvent = unquote(val), true
+			} else {
+				p.Event, p.HasEvent = "", false
+			}
+		case "data":
+			p.Data = val
+		case "cid":
+			p.Cid, p.HasCid = number(val)
+		case "rid":
+			p.Rid, p.HasRid = number(val)
+		case "error":
+			p.Error = val
+		}
+		i = skipWS(b, ve)
+		if b[i] == ',' {
+			i++
+		}
+	}
+	return p, p.HasEvent || p.HasRid
+}
+
+func number(v []byte) (float64, bool) {
+	c := v[0]
+	if c != '-' && (c < '0' || c > '9') {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
+}
+
+// Unquote returns the Go string of a JSON string literal (quotes included).
+func unquote(v []byte) string {
+	inner := v[1 : len(v)-1]
+	if !hasEscape(inner) && utf8.Valid(inner) {
+		return string(inner)
+	}
+	var s string
+	_ = json.Unmarshal(v, &s)
+	return s
+}
+
+// Unquote is the exported form of unquote for callers holding a raw JSON
+// string value; ok is false when raw is not a JSON string.
+func Unquote(raw []byte) (string, bool) {
+	raw = trimWS(raw)
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	return unquote(raw), true
+}
+
+func hasEscape(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+func trimWS(b []byte) []byte {
+	i := skipWS(b, 0)
+	j := len(b)
+	for j > i && isWS(b[j-1]) {
+		j--
+	}
+	return b[i:j]
+}
+
+func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && isWS(b[i]) {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string literal starting at b[i].
+func skipString(b []byte, i int) int {
+	i++
+	for i < len(b) {
+		switch b[i] {
+		case '\\':
+			i += 2
+		case '"':
+			return i + 1
+		default:
+			i++
+		}
+	}
+	return i
+}
+
+// skipValue returns the index after the (valid) JSON value starting at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	default:
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// Object reads the top-level keys of a raw JSON object value. It returns
+// false when raw is not an object. The callback gets each key and its raw
+// value; later duplicates are reported too (last one wins for callers that
+// assign).
+func Object(raw []byte, fn func(key string, val []byte)) bool {
+	raw = trimWS(raw)
+	if len(raw) < 2 || raw[0] != '{' {
+		return false
+	}
+	i := 1
+	for {
+		i = skipWS(raw, i)
+		if i >= len(raw) || raw[i] == '}' {
+			return true
+		}
+		ks := i
+		ke := skipString(raw, i)
+		key := unquote(raw[ks:ke])
+		i = skipWS(raw, ke)
+		i++
+		i = skipWS(raw, i)
+		vs := i
+		ve := skipValue(raw, i)
+		fn(key, raw[vs:ve])
+		i = skipWS(raw, ve)
+		if i < len(raw) && raw[i] == ',' {
+			i++
+		}
+	}
+}
+
+// Number parses a raw JSON number.
+func Number(raw []byte) (float64, bool) {
+	raw = trimWS(raw)
+	if len(raw) == 0 {
+		return 0, false
+	}
+	return number(raw)
+}

@@ -1,0 +1,234 @@
+package socketcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// MiddlewareLine names one of the four middleware lines (PROTOCOL.md §8).
+type MiddlewareLine string
+
+// Middleware lines.
+const (
+	MiddlewareHandshake  MiddlewareLine = "handshake"  // HandshakeWS, HandshakeSC
+	MiddlewareInboundRaw MiddlewareLine = "inboundRaw" // Message
+	MiddlewareInbound    MiddlewareLine = "inbound"    // Transmit, Invoke, Subscribe, PublishIn, Authenticate
+	MiddlewareOutbound   MiddlewareLine = "outbound"   // PublishOut
+)
+
+// ActionType is the type of a middleware action.
+type ActionType string
+
+// Action types.
+const (
+	ActionHandshakeWS  ActionType = "handshakeWS"
+	ActionHandshakeSC  ActionType = "handshakeSC"
+	ActionMessage      ActionType = "message"
+	ActionTransmit     ActionType = "transmit"
+	ActionInvoke       ActionType = "invoke"
+	ActionSubscribe    ActionType = "subscribe"
+	ActionPublishIn    ActionType = "publishIn"
+	ActionPublishOut   ActionType = "publishOut"
+	ActionAuthenticate ActionType = "authenticate"
+)
+
+// Action is what a middleware decides on. Fields are set according to
+// Type (PROTOCOL.md §8.2). A middleware allows an action by returning nil,
+// after optionally replacing Data (SetData) — the reference's
+// allow({data}); it blocks by returning an error: the client gets that
+// error (an *Error keeps its name and fields), or, for ErrBlocked and
+// errors wrapped with Silent, a SilentMiddlewareBlockedError.
+type Action struct {
+	Type ActionType
+	// Request is the HTTP upgrade request (handshake actions).
+	Request *http.Request
+	// Socket is the socket concerned (all but HandshakeWS).
+	Socket *Socket
+	// Receiver (Transmit), Procedure (Invoke) and Channel (Subscribe,
+	// PublishIn, PublishOut) name the target.
+	Receiver, Procedure, Channel string
+	// Data is the payload: the event data, the subscription's data field,
+	// the published data, the raw message (Message), or for HandshakeSC
+	// the token verification result {signedAuthToken, authTokenError,
+	// authToken, authState}.
+	Data Data
+	// SignedAuthToken and AuthToken are set for Authenticate.
+	SignedAuthToken string
+	AuthToken       AuthToken
+	// AuthTokenExpiredError is set on Transmit, Invoke, Subscribe and
+	// PublishIn when the socket's token expired just before this action.
+	AuthTokenExpiredError error
+	// AuthTokenError is the verification error of the handshake's token
+	// (HandshakeSC), if any.
+	AuthTokenError error
+	// WaitForAuth is set on Subscribe when the client asked for it.
+	WaitForAuth bool
+
+	dataChanged bool
+}
+
+// SetData replaces the action's data (allow({data: v})). v follows the
+// rules of Request.End.
+func (a *Action) SetData(v any) error {
+	raw, err := encodeValue(v)
+	if err != nil {
+		return err
+	}
+	if raw == nil {
+		return nil // undefined means keep
+	}
+	a.Data = Data(raw)
+	a.dataChanged = true
+	return nil
+}
+
+// Middleware decides on one action. It runs with a context that is
+// cancelled after Options.MiddlewareTimeout; inbound and handshake
+// middleware that has not returned by then blocks the action with a
+// MiddlewareTimeoutError and the socket goes on. Actions of one socket are
+// decided one at a time, in order.
+type Middleware func(ctx context.Context, a *Action) error
+
+// ErrBlocked blocks an action silently: the client gets a
+// SilentMiddlewareBlockedError.
+var ErrBlocked = errors.New("socketcluster: blocked by middleware")
+
+type silentError struct{ err error }
+
+func (e silentError) Error() string { return e.err.Error() }
+func (e silentError) Unwrap() error { return e.err }
+
+// Silent marks a blocking error as silent: the client gets a
+// SilentMiddlewareBlockedError, server-side events get err.
+func Silent(err error) error { return silentError{err} }
+
+type middlewareSet struct {
+	handshake, inboundRaw, inbound, outbound atomic.Pointer[Middleware]
+}
+
+func (m *middlewareSet) line(l MiddlewareLine) *atomic.Pointer[Middleware] {
+	switch l {
+	case MiddlewareHandshake:
+		return &m.handshake
+	case MiddlewareInboundRaw:
+		return &m.inboundRaw
+	case MiddlewareInbound:
+		return &m.inbound
+	case MiddlewareOutbound:
+		return &m.outbound
+	}
+	return nil
+}
+
+// SetMiddleware sets the function of a middleware line. Setting a line
+// twice is an InvalidActionError; an unknown line an InvalidArgumentsError.
+// Middleware applies to every action decided after the call, on every
+// socket.
+func (srv *Server) SetMiddleware(line MiddlewareLine, fn Middleware) error {
+	p := srv.middleware.line(line)
+	if p == nil {
+		return NewError("InvalidArgumentsError", "Middleware "+string(line)+" type is not supported")
+	}
+	if fn == nil {
+		return NewError("InvalidArgumentsError", "Middleware function is nil")
+	}
+	if !p.CompareAndSwap(nil, &fn) {
+		return errInvalidAction("Middleware " + string(line) + " type has already been set")
+	}
+	return nil
+}
+
+// RemoveMiddleware removes the function of a middleware line.
+func (srv *Server) RemoveMiddleware(line MiddlewareLine) {
+	if p := srv.middleware.line(line); p != nil {
+		p.Store(nil)
+	}
+}
+
+// HasMiddleware reports whether a line has a function.
+func (srv *Server) HasMiddleware(line MiddlewareLine) bool {
+	p := srv.middleware.line(line)
+	return p != nil && p.Load() != nil
+}
+
+func middlewareTimeoutError(t ActionType, d time.Duration) *Error {
+	return NewError("MiddlewareTimeoutError", fmt.Sprintf("The %s AGAction was not decided by middleware within %v", t, d))
+}
+
+// decide runs fn on a with the middleware deadline. async runs fn in its
+// own goroutine so that a function that ignores ctx cannot hold the socket
+// past the deadline; a panic blocks the action with an error.
+func (srv *Server) decide(line MiddlewareLine, a *Action, async bool) (err error) {
+	p := srv.middleware.line(line).Load()
+	if p == nil {
+		return nil
+	}
+	fn := *p
+	ctx, cancel := context.WithTimeout(context.Background(), srv.opts.MiddlewareTimeout)
+	defer cancel()
+	call := func(x *Action) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = NewError("MiddlewareError", fmt.Sprintf("%s middleware panicked: %v", line, r))
+				srv.opts.Logger.Error("socketcluster: middleware panicked", "line", string(line), "action", string(a.Type), "panic", fmt.Sprint(r))
+			}
+		}()
+		return fn(ctx, x)
+	}
+	if !async {
+		return call(a)
+	}
+	// The function works on a copy so that a late return cannot race with
+	// the socket going on.
+	cp := *a
+	done := make(chan error, 1)
+	go func() { done <- call(&cp) }()
+	select {
+	case err := <-done:
+		*a = cp
+		return err
+	case <-ctx.Done():
+		return middlewareTimeoutError(a.Type, srv.opts.MiddlewareTimeout)
+	}
+}
+
+// runInbound decides an inbound action.
+func (srv *Server) runInbound(s *Socket, a *Action) error {
+	return srv.decide(MiddlewareInbound, a, true)
+}
+
+// blockError turns a blocking error into the wire error the client gets,
+// and emits the failure as the reference does (PROTOCOL.md §8.4).
+func (srv *Server) blockError(err error, a *Action, line MiddlewareLine) []byte {
+	clientErr := err
+	var se silentError
+	var e *Error
+	if errors.Is(err, ErrBlocked) || errors.As(err, &se) || (errors.As(err, &e) && isSilentField(e)) {
+		clientErr = NewError("SilentMiddlewareBlockedError",
+			"The "+string(a.Type)+" AGAction was blocked by "+string(line)+" middleware").With("type", string(line))
+		if errors.Is(err, ErrBlocked) {
+			err = clientErr
+		}
+	}
+	if !srv.opts.SuppressMiddlewareFailures {
+		if a.Type == ActionHandshakeWS || a.Type == ActionHandshakeSC || a.Socket == nil {
+			srv.emitWarning(err)
+		} else {
+			a.Socket.emitError(err)
+		}
+	}
+	raw, encErr := appendError(nil, clientErr)
+	if encErr != nil {
+		raw, _ = appendError(nil, errors.New(clientErr.Error()))
+	}
+	return raw
+}
+
+func isSilentField(e *Error) bool {
+	v, ok := e.Field("silent")
+	return ok && v == true
+}

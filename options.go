@@ -1,0 +1,207 @@
+package socketcluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/socketcluster-go/socketcluster/auth"
+	"github.com/socketcluster-go/socketcluster/broker"
+)
+
+// Options configures a Server. The zero value gives the reference server's
+// defaults (socketcluster-server 20.x, PROTOCOL.md §10); each field
+// documents its default. Options that are true by default in the reference
+// are expressed as their negation here (DisableClientPublish for
+// allowClientPublish…) so that the zero value stays the default.
+type Options struct {
+	// Path is the WebSocket endpoint. Default "/socketcluster/".
+	Path string
+	// Origins lists the allowed origins as the reference's single string
+	// ("host:port host2:*"). Default "*:*" (any origin).
+	Origins string
+	// ProtocolVersion selects the ping format: 2 (default) pings with an
+	// empty text frame, 1 with "#1" (for old clients).
+	ProtocolVersion int
+	// PingInterval is the ping period. Default 8s.
+	PingInterval time.Duration
+	// PingTimeout is the pong deadline, also announced in the handshake.
+	// Default 30s.
+	PingTimeout time.Duration
+	// PingTimeoutDisabled turns off pings and the pong deadline. The
+	// official client then disconnects by itself after PingTimeout.
+	PingTimeoutDisabled bool
+	// HandshakeTimeout is the deadline for #handshake (close 4005).
+	// Default 10s.
+	HandshakeTimeout time.Duration
+	// DisableStrictHandshake lets packets other than #handshake be
+	// processed before the handshake (the reference's strictHandshake:
+	// false). By default they close the socket with 4009.
+	DisableStrictHandshake bool
+	// AckTimeout bounds server→client invokes. Default 10s.
+	AckTimeout time.Duration
+	// DisableClientPublish refuses #publish from clients
+	// (allowClientPublish: false).
+	DisableClientPublish bool
+	// SocketChannelLimit caps the channels per socket. Default 0: no limit.
+	SocketChannelLimit int
+
+	// AuthKey is the HMAC secret for tokens. Default: 32 random bytes as
+	// hex, made at start (tokens then do not survive a restart).
+	AuthKey []byte
+	// AuthPrivateKey and AuthPublicKey (PEM) sign and verify with RSA or
+	// ECDSA; both or neither. Set AuthAlgorithm with them (RS256, ES256…).
+	AuthPrivateKey, AuthPublicKey []byte
+	// AuthAlgorithm signs tokens. Default HS256.
+	AuthAlgorithm string
+	// AuthVerifyAlgorithms lists accepted algorithms. Default: AuthAlgorithm
+	// if set, else by key type (HS256/384/512 for a secret).
+	AuthVerifyAlgorithms []string
+	// AuthDefaultExpiry is the lifetime of tokens whose payload has no exp.
+	// Default 24h.
+	AuthDefaultExpiry time.Duration
+
+	// AuthEngine replaces the JWT engine (sign and verify). Default: an
+	// auth.JWT built from the Auth* options above.
+	AuthEngine auth.Engine
+
+	// Codec replaces the JSON codec. Default nil: JSON (sc-formatter).
+	Codec Codec
+	// Broker carries publishes between server instances. Default: an
+	// in-process broker.Memory on a bus of its own.
+	Broker broker.Broker
+
+	// MiddlewareTimeout bounds each middleware decision; an inbound or
+	// handshake action not decided in time is blocked with a
+	// MiddlewareTimeoutError. Default 10s.
+	MiddlewareTimeout time.Duration
+	// SuppressMiddlewareFailures stops blocked middleware actions from
+	// being emitted as socket errors (middlewareEmitFailures: false).
+	SuppressMiddlewareFailures bool
+
+	// BatchOnHandshake batches every socket's output for
+	// BatchOnHandshakeDuration (default 400ms) after its handshake, flushing
+	// every BatchInterval (default 50ms).
+	BatchOnHandshake         bool
+	BatchOnHandshakeDuration time.Duration
+	BatchInterval            time.Duration
+
+	// SocketStreamCleanupMode says what happens to a socket's streams after
+	// it ends: "kill" (default), "close", or "none".
+	SocketStreamCleanupMode string
+
+	// MaxPayload is the largest inbound message in bytes; a larger one
+	// closes the socket with 1009. Default 100 MiB (the reference's ws
+	// default).
+	MaxPayload int64
+
+	// OutboundQueueLimit bounds each socket's queue of unsent bytes. When a
+	// socket (a slow reader) goes over it, it is disconnected with
+	// CloseSlowConsumer (4100), a SlowConsumerEvent is emitted and the
+	// socket's messages are dropped: the publisher and other subscribers
+	// are never blocked. Default 64 MiB. The reference has no limit.
+	OutboundQueueLimit int
+	// WriteTimeout bounds each write to a socket; a socket that accepts no
+	// data for this long is terminated (1006). Default 30s.
+	WriteTimeout time.Duration
+
+	// HandleProtocols picks a WebSocket subprotocol from those offered.
+	// Default: the first one offered.
+	HandleProtocols func(offered []string) string
+	// HTTPHandler serves plain (non-WebSocket) HTTP requests that reach the
+	// Server's ServeHTTP. Default: 501 Not Implemented, as the reference's
+	// listen().
+	HTTPHandler http.Handler
+	// Logger receives the server's log lines. Default slog.Default().
+	Logger *slog.Logger
+	// CloneData has no effect: payloads are immutable raw JSON here. Kept
+	// for parity with the reference's cloneData option.
+	CloneData bool
+}
+
+// withDefaults returns a copy with every zero field set to its default.
+func (o Options) withDefaults() Options {
+	if o.Path == "" {
+		o.Path = "/socketcluster/"
+	}
+	if o.Origins == "" {
+		o.Origins = "*:*"
+	}
+	if o.ProtocolVersion == 0 {
+		o.ProtocolVersion = 2
+	}
+	if o.PingInterval == 0 {
+		o.PingInterval = 8 * time.Second
+	}
+	if o.PingTimeout == 0 {
+		o.PingTimeout = 30 * time.Second
+	}
+	if o.HandshakeTimeout == 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.AckTimeout == 0 {
+		o.AckTimeout = 10 * time.Second
+	}
+	if o.AuthDefaultExpiry == 0 {
+		o.AuthDefaultExpiry = 24 * time.Hour
+	}
+	if o.BatchOnHandshakeDuration == 0 {
+		o.BatchOnHandshakeDuration = 400 * time.Millisecond
+	}
+	if o.BatchInterval == 0 {
+		o.BatchInterval = 50 * time.Millisecond
+	}
+	if o.SocketStreamCleanupMode == "" {
+		o.SocketStreamCleanupMode = "kill"
+	}
+	if o.MaxPayload == 0 {
+		o.MaxPayload = 100 << 20
+	}
+	if o.OutboundQueueLimit == 0 {
+		o.OutboundQueueLimit = 64 << 20
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 30 * time.Second
+	}
+	if o.MiddlewareTimeout == 0 {
+		o.MiddlewareTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Validate reports the first option that cannot work, saying what to do.
+func (o Options) Validate() error {
+	d := o.withDefaults()
+	var errs []error
+	if !strings.HasPrefix(d.Path, "/") {
+		errs = append(errs, fmt.Errorf("socketcluster: Options.Path %q must start with /", d.Path))
+	}
+	if d.ProtocolVersion != 1 && d.ProtocolVersion != 2 {
+		errs = append(errs, fmt.Errorf("socketcluster: Options.ProtocolVersion is %d; use 1 or 2", d.ProtocolVersion))
+	}
+	for name, v := range map[string]time.Duration{
+		"PingInterval": d.PingInterval, "PingTimeout": d.PingTimeout, "HandshakeTimeout": d.HandshakeTimeout,
+		"AckTimeout": d.AckTimeout, "BatchInterval": d.BatchInterval, "BatchOnHandshakeDuration": d.BatchOnHandshakeDuration,
+		"WriteTimeout": d.WriteTimeout,
+	} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("socketcluster: Options.%s is negative (%v); leave it zero for the default", name, v))
+		}
+	}
+	if d.SocketChannelLimit < 0 {
+		errs = append(errs, errors.New("socketcluster: Options.SocketChannelLimit is negative; use 0 for no limit"))
+	}
+	if d.MaxPayload < 0 || d.OutboundQueueLimit < 0 {
+		errs = append(errs, errors.New("socketcluster: Options.MaxPayload and OutboundQueueLimit must not be negative"))
+	}
+	if (len(d.AuthPrivateKey) == 0) != (len(d.AuthPublicKey) == 0) {
+		errs = append(errs, NewError("InvalidOptionsError", "The authPrivateKey and authPublicKey options must be set together (both PEM keys) or not at all"))
+	}
+	return errors.Join(errs...)
+}

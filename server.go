@@ -1,0 +1,409 @@
+package socketcluster
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/socketcluster-go/socketcluster/auth"
+	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+)
+
+// Server is a SocketCluster server (AGServer). It is an http.Handler:
+// mount it on any mux at Options.Path, or call ListenAndServe.
+//
+// Listeners gives its event streams: Listener("connection") and so on, or
+// typed with Listen[ConnectionEvent](srv).
+type Server struct {
+	Listeners
+
+	opts       Options
+	codec      Codec
+	auth       auth.Engine
+	middleware middlewareSet
+	handlers   handlers
+	hub        *hub
+	exchange   *Exchange
+	metrics    metrics
+
+	// Guarded by mu.
+	mu       sync.RWMutex
+	clients  map[string]*Socket
+	pending  map[string]*Socket
+	httpSrvs []*http.Server
+
+	clientsCount atomic.Int64
+	pendingCount atomic.Int64
+	closing      atomic.Bool
+	ready        atomic.Bool
+	wg           sync.WaitGroup // one per socket reader
+}
+
+type metrics struct {
+	slowConsumers atomic.Int64
+}
+
+// New returns a server configured by opts (the zero Options gives the
+// reference's defaults). It fails when an option cannot work or the broker
+// cannot start.
+func New(opts Options) (*Server, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	o := opts.withDefaults()
+	srv := &Server{
+		Listeners: newListeners(),
+		opts:      o,
+		codec:     o.Codec,
+		clients:   make(map[string]*Socket),
+		pending:   make(map[string]*Socket),
+	}
+	eng, err := auth.New(auth.Options{
+		Key:              o.AuthKey,
+		PrivateKeyPEM:    o.AuthPrivateKey,
+		PublicKeyPEM:     o.AuthPublicKey,
+		Algorithm:        o.AuthAlgorithm,
+		VerifyAlgorithms: o.AuthVerifyAlgorithms,
+		DefaultExpiry:    o.AuthDefaultExpiry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	srv.auth = eng
+	if o.AuthEngine != nil {
+		srv.auth = o.AuthEngine
+	}
+	if err := srv.startPubSub(); err != nil {
+		return nil, err
+	}
+	srv.ready.Store(true)
+	srv.emit(ReadyEvent{})
+	return srv, nil
+}
+
+// Options returns the options in force, defaults filled in.
+func (srv *Server) Options() Options { return srv.opts }
+
+// Exchange returns the server's pub/sub client.
+func (srv *Server) Exchange() *Exchange { return srv.exchange }
+
+// IsReady reports whether the server (its broker) is ready.
+func (srv *Server) IsReady() bool { return srv.ready.Load() }
+
+// AckTimeout returns the timeout of server→client invokes.
+func (srv *Server) AckTimeout() time.Duration { return srv.opts.AckTimeout }
+
+// Path returns the WebSocket endpoint path.
+func (srv *Server) Path() string { return srv.opts.Path }
+
+// ClientsCount is the number of sockets that completed their handshake.
+func (srv *Server) ClientsCount() int { return int(srv.clientsCount.Load()) }
+
+// PendingClientsCount is the number of sockets still connecting.
+func (srv *Server) PendingClientsCount() int { return int(srv.pendingCount.Load()) }
+
+// Clients returns the connected sockets by id (a copy).
+func (srv *Server) Clients() map[string]*Socket {
+	srv.mu.RLock()
+	defer srv.mu.RUnlock()
+	out := make(map[string]*Socket, len(srv.clients))
+	for k, v := range srv.clients {
+		out[k] = v
+	}
+	return out
+}
+
+// PendingClients returns the connecting sockets by id (a copy).
+func (srv *Server) PendingClients() map[string]*Socket {
+	srv.mu.RLock()
+	defer srv.mu.RUnlock()
+	out := make(map[string]*Socket, len(srv.pending))
+	for k, v := range srv.pending {
+		out[k] = v
+	}
+	return out
+}
+
+// SlowConsumerCount counts sockets disconnected for a full outbound queue.
+func (srv *Server) SlowConsumerCount() int64 { return srv.metrics.slowConsumers.Load() }
+
+// GenerateID returns a new socket id.
+func (srv *Server) GenerateID() string { return newSocketID() }
+
+// EmitError emits a server error event.
+func (srv *Server) EmitError(err error) { srv.emit(ErrorEvent{Error: err}) }
+
+// EmitWarning emits a server warning event.
+func (srv *Server) EmitWarning(err error) { srv.emitWarning(err) }
+
+func (srv *Server) emitWarning(err error) { srv.emit(WarningEvent{Warning: err}) }
+
+func (srv *Server) emit(e Event) { srv.Listeners.emit(e) }
+
+// ---- HTTP ----
+
+func isUpgrade(r *http.Request) bool {
+	if r.Header.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range r.Header.Values("Connection") {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func httpFail(w http.ResponseWriter, code int, body string) {
+	h := w.Header()
+	h.Set("Connection", "close")
+	h.Set("Content-Type", "text/html")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(body))
+}
+
+// ServeHTTP accepts WebSocket upgrades at Options.Path with the checks of
+// PROTOCOL.md §1.2, and passes plain HTTP requests to Options.HTTPHandler
+// (default: 501 Not Implemented).
+func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !isUpgrade(r) {
+		if srv.opts.HTTPHandler != nil {
+			srv.opts.HTTPHandler.ServeHTTP(w, r)
+			return
+		}
+		httpFail(w, http.StatusNotImplemented, "Not Implemented")
+		return
+	}
+	if r.Method != http.MethodGet {
+		httpFail(w, http.StatusMethodNotAllowed, "Invalid HTTP method")
+		return
+	}
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		httpFail(w, http.StatusBadRequest, "Invalid Upgrade header")
+		return
+	}
+	if k, err := base64.StdEncoding.DecodeString(r.Header.Get("Sec-WebSocket-Key")); err != nil || len(k) != 16 {
+		httpFail(w, http.StatusBadRequest, "Missing or invalid Sec-WebSocket-Key header")
+		return
+	}
+	if r.Header.Get("Sec-WebSocket-Version") != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13, 8")
+		httpFail(w, http.StatusBadRequest, "Missing or invalid Sec-WebSocket-Version header")
+		return
+	}
+	if r.URL.Path != srv.opts.Path {
+		httpFail(w, http.StatusBadRequest, "Bad Request")
+		return
+	}
+	if srv.closing.Load() {
+		httpFail(w, http.StatusServiceUnavailable, "Server is shutting down")
+		return
+	}
+	a := &Action{Type: ActionHandshakeWS, Request: r}
+	if err := srv.decide(MiddlewareHandshake, a, true); err != nil {
+		srv.blockError(err, a, MiddlewareHandshake)
+		httpFail(w, http.StatusUnauthorized, blockMessage(err))
+		return
+	}
+	if origin, ok := srv.checkOrigin(r); !ok {
+		e := NewError("ServerProtocolError", "Failed to authorize socket handshake - Invalid origin: "+origin)
+		srv.emitWarning(e)
+		httpFail(w, http.StatusForbidden, e.Message)
+		return
+	}
+	conn, err := wsconn.Upgrade(w, r, wsconn.UpgradeOptions{Protocol: srv.opts.HandleProtocols, WriteTimeout: srv.opts.WriteTimeout})
+	if err != nil {
+		srv.emitWarning(err)
+		return
+	}
+	srv.accept(conn, r)
+}
+
+func blockMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return err.Error()
+}
+
+// checkOrigin applies the origins option (PROTOCOL.md §1.3).
+func (srv *Server) checkOrigin(r *http.Request) (string, bool) {
+	allowed := srv.opts.Origins
+	if strings.Contains(allowed, "*:*") {
+		return "", true
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		origin = r.Header.Get("Sec-WebSocket-Origin")
+	}
+	if origin == "" || origin == "null" {
+		return "*", false
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return origin, false
+	}
+	port := u.Port()
+	if port == "" {
+		if u.Scheme == "https" {
+			port = "443"
+		} else {
+			port = "80"
+		}
+	}
+	host := u.Hostname()
+	ok := strings.Contains(allowed, host+":"+port) || strings.Contains(allowed, host+":*") || strings.Contains(allowed, "*:"+port)
+	return origin, ok
+}
+
+// accept registers a new socket and starts its reader.
+func (srv *Server) accept(conn *wsconn.Conn, r *http.Request) {
+	s := &Socket{
+		Listeners:  newListeners(),
+		Receivers:  Receivers{d: stream.NewDemux[any]()},
+		Procedures: Procedures{d: stream.NewDemux[any]()},
+		id:         newSocketID(),
+		server:     srv,
+		conn:       conn,
+		request:    r,
+		remote:     conn.RemoteAddr().String(),
+		state:      StateConnecting,
+		authState:  Unauthenticated,
+		ended:      make(chan struct{}),
+	}
+	srv.mu.Lock()
+	srv.pending[s.id] = s
+	srv.mu.Unlock()
+	srv.pendingCount.Add(1)
+	srv.wg.Add(1)
+	s.startTimers()
+	srv.emit(HandshakeEvent{Socket: s})
+	go s.readLoop()
+}
+
+// promote moves a socket from pending to clients. It reports false when
+// the socket was not pending (a repeated handshake).
+func (srv *Server) promote(s *Socket) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if _, ok := srv.pending[s.id]; !ok {
+		return false
+	}
+	delete(srv.pending, s.id)
+	srv.pendingCount.Add(-1)
+	srv.clients[s.id] = s
+	srv.clientsCount.Add(1)
+	return true
+}
+
+func (srv *Server) removeSocket(s *Socket) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if _, ok := srv.pending[s.id]; ok {
+		delete(srv.pending, s.id)
+		srv.pendingCount.Add(-1)
+	}
+	if _, ok := srv.clients[s.id]; ok {
+		delete(srv.clients, s.id)
+		srv.clientsCount.Add(-1)
+	}
+}
+
+// ListenAndServe listens on addr and serves until Close.
+func (srv *Server) ListenAndServe(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(l)
+}
+
+// Serve serves on l until Close; it then returns http.ErrServerClosed.
+func (srv *Server) Serve(l net.Listener) error {
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	srv.mu.Lock()
+	if srv.closing.Load() {
+		srv.mu.Unlock()
+		_ = l.Close()
+		return http.ErrServerClosed
+	}
+	srv.httpSrvs = append(srv.httpSrvs, hs)
+	srv.mu.Unlock()
+	return hs.Serve(l)
+}
+
+func (srv *Server) allSockets() []*Socket {
+	srv.mu.RLock()
+	defer srv.mu.RUnlock()
+	out := make([]*Socket, 0, len(srv.clients)+len(srv.pending))
+	for _, s := range srv.clients {
+		out = append(out, s)
+	}
+	for _, s := range srv.pending {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Close shuts the server down gracefully: it stops accepting upgrades,
+// sends every socket a close frame with code 1001, waits until the
+// clients answered (or ctx is done, then cuts the rest), and stops the
+// broker. It never drops a connection without a close frame unless ctx
+// runs out.
+func (srv *Server) Close(ctx context.Context) error {
+	srv.closing.Store(true)
+	srv.mu.Lock()
+	hss := srv.httpSrvs
+	srv.httpSrvs = nil
+	srv.mu.Unlock()
+	for _, hs := range hss {
+		_ = hs.Shutdown(ctx)
+	}
+	for _, s := range srv.allSockets() {
+		_ = s.Disconnect(CloseGoingAway, "Server is shutting down")
+	}
+	done := make(chan struct{})
+	go func() { srv.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		for _, s := range srv.allSockets() {
+			s.Terminate()
+		}
+		<-done
+	}
+	srv.stopPubSub()
+	return err
+}
+
+// Terminate is the reference's close(): it stops accepting upgrades and
+// drops every connected socket without a close frame (clients see 1006).
+// Prefer Close.
+func (srv *Server) Terminate() {
+	srv.closing.Store(true)
+	srv.mu.Lock()
+	hss := srv.httpSrvs
+	srv.httpSrvs = nil
+	srv.mu.Unlock()
+	for _, hs := range hss {
+		_ = hs.Close()
+	}
+	for _, s := range srv.Clients() {
+		s.Terminate()
+	}
+}

@@ -1,0 +1,445 @@
+package socketcluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+)
+
+// State is a socket's connection state.
+type State string
+
+// Socket states.
+const (
+	StateConnecting State = "connecting"
+	StateOpen       State = "open"
+	StateClosed     State = "closed"
+)
+
+// Socket is the server side of one client connection (AGServerSocket).
+//
+// Listeners, Receivers and Procedures give its streams: events
+// (Listener("disconnect")…), transmits from the client by name
+// (Receiver("chat")) and invokes by name (Procedure("getUser")).
+//
+// All methods are safe for concurrent use. See CONCURRENCY.md for who owns
+// which field.
+type Socket struct {
+	Listeners
+	Receivers
+	Procedures
+
+	id      string
+	server  *Server
+	conn    *wsconn.Conn
+	request *http.Request
+	remote  string
+
+	// Guarded by mu.
+	mu            sync.Mutex
+	state         State
+	authState     AuthState
+	authToken     AuthToken
+	signedToken   string
+	channels      map[string]struct{}
+	calls         map[uint64]*call
+	nextCid       uint64
+	closeCode     int
+	closeReason   string
+	batching      bool // periodic batching (startBatching / batchOnHandshake)
+	manualBatch   bool // startBatch until flushBatch / cancelBatch
+	batch         [][]byte
+	batchTimer    *time.Timer
+	handshakeTmr  *time.Timer
+	pingTmr       *time.Timer
+	pongTmr       *time.Timer
+	pongResetAt   time.Time // reader-owned in practice; under mu for the timer callback
+	v14           map[string][]func()
+	userBatchLock bool
+
+	// Outbound queue, guarded by outMu (see socket_out.go).
+	outMu     sync.Mutex
+	outQ      [][]byte
+	outSpare  [][]byte
+	outBytes  int
+	flushing  bool
+	outClosed bool
+	closeReq  *closeRequest
+	slow      bool
+
+	inboundReceived  atomic.Int64
+	inboundProcessed atomic.Int64
+	outboundPrepared atomic.Int64
+	outboundSent     atomic.Int64
+
+	ended chan struct{} // closed after the end event
+}
+
+type call struct {
+	event string
+	ch    chan callResult
+}
+
+type callResult struct {
+	data Data
+	err  error
+}
+
+var socketCounter atomic.Uint32
+
+// newSocketID returns 12 random bytes and the low 3 bytes of a counter,
+// URL-safe base64 (20 characters), as the reference.
+func newSocketID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:12])
+	var c [4]byte
+	binary.BigEndian.PutUint32(c[:], socketCounter.Add(1)-1)
+	copy(b[12:], c[1:])
+	return base64.URLEncoding.EncodeToString(b[:])
+}
+
+// ID returns the socket id.
+func (s *Socket) ID() string { return s.id }
+
+// Server returns the server the socket belongs to.
+func (s *Socket) Server() *Server { return s.server }
+
+// Request returns the HTTP upgrade request (URL, query, headers, cookies).
+// Its body is not readable.
+func (s *Socket) Request() *http.Request { return s.request }
+
+// RemoteAddress returns the client's IP address.
+func (s *Socket) RemoteAddress() string {
+	host, _, err := net.SplitHostPort(s.remote)
+	if err != nil {
+		return s.remote
+	}
+	return host
+}
+
+// RemotePort returns the client's port.
+func (s *Socket) RemotePort() int {
+	_, port, _ := net.SplitHostPort(s.remote)
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
+// ForwardedForAddress returns the first address of the request's
+// X-Forwarded-For header, or "".
+func (s *Socket) ForwardedForAddress() string {
+	v := s.request.Header.Get("X-Forwarded-For")
+	for i := 0; i < len(v); i++ {
+		if v[i] == ',' {
+			return trimSpace(v[:i])
+		}
+	}
+	return trimSpace(v)
+}
+
+func trimSpace(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// State returns the connection state (getState in v14).
+func (s *Socket) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// ProtocolVersion returns the ping protocol version in use.
+func (s *Socket) ProtocolVersion() int { return s.server.opts.ProtocolVersion }
+
+// Exchange returns the server's exchange.
+func (s *Socket) Exchange() *Exchange { return s.server.exchange }
+
+// Done is closed when the socket has ended (after its end event).
+func (s *Socket) Done() <-chan struct{} { return s.ended }
+
+// ---- Counters and backpressure (PROTOCOL.md §11.3) ----
+
+// InboundReceivedMessageCount counts every inbound message, pongs included.
+func (s *Socket) InboundReceivedMessageCount() int64 { return s.inboundReceived.Load() }
+
+// InboundProcessedMessageCount counts inbound messages fully processed.
+func (s *Socket) InboundProcessedMessageCount() int64 { return s.inboundProcessed.Load() }
+
+// OutboundPreparedMessageCount counts frames queued for sending.
+func (s *Socket) OutboundPreparedMessageCount() int64 { return s.outboundPrepared.Load() }
+
+// OutboundSentMessageCount counts frames written.
+func (s *Socket) OutboundSentMessageCount() int64 { return s.outboundSent.Load() }
+
+// BytesReceived is not tracked per byte; it returns the inbound message count
+// for parity with getBytesReceived.
+
+// InboundBackpressure is the number of inbound messages received but not
+// yet processed.
+func (s *Socket) InboundBackpressure() int {
+	return int(s.inboundReceived.Load() - s.inboundProcessed.Load())
+}
+
+// OutboundBackpressure is the number of frames queued but not yet written.
+func (s *Socket) OutboundBackpressure() int {
+	return int(s.outboundPrepared.Load() - s.outboundSent.Load())
+}
+
+// Backpressure is the largest of the inbound, outbound, listener, receiver
+// and procedure backpressures.
+func (s *Socket) Backpressure() int {
+	return max(s.InboundBackpressure(), s.OutboundBackpressure(), s.AllListenersBackpressure(),
+		s.AllReceiversBackpressure(), s.AllProceduresBackpressure())
+}
+
+// ---- Auth accessors ----
+
+// AuthState returns the socket's authentication state.
+func (s *Socket) AuthState() AuthState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.authState
+}
+
+// AuthToken returns the socket's decoded token, or nil.
+func (s *Socket) AuthToken() AuthToken {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.authToken
+}
+
+// SignedAuthToken returns the socket's signed token, or "".
+func (s *Socket) SignedAuthToken() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.signedToken
+}
+
+// ---- Sending ----
+
+// Transmit sends an event to the client's receiver (fire and forget). data
+// follows Request.End's rules (Undefined for no data). On a socket that is
+// not open it sends nothing and returns a BadConnectionError (also emitted
+// as a socket error, as the reference does).
+func (s *Socket) Transmit(event string, data any) error {
+	raw, err := encodeValue(data)
+	if err != nil {
+		return err
+	}
+	if s.State() != StateOpen {
+		e := errBadConnection("Socket transmit "+event+" event was aborted due to a bad connection", "disconnect", s.closeCodeOr(1001), "")
+		s.emitError(e)
+		return e
+	}
+	s.sendEvent(event, raw)
+	return nil
+}
+
+func (s *Socket) closeCodeOr(def int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeCode != 0 {
+		return s.closeCode
+	}
+	return def
+}
+
+// Invoke calls the client's procedure and waits for its answer, at most
+// the server's AckTimeout (TimeoutError) and at most ctx. The answer's
+// error is an *Error (or *ValueError) rebuilt from the client's.
+func (s *Socket) Invoke(ctx context.Context, event string, data any) (Data, error) {
+	return s.InvokeTimeout(ctx, event, data, s.server.opts.AckTimeout)
+}
+
+// InvokeTimeout is Invoke with its own ack timeout (the reference's
+// {ackTimeout} option).
+func (s *Socket) InvokeTimeout(ctx context.Context, event string, data any, ackTimeout time.Duration) (Data, error) {
+	raw, err := encodeValue(data)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.state != StateOpen {
+		code := s.closeCode
+		s.mu.Unlock()
+		if code == 0 {
+			code = 1001
+		}
+		return nil, errBadConnection("Socket invoke "+event+" event was aborted due to a bad connection", "disconnect", code, "")
+	}
+	s.nextCid++
+	cid := s.nextCid
+	c := &call{event: event, ch: make(chan callResult, 1)}
+	if s.calls == nil {
+		s.calls = make(map[uint64]*call)
+	}
+	s.calls[cid] = c
+	s.mu.Unlock()
+
+	s.sendInvoke(event, float64(cid), raw)
+
+	timer := time.NewTimer(ackTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-c.ch:
+		return r.data, r.err
+	case <-timer.C:
+		s.dropCall(cid)
+		return nil, errTimeout(event)
+	case <-ctx.Done():
+		s.dropCall(cid)
+		return nil, ctx.Err()
+	}
+}
+
+func (s *Socket) dropCall(cid uint64) {
+	s.mu.Lock()
+	delete(s.calls, cid)
+	s.mu.Unlock()
+}
+
+// Send writes data raw, bypassing the codec: a string as a text frame,
+// []byte as a binary frame. The client emits it as a raw event.
+func (s *Socket) Send(data any) error {
+	var frame []byte
+	switch x := data.(type) {
+	case string:
+		frame = wsconn.Frame(false, []byte(x))
+	case []byte:
+		frame = wsconn.Frame(true, x)
+	case Binary:
+		frame = wsconn.Frame(true, x)
+	default:
+		return NewError("InvalidArgumentsError", "Send takes a string or []byte")
+	}
+	if !s.enqueue(frame) {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Disconnect closes the connection with a close frame carrying code and
+// reason (default 1000, empty reason). Codes must be 1000–1003, 1007–1014
+// or 3000–4999; reasons are cut to 123 bytes.
+func (s *Socket) Disconnect(code int, reason string) error {
+	if code == 0 {
+		code = CloseNormal
+	}
+	if !ValidCloseCode(code) {
+		return NewError("InvalidArgumentsError", "Invalid close code "+strconv.Itoa(code)+": use 1000-1003, 1007-1014 or 3000-4999")
+	}
+	s.closeWith(code, truncateReason(reason), true)
+	return nil
+}
+
+func truncateReason(r string) string {
+	if len(r) <= 123 {
+		return r
+	}
+	r = r[:123]
+	// Do not cut a UTF-8 sequence.
+	for len(r) > 0 && r[len(r)-1]&0xC0 == 0x80 {
+		r = r[:len(r)-1]
+	}
+	if len(r) > 0 && r[len(r)-1] >= 0xC0 {
+		r = r[:len(r)-1]
+	}
+	return r
+}
+
+// Terminate drops the TCP connection without a close frame (the client
+// sees 1006).
+func (s *Socket) Terminate() {
+	_ = s.conn.Close()
+}
+
+// ---- v14 compatibility: emit / on / off ----
+
+// Emit is the SocketCluster 14 form: without a callback it transmits;
+// with one it invokes and calls back with the answer (from a new
+// goroutine).
+func (s *Socket) Emit(event string, data any, callback func(err error, data Data)) {
+	if callback == nil {
+		_ = s.Transmit(event, data)
+		return
+	}
+	go func() {
+		d, err := s.Invoke(context.Background(), event, data)
+		callback(err, d)
+	}()
+}
+
+// On is the SocketCluster 14 form of handling a client event: the handler
+// gets transmits (respond is then a no-op) and invokes (respond answers:
+// a non-nil err sends an error, else data). It runs in a goroutine of its
+// own until Off or the socket ends.
+func (s *Socket) On(event string, handler func(data Data, respond func(err error, data any))) {
+	rc := s.Receiver(event).Consumer()
+	pc := s.Procedure(event).Consumer()
+	noop := func(error, any) {}
+	go func() {
+		for d := range rc.All(context.Background()) {
+			handler(d, noop)
+		}
+	}()
+	go func() {
+		for req := range pc.All(context.Background()) {
+			handler(req.Data, func(err error, data any) {
+				if err != nil {
+					_ = req.Error(err)
+				} else {
+					_ = req.End(data)
+				}
+			})
+		}
+	}()
+	s.mu.Lock()
+	if s.v14 == nil {
+		s.v14 = make(map[string][]func())
+	}
+	s.v14[event] = append(s.v14[event], rc.Stop, pc.Stop)
+	s.mu.Unlock()
+}
+
+// Off removes the handlers added with On for event ("" for all events).
+func (s *Socket) Off(event string) {
+	s.mu.Lock()
+	var stops []func()
+	for ev, fns := range s.v14 {
+		if event == "" || ev == event {
+			stops = append(stops, fns...)
+			delete(s.v14, ev)
+		}
+	}
+	s.mu.Unlock()
+	for _, f := range stops {
+		f()
+	}
+}
+
+// ---- Errors ----
+
+// emitError emits err as a socket error event and a server warning.
+func (s *Socket) emitError(err error) {
+	s.emit(ErrorEvent{Error: err})
+	s.server.emitWarning(err)
+}
+
+func (s *Socket) emit(e Event) { s.Listeners.emit(e) }
+
+var _ = stream.ErrEnded

@@ -1,0 +1,290 @@
+package socketcluster
+
+import (
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/socketcluster-go/socketcluster/internal/wire"
+	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+)
+
+// The inbound path. One goroutine per socket (readLoop) reads messages and
+// processes each one completely — middleware waits included — before
+// reading the next, so a socket's inbound messages are handled strictly in
+// order (PROTOCOL.md §0 item 6) and a slow socket only delays itself (TCP
+// flow control pushes back on its client). Procedures and receivers are
+// streams: handing a request to a procedure never waits for its answer, so
+// a procedure may answer a later request before an earlier one.
+
+func (s *Socket) readLoop() {
+	defer s.server.wg.Done()
+	defer func() { _ = s.conn.Close() }()
+	limit := s.server.opts.MaxPayload
+	pong := ""
+	if s.server.opts.ProtocolVersion == 1 {
+		pong = "#2"
+	}
+	var packets []wire.Packet
+	var oks []bool
+	for {
+		isBinary, msg, err := s.conn.ReadMessage(limit)
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		if s.State() == StateClosed {
+			// Closing: wait for the peer's close frame, ignore the rest.
+			continue
+		}
+		s.inboundReceived.Add(1)
+		isPong := !isBinary && string(msg) == pong
+		s.touch(isPong)
+		if s.Listeners.d.HasConsumers("message") {
+			s.emit(MessageEvent{Message: msg, Binary: isBinary})
+		}
+		packets, oks = s.handleMessage(isBinary, msg, isPong, packets[:0], oks[:0])
+		s.inboundProcessed.Add(1)
+	}
+}
+
+func (s *Socket) readFailed(err error) {
+	var ce *wsconn.CloseError
+	switch {
+	case errors.As(err, &ce):
+		s.closeWith(ce.Code, ce.Reason, false)
+	case errors.Is(err, wsconn.ErrTooBig):
+		s.emitError(NewError("RangeError", "Max payload size exceeded"))
+		s.conn.WriteClose(CloseMessageTooBig, "")
+		s.closeWith(CloseMessageTooBig, "", false)
+	case errors.Is(err, wsconn.ErrProtocol):
+		s.conn.WriteClose(CloseProtocolError, "")
+		s.closeWith(CloseProtocolError, "", false)
+	default:
+		reason := ""
+		var ne net.Error
+		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !(errors.As(err, &ne) && ne.Timeout()) {
+			reason = err.Error()
+		}
+		s.closeWith(CloseAbnormal, reason, false)
+	}
+}
+
+func (s *Socket) strictConnecting() bool {
+	return !s.server.opts.DisableStrictHandshake && s.State() == StateConnecting
+}
+
+// handleMessage processes one inbound message (PROTOCOL.md §2.3 steps 6–9).
+func (s *Socket) handleMessage(isBinary bool, msg []byte, isPong bool, packets []wire.Packet, oks []bool) ([]wire.Packet, []bool) {
+	if isPong {
+		if s.strictConnecting() {
+			s.closeWith(CloseBeforeHandshake, "", true)
+		} else if s.State() == StateOpen {
+			s.checkTokenExpiry()
+		}
+		return packets, oks
+	}
+	var kind wire.Kind
+	if c := s.server.codec; c != nil {
+		var err error
+		packets, oks, kind, err = decodeCodec(c, msg, isBinary, packets, oks)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				e = NewError("InvalidMessageError", err.Error())
+			}
+			s.emitError(e)
+			if s.strictConnecting() {
+				s.closeWith(CloseBeforeHandshake, "", true)
+			}
+			return packets, oks
+		}
+	} else {
+		packets, oks, kind = wire.Parse(msg, packets, oks)
+	}
+	if kind == wire.Raw {
+		if s.strictConnecting() {
+			s.closeWith(CloseBeforeHandshake, "", true)
+			return packets, oks
+		}
+		s.emit(RawEvent{Message: msg, Binary: isBinary})
+		return packets, oks
+	}
+	for i := range packets {
+		if s.State() == StateClosed {
+			break
+		}
+		if !oks[i] {
+			if s.strictConnecting() {
+				s.closeWith(CloseBeforeHandshake, "", true)
+				break
+			}
+			s.emit(RawEvent{Message: msg, Binary: isBinary})
+			continue
+		}
+		s.handlePacket(&packets[i])
+	}
+	return packets, oks
+}
+
+// handlePacket dispatches one packet (PROTOCOL.md §3).
+func (s *Socket) handlePacket(p *wire.Packet) {
+	if !p.HasEvent {
+		// A response to a server invoke.
+		if s.strictConnecting() {
+			s.closeWith(CloseBeforeHandshake, "", true)
+			return
+		}
+		s.resolveCall(p)
+		return
+	}
+	if p.Event == "#handshake" {
+		s.handleHandshake(p)
+		return
+	}
+	if s.strictConnecting() {
+		s.closeWith(CloseBeforeHandshake, "", true)
+		return
+	}
+	switch p.Event {
+	case "#authenticate":
+		s.handleAuthenticate(p)
+		return
+	case "#removeAuthToken":
+		s.handleRemoveAuthToken(p)
+		return
+	case "#subscribe":
+		s.handleSubscribe(p)
+		return
+	case "#unsubscribe":
+		s.handleUnsubscribe(p)
+		return
+	case "#publish":
+		s.handlePublish(p)
+		return
+	}
+	expired := s.checkTokenExpiry()
+	if p.HasCid {
+		a := &Action{Type: ActionInvoke, Socket: s, Procedure: p.Event, Data: Data(p.Data), AuthTokenExpiredError: expired}
+		if err := s.server.runInbound(s, a); err != nil {
+			s.sendResponse(p.Cid, nil, s.server.blockError(err, a, "inbound"))
+			return
+		}
+		req := &Request{Procedure: p.Event, Data: a.Data, Socket: s, ID: p.Cid}
+		s.Procedures.d.Write(p.Event, req)
+		if h := s.server.procedureHandler(p.Event); h != nil {
+			s.server.safeCall(func() { h(req) })
+		}
+		return
+	}
+	a := &Action{Type: ActionTransmit, Socket: s, Receiver: p.Event, Data: Data(p.Data), AuthTokenExpiredError: expired}
+	if err := s.server.runInbound(s, a); err != nil {
+		s.server.blockError(err, a, "inbound")
+		return
+	}
+	s.Receivers.d.Write(p.Event, a.Data)
+	if h := s.server.receiverHandler(p.Event); h != nil {
+		s.server.safeCall(func() { h(s, a.Data) })
+	}
+}
+
+// resolveCall hands a client's response to the waiting Invoke.
+func (s *Socket) resolveCall(p *wire.Packet) {
+	if p.Rid < 0 || p.Rid != float64(uint64(p.Rid)) {
+		return
+	}
+	cid := uint64(p.Rid)
+	s.mu.Lock()
+	c := s.calls[cid]
+	delete(s.calls, cid)
+	s.mu.Unlock()
+	if c == nil {
+		return // unknown rid: ignored, as the reference
+	}
+	var r callResult
+	if p.Error != nil && string(p.Error) != "null" {
+		r.err = hydrateError(p.Error)
+	} else {
+		r.data = Data(p.Data)
+	}
+	c.ch <- r
+}
+
+// closeWith closes the socket once and runs the close sequence of
+// PROTOCOL.md §9.4. With send, a close frame with code and reason is queued
+// after everything already queued.
+func (s *Socket) closeWith(code int, reason string, send bool) {
+	s.mu.Lock()
+	if s.state == StateClosed {
+		s.mu.Unlock()
+		return
+	}
+	prev := s.state
+	s.state = StateClosed
+	s.closeCode, s.closeReason = code, reason
+	for _, t := range []*time.Timer{s.handshakeTmr, s.pingTmr, s.pongTmr, s.batchTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	calls := s.calls
+	s.calls = nil
+	s.batch = nil
+	s.batching, s.manualBatch = false, false
+	s.mu.Unlock()
+
+	if send && ValidCloseCode(code) {
+		s.queueClose(code, reason)
+	} else {
+		s.outMu.Lock()
+		s.outClosed = true
+		s.outQ = nil
+		s.outMu.Unlock()
+		if send {
+			_ = s.conn.Close()
+		}
+	}
+
+	evReason := reason
+	if evReason == "" {
+		evReason = closeTexts[code]
+	}
+	typ := "disconnect"
+	if prev == StateConnecting {
+		typ = "connectAbort"
+	}
+	for _, c := range calls {
+		c.ch <- callResult{err: errBadConnection("Event "+c.event+" was aborted due to a bad connection", typ, code, evReason)}
+	}
+	srv := s.server
+	if prev == StateConnecting {
+		s.emit(ConnectAbortEvent{Code: code, Reason: evReason})
+		srv.emit(ConnectionAbortEvent{Socket: s, Code: code, Reason: evReason})
+	} else {
+		s.emit(DisconnectEvent{Code: code, Reason: evReason})
+		srv.emit(DisconnectionEvent{Socket: s, Code: code, Reason: evReason})
+	}
+	s.emit(CloseEvent{Code: code, Reason: evReason})
+	srv.emit(ClosureEvent{Socket: s, Code: code, Reason: evReason})
+	if code != CloseNormal && code != CloseGoingAway {
+		s.emitError(errSocketProtocol(code, reason))
+	}
+	srv.removeSocket(s)
+	s.unsubscribeAll()
+	s.emit(EndEvent{})
+	switch srv.opts.SocketStreamCleanupMode {
+	case "kill":
+		s.Receivers.d.KillAll()
+		s.Procedures.d.KillAll()
+		// Listeners are closed, not killed, so that every consumer still
+		// gets the close events emitted just above, end included.
+		s.Listeners.d.CloseAll()
+	case "close":
+		s.Receivers.d.CloseAll()
+		s.Procedures.d.CloseAll()
+		s.Listeners.d.CloseAll()
+	}
+	s.Off("")
+	close(s.ended)
+}

@@ -1,0 +1,393 @@
+package socketcluster
+
+import (
+	"time"
+
+	"github.com/socketcluster-go/socketcluster/internal/wire"
+	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+)
+
+// The outbound path. Every frame a socket sends goes through one ordered
+// queue (outQ, guarded by outMu). There is no writer goroutine per socket:
+// the first enqueue onto an idle queue starts a short-lived flusher
+// goroutine that writes everything queued with one writev per round and
+// exits when the queue is empty. Publishers therefore never block on a slow
+// socket; a socket whose queue grows over OutboundQueueLimit bytes is
+// disconnected with CloseSlowConsumer.
+//
+// Frames are immutable: a publish frame is encoded once and the same bytes
+// are queued to every subscriber.
+
+type closeRequest struct {
+	code   int
+	reason string
+}
+
+// newPacketBuf returns a buffer with room for a frame header in front.
+func newPacketBuf(sizeHint int) []byte {
+	return make([]byte, wsconn.MaxHeader, wsconn.MaxHeader+sizeHint+32)
+}
+
+// packetFrame turns a JSON packet built in buf (after the reserved header
+// room) into a frame for this server's codec.
+func (srv *Server) packetFrame(buf []byte) ([]byte, error) {
+	if srv.codec == nil {
+		start := wsconn.PutHeader(buf, false, len(buf)-wsconn.MaxHeader)
+		return buf[start:], nil
+	}
+	tree, err := jsonToTree(buf[wsconn.MaxHeader:])
+	if err != nil {
+		return nil, err
+	}
+	out, bin, err := srv.codec.Encode(tree)
+	if err != nil {
+		return nil, err
+	}
+	return wsconn.Frame(bin, out), nil
+}
+
+// sendPacket queues a JSON packet (in buf, after the header room), through
+// the batch when batching.
+func (s *Socket) sendPacket(buf []byte) {
+	s.mu.Lock()
+	if s.batching || s.manualBatch {
+		s.batch = append(s.batch, buf[wsconn.MaxHeader:])
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	frame, err := s.server.packetFrame(buf)
+	if err != nil {
+		s.emitError(err)
+		return
+	}
+	s.enqueue(frame)
+}
+
+func (s *Socket) sendResponse(rid float64, data, errRaw []byte) {
+	buf := newPacketBuf(len(data) + len(errRaw))
+	buf = wire.AppendResponse(buf, rid, data, errRaw)
+	s.sendPacket(buf)
+}
+
+func (s *Socket) sendEvent(event string, data []byte) {
+	buf := newPacketBuf(len(event) + len(data))
+	buf = wire.AppendEvent(buf, event, data, 0, false)
+	s.sendPacket(buf)
+}
+
+func (s *Socket) sendInvoke(event string, cid float64, data []byte) {
+	buf := newPacketBuf(len(event) + len(data))
+	buf = wire.AppendEvent(buf, event, data, cid, true)
+	s.sendPacket(buf)
+}
+
+// enqueue queues a complete frame. It reports false when the socket no
+// longer sends.
+func (s *Socket) enqueue(frame []byte) bool {
+	s.outMu.Lock()
+	if s.outClosed {
+		s.outMu.Unlock()
+		return false
+	}
+	s.outQ = append(s.outQ, frame)
+	s.outBytes += len(frame)
+	s.outboundPrepared.Add(1)
+	over := s.outBytes > s.server.opts.OutboundQueueLimit && !s.slow
+	if over {
+		s.slow = true
+	}
+	start := !s.flushing
+	if start {
+		s.flushing = true
+	}
+	queued := s.outBytes
+	s.outMu.Unlock()
+	if over {
+		go s.slowConsumer(queued)
+	}
+	if start {
+		go s.flush()
+	}
+	return true
+}
+
+// slowConsumer disconnects a socket that does not read fast enough. Its
+// queued frames are dropped so that memory is freed at once.
+func (s *Socket) slowConsumer(queued int) {
+	s.server.metrics.slowConsumers.Add(1)
+	ev := SlowConsumerEvent{Socket: s, QueuedBytes: queued}
+	s.emit(ev)
+	s.server.emit(ev)
+	s.server.opts.Logger.Warn("socketcluster: disconnecting slow consumer", "socket", s.id, "queuedBytes", queued)
+	s.outMu.Lock()
+	dropped := len(s.outQ)
+	s.outQ = nil
+	s.outBytes = 0
+	s.outMu.Unlock()
+	s.outboundSent.Add(int64(dropped))
+	s.closeWith(CloseSlowConsumer, "", true)
+}
+
+// flush writes queued frames until the queue is empty.
+func (s *Socket) flush() {
+	for {
+		s.outMu.Lock()
+		if len(s.outQ) == 0 {
+			cr := s.closeReq
+			s.closeReq = nil
+			s.flushing = false
+			s.outMu.Unlock()
+			if cr != nil {
+				s.conn.WriteClose(cr.code, cr.reason)
+				s.afterCloseSent()
+			}
+			return
+		}
+		q := s.outQ
+		s.outQ = s.outSpare[:0]
+		s.outBytes = 0
+		s.outMu.Unlock()
+
+		n := len(q)
+		err := s.conn.WriteFrames(q)
+		s.outboundSent.Add(int64(n))
+		clear(q)
+		s.outMu.Lock()
+		s.outSpare = q[:0]
+		s.outMu.Unlock()
+		if err != nil {
+			s.outMu.Lock()
+			s.outClosed = true
+			s.outQ = nil
+			cr := s.closeReq
+			s.closeReq = nil
+			s.flushing = false
+			s.outMu.Unlock()
+			if cr == nil {
+				s.closeWith(CloseAbnormal, err.Error(), false)
+			}
+			_ = s.conn.Close()
+			return
+		}
+	}
+}
+
+// queueClose makes the close frame the last thing written: everything
+// queued before it is flushed first, nothing after it is accepted.
+func (s *Socket) queueClose(code int, reason string) {
+	s.outMu.Lock()
+	if s.outClosed {
+		s.outMu.Unlock()
+		return
+	}
+	s.outClosed = true
+	s.closeReq = &closeRequest{code: code, reason: reason}
+	start := !s.flushing
+	if start {
+		s.flushing = true
+	}
+	s.outMu.Unlock()
+	if start {
+		go s.flush()
+	}
+}
+
+// afterCloseSent gives the peer a moment to answer the close frame, then
+// the reader's deadline ends the connection.
+func (s *Socket) afterCloseSent() {
+	_ = s.conn.SetReadDeadline(time.Now().Add(closeGrace))
+}
+
+// closeGrace is how long a socket waits for the peer's close frame.
+const closeGrace = 3 * time.Second
+
+// ---- Pings ----
+
+func (s *Socket) startTimers() {
+	o := &s.server.opts
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handshakeTmr = time.AfterFunc(o.HandshakeTimeout, func() {
+		s.closeWith(CloseHandshakeTimeout, "", true)
+	})
+	if o.PingTimeoutDisabled {
+		return
+	}
+	s.pingTmr = time.AfterFunc(o.PingInterval, s.ping)
+	s.pongResetAt = time.Now()
+	s.pongTmr = time.AfterFunc(o.PingTimeout, func() {
+		s.closeWith(ClosePongTimeout, "", true)
+	})
+}
+
+var (
+	pingV2 = wsconn.Frame(false, nil)
+	pingV1 = wsconn.Frame(false, []byte("#1"))
+)
+
+func (s *Socket) ping() {
+	s.mu.Lock()
+	if s.state == StateClosed {
+		s.mu.Unlock()
+		return
+	}
+	s.pingTmr.Reset(s.server.opts.PingInterval)
+	s.mu.Unlock()
+	if s.server.opts.ProtocolVersion == 1 {
+		s.enqueue(pingV1)
+	} else {
+		s.enqueue(pingV2)
+	}
+}
+
+// touch restarts the pong timer: always for a pong, and for any other
+// message when more than a quarter of PingTimeout passed since the last
+// restart (PROTOCOL.md §2.3 step 2).
+func (s *Socket) touch(isPong bool) {
+	if s.pongTmr == nil {
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	if s.state != StateClosed && (isPong || now.Sub(s.pongResetAt) > s.server.opts.PingTimeout/4) {
+		s.pongResetAt = now
+		s.pongTmr.Reset(s.server.opts.PingTimeout)
+	}
+	s.mu.Unlock()
+}
+
+// ---- Batching (PROTOCOL.md §2.4) ----
+
+// StartBatching batches outbound packets, flushing them as one array frame
+// every BatchInterval until StopBatching or CancelBatching.
+func (s *Socket) StartBatching() {
+	s.mu.Lock()
+	s.userBatchLock = true
+	s.startBatchingLocked()
+	s.mu.Unlock()
+}
+
+func (s *Socket) startBatchingLocked() {
+	if s.batching {
+		return
+	}
+	s.batching = true
+	s.armBatchTimerLocked()
+}
+
+func (s *Socket) armBatchTimerLocked() {
+	if s.batchTimer == nil {
+		s.batchTimer = time.AfterFunc(s.server.opts.BatchInterval, s.batchTick)
+	} else {
+		s.batchTimer.Reset(s.server.opts.BatchInterval)
+	}
+}
+
+func (s *Socket) batchTick() {
+	s.mu.Lock()
+	if !s.batching || s.state == StateClosed {
+		s.mu.Unlock()
+		return
+	}
+	pending := s.takeBatchLocked()
+	s.armBatchTimerLocked()
+	s.mu.Unlock()
+	s.writeBatch(pending)
+}
+
+func (s *Socket) takeBatchLocked() [][]byte {
+	b := s.batch
+	s.batch = nil
+	return b
+}
+
+// writeBatch sends packets as one JSON array frame.
+func (s *Socket) writeBatch(packets [][]byte) {
+	if len(packets) == 0 {
+		return
+	}
+	n := 2
+	for _, p := range packets {
+		n += len(p) + 1
+	}
+	buf := newPacketBuf(n)
+	buf = append(buf, '[')
+	for i, p := range packets {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, p...)
+	}
+	buf = append(buf, ']')
+	frame, err := s.server.packetFrame(buf)
+	if err != nil {
+		s.emitError(err)
+		return
+	}
+	s.enqueue(frame)
+}
+
+// StopBatching flushes and stops periodic batching.
+func (s *Socket) StopBatching() {
+	s.mu.Lock()
+	s.userBatchLock = false
+	s.batching = false
+	if s.batchTimer != nil {
+		s.batchTimer.Stop()
+	}
+	var pending [][]byte
+	if !s.manualBatch {
+		pending = s.takeBatchLocked()
+	}
+	s.mu.Unlock()
+	s.writeBatch(pending)
+}
+
+// CancelBatching stops periodic batching and discards the unsent packets.
+func (s *Socket) CancelBatching() {
+	s.mu.Lock()
+	s.userBatchLock = false
+	s.batching = false
+	if s.batchTimer != nil {
+		s.batchTimer.Stop()
+	}
+	s.batch = nil
+	s.mu.Unlock()
+}
+
+// IsBatching reports whether periodic batching is on.
+func (s *Socket) IsBatching() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.batching
+}
+
+// StartBatch starts one manual batch, sent by FlushBatch.
+func (s *Socket) StartBatch() {
+	s.mu.Lock()
+	s.manualBatch = true
+	s.mu.Unlock()
+}
+
+// FlushBatch sends the manual batch as one array frame.
+func (s *Socket) FlushBatch() {
+	s.mu.Lock()
+	s.manualBatch = false
+	var pending [][]byte
+	if !s.batching {
+		pending = s.takeBatchLocked()
+	}
+	s.mu.Unlock()
+	s.writeBatch(pending)
+}
+
+// CancelBatch discards the manual batch.
+func (s *Socket) CancelBatch() {
+	s.mu.Lock()
+	s.manualBatch = false
+	if !s.batching {
+		s.batch = nil
+	}
+	s.mu.Unlock()
+}

@@ -1,0 +1,282 @@
+package socketcluster
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strconv"
+
+	"github.com/socketcluster-go/socketcluster/internal/wire"
+)
+
+// Client pub/sub (PROTOCOL.md §3.7–3.10, §7).
+
+// Subscriptions returns the channels the socket is subscribed to.
+func (s *Socket) Subscriptions() []string {
+	s.mu.Lock()
+	out := make([]string, 0, len(s.channels))
+	for ch := range s.channels {
+		out = append(out, ch)
+	}
+	s.mu.Unlock()
+	sort.Strings(out)
+	return out
+}
+
+// IsSubscribed reports whether the socket is subscribed to channel.
+func (s *Socket) IsSubscribed(channel string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.channels[channel]
+	return ok
+}
+
+// ChannelSubscriptionsCount is the number of channels the socket is in.
+func (s *Socket) ChannelSubscriptionsCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.channels)
+}
+
+// subscribeOptions returns the packet's data object minus "channel".
+func subscribeOptions(raw []byte) Data {
+	out := []byte{'{'}
+	wire.Object(raw, func(k string, v []byte) {
+		if k == "channel" {
+			return
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = wire.AppendString(out, k)
+		out = append(out, ':')
+		out = append(out, v...)
+	})
+	return Data(append(out, '}'))
+}
+
+func (s *Socket) respondOrEmit(p *wire.Packet, err error) {
+	s.emitError(err)
+	if p.HasCid {
+		s.sendResponse(p.Cid, nil, mustError(err))
+	}
+}
+
+func (s *Socket) handleSubscribe(p *wire.Packet) {
+	var (
+		channel     string
+		hasChannel  bool
+		subData     []byte
+		waitForAuth bool
+	)
+	isObj := wire.Object(p.Data, func(k string, v []byte) {
+		switch k {
+		case "channel":
+			channel, hasChannel = wire.Unquote(v)
+		case "data":
+			subData = v
+		case "waitForAuth":
+			waitForAuth = string(v) == "true"
+		}
+	})
+	if !isObj || !hasChannel {
+		s.respondOrEmit(p, errInvalidAction("Subscribe channel name was malformatted"))
+		return
+	}
+	expired := s.checkTokenExpiry()
+	a := &Action{Type: ActionSubscribe, Socket: s, Channel: channel, Data: Data(subData), WaitForAuth: waitForAuth, AuthTokenExpiredError: expired}
+	if err := s.server.runInbound(s, a); err != nil {
+		raw := s.server.blockError(err, a, MiddlewareInbound)
+		if p.HasCid {
+			s.sendResponse(p.Cid, nil, raw)
+		}
+		return
+	}
+	if !p.HasCid {
+		s.deliverReceived("#subscribe", p)
+		return // the reference subscribes nothing without a cid
+	}
+	if s.State() != StateOpen {
+		s.respondOrEmit(p, errInvalidAction("Cannot subscribe socket to a channel before it has completed the handshake"))
+		return
+	}
+	opts := subscribeOptions(p.Data)
+	if a.dataChanged {
+		// allow({data}) replaces the subscription's data field.
+		var b []byte
+		b = append(b, opts[:len(opts)-1]...)
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, `"data":`...), a.Data...), '}')
+		opts = b
+	}
+	limit := s.server.opts.SocketChannelLimit
+	s.mu.Lock()
+	if limit > 0 && len(s.channels) >= limit {
+		s.mu.Unlock()
+		s.respondOrEmit(p, NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - InvalidActionError: Socket "+s.id+" tried to exceed the channel subscription limit of "+strconv.Itoa(limit)))
+		return
+	}
+	if s.channels == nil {
+		s.channels = make(map[string]struct{})
+	}
+	_, already := s.channels[channel]
+	s.channels[channel] = struct{}{}
+	s.mu.Unlock()
+	if !already {
+		if err := s.server.hub.add(s, channel); err != nil {
+			s.mu.Lock()
+			delete(s.channels, channel)
+			s.mu.Unlock()
+			s.respondOrEmit(p, NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error()))
+			return
+		}
+	}
+	s.emit(SubscribeEvent{Channel: channel, SubscriptionOptions: opts})
+	s.server.emit(SubscriptionEvent{Socket: s, Channel: channel, SubscriptionOptions: opts})
+	s.sendResponse(p.Cid, nil, nil)
+	s.deliverAnswered("#subscribe", p)
+}
+
+// leave removes the socket from channel; it reports whether it was in it.
+func (s *Socket) leave(channel string) bool {
+	s.mu.Lock()
+	_, ok := s.channels[channel]
+	delete(s.channels, channel)
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	s.server.hub.remove(s, channel)
+	s.emit(UnsubscribeEvent{Channel: channel})
+	s.server.emit(UnsubscriptionEvent{Socket: s, Channel: channel})
+	return true
+}
+
+func (s *Socket) handleUnsubscribe(p *wire.Packet) {
+	channel, ok := wire.Unquote(p.Data)
+	if !ok {
+		s.respondOrEmit(p, errInvalidAction("Unsubscribe channel name was malformatted"))
+		return
+	}
+	if !s.leave(channel) {
+		s.respondOrEmit(p, NewError("BrokerError", "Failed to unsubscribe socket from the "+channel+" channel - InvalidActionError: Socket "+s.id+" tried to unsubscribe from a channel which it is not subscribed to"))
+		return
+	}
+	if p.HasCid {
+		s.sendResponse(p.Cid, nil, nil)
+		s.deliverAnswered("#unsubscribe", p)
+	} else {
+		s.deliverReceived("#unsubscribe", p)
+	}
+}
+
+func (s *Socket) handlePublish(p *wire.Packet) {
+	if s.server.opts.DisableClientPublish {
+		s.respondOrEmit(p, errInvalidAction("Client publish feature is disabled"))
+		return
+	}
+	var (
+		channel    string
+		hasChannel bool
+		data       []byte
+	)
+	wire.Object(p.Data, func(k string, v []byte) {
+		switch k {
+		case "channel":
+			channel, hasChannel = wire.Unquote(v)
+		case "data":
+			data = v
+		}
+	})
+	if !hasChannel {
+		s.respondOrEmit(p, errInvalidAction("Publish channel name was malformatted"))
+		return
+	}
+	expired := s.checkTokenExpiry()
+	a := &Action{Type: ActionPublishIn, Socket: s, Channel: channel, Data: Data(data), AuthTokenExpiredError: expired}
+	if err := s.server.runInbound(s, a); err != nil {
+		raw := s.server.blockError(err, a, MiddlewareInbound)
+		if p.HasCid {
+			s.sendResponse(p.Cid, nil, raw)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	err := s.server.hub.publish(ctx, channel, a.Data)
+	cancel()
+	if err != nil {
+		s.respondOrEmit(p, NewError("BrokerError", "Failed to publish to the "+channel+" channel - "+err.Error()))
+		return
+	}
+	if p.HasCid {
+		s.sendResponse(p.Cid, nil, nil)
+		s.deliverAnswered("#publish", p)
+	} else {
+		s.deliverReceived("#publish", p)
+	}
+}
+
+// deliverPublish queues a publish to this socket, through the outbound
+// middleware when one is set.
+func (s *Socket) deliverPublish(p *publication) {
+	if s.State() != StateOpen {
+		return
+	}
+	if s.server.HasMiddleware(MiddlewareOutbound) {
+		a := &Action{Type: ActionPublishOut, Socket: s, Channel: p.channel, Data: Data(p.data)}
+		if err := s.server.decide(MiddlewareOutbound, a, false); err != nil {
+			s.server.blockError(err, a, MiddlewareOutbound)
+			return
+		}
+		if a.dataChanged {
+			buf := newPacketBuf(len(p.channel) + len(a.Data) + 48)
+			buf = wire.AppendPublish(buf, p.channel, a.Data)
+			s.sendPacket(buf)
+			return
+		}
+	}
+	s.mu.Lock()
+	if s.batching || s.manualBatch {
+		s.batch = append(s.batch, p.packet)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.enqueue(p.frame)
+}
+
+// KickOut removes the socket from channels (all of them when channels is
+// empty), sending the client one #kickOut per channel with message (pass
+// Undefined for none). Channels the socket is not in still get #kickOut
+// and are reported in the returned InvalidActionError.
+func (s *Socket) KickOut(channels []string, message any) error {
+	msg, err := encodeValue(message)
+	if err != nil {
+		return err
+	}
+	if len(channels) == 0 {
+		channels = s.Subscriptions()
+	}
+	var errs []error
+	for _, ch := range channels {
+		data := append([]byte(`{"channel":`), wire.AppendString(nil, ch)...)
+		if msg != nil {
+			data = append(append(data, `,"message":`...), msg...)
+		}
+		data = append(data, '}')
+		s.sendEvent("#kickOut", data)
+		if !s.leave(ch) {
+			errs = append(errs, errInvalidAction("Socket "+s.id+" tried to kick out of a channel which it is not subscribed to: "+ch))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unsubscribeAll leaves every channel (on close).
+func (s *Socket) unsubscribeAll() {
+	for _, ch := range s.Subscriptions() {
+		s.leave(ch)
+	}
+}

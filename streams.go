@@ -1,0 +1,273 @@
+package socketcluster
+
+import (
+	"context"
+	"iter"
+	"time"
+
+	"github.com/socketcluster-go/socketcluster/internal/stream"
+)
+
+// Streams follow the reference's semantics (PROTOCOL.md §11):
+//
+//   - A named stream (a listener, receiver, procedure or channel) delivers
+//     each item to every consumer that exists when the item is written, in
+//     order, each at its own pace. Items written while a stream has no
+//     consumer are dropped: a transmit to a receiver nobody reads is lost and
+//     an invoke whose procedure nobody consumes is never answered.
+//   - Each consumer owns an unbounded queue; its length is the consumer's
+//     backpressure.
+//   - Close lets current consumers finish their backlog and end; Kill ends
+//     them at once and drops their backlog. A new consumer created afterwards
+//     sees only new items.
+//
+// In Go a consumer is made by ranging over Stream.All (the consumer is
+// registered when the loop starts and removed when it ends), or explicitly
+// with Stream.Consumer when it must exist before something happens (e.g.
+// before triggering an event in a test).
+
+// ErrStreamEnded is returned by Consumer.Next after the consumer was closed
+// (and its backlog drained), killed or stopped.
+var ErrStreamEnded = stream.ErrEnded
+
+// ErrStreamTimeout is returned by Consumer.Next when the consumer's own
+// timeout (Stream.ConsumerWithTimeout) elapsed without an item. Its text is
+// the reference's "Stream consumer iteration timed out".
+var ErrStreamTimeout = stream.ErrTimeout
+
+// ConsumerStats describes one consumer: {"id","backpressure","stream"}.
+type ConsumerStats = stream.ConsumerStats
+
+// Stream is a named stream of items of type T.
+type Stream[T any] struct {
+	d    *stream.Demux[any]
+	name string
+}
+
+// Name returns the stream's name.
+func (s Stream[T]) Name() string { return s.name }
+
+// Consumer registers a consumer now.
+func (s Stream[T]) Consumer() *Consumer[T] {
+	return &Consumer[T]{c: s.d.NewConsumer(s.name, 0)}
+}
+
+// ConsumerWithTimeout registers a consumer whose Next fails with
+// ErrStreamTimeout when no item comes within timeout.
+func (s Stream[T]) ConsumerWithTimeout(timeout time.Duration) *Consumer[T] {
+	return &Consumer[T]{c: s.d.NewConsumer(s.name, timeout)}
+}
+
+// All returns an iterator over the stream's items. The consumer is
+// registered when the loop starts; the loop ends when the stream is closed
+// (after the backlog) or killed, or ctx is done; breaking out of it removes
+// the consumer.
+func (s Stream[T]) All(ctx context.Context) iter.Seq[T] {
+	return func(yield func(T) bool) {
+		c := s.Consumer()
+		c.All(ctx)(yield)
+	}
+}
+
+// Once waits for the next item.
+func (s Stream[T]) Once(ctx context.Context) (T, error) {
+	v, err := s.d.Once(ctx, s.name)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v.(T), nil
+}
+
+// Close ends the current consumers after their backlog.
+func (s Stream[T]) Close() { s.d.Close(s.name) }
+
+// Kill ends the current consumers now, dropping their backlog.
+func (s Stream[T]) Kill() { s.d.Kill(s.name) }
+
+// Backpressure is the largest backlog among the stream's consumers.
+func (s Stream[T]) Backpressure() int { return s.d.Backpressure(s.name) }
+
+// ConsumerStats lists the stream's consumers.
+func (s Stream[T]) ConsumerStats() []ConsumerStats { return s.d.Stats(s.name) }
+
+// HasConsumer reports whether consumer id reads this stream.
+func (s Stream[T]) HasConsumer(id int) bool { return s.d.HasConsumer(s.name, id) }
+
+// Consumer reads one stream.
+type Consumer[T any] struct{ c *stream.Consumer[any] }
+
+// ID is the consumer's id, unique within its group of streams.
+func (c *Consumer[T]) ID() int { return c.c.ID() }
+
+// Backpressure is the number of items waiting for this consumer.
+func (c *Consumer[T]) Backpressure() int { return c.c.Backpressure() }
+
+// Next waits for the next item.
+func (c *Consumer[T]) Next(ctx context.Context) (T, error) {
+	v, err := c.c.Next(ctx)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v.(T), nil
+}
+
+// All iterates until the consumer ends or ctx is done; breaking out stops
+// the consumer.
+func (c *Consumer[T]) All(ctx context.Context) iter.Seq[T] {
+	return func(yield func(T) bool) {
+		for v := range c.c.All(ctx) {
+			if !yield(v.(T)) {
+				return
+			}
+		}
+	}
+}
+
+// Stop removes the consumer and drops its backlog.
+func (c *Consumer[T]) Stop() { c.c.Stop() }
+
+// Listeners is the event-listener side of a Server or Socket.
+type Listeners struct{ d *stream.Demux[any] }
+
+func newListeners() Listeners { return Listeners{d: stream.NewDemux[any]()} }
+
+// Listener returns the stream of the named event.
+func (l Listeners) Listener(name string) Stream[Event] { return Stream[Event]{d: l.d, name: name} }
+
+// CloseListener ends the listener's consumers after their backlog.
+func (l Listeners) CloseListener(name string) { l.d.Close(name) }
+
+// CloseAllListeners closes every listener.
+func (l Listeners) CloseAllListeners() { l.d.CloseAll() }
+
+// KillListener ends the listener's consumers now.
+func (l Listeners) KillListener(name string) { l.d.Kill(name) }
+
+// KillAllListeners kills every listener.
+func (l Listeners) KillAllListeners() { l.d.KillAll() }
+
+// KillListenerConsumer kills one consumer.
+func (l Listeners) KillListenerConsumer(id int) { l.d.KillConsumer(id) }
+
+// ListenerBackpressure is the largest backlog of the listener's consumers.
+func (l Listeners) ListenerBackpressure(name string) int { return l.d.Backpressure(name) }
+
+// AllListenersBackpressure is the largest backlog of any listener consumer.
+func (l Listeners) AllListenersBackpressure() int { return l.d.BackpressureAll() }
+
+// ListenerConsumerBackpressure is the backlog of one consumer.
+func (l Listeners) ListenerConsumerBackpressure(id int) int { return l.d.ConsumerBackpressure(id) }
+
+// ListenerConsumerStats lists the listener's consumers.
+func (l Listeners) ListenerConsumerStats(name string) []ConsumerStats { return l.d.Stats(name) }
+
+// AllListenersConsumerStats lists every listener consumer.
+func (l Listeners) AllListenersConsumerStats() []ConsumerStats { return l.d.StatsAll() }
+
+// HasListenerConsumer reports whether consumer id reads the listener.
+func (l Listeners) HasListenerConsumer(name string, id int) bool { return l.d.HasConsumer(name, id) }
+
+// HasAnyListenerConsumer reports whether consumer id reads any listener.
+func (l Listeners) HasAnyListenerConsumer(id int) bool { return l.d.HasAnyConsumer(id) }
+
+func (l Listeners) emit(e Event) {
+	l.d.Write(e.EventName(), e)
+}
+
+// Listen returns a typed stream of one event type from a Server or a
+// Socket:
+//
+//	for ev := range socketcluster.Listen[socketcluster.ConnectionEvent](srv).All(ctx) { … }
+func Listen[E Event](from interface{ Listener(string) Stream[Event] }) Stream[E] {
+	var zero E
+	s := from.Listener(zero.EventName())
+	return Stream[E]{d: s.d, name: s.name}
+}
+
+// Receivers is the receiver side of a Socket: transmits by name.
+type Receivers struct{ d *stream.Demux[any] }
+
+// Receiver returns the stream of the data transmitted to name.
+func (r Receivers) Receiver(name string) Stream[Data] { return Stream[Data]{d: r.d, name: name} }
+
+// CloseReceiver ends the receiver's consumers after their backlog.
+func (r Receivers) CloseReceiver(name string) { r.d.Close(name) }
+
+// CloseAllReceivers closes every receiver.
+func (r Receivers) CloseAllReceivers() { r.d.CloseAll() }
+
+// KillReceiver ends the receiver's consumers now.
+func (r Receivers) KillReceiver(name string) { r.d.Kill(name) }
+
+// KillAllReceivers kills every receiver.
+func (r Receivers) KillAllReceivers() { r.d.KillAll() }
+
+// KillReceiverConsumer kills one consumer.
+func (r Receivers) KillReceiverConsumer(id int) { r.d.KillConsumer(id) }
+
+// ReceiverBackpressure is the largest backlog of the receiver's consumers.
+func (r Receivers) ReceiverBackpressure(name string) int { return r.d.Backpressure(name) }
+
+// AllReceiversBackpressure is the largest backlog of any receiver consumer.
+func (r Receivers) AllReceiversBackpressure() int { return r.d.BackpressureAll() }
+
+// ReceiverConsumerBackpressure is the backlog of one consumer.
+func (r Receivers) ReceiverConsumerBackpressure(id int) int { return r.d.ConsumerBackpressure(id) }
+
+// ReceiverConsumerStats lists the receiver's consumers.
+func (r Receivers) ReceiverConsumerStats(name string) []ConsumerStats { return r.d.Stats(name) }
+
+// AllReceiversConsumerStats lists every receiver consumer.
+func (r Receivers) AllReceiversConsumerStats() []ConsumerStats { return r.d.StatsAll() }
+
+// HasReceiverConsumer reports whether consumer id reads the receiver.
+func (r Receivers) HasReceiverConsumer(name string, id int) bool { return r.d.HasConsumer(name, id) }
+
+// HasAnyReceiverConsumer reports whether consumer id reads any receiver.
+func (r Receivers) HasAnyReceiverConsumer(id int) bool { return r.d.HasAnyConsumer(id) }
+
+// Procedures is the procedure side of a Socket: invokes by name.
+type Procedures struct{ d *stream.Demux[any] }
+
+// Procedure returns the stream of requests invoking name.
+func (p Procedures) Procedure(name string) Stream[*Request] {
+	return Stream[*Request]{d: p.d, name: name}
+}
+
+// CloseProcedure ends the procedure's consumers after their backlog.
+func (p Procedures) CloseProcedure(name string) { p.d.Close(name) }
+
+// CloseAllProcedures closes every procedure.
+func (p Procedures) CloseAllProcedures() { p.d.CloseAll() }
+
+// KillProcedure ends the procedure's consumers now.
+func (p Procedures) KillProcedure(name string) { p.d.Kill(name) }
+
+// KillAllProcedures kills every procedure.
+func (p Procedures) KillAllProcedures() { p.d.KillAll() }
+
+// KillProcedureConsumer kills one consumer.
+func (p Procedures) KillProcedureConsumer(id int) { p.d.KillConsumer(id) }
+
+// ProcedureBackpressure is the largest backlog of the procedure's consumers.
+func (p Procedures) ProcedureBackpressure(name string) int { return p.d.Backpressure(name) }
+
+// AllProceduresBackpressure is the largest backlog of any procedure consumer.
+func (p Procedures) AllProceduresBackpressure() int { return p.d.BackpressureAll() }
+
+// ProcedureConsumerBackpressure is the backlog of one consumer.
+func (p Procedures) ProcedureConsumerBackpressure(id int) int { return p.d.ConsumerBackpressure(id) }
+
+// ProcedureConsumerStats lists the procedure's consumers.
+func (p Procedures) ProcedureConsumerStats(name string) []ConsumerStats { return p.d.Stats(name) }
+
+// AllProceduresConsumerStats lists every procedure consumer.
+func (p Procedures) AllProceduresConsumerStats() []ConsumerStats { return p.d.StatsAll() }
+
+// HasProcedureConsumer reports whether consumer id reads the procedure.
+func (p Procedures) HasProcedureConsumer(name string, id int) bool { return p.d.HasConsumer(name, id) }
+
+// HasAnyProcedureConsumer reports whether consumer id reads any procedure.
+func (p Procedures) HasAnyProcedureConsumer(id int) bool { return p.d.HasAnyConsumer(id) }
