@@ -1,0 +1,54 @@
+// Package socketcluster is a SocketCluster server: it speaks the wire
+// protocol of socketcluster-server 20.x, so browsers and apps using the
+// official JavaScript client (socketcluster-client) connect to it
+// unchanged, and it offers the server API of the reference (AGServer,
+// AGServerSocket, AGExchange) in Go form.
+//
+// The examples are the best documentation; start with ExampleNew.
+//
+// # Shape of the API
+//
+//   - A Server is an http.Handler serving the WebSocket endpoint
+//     (Options.Path, default "/socketcluster/"); ListenAndServe and Serve
+//     are conveniences. Close shuts down gracefully: every client gets a
+//     close frame with code 1001.
+//   - Options has a usable zero value: every zero field takes the
+//     reference's default (see each field).
+//   - Everything the reference exposes as an async stream is a Stream:
+//     server and socket events (Listener, or typed with Listen), transmits
+//     by name (Socket.Receiver), invokes by name (Socket.Procedure), and
+//     channel data (Exchange.Subscribe). Range over Stream.All with a
+//     context; Close, Kill, backpressure and consumer stats behave as in the
+//     reference. Streams were chosen over callbacks because they are the
+//     reference's model (close/kill/backpressure semantics carry over
+//     one-to-one); for the common case of serving a name on every socket,
+//     Server.HandleProcedure and Server.HandleReceiver register plain
+//     callbacks, which cost no goroutine per connection.
+//   - Anything that waits takes a context.Context: Socket.Invoke (also
+//     bounded by Options.AckTimeout, failing with a TimeoutError),
+//     Exchange.InvokePublish, Socket.SetAuthToken, Server.Close.
+//   - Errors crossing the wire are *Error values: a name, a message and
+//     ordered extra fields, serialised exactly as the reference does.
+//     Payloads arrive as Data (raw JSON, nil when absent, "null" when null)
+//     and are sent from any Go value; Undefined sends no data at all.
+//   - Middleware (SetMiddleware) is a function per line that returns nil to
+//     allow (optionally after Action.SetData) or an error to block.
+//
+// # Names
+//
+// Reference names map to Go names by dropping "get" and capitalising:
+// getBackpressure → Backpressure, getInboundBackpressure →
+// InboundBackpressure, getListenerConsumerStatsList →
+// ListenerConsumerStats, getState → State, kickOut → KickOut, and so on.
+// The SocketCluster 14 forms emit/on/off exist as Socket.Emit, Socket.On
+// and Socket.Off.
+//
+// # Scaling out
+//
+// Options.Broker connects instances: broker.Memory in one process
+// (default), broker/redisbroker and broker/natsbroker across machines. A
+// publish reaches every subscriber of every instance exactly once.
+//
+// CONCURRENCY.md in the repository states which goroutine owns which
+// state and the lock order.
+package socketcluster
