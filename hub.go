@@ -145,6 +145,7 @@ func (h *hub) reconcile(c *hubChannel) error {
 		}
 		cancel()
 		if err != nil {
+			h.srv.counters.brokerErrors.Add(1)
 			h.srv.emitWarning(NewError("BrokerError", "Broker failed to "+map[bool]string{true: "subscribe to", false: "unsubscribe from"}[want]+" channel "+c.name+" - "+err.Error()))
 			if want {
 				return err
@@ -196,6 +197,10 @@ func (h *hub) deliverLocal(p *publication) {
 		subs, exch = c.snapshot, c.exchange
 	}
 	h.mu.RUnlock()
+	h.srv.counters.publishes.Add(1)
+	if n := len(subs); n > 0 {
+		h.srv.counters.deliveries.Add(int64(n))
+	}
 	for _, s := range subs {
 		s.deliverPublish(p)
 	}
@@ -237,6 +242,7 @@ func (h *hub) Channels() []string {
 // Status implements broker.Handler.
 func (h *hub) Status(err error) {
 	if err != nil {
+		h.srv.counters.brokerErrors.Add(1)
 		h.srv.emitWarning(NewError("BrokerError", "Broker connection problem - "+err.Error()))
 		h.srv.opts.Logger.Warn("socketcluster: broker unavailable", "error", err.Error())
 		return

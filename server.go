@@ -34,6 +34,7 @@ type Server struct {
 	hub        *hub
 	exchange   *Exchange
 	metrics    metrics
+	counters   counters
 
 	// Guarded by mu.
 	mu       sync.RWMutex
@@ -288,6 +289,7 @@ func (srv *Server) accept(conn *wsconn.Conn, r *http.Request) {
 	srv.pending[s.id] = s
 	srv.mu.Unlock()
 	srv.pendingCount.Add(1)
+	srv.counters.connections.Add(1)
 	srv.wg.Add(1)
 	s.startTimers()
 	srv.emit(HandshakeEvent{Socket: s})

@@ -271,6 +271,7 @@ func (s *Socket) closeWith(code int, reason string, send bool) {
 		s.emitError(errSocketProtocol(code, reason))
 	}
 	srv.removeSocket(s)
+	srv.counters.disconnections.Add(1)
 	s.unsubscribeAll()
 	s.emit(EndEvent{})
 	switch srv.opts.SocketStreamCleanupMode {

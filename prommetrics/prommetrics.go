@@ -1,0 +1,69 @@
+// Package prommetrics exports a socketcluster.Server's counters as
+// Prometheus metrics. The library itself does not depend on Prometheus;
+// register this collector where you serve /metrics:
+//
+//	reg := prometheus.NewRegistry()
+//	reg.MustRegister(prommetrics.NewCollector(srv, "socketcluster"))
+package prommetrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	sc "github.com/socketcluster-go/socketcluster"
+)
+
+// Collector reads Server.Stats at each scrape.
+type Collector struct {
+	srv *sc.Server
+
+	clients, pending, channels, ready                             *prometheus.Desc
+	connections, disconnections, publishes, deliveries, slow, brk *prometheus.Desc
+}
+
+// NewCollector returns a collector of srv's metrics under namespace.
+func NewCollector(srv *sc.Server, namespace string) *Collector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, nil, nil)
+	}
+	return &Collector{
+		srv:            srv,
+		clients:        d("clients", "Sockets that completed the SocketCluster handshake."),
+		pending:        d("pending_clients", "Sockets still in the handshake."),
+		channels:       d("channels", "Channels with at least one local subscriber."),
+		ready:          d("ready", "1 when the server is ready and not draining."),
+		connections:    d("connections_total", "WebSocket connections accepted."),
+		disconnections: d("disconnections_total", "Sockets closed."),
+		publishes:      d("publishes_total", "Messages published (client, server and from the broker)."),
+		deliveries:     d("deliveries_total", "Publish frames queued to sockets."),
+		slow:           d("slow_consumers_total", "Sockets disconnected because their outbound queue was full."),
+		brk:            d("broker_errors_total", "Failed broker operations and broker outages."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.srv.Stats()
+	g := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	k := func(d *prometheus.Desc, v int64) { ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v)) }
+	g(c.clients, float64(s.Clients))
+	g(c.pending, float64(s.PendingClients))
+	g(c.channels, float64(s.Channels))
+	ready := 0.0
+	if s.Ready {
+		ready = 1
+	}
+	g(c.ready, ready)
+	k(c.connections, s.Connections)
+	k(c.disconnections, s.Disconnections)
+	k(c.publishes, s.Publishes)
+	k(c.deliveries, s.Deliveries)
+	k(c.slow, s.SlowConsumers)
+	k(c.brk, s.BrokerErrors)
+}
