@@ -152,7 +152,7 @@ func (srv *Server) RemoveMiddleware(line MiddlewareLine) {
 // HasMiddleware reports whether a line has a function.
 func (srv *Server) HasMiddleware(line MiddlewareLine) bool {
 	p := srv.middleware.line(line)
-	return p != nil && p.Load() != nil
+	return p != nil && (p.Load() != nil || srv.v14.hasLine(line))
 }
 
 func middlewareTimeoutError(t ActionType, d time.Duration) *Error {
@@ -164,10 +164,17 @@ func middlewareTimeoutError(t ActionType, d time.Duration) *Error {
 // past the deadline; a panic blocks the action with an error.
 func (srv *Server) decide(line MiddlewareLine, a *Action, async bool) (err error) {
 	p := srv.middleware.line(line).Load()
-	if p == nil {
+	if p == nil && !srv.v14.hasLine(line) {
 		return nil
 	}
-	fn := *p
+	fn := func(ctx context.Context, a *Action) error {
+		if p != nil {
+			if err := (*p)(ctx, a); err != nil {
+				return err
+			}
+		}
+		return srv.runV14(ctx, a)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), srv.opts.MiddlewareTimeout)
 	defer cancel()
 	call := func(x *Action) (err error) {

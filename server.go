@@ -31,6 +31,7 @@ type Server struct {
 	auth       auth.Engine
 	middleware middlewareSet
 	handlers   handlers
+	v14        v14Set
 	hub        *hub
 	exchange   *Exchange
 	metrics    metrics

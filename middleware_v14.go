@@ -1,0 +1,183 @@
+package socketcluster
+
+import (
+	"context"
+	"net/http"
+	"sync"
+)
+
+// SocketCluster 14 middleware: AddMiddleware(type, fn(req, next)), several
+// functions per type run in series, as a thin layer over the same machinery
+// as SetMiddleware (PROTOCOL.md §8.6). They run after the line's
+// SetMiddleware function, if any, allowed the action.
+
+// V14MiddlewareType is a version 14 middleware type.
+type V14MiddlewareType string
+
+// Version 14 middleware types.
+const (
+	MiddlewareHandshakeWS  V14MiddlewareType = "handshakeWS"
+	MiddlewareHandshakeSC  V14MiddlewareType = "handshakeSC"
+	MiddlewareAuthenticate V14MiddlewareType = "authenticate"
+	MiddlewareSubscribe    V14MiddlewareType = "subscribe"
+	MiddlewarePublishIn    V14MiddlewareType = "publishIn"
+	MiddlewarePublishOut   V14MiddlewareType = "publishOut"
+	MiddlewareEmit         V14MiddlewareType = "emit"
+)
+
+// V14Request is the req object of a version 14 middleware. Which fields are
+// set depends on the type, as in the reference: Request (handshakeWS and
+// handshakeSC), Socket (all but handshakeWS), Event (emit), Channel
+// (subscribe, publishIn, publishOut), Data (emit, subscribe, publishIn,
+// publishOut; assign to replace it), AuthToken and SignedAuthToken
+// (authenticate), AuthTokenExpiredError, WaitForAuth (subscribe).
+type V14Request struct {
+	Request               *http.Request
+	Socket                *Socket
+	Event                 string
+	Channel               string
+	Data                  Data
+	AuthToken             AuthToken
+	SignedAuthToken       string
+	AuthTokenExpiredError error
+	WaitForAuth           bool
+}
+
+// V14Middleware is fn(req, next): call next(nil) to allow, next(err) to
+// block with err (an *Error with a "statusCode" field chooses the close code
+// of a blocked handshakeSC; ErrBlocked or Silent(err) block silently). next
+// may be called from another goroutine; it must be called once.
+type V14Middleware func(req *V14Request, next func(err error))
+
+type v14Entry struct {
+	id int
+	fn V14Middleware
+}
+
+type v14Set struct {
+	mu     sync.RWMutex
+	nextID int
+	chains map[V14MiddlewareType][]v14Entry
+}
+
+func v14TypeOf(t ActionType) V14MiddlewareType {
+	switch t {
+	case ActionHandshakeWS:
+		return MiddlewareHandshakeWS
+	case ActionHandshakeSC:
+		return MiddlewareHandshakeSC
+	case ActionAuthenticate:
+		return MiddlewareAuthenticate
+	case ActionSubscribe:
+		return MiddlewareSubscribe
+	case ActionPublishIn:
+		return MiddlewarePublishIn
+	case ActionPublishOut:
+		return MiddlewarePublishOut
+	case ActionTransmit, ActionInvoke:
+		return MiddlewareEmit
+	}
+	return ""
+}
+
+// AddMiddleware adds a version 14 middleware function; the returned func
+// removes it (Go functions cannot be compared, so removal is by handle).
+// The type "publish" is accepted as an alias of publishIn.
+func (srv *Server) AddMiddleware(typ V14MiddlewareType, fn V14Middleware) (remove func(), err error) {
+	if typ == "publish" {
+		typ = MiddlewarePublishIn
+	}
+	switch typ {
+	case MiddlewareHandshakeWS, MiddlewareHandshakeSC, MiddlewareAuthenticate, MiddlewareSubscribe,
+		MiddlewarePublishIn, MiddlewarePublishOut, MiddlewareEmit:
+	default:
+		return nil, NewError("InvalidArgumentsError", "Middleware "+string(typ)+" type is not supported")
+	}
+	if fn == nil {
+		return nil, NewError("InvalidArgumentsError", "Middleware function is nil")
+	}
+	s := &srv.v14
+	s.mu.Lock()
+	if s.chains == nil {
+		s.chains = make(map[V14MiddlewareType][]v14Entry)
+	}
+	s.nextID++
+	id := s.nextID
+	s.chains[typ] = append(s.chains[typ], v14Entry{id, fn})
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		chain := s.chains[typ]
+		for i, e := range chain {
+			if e.id == id {
+				s.chains[typ] = append(chain[:i:i], chain[i+1:]...)
+				return
+			}
+		}
+	}, nil
+}
+
+// RemoveAllMiddleware14 removes every version 14 middleware of a type.
+func (srv *Server) RemoveAllMiddleware14(typ V14MiddlewareType) {
+	srv.v14.mu.Lock()
+	delete(srv.v14.chains, typ)
+	srv.v14.mu.Unlock()
+}
+
+func (s *v14Set) chain(t V14MiddlewareType) []v14Entry {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.chains[t]
+}
+
+func (s *v14Set) hasLine(line MiddlewareLine) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	switch line {
+	case MiddlewareHandshake:
+		return len(s.chains[MiddlewareHandshakeWS])+len(s.chains[MiddlewareHandshakeSC]) > 0
+	case MiddlewareInbound:
+		return len(s.chains[MiddlewareAuthenticate])+len(s.chains[MiddlewareSubscribe])+
+			len(s.chains[MiddlewarePublishIn])+len(s.chains[MiddlewareEmit]) > 0
+	case MiddlewareOutbound:
+		return len(s.chains[MiddlewarePublishOut]) > 0
+	}
+	return false
+}
+
+// runV14 runs the chain for a's type; it returns the blocking error.
+func (srv *Server) runV14(ctx context.Context, a *Action) error {
+	chain := srv.v14.chain(v14TypeOf(a.Type))
+	if len(chain) == 0 {
+		return nil
+	}
+	req := &V14Request{
+		Request: a.Request, Socket: a.Socket, Channel: a.Channel, Data: a.Data,
+		AuthToken: a.AuthToken, SignedAuthToken: a.SignedAuthToken,
+		AuthTokenExpiredError: a.AuthTokenExpiredError, WaitForAuth: a.WaitForAuth,
+	}
+	if a.Type == ActionTransmit {
+		req.Event = a.Receiver
+	} else if a.Type == ActionInvoke {
+		req.Event = a.Procedure
+	}
+	for _, e := range chain {
+		done := make(chan error, 1)
+		var once sync.Once
+		e.fn(req, func(err error) { once.Do(func() { done <- err }) })
+		select {
+		case err := <-done:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return middlewareTimeoutError(a.Type, srv.opts.MiddlewareTimeout)
+		}
+	}
+	if string(req.Data) != string(a.Data) {
+		a.Data = req.Data
+		a.dataChanged = true
+	}
+	return nil
+}
