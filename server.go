@@ -69,8 +69,12 @@ func New(opts Options) (*Server, error) {
 		clients:   make(map[string]*Socket),
 		pending:   make(map[string]*Socket),
 	}
+	key := o.AuthKey
+	if len(o.AuthPrivateKey) > 0 {
+		key = nil // a key pair replaces the HMAC key
+	}
 	eng, err := auth.New(auth.Options{
-		Key:              o.AuthKey,
+		Key:              key,
 		PrivateKeyPEM:    o.AuthPrivateKey,
 		PublicKeyPEM:     o.AuthPublicKey,
 		Algorithm:        o.AuthAlgorithm,

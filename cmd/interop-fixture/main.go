@@ -23,6 +23,7 @@ import (
 	"time"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/codec/minbin"
 	"github.com/socketcluster-go/socketcluster/internal/fixture"
 )
 
@@ -118,10 +119,18 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "interop-fixture:", err)
 		return 2
 	}
+	opts, err := extraOptions(getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "interop-fixture:", err)
+		return 2
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := sc.New(sc.Options{
 		AuthKey:              []byte(c.authKey),
-		AuthAlgorithm:        "HS256",
+		AuthAlgorithm:        opts.AuthAlgorithm,
+		AuthPrivateKey:       opts.AuthPrivateKey,
+		AuthPublicKey:        opts.AuthPublicKey,
+		Codec:                opts.Codec,
 		AckTimeout:           ms(c.ackTimeout),
 		PingInterval:         ms(c.pingInterval),
 		PingTimeout:          ms(c.pingTimeout),
@@ -161,4 +170,37 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	defer cancel()
 	_ = srv.Close(ctx)
 	return 0
+}
+
+// extraOptions reads settings beyond INTEROP.md's contract, for tests of
+// features the reference fixture does not expose: SC_AUTH_ALGORITHM with
+// SC_AUTH_PRIVATE_KEY_FILE and SC_AUTH_PUBLIC_KEY_FILE (PEM; the key pair
+// then replaces -auth-key), and SC_CODEC=minbin (the sc-codec-min-bin
+// compatible codec).
+func extraOptions(getenv func(string) string) (sc.Options, error) {
+	o := sc.Options{AuthAlgorithm: "HS256"}
+	if alg := getenv("SC_AUTH_ALGORITHM"); alg != "" {
+		o.AuthAlgorithm = alg
+	}
+	priv, pub := getenv("SC_AUTH_PRIVATE_KEY_FILE"), getenv("SC_AUTH_PUBLIC_KEY_FILE")
+	if (priv == "") != (pub == "") {
+		return o, errors.New("set both SC_AUTH_PRIVATE_KEY_FILE and SC_AUTH_PUBLIC_KEY_FILE, or neither")
+	}
+	if priv != "" {
+		var err error
+		if o.AuthPrivateKey, err = os.ReadFile(priv); err != nil {
+			return o, err
+		}
+		if o.AuthPublicKey, err = os.ReadFile(pub); err != nil {
+			return o, err
+		}
+	}
+	switch getenv("SC_CODEC") {
+	case "", "json":
+	case "minbin":
+		o.Codec = minbin.New()
+	default:
+		return o, fmt.Errorf("SC_CODEC=%q: use json or minbin", getenv("SC_CODEC"))
+	}
+	return o, nil
 }
