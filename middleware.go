@@ -86,11 +86,13 @@ func (a *Action) SetData(v any) error {
 	return nil
 }
 
-// Middleware decides on one action. It runs with a context that is
-// cancelled after Options.MiddlewareTimeout; inbound and handshake
-// middleware that has not returned by then blocks the action with a
-// MiddlewareTimeoutError and the socket goes on. Actions of one socket are
-// decided one at a time, in order.
+// Middleware decides on one action. Handshake, inbound-raw and inbound
+// middleware runs with a context cancelled after Options.MiddlewareTimeout;
+// one that has not returned by then blocks the action with a
+// MiddlewareTimeoutError and the socket goes on. Outbound middleware
+// (PublishOut) runs once per receiving socket in the publisher's goroutine,
+// with no deadline: it must decide at once and never block. Actions of one
+// socket are decided one at a time, in order.
 type Middleware func(ctx context.Context, a *Action) error
 
 // ErrBlocked blocks an action silently: the client gets a
@@ -175,8 +177,12 @@ func (srv *Server) decide(line MiddlewareLine, a *Action, async bool) (err error
 		}
 		return srv.runV14(ctx, a)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), srv.opts.MiddlewareTimeout)
-	defer cancel()
+	ctx := context.Background()
+	if async {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, srv.opts.MiddlewareTimeout)
+		defer cancel()
+	}
 	call := func(x *Action) (err error) {
 		defer func() {
 			if r := recover(); r != nil {

@@ -22,31 +22,62 @@ func (s *Socket) readLoop() {
 	defer s.server.wg.Done()
 	defer func() { _ = s.conn.Close() }()
 	limit := s.server.opts.MaxPayload
-	pong := ""
-	if s.server.opts.ProtocolVersion == 1 {
-		pong = "#2"
-	}
-	var packets []wire.Packet
-	var oks []bool
+	var scratch inboundScratch
 	for {
 		isBinary, msg, err := s.conn.ReadMessage(limit)
 		if err != nil {
 			s.readFailed(err)
 			return
 		}
-		if s.State() == StateClosed {
-			// Closing: wait for the peer's close frame, ignore the rest.
-			continue
-		}
-		s.inboundReceived.Add(1)
-		isPong := !isBinary && string(msg) == pong
-		s.touch(isPong)
-		if s.Listeners.d.HasConsumers("message") {
-			s.emit(MessageEvent{Message: msg, Binary: isBinary})
-		}
-		packets, oks = s.handleMessage(isBinary, msg, isPong, packets[:0], oks[:0])
-		s.inboundProcessed.Add(1)
+		s.processInbound(isBinary, msg, &scratch)
 	}
+}
+
+// inboundScratch holds slices reused from one message to the next by the
+// goroutine that processes a socket's messages.
+type inboundScratch struct {
+	packets []wire.Packet
+	oks     []bool
+}
+
+// processInbound runs the steps of PROTOCOL.md §2.3 for one message: count
+// it, restart the pong timer, the raw middleware, the message event, then
+// decode and handle it. Whoever reads the socket calls it for each
+// message, one at a time.
+func (s *Socket) processInbound(isBinary bool, msg []byte, sc *inboundScratch) {
+	if s.State() == StateClosed {
+		// Closing: wait for the peer's close frame, ignore the rest.
+		return
+	}
+	s.inboundReceived.Add(1)
+	defer s.inboundProcessed.Add(1)
+	pong := ""
+	if s.server.opts.ProtocolVersion == 1 {
+		pong = "#2"
+	}
+	isPong := !isBinary && string(msg) == pong
+	s.touch(isPong)
+	if s.server.HasMiddleware(MiddlewareInboundRaw) {
+		a := &Action{Type: ActionMessage, Socket: s, Data: Data(msg)}
+		if err := s.server.decide(MiddlewareInboundRaw, a, true); err != nil {
+			s.server.blockError(err, a, MiddlewareInboundRaw)
+			return
+		}
+		if a.dataChanged {
+			// allow({data: X}): X (a JSON value) replaces the message; a
+			// string value is used as the message text.
+			if str, ok := wire.Unquote(a.Data); ok {
+				msg = []byte(str)
+			} else {
+				msg = a.Data
+			}
+			isPong = !isBinary && string(msg) == pong
+		}
+	}
+	if s.Listeners.d.HasConsumers("message") {
+		s.emit(MessageEvent{Message: msg, Binary: isBinary})
+	}
+	sc.packets, sc.oks = s.handleMessage(isBinary, msg, isPong, sc.packets[:0], sc.oks[:0])
 }
 
 func (s *Socket) readFailed(err error) {
