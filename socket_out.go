@@ -127,6 +127,9 @@ func (s *Socket) slowConsumer(queued int) {
 	s.outMu.Unlock()
 	s.outboundSent.Add(int64(dropped))
 	s.closeWith(CloseSlowConsumer, "", true)
+	// A client that does not read will not take the close frame either:
+	// cut the connection if it is still there after the grace period.
+	time.AfterFunc(closeGrace, func() { _ = s.conn.Close() })
 }
 
 // flush writes queued frames until the queue is empty.

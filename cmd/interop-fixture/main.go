@@ -131,6 +131,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		AuthPrivateKey:       opts.AuthPrivateKey,
 		AuthPublicKey:        opts.AuthPublicKey,
 		Codec:                opts.Codec,
+		OutboundQueueLimit:   opts.OutboundQueueLimit,
 		AckTimeout:           ms(c.ackTimeout),
 		PingInterval:         ms(c.pingInterval),
 		PingTimeout:          ms(c.pingTimeout),
@@ -175,8 +176,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 // extraOptions reads settings beyond INTEROP.md's contract, for tests of
 // features the reference fixture does not expose: SC_AUTH_ALGORITHM with
 // SC_AUTH_PRIVATE_KEY_FILE and SC_AUTH_PUBLIC_KEY_FILE (PEM; the key pair
-// then replaces -auth-key), and SC_CODEC=minbin (the sc-codec-min-bin
-// compatible codec).
+// then replaces -auth-key), SC_CODEC=minbin (the sc-codec-min-bin
+// compatible codec) and SC_OUTBOUND_QUEUE_LIMIT (bytes).
 func extraOptions(getenv func(string) string) (sc.Options, error) {
 	o := sc.Options{AuthAlgorithm: "HS256"}
 	if alg := getenv("SC_AUTH_ALGORITHM"); alg != "" {
@@ -194,6 +195,13 @@ func extraOptions(getenv func(string) string) (sc.Options, error) {
 		if o.AuthPublicKey, err = os.ReadFile(pub); err != nil {
 			return o, err
 		}
+	}
+	if v := getenv("SC_OUTBOUND_QUEUE_LIMIT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return o, fmt.Errorf("SC_OUTBOUND_QUEUE_LIMIT=%q: want a positive number of bytes", v)
+		}
+		o.OutboundQueueLimit = n
 	}
 	switch getenv("SC_CODEC") {
 	case "", "json":
