@@ -264,6 +264,7 @@ func TestTwoServersSharingABus(t *testing.T) {
 
 	// A channel nobody on server 2 wants does not reach it.
 	b.SendText(`{"event":"#unsubscribe","data":"ch"}`)
+	barrier(t, b)
 	srvCh.Unsubscribe()
 	a.SendText(`{"event":"#publish","data":{"channel":"ch","data":"only 1"},"cid":99}`)
 	a.ExpectSet(`{"rid":99}`, `{"event":"#publish","data":{"channel":"ch","data":"only 1"}}`)
