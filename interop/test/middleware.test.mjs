@@ -4,7 +4,7 @@
 
 import {test, describe, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {newScope, startFixture, sleep, waitUntil, collect} from './lib/fixture.mjs';
+import {newScope, startFixture, sleep, waitUntil, collect, WAIT} from './lib/fixture.mjs';
 import {validToken} from './lib/jwt.mjs';
 
 const T = {timeout: 15000};
@@ -56,7 +56,7 @@ describe('handshake middleware', () => {
     const client = scope.client(main.port, {query: {reject: '1'}});
     const aborted = await client.waitEvent('connectAbort');
     assert.equal(aborted.code, 1006);
-    await client.waitEvent('connectAbort', {timeout: 3000});
+    await client.waitEvent('connectAbort');
     assert.deepEqual(client.all('connect'), []);
     assert.ok(client.all('connecting').length >= 1, 'the client did not retry');
   });
@@ -71,7 +71,7 @@ describe('handshake middleware', () => {
     assert.equal(response.error.name, 'HandshakeRejectedError');
     assert.equal(response.error.statusCode, 4008);
     assert.equal(typeof response.error.message, 'string');
-    const closed = await raw.waitClose(3000);
+    const closed = await raw.waitClose();
     assert.equal(closed.code, 4008);
     assert.equal(closed.reason, '');
   });
@@ -84,7 +84,7 @@ describe('handshake middleware', () => {
     const error = await client.waitEvent('error', {filter: (e) => e.error.name === 'HandshakeRejectedError'});
     assert.equal(error.error.statusCode, 4008);
     // 4008 is retried with back-off, and rejected again.
-    const again = await client.waitEvent('connectAbort', {timeout: 3000});
+    const again = await client.waitEvent('connectAbort');
     assert.equal(again.code, 4008);
     assert.deepEqual(client.all('connect'), []);
   });
@@ -95,7 +95,7 @@ describe('handshake middleware', () => {
     await raw.open();
     raw.send({event: '#handshake', data: {authToken: validToken({username: 'a'})}, cid: 1});
     assert.equal((await raw.response(1)).error.name, 'HandshakeRejectedError');
-    assert.equal((await raw.waitClose(3000)).code, 4008);
+    assert.equal((await raw.waitClose()).code, 4008);
   });
 });
 
@@ -133,7 +133,7 @@ describe('subscribe middleware', () => {
     const scope = newScope(t);
     const client = await scope.connectedClient(main.port);
     const channel = client.socket.subscribe('private/club');
-    const failure = await channel.listener('subscribeFail').once(5000);
+    const failure = await channel.listener('subscribeFail').once(WAIT);
     assert.equal(failure.error.name, 'AuthRequiredError');
     assert.equal(client.socket.isSubscribed('private/club', true), false);
     assert.deepEqual((await client.socket.invoke('stats')).subscriptions, []);
@@ -153,7 +153,7 @@ describe('subscribe middleware', () => {
     assert.equal(channel.state, 'pending');
     assert.equal(client.sentPackets().filter((p) => p.event === '#subscribe').length, 0);
     await client.socket.invoke('login', {username: 'patient'});
-    await channel.listener('subscribe').once(5000);
+    await channel.listener('subscribe').once(WAIT);
     const sub = client.sentPackets().find((p) => p.event === '#subscribe');
     assert.deepEqual(sub.data, {channel: 'private/wait', waitForAuth: true});
     assert.deepEqual((await client.socket.invoke('stats')).subscriptions, ['private/wait']);
@@ -178,11 +178,11 @@ describe('subscribe middleware', () => {
     const scope = newScope(t);
     const anon = await scope.connectedClient(main.port);
     const channel = anon.socket.subscribe('forbidden/zone');
-    assert.equal((await channel.listener('subscribeFail').once(5000)).error.name, 'ForbiddenError');
+    assert.equal((await channel.listener('subscribeFail').once(WAIT)).error.name, 'ForbiddenError');
 
     const authed = await loggedIn(scope, 'boss');
     const again = authed.socket.subscribe('forbidden/zone');
-    assert.equal((await again.listener('subscribeFail').once(5000)).error.name, 'ForbiddenError');
+    assert.equal((await again.listener('subscribeFail').once(WAIT)).error.name, 'ForbiddenError');
     assert.deepEqual((await authed.socket.invoke('stats')).subscriptions, []);
 
     const raw = await rawClient(scope, validToken({username: 'boss'}));

@@ -35,6 +35,10 @@ const FIXTURE_ENV_OPTIONS = [
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// Default limit for every wait in the harness. Waits end as soon as what they
+// wait for happens, so a generous limit only matters on a very busy machine.
+export const WAIT = 8000;
+
 // Resolves or rejects like `promise`, or rejects with a labelled error after
 // `ms` milliseconds.
 export function withTimeout(promise, ms, label = 'operation') {
@@ -47,7 +51,7 @@ export function withTimeout(promise, ms, label = 'operation') {
 
 // Polls `fn` until it returns a truthy value (which is returned) or the
 // deadline passes.
-export async function waitUntil(fn, {timeout = 5000, interval = 20, label = 'condition'} = {}) {
+export async function waitUntil(fn, {timeout = WAIT, interval = 20, label = 'condition'} = {}) {
   const deadline = Date.now() + timeout;
   for (;;) {
     const value = await fn();
@@ -113,7 +117,7 @@ process.on('exit', () => {
 // `READY <port>` line, and returns {port, url, proc, stop(), exited, output()}.
 // `stop()` sends SIGTERM, waits for the exit (SIGKILL after `killAfter` ms)
 // and resolves with {code, signal}.
-export async function startFixture(extraArgs = [], env = {}, {readyTimeout = 10000, killAfter = 4000} = {}) {
+export async function startFixture(extraArgs = [], env = {}, {readyTimeout = 20000, killAfter = 4000} = {}) {
   const [cmd, ...prefixArgs] = fixtureCommand();
   const childEnv = {...process.env};
   for (const name of FIXTURE_ENV_OPTIONS) delete childEnv[name];
@@ -214,7 +218,7 @@ export class Scope {
     return client;
   }
 
-  async connectedClient(port, options, timeout = 5000) {
+  async connectedClient(port, options, timeout = WAIT) {
     const client = this.client(port, options);
     await client.waitEvent('connect', {timeout});
     return client;
@@ -255,7 +259,7 @@ export class Recorder {
   }
 
   // The first unconsumed item that matches `filter`, consumed.
-  next({timeout = 5000, filter = () => true, label} = {}) {
+  next({timeout = WAIT, filter = () => true, label} = {}) {
     const find = () => {
       for (let i = 0; i < this.items.length; i++) {
         if (!this.consumed.has(i) && filter(this.items[i])) {
@@ -285,7 +289,7 @@ export class Recorder {
   }
 
   // Waits until at least `n` items were recorded in total.
-  async count(n, {timeout = 5000, label} = {}) {
+  async count(n, {timeout = WAIT, label} = {}) {
     await waitUntil(() => this.items.length >= n, {
       timeout, label: label || `${n} ${this.label} (have ${this.items.length})`,
     });
@@ -378,7 +382,7 @@ export function createClient(port, options = {}) {
     all: (name) => events.items.filter((e) => e.name === name).map((e) => e.data),
     // Waits for the first event `name` whose data matches `filter` and that
     // no earlier wait returned.
-    async waitEvent(name, {timeout = 5000, filter = () => true} = {}) {
+    async waitEvent(name, {timeout = WAIT, filter = () => true} = {}) {
       const event = await events.next({
         timeout, filter: (e) => e.name === name && filter(e.data), label: `client event ${name}`,
       });
@@ -440,7 +444,7 @@ export class RawClient {
     });
   }
 
-  open(timeout = 5000) {
+  open(timeout = WAIT) {
     return withTimeout(this.opened, timeout, `WebSocket open ${this.url}`);
   }
 
@@ -458,12 +462,12 @@ export class RawClient {
     return this.frames.items.filter((f) => f.json && !Array.isArray(f.json)).map((f) => f.json);
   }
 
-  nextFrame(filter = () => true, timeout = 5000, label = 'frame') {
+  nextFrame(filter = () => true, timeout = WAIT, label = 'frame') {
     return this.frames.next({filter, timeout, label});
   }
 
   // Waits for the next JSON packet for which `filter(packet)` is true.
-  async nextPacket(filter = () => true, timeout = 5000, label = 'packet') {
+  async nextPacket(filter = () => true, timeout = WAIT, label = 'packet') {
     const frame = await this.frames.next({
       filter: (f) => f.json && !Array.isArray(f.json) && filter(f.json), timeout, label,
     });
@@ -471,7 +475,7 @@ export class RawClient {
   }
 
   // The response packet with this rid.
-  response(rid, timeout = 5000) {
+  response(rid, timeout = WAIT) {
     return this.frames.next({
       filter: (f) => f.json && !Array.isArray(f.json) && Object.is(f.json.rid, rid) && typeof f.json.event !== 'string',
       timeout,
@@ -480,7 +484,7 @@ export class RawClient {
   }
 
   // Sends an invoke and resolves with the parsed response packet.
-  async invoke(event, data, {cid, timeout = 5000} = {}) {
+  async invoke(event, data, {cid, timeout = WAIT} = {}) {
     const id = cid ?? this.nextCid++;
     const packet = {event};
     if (data !== undefined) packet.data = data;
@@ -489,14 +493,14 @@ export class RawClient {
     return this.response(id, timeout);
   }
 
-  async handshake(authToken = null, timeout = 5000) {
+  async handshake(authToken = null, timeout = WAIT) {
     await this.open(timeout);
     const response = await this.invoke('#handshake', {authToken}, {timeout});
     if (response.error) throw Object.assign(new Error('handshake failed'), {response});
     return response.data;
   }
 
-  waitClose(timeout = 5000) {
+  waitClose(timeout = WAIT) {
     return withTimeout(this.closed, timeout, `close of ${this.url}`);
   }
 
