@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func startMini(t *testing.T, pingEvery time.Duration) (*miniServer, string) {
+	t.Helper()
+	s := newMiniServer(pingEvery)
+	hs := httptest.NewServer(s)
+	t.Cleanup(func() {
+		s.close()
+		hs.Close()
+	})
+	return s, strings.TrimPrefix(hs.URL, "http://")
+}
+
+// runJSON runs scbench with args and decodes its one line of JSON.
+func runJSON(t *testing.T, args ...string) map[string]any {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	if code != 0 {
+		t.Fatalf("scbench %s: exit %d\nstderr:\n%s", strings.Join(args, " "), code, errb.String())
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("stdout has %d lines, want 1:\n%s", len(lines), out.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, lines[0])
+	}
+	return m
+}
+
+func num(t *testing.T, m map[string]any, k string) float64 {
+	t.Helper()
+	v, ok := m[k].(float64)
+	if !ok {
+		t.Fatalf("figure %q missing or not a number in %v", k, m)
+	}
+	return v
+}
+
+var pid = strconv.Itoa(os.Getpid())
+
+func TestE2EConns(t *testing.T) {
+	s, addr := startMini(t, 20*time.Millisecond)
+	m := runJSON(t, "conns", "-addr", addr, "-n", "20", "-hold", "300ms", "-server-pid", pid)
+	if num(t, m, "conns") != 20 || num(t, m, "failed") != 0 || num(t, m, "dropped") != 0 {
+		t.Fatalf("conns: %v", m)
+	}
+	if num(t, m, "pings_answered") == 0 {
+		t.Fatalf("no ping answered: %v", m)
+	}
+	if num(t, m, "connect_rate") <= 0 || num(t, m, "setup_p99_ms") < num(t, m, "setup_p50_ms") {
+		t.Fatalf("set-up figures: %v", m)
+	}
+	num(t, m, "rss_per_conn_bytes")
+	num(t, m, "server_cpu_us_per_conn")
+	if s.handshakes.Load() != 20 {
+		t.Fatalf("server saw %d handshakes", s.handshakes.Load())
+	}
+	// Every ping the generator answered reached the server as a pong.
+	waitFor(t, func() bool { return s.pongs.Load() >= int64(num(t, m, "pings_answered")) })
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("condition not reached")
+		}
+	}
+}
+
+func checkDeliveries(t *testing.T, m map[string]any, perPublish float64) {
+	t.Helper()
+	pub := num(t, m, "published")
+	if pub == 0 {
+		t.Fatalf("nothing published: %v", m)
+	}
+	if num(t, m, "publish_errors") != 0 || num(t, m, "lost") != 0 || num(t, m, "duplicates") != 0 ||
+		num(t, m, "order_violations") != 0 || m["drained"] != true {
+		t.Fatalf("deliveries not clean: %v", m)
+	}
+	if num(t, m, "expected") != pub*perPublish || num(t, m, "deliveries") != pub*perPublish {
+		t.Fatalf("published %v × %v != deliveries: %v", pub, perPublish, m)
+	}
+	if num(t, m, "latency_max_ms") < num(t, m, "latency_p50_ms") || num(t, m, "latency_p50_ms") <= 0 {
+		t.Fatalf("latency figures: %v", m)
+	}
+}
+
+func TestE2EFanoutWindow(t *testing.T) {
+	s, addr := startMini(t, 50*time.Millisecond)
+	m := runJSON(t, "fanout", "-addr", addr, "-n", "10", "-window", "4", "-duration", "300ms",
+		"-warmup", "100ms", "-server-pid", pid, "-q")
+	checkDeliveries(t, m, 10)
+	if m["mode"] != "window" {
+		t.Fatalf("mode: %v", m)
+	}
+	num(t, m, "server_cpu_us_per_delivery")
+	num(t, m, "gen_cpu_us_per_delivery")
+	// Warm-up publishes reached the server too, but are not in the figures.
+	if got := s.publishes.Load(); got <= int64(num(t, m, "published")) {
+		t.Fatalf("server saw %d publishes, figures say %v", got, m["published"])
+	}
+}
+
+func TestE2EFanoutRate(t *testing.T) {
+	_, addr := startMini(t, 50*time.Millisecond)
+	m := runJSON(t, "fanout", "-addr", addr, "-n", "8", "-rate", "400", "-duration", "300ms",
+		"-warmup", "0", "-size", "300", "-q")
+	checkDeliveries(t, m, 8)
+	if m["mode"] != "rate" || num(t, m, "published") != 120 {
+		t.Fatalf("rate mode: %v", m)
+	}
+}
+
+func TestE2EFanoutSearch(t *testing.T) {
+	_, addr := startMini(t, 0)
+	m := runJSON(t, "fanout", "-addr", addr, "-n", "4", "-search", "-search-start", "200",
+		"-search-steps", "3", "-duration", "150ms", "-warmup", "50ms", "-pause", "0", "-q")
+	if m["search"] != true || num(t, m, "search_trials") != 3 || num(t, m, "search_max_rate") < 200 {
+		t.Fatalf("search: %v", m)
+	}
+	checkDeliveries(t, m, 4)
+}
+
+func TestE2EChannels(t *testing.T) {
+	_, addr := startMini(t, 50*time.Millisecond)
+	m := runJSON(t, "channels", "-addr", addr, "-n", "12", "-rate", "50", "-duration", "300ms",
+		"-warmup", "100ms", "-peer-offset", "5", "-q")
+	checkDeliveries(t, m, 1)
+	if got := num(t, m, "published"); got != 12*50*0.3 {
+		t.Fatalf("published %v, want 180", got)
+	}
+}
+
+func TestE2ERPC(t *testing.T) {
+	s, addr := startMini(t, 50*time.Millisecond)
+	m := runJSON(t, "rpc", "-addr", addr, "-n", "5", "-inflight", "4", "-duration", "300ms",
+		"-warmup", "100ms", "-size", "200", "-server-pid", pid, "-q")
+	calls := num(t, m, "calls")
+	if calls == 0 || num(t, m, "errors") != 0 || num(t, m, "unanswered") != 0 || num(t, m, "unexpected_packets") != 0 {
+		t.Fatalf("rpc: %v", m)
+	}
+	if int64(calls) > s.calls.Load() {
+		t.Fatalf("%v calls measured, server answered %d", calls, s.calls.Load())
+	}
+	num(t, m, "server_cpu_us_per_call")
+
+	// An unknown procedure is answered with errors, which are counted.
+	m = runJSON(t, "rpc", "-addr", addr, "-n", "2", "-inflight", "2", "-duration", "200ms",
+		"-warmup", "0", "-procedure", "nope", "-q")
+	if num(t, m, "errors") != num(t, m, "calls") || num(t, m, "calls") == 0 {
+		t.Fatalf("rpc errors: %v", m)
+	}
+}
+
+func TestE2ECompare(t *testing.T) {
+	_, a := startMini(t, 0)
+	_, b := startMini(t, 0)
+	m := runJSON(t, "compare", "-a", a, "-b", b, "-rounds", "2", "-pause", "0",
+		"rpc", "-n", "2", "-inflight", "2", "-duration", "150ms", "-warmup", "0", "-q")
+	if m["compared"] != "rpc" || num(t, m, "rounds") != 2 {
+		t.Fatalf("compare: %v", m)
+	}
+	ratio, ok := m["b_over_a"].(map[string]any)
+	if !ok || ratio["calls_per_s"] == nil || ratio["clients"] != 1.0 {
+		t.Fatalf("ratios: %v", m)
+	}
+}
+
+func TestRefusesRemote(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"rpc", "-addr", "192.0.2.1:8000", "-q"}, &out, &errb)
+	if code == 0 || out.Len() != 0 || !strings.Contains(errb.String(), "-allow-remote") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}
+
+func TestSetupFailure(t *testing.T) {
+	_, addr := startMini(t, 0)
+	var out, errb bytes.Buffer
+	// Wrong path: the upgrade is refused.
+	code := run(context.Background(), []string{"rpc", "-addr", "ws://" + addr + "/nope/", "-n", "2", "-q"}, &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "upgrade") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+type rpcConfig struct {
+	n         int
+	inflight  int
+	procedure string
+	size      int
+	duration  time.Duration
+	warmup    time.Duration
+	drain     time.Duration
+}
+
+func rpcFlags(fs *flag.FlagSet) runFunc {
+	c := &rpcConfig{}
+	fs.IntVar(&c.n, "n", 100, "number of clients")
+	fs.IntVar(&c.inflight, "inflight", 10, "calls in flight per client")
+	fs.StringVar(&c.procedure, "procedure", "echo", "procedure invoked; its data is a string of -size bytes")
+	fs.IntVar(&c.size, "size", 16, "payload `bytes` per call")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured time")
+	fs.DurationVar(&c.warmup, "warmup", time.Second, "calls before the measurement (not counted)")
+	fs.DurationVar(&c.drain, "drain", 3*time.Second, "after the measurement, wait at most this long for the calls in flight")
+	return func(ctx context.Context, t *Target) (*Result, error) {
+		return runRPC(ctx, t, c)
+	}
+}
+
+type rpcRun struct {
+	cfg      *rpcConfig
+	t        *Target
+	stats    connStats
+	clients  []rpcClient
+	hist     atomic.Pointer[Hist]
+	stopping atomic.Bool
+	prefix   []byte // {"event":"echo","data":"xxxx","cid":
+}
+
+// rpcClient keeps inflight calls going: slot s carries the calls with cid
+// s+1, s+1+K, s+1+2K, ... (K = inflight), and every response sends the
+// slot's next call from the reader goroutine.
+type rpcClient struct {
+	run         *rpcRun
+	k           int64
+	cidOf       []atomic.Int64
+	sentAt      []atomic.Int64
+	frame       []byte
+	completed   atomic.Int64
+	errs        atomic.Int64
+	outstanding atomic.Int64
+}
+
+func appendCall(dst, prefix []byte, cid int64) []byte {
+	dst = append(dst, prefix...)
+	dst = strconv.AppendInt(dst, cid, 10)
+	return append(dst, '}')
+}
+
+func (k *rpcClient) OnResponse(c *Conn, rid int64, isErr bool, now int64) {
+	r := k.run
+	if rid < 1 {
+		r.stats.others.Add(1)
+		return
+	}
+	slot := (rid - 1) % k.k
+	if k.cidOf[slot].Load() != rid {
+		r.stats.others.Add(1)
+		return
+	}
+	r.hist.Load().Record(c.ID, now-k.sentAt[slot].Load())
+	k.completed.Add(1)
+	if isErr && k.errs.Add(1) == 1 {
+		r.t.progress("rpc: the server answered %q with an error", r.cfg.procedure)
+	}
+	if r.stopping.Load() {
+		k.cidOf[slot].Store(0)
+		k.outstanding.Add(-1)
+		return
+	}
+	cid := rid + k.k
+	k.cidOf[slot].Store(cid)
+	k.sentAt[slot].Store(now)
+	k.frame = appendCall(k.frame[:0], r.prefix, cid)
+	c.queue(k.frame) // written when the reader has nothing more to read
+}
+
+func (k *rpcClient) OnDelivery(*Conn, int64, int64, int64) { k.run.stats.others.Add(1) }
+
+func runRPC(ctx context.Context, t *Target, cfg *rpcConfig) (*Result, error) {
+	if cfg.n < 1 || cfg.inflight < 1 {
+		return nil, errors.New("-n and -inflight must be at least 1")
+	}
+	if err := t.resolve(ctx, cfg.n); err != nil {
+		return nil, err
+	}
+	r := &rpcRun{cfg: cfg, t: t, clients: make([]rpcClient, cfg.n)}
+	r.hist.Store(NewHist(64))
+	r.prefix = []byte(`{"event":` + strconv.Quote(cfg.procedure) + `,"data":"`)
+	for range cfg.size {
+		r.prefix = append(r.prefix, 'x')
+	}
+	r.prefix = append(r.prefix, `","cid":`...)
+	for i := range r.clients {
+		k := &r.clients[i]
+		k.run = r
+		k.k = int64(cfg.inflight)
+		k.cidOf = make([]atomic.Int64, cfg.inflight)
+		k.sentAt = make([]atomic.Int64, cfg.inflight)
+	}
+	t.progress("rpc: connecting %d clients to %s", cfg.n, t.u)
+	ps, err := t.newRunPollers(cfg.n)
+	if err != nil {
+		return nil, err
+	}
+	defer ps.stop()
+	dr := t.dialAll(ctx, ps, cfg.n, nil, func(i int) Handler { return &r.clients[i] }, &r.stats, 1)
+	defer closeAll(dr.conns)
+	if dr.failed > 0 {
+		return nil, fmt.Errorf("setting up clients: %w", dr.firstErr)
+	}
+	probe := serverProbe{t.ServerPID}
+	t.progress("rpc: %d clients ready in %.2fs; %d calls in flight each", cfg.n, dr.elapsed.Seconds(), cfg.inflight)
+
+	// Start the calls. The handshake used cid 1 and is answered already.
+	var frame []byte
+	for i, c := range dr.conns {
+		k := &r.clients[i]
+		for s := range cfg.inflight {
+			cid := int64(s + 1)
+			k.cidOf[s].Store(cid)
+			k.sentAt[s].Store(nanotime())
+			k.outstanding.Add(1)
+			frame = appendCall(frame[:0], r.prefix, cid)
+			c.queue(frame)
+		}
+		if err := c.flush(); err != nil {
+			return nil, err
+		}
+	}
+	completed := func() (n, errs, outstanding int64) {
+		for i := range r.clients {
+			n += r.clients[i].completed.Load()
+			errs += r.clients[i].errs.Load()
+			outstanding += r.clients[i].outstanding.Load()
+		}
+		return
+	}
+	wait := func(d time.Duration) {
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			if !sleepCtx(ctx, min(time.Second, time.Until(end))) {
+				return
+			}
+			n, _, _ := completed()
+			t.progress("rpc: %d calls completed", n)
+		}
+	}
+	wait(cfg.warmup)
+
+	hist := NewHist(64)
+	r.hist.Store(hist)
+	n0, e0, _ := completed()
+	p0 := probe.sample()
+	wait(cfg.duration)
+	n1, e1, _ := completed()
+	p1 := probe.sample()
+	r.hist.Store(NewHist(1)) // calls completing from now on are not measured
+	r.stopping.Store(true)
+
+	var unanswered int64
+	for end := time.Now().Add(cfg.drain); ; time.Sleep(5 * time.Millisecond) {
+		_, _, unanswered = completed()
+		if unanswered <= 0 || time.Now().After(end) {
+			break
+		}
+	}
+	snap := hist.Snapshot()
+	calls := n1 - n0
+	secs := p1.at.Sub(p0.at).Seconds()
+
+	res := newResult("rpc")
+	res.set("target", t.u.String())
+	res.set("clients", cfg.n)
+	res.set("inflight", cfg.inflight)
+	res.set("procedure", cfg.procedure)
+	res.set("size", cfg.size)
+	res.set("duration_s", secs)
+	res.set("calls", calls)
+	res.set("calls_per_s", float64(calls)/secs)
+	res.set("errors", e1-e0)
+	res.set("unanswered", unanswered)
+	res.set("unexpected_packets", r.stats.others.Load())
+	res.setLatency("latency", snap)
+	res.setCPU(p0, p1, calls, "call")
+	t.progress("rpc: %d calls (%.0f/s), %d errors, p50 %.3fms p99 %.3fms max %.3fms",
+		calls, float64(calls)/secs, e1-e0, ms(snap.Quantile(0.5)), ms(snap.Quantile(0.99)), ms(snap.Max))
+	return res, nil
+}
