@@ -6,7 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
-		"strconv"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
