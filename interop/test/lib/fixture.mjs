@@ -516,20 +516,3 @@ export class RawClient {
     if (this.ws.readyState !== WebSocket.CLOSED) this.ws.terminate();
   }
 }
-
-// ---------------------------------------------------------------------------
-// Per-file fixture sharing
-
-// Starts one fixture for a whole test file: call in a top-level `before`
-// and use the returned holder's `.port`. Stops it in `after`.
-export function sharedFixture(before, after, extraArgs = [], env = {}) {
-  const holder = {port: null, fixture: null};
-  before(async () => {
-    holder.fixture = await startFixture(extraArgs, env);
-    holder.port = holder.fixture.port;
-  });
-  after(async () => {
-    if (holder.fixture) await holder.fixture.stop();
-  });
-  return holder;
-}
