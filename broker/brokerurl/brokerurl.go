@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/socketcluster-go/socketcluster/broker"
+	"github.com/socketcluster-go/socketcluster/broker/natsbroker"
 	"github.com/socketcluster-go/socketcluster/broker/redisbroker"
 )
 
@@ -20,11 +21,7 @@ func Open(spec string) (broker.Broker, error) {
 	case strings.HasPrefix(spec, "redis://") || strings.HasPrefix(spec, "rediss://") || strings.HasPrefix(spec, "unix://"):
 		return redisbroker.New(spec, redisbroker.Options{})
 	case strings.HasPrefix(spec, "nats://") || strings.HasPrefix(spec, "tls://"):
-		return openNATS(spec)
+		return natsbroker.New(spec, natsbroker.Options{})
 	}
 	return nil, fmt.Errorf("broker %q: unknown kind; use memory, redis://host:port or nats://host:port", spec)
-}
-
-var openNATS = func(spec string) (broker.Broker, error) {
-	return nil, fmt.Errorf("broker %q: NATS support is not built in", spec)
 }
