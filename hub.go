@@ -177,20 +177,20 @@ func (h *hub) encode(channel string, data []byte) (*publication, error) {
 
 // publish delivers locally, then through the broker.
 func (h *hub) publish(ctx context.Context, channel string, data []byte) error {
-	p, err := h.encode(channel, data)
-	if err != nil {
+	if err := h.deliverLocal(channel, data); err != nil {
 		return err
 	}
-	h.deliverLocal(p)
 	env := make([]byte, envelopeIDLen+len(data))
 	copy(env, h.id[:])
 	copy(env[envelopeIDLen:], data)
 	return h.broker.Publish(ctx, channel, env)
 }
 
-func (h *hub) deliverLocal(p *publication) {
+// deliverLocal queues a publish to the local subscribers of channel. The
+// frame is encoded once, and only when somebody here is subscribed.
+func (h *hub) deliverLocal(channel string, data []byte) error {
 	h.mu.RLock()
-	c := h.channels[p.channel]
+	c := h.channels[channel]
 	var subs []*Socket
 	exch := false
 	if c != nil {
@@ -198,15 +198,20 @@ func (h *hub) deliverLocal(p *publication) {
 	}
 	h.mu.RUnlock()
 	h.srv.counters.publishes.Add(1)
-	if n := len(subs); n > 0 {
-		h.srv.counters.deliveries.Add(int64(n))
-	}
-	for _, s := range subs {
-		s.deliverPublish(p)
+	if len(subs) > 0 {
+		p, err := h.encode(channel, data)
+		if err != nil {
+			return err
+		}
+		h.srv.counters.deliveries.Add(int64(len(subs)))
+		for _, s := range subs {
+			s.deliverPublish(p)
+		}
 	}
 	if exch {
-		h.srv.exchange.deliver(p.channel, Data(p.data))
+		h.srv.exchange.deliver(channel, Data(data))
 	}
+	return nil
 }
 
 // Deliver implements broker.Handler.
@@ -218,12 +223,9 @@ func (h *hub) Deliver(channel string, payload []byte) {
 	if len(data) == 0 {
 		data = nil
 	}
-	p, err := h.encode(channel, data)
-	if err != nil {
+	if err := h.deliverLocal(channel, data); err != nil {
 		h.srv.emitWarning(err)
-		return
 	}
-	h.deliverLocal(p)
 }
 
 // Channels implements broker.Handler.
