@@ -114,6 +114,25 @@ type Client struct {
 	ID string
 }
 
+// Connect is Dial outside a test (examples, tools): failures that would
+// fail a test panic instead, and the caller must Close the client.
+func Connect(addr string, o *Options) (*Client, error) { return DialErr(nil, addr, o) }
+
+func (c *Client) helper() {
+	if c.tb != nil {
+		c.tb.Helper()
+	}
+}
+
+func (c *Client) fatalf(format string, args ...any) {
+	if c.tb != nil {
+		c.tb.Helper()
+		c.tb.Fatalf(format, args...)
+		return
+	}
+	panic(fmt.Sprintf(format, args...))
+}
+
 // Dial connects to addr ("127.0.0.1:1234", or a full ws:// URL) and fails
 // the test on error. The connection is closed at the end of the test.
 func Dial(tb testing.TB, addr string, o *Options) *Client {
@@ -143,7 +162,8 @@ func URL(addr string, o *Options) string {
 	return "ws://" + addr + path + q
 }
 
-// DialErr is Dial returning the error (for tests of refused upgrades).
+// DialErr is Dial returning the error (for tests of refused upgrades). A
+// nil tb is allowed (see Connect).
 func DialErr(tb testing.TB, addr string, o *Options) (*Client, error) {
 	var opts Options
 	if o != nil {
@@ -181,7 +201,9 @@ func DialErr(tb testing.TB, addr string, o *Options) (*Client, error) {
 		exited:  make(chan struct{}),
 	}
 	go c.readLoop(r)
-	tb.Cleanup(c.Close)
+	if tb != nil {
+		tb.Cleanup(c.Close)
+	}
 	return c, nil
 }
 
@@ -259,9 +281,9 @@ func (c *Client) SendFrame(op ws.OpCode, fin bool, payload []byte) error {
 
 // SendText sends a text frame; it fails the test on a write error.
 func (c *Client) SendText(s string) {
-	c.tb.Helper()
+	c.helper()
 	if err := c.writeFrame(ws.NewTextFrame([]byte(s))); err != nil {
-		c.tb.Fatalf("sctest: send %.80q: %v", s, err)
+		c.fatalf("sctest: send %.80q: %v", s, err)
 	}
 }
 
@@ -270,9 +292,9 @@ func (c *Client) TrySendText(s string) error { return c.writeFrame(ws.NewTextFra
 
 // SendBinary sends a binary frame.
 func (c *Client) SendBinary(b []byte) {
-	c.tb.Helper()
+	c.helper()
 	if err := c.writeFrame(ws.NewBinaryFrame(b)); err != nil {
-		c.tb.Fatalf("sctest: send binary: %v", err)
+		c.fatalf("sctest: send binary: %v", err)
 	}
 }
 
@@ -351,12 +373,12 @@ func (c *Client) unread(fs ...Frame) {
 // NextFrame is Next with the default timeout, skipping pings; it fails the
 // test when nothing comes.
 func (c *Client) NextFrame() Frame {
-	c.tb.Helper()
+	c.helper()
 	deadline := time.Now().Add(c.timeout)
 	for {
 		f, err := c.Next(time.Until(deadline))
 		if err != nil {
-			c.tb.Fatalf("sctest: waiting for a frame: %v", err)
+			c.fatalf("sctest: waiting for a frame: %v", err)
 		}
 		if f.IsPing() {
 			continue
@@ -368,10 +390,10 @@ func (c *Client) NextFrame() Frame {
 // NextText returns the next non-ping text frame; a close or binary frame
 // fails the test.
 func (c *Client) NextText() string {
-	c.tb.Helper()
+	c.helper()
 	f := c.NextFrame()
 	if f.Op != ws.OpText {
-		c.tb.Fatalf("sctest: want a text frame, got %v", f)
+		c.fatalf("sctest: want a text frame, got %v", f)
 	}
 	return f.Text()
 }
@@ -379,20 +401,20 @@ func (c *Client) NextText() string {
 // Expect reads the next non-ping frame and requires it to be the text want
 // exactly.
 func (c *Client) Expect(want string) {
-	c.tb.Helper()
+	c.helper()
 	if got := c.NextText(); got != want {
-		c.tb.Fatalf("sctest: frame mismatch\n got: %s\nwant: %s", got, want)
+		c.fatalf("sctest: frame mismatch\n got: %s\nwant: %s", got, want)
 	}
 }
 
 // ExpectMatch reads the next non-ping text frame and requires it to match
 // the regular expression (anchored at both ends). It returns the submatches.
 func (c *Client) ExpectMatch(pattern string) []string {
-	c.tb.Helper()
+	c.helper()
 	got := c.NextText()
 	m := regexp.MustCompile("^(?:" + pattern + ")$").FindStringSubmatch(got)
 	if m == nil {
-		c.tb.Fatalf("sctest: frame mismatch\n   got: %s\npattern: %s", got, pattern)
+		c.fatalf("sctest: frame mismatch\n   got: %s\npattern: %s", got, pattern)
 	}
 	return m
 }
@@ -400,7 +422,7 @@ func (c *Client) ExpectMatch(pattern string) []string {
 // ExpectSet reads len(want) non-ping text frames and requires them to be
 // want in any order (for packets whose relative order is unspecified).
 func (c *Client) ExpectSet(want ...string) {
-	c.tb.Helper()
+	c.helper()
 	left := append([]string(nil), want...)
 	var got []string
 	for range want {
@@ -415,14 +437,14 @@ func (c *Client) ExpectSet(want ...string) {
 			}
 		}
 		if !found {
-			c.tb.Fatalf("sctest: unexpected frame %s\n(got so far %q, want %q)", s, got, want)
+			c.fatalf("sctest: unexpected frame %s\n(got so far %q, want %q)", s, got, want)
 		}
 	}
 }
 
 // ExpectNothing requires that no frame other than pings arrives within d.
 func (c *Client) ExpectNothing(d time.Duration) {
-	c.tb.Helper()
+	c.helper()
 	deadline := time.Now().Add(d)
 	for {
 		left := time.Until(deadline)
@@ -434,24 +456,24 @@ func (c *Client) ExpectNothing(d time.Duration) {
 			return
 		}
 		if err != nil {
-			c.tb.Fatalf("sctest: connection ended while expecting nothing: %v", err)
+			c.fatalf("sctest: connection ended while expecting nothing: %v", err)
 		}
 		if f.IsPing() {
 			continue
 		}
-		c.tb.Fatalf("sctest: unexpected frame %v", f)
+		c.fatalf("sctest: unexpected frame %v", f)
 	}
 }
 
 // ExpectClose reads frames until a close frame and returns its code and
 // reason; the frames skipped on the way (pings excluded) are returned too.
 func (c *Client) ExpectClose() (code int, reason string, skipped []Frame) {
-	c.tb.Helper()
+	c.helper()
 	deadline := time.Now().Add(c.timeout)
 	for {
 		f, err := c.Next(time.Until(deadline))
 		if err != nil {
-			c.tb.Fatalf("sctest: waiting for a close frame: %v (skipped %v)", err, skipped)
+			c.fatalf("sctest: waiting for a close frame: %v (skipped %v)", err, skipped)
 		}
 		if f.IsClose() {
 			return f.CloseCode, f.CloseReason, skipped
@@ -465,21 +487,21 @@ func (c *Client) ExpectClose() (code int, reason string, skipped []Frame) {
 // ExpectCloseNow requires the next non-ping frame to be a close frame with
 // the given code and reason.
 func (c *Client) ExpectCloseNow(code int, reason string) {
-	c.tb.Helper()
+	c.helper()
 	f := c.NextFrame()
 	if !f.IsClose() || f.CloseCode != code || f.CloseReason != reason {
-		c.tb.Fatalf("sctest: want close %d %q, got %v", code, reason, f)
+		c.fatalf("sctest: want close %d %q, got %v", code, reason, f)
 	}
 }
 
 // WaitEnd waits until the server ended the TCP connection.
 func (c *Client) WaitEnd() {
-	c.tb.Helper()
+	c.helper()
 	deadline := time.Now().Add(c.timeout)
 	for {
 		_, err := c.Next(time.Until(deadline))
 		if errors.Is(err, ErrTimeout) {
-			c.tb.Fatalf("sctest: connection still open")
+			c.fatalf("sctest: connection still open")
 		}
 		if err != nil {
 			return
@@ -559,7 +581,7 @@ func (c *Client) NextCid() float64 {
 
 // Transmit sends an event without cid.
 func (c *Client) Transmit(event string, data any) {
-	c.tb.Helper()
+	c.helper()
 	c.SendText(EventPacket(event, data, 0))
 }
 
@@ -573,7 +595,7 @@ type Response struct {
 // Invoke sends an event with the next cid and waits for the response with
 // that rid. Frames that arrive meanwhile are kept for later reads.
 func (c *Client) Invoke(event string, data any) Response {
-	c.tb.Helper()
+	c.helper()
 	cid := c.NextCid()
 	c.SendText(EventPacket(event, data, cid))
 	return c.AwaitResponse(cid)
@@ -581,14 +603,14 @@ func (c *Client) Invoke(event string, data any) Response {
 
 // AwaitResponse waits for {"rid":cid,…}, keeping other frames for later.
 func (c *Client) AwaitResponse(cid float64) Response {
-	c.tb.Helper()
+	c.helper()
 	deadline := time.Now().Add(c.timeout)
 	var other []Frame
 	defer func() { c.unread(other...) }()
 	for {
 		f, err := c.Next(time.Until(deadline))
 		if err != nil {
-			c.tb.Fatalf("sctest: waiting for response %v: %v (other frames: %v)", cid, err, other)
+			c.fatalf("sctest: waiting for response %v: %v (other frames: %v)", cid, err, other)
 		}
 		if f.Op == ws.OpText && len(f.Payload) > 0 {
 			if p, ok := ParsePacket(f.Text()); ok && p.Event == nil && p.Rid != nil && *p.Rid == cid {
@@ -596,7 +618,7 @@ func (c *Client) AwaitResponse(cid float64) Response {
 			}
 		}
 		if f.IsClose() {
-			c.tb.Fatalf("sctest: closed while waiting for response %v: %v", cid, f)
+			c.fatalf("sctest: closed while waiting for response %v: %v", cid, f)
 		}
 		if !f.IsPing() {
 			other = append(other, f)
@@ -617,14 +639,14 @@ type HandshakeResponse struct {
 // (token nil for null) and returns the status; an error response fails the
 // test. It sets c.ID.
 func (c *Client) Handshake(token any) HandshakeResponse {
-	c.tb.Helper()
+	c.helper()
 	r := c.Invoke("#handshake", map[string]any{"authToken": token})
 	if r.Error != nil {
-		c.tb.Fatalf("sctest: handshake failed: %s", r.Raw)
+		c.fatalf("sctest: handshake failed: %s", r.Raw)
 	}
 	var h HandshakeResponse
 	if err := json.Unmarshal(r.Data, &h); err != nil {
-		c.tb.Fatalf("sctest: bad handshake response %s: %v", r.Raw, err)
+		c.fatalf("sctest: bad handshake response %s: %v", r.Raw, err)
 	}
 	h.Raw = r.Raw
 	c.ID = h.ID
@@ -633,9 +655,9 @@ func (c *Client) Handshake(token any) HandshakeResponse {
 
 // Subscribe sends #subscribe for channel and requires {"rid":N}.
 func (c *Client) Subscribe(channel string) {
-	c.tb.Helper()
+	c.helper()
 	r := c.Invoke("#subscribe", map[string]any{"channel": channel})
 	if r.Error != nil || r.Data != nil {
-		c.tb.Fatalf("sctest: subscribe %q: %s", channel, r.Raw)
+		c.fatalf("sctest: subscribe %q: %s", channel, r.Raw)
 	}
 }
