@@ -24,6 +24,7 @@ type channelsConfig struct {
 	maxInflight int
 	publishers  int
 	tick        time.Duration
+	invoke      bool
 }
 
 func channelsFlags(fs *flag.FlagSet) runFunc {
@@ -37,6 +38,7 @@ func channelsFlags(fs *flag.FlagSet) runFunc {
 	fs.DurationVar(&c.drain, "drain", 3*time.Second, "after publishing stops, wait at most this long without progress for outstanding deliveries")
 	fs.IntVar(&c.size, "size", 0, "extra payload `bytes` per message")
 	fs.IntVar(&c.maxInflight, "max-inflight", 1000, "a client skips its turn while this many of its publishes are unacknowledged")
+	fs.BoolVar(&c.invoke, "invoke", true, "publish with a cid and count the acknowledgements (invokePublish); false: without (transmitPublish)")
 	fs.IntVar(&c.publishers, "publishers", 1, "goroutines that drive the publishing")
 	fs.DurationVar(&c.tick, "tick", time.Millisecond, "publishing wakes up at most once per tick and sends what is due")
 	return func(ctx context.Context, t *Target) (*Result, error) {
@@ -196,7 +198,7 @@ func (r *channelsRun) trial(ctx context.Context, d time.Duration) (*Result, erro
 	for {
 		now, lastDelivery, _, acked, errs = r.counts()
 		got := now.uniq - before.uniq
-		if got >= published-(errs-errs0) && acked >= r.published() {
+		if got >= published-(errs-errs0) && (!cfg.invoke || acked >= r.published()) {
 			drained = true
 			break
 		}
@@ -221,6 +223,7 @@ func (r *channelsRun) trial(ctx context.Context, d time.Duration) (*Result, erro
 	res.set("target", r.t.u.String())
 	res.set("clients", cfg.n)
 	res.set("rate_per_client", cfg.rate)
+	res.set("invoke", cfg.invoke)
 	res.set("target_rate", cfg.rate*float64(cfg.n))
 	res.set("size", cfg.size)
 	pubSecs := float64(pubEnd-start) / 1e9
@@ -276,12 +279,16 @@ func (r *channelsRun) drive(ctx context.Context, group []*chClient, d time.Durat
 			if next == len(group) {
 				next = 0
 			}
-			if k.seq-k.acked.Load() >= int64(r.cfg.maxInflight) {
+			if r.cfg.invoke && k.seq-k.acked.Load() >= int64(r.cfg.maxInflight) {
 				r.skipped.Add(1)
 				continue
 			}
 			k.seq++
-			k.frame = appendPublish(k.frame[:0], k.prefix, suffix, k.seq, ts, k.seq)
+			cid := k.seq
+			if !r.cfg.invoke {
+				cid = -1
+			}
+			k.frame = appendPublish(k.frame[:0], k.prefix, suffix, k.seq, ts, cid)
 			if err := k.c.send(k.frame); err != nil {
 				return lagMax, err
 			}

@@ -145,6 +145,10 @@ func TestE2EChannels(t *testing.T) {
 	if got := num(t, m, "published"); got != 12*50*0.3 {
 		t.Fatalf("published %v, want 180", got)
 	}
+	// Transmitted publishes (no cid, no acknowledgement).
+	m = runJSON(t, "channels", "-addr", addr, "-n", "6", "-rate", "50", "-duration", "200ms",
+		"-warmup", "0", "-invoke=false", "-q")
+	checkDeliveries(t, m, 1)
 }
 
 func TestE2ERPC(t *testing.T) {

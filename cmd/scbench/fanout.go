@@ -103,7 +103,8 @@ func (p fanPub) OnResponse(_ *Conn, _ int64, isErr bool, _ int64) {
 func (p fanPub) OnDelivery(*Conn, int64, int64, int64) { p.run.stats.others.Add(1) }
 
 // publishPrefix and publishSuffix frame a generator message: the data is
-// {"scb":SEQ,"ts":NANOS[,"pad":"xxx"]}, and the invoke's cid follows.
+// {"scb":SEQ,"ts":NANOS[,"pad":"xxx"]}; appendPublish adds the invoke's cid
+// (or none for a transmitted publish, cid < 0).
 func publishPrefix(channel string) []byte {
 	p := []byte(`{"event":"#publish","data":{"channel":`)
 	p = strconv.AppendQuote(p, channel)
@@ -119,7 +120,7 @@ func publishSuffix(size int) []byte {
 		}
 		s = append(s, '"')
 	}
-	return append(s, `}},"cid":`...)
+	return append(s, `}}`...)
 }
 
 func appendPublish(dst, prefix, suffix []byte, seq, ts, cid int64) []byte {
@@ -128,6 +129,10 @@ func appendPublish(dst, prefix, suffix []byte, seq, ts, cid int64) []byte {
 	dst = append(dst, `,"ts":`...)
 	dst = strconv.AppendInt(dst, ts, 10)
 	dst = append(dst, suffix...)
+	if cid < 0 {
+		return append(dst, '}')
+	}
+	dst = append(dst, `,"cid":`...)
 	dst = strconv.AppendInt(dst, cid, 10)
 	return append(dst, '}')
 }

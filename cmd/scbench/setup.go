@@ -92,7 +92,9 @@ func (t *Target) dialAll(ctx context.Context, ps *pollSet, n int, channel func(i
 func (t *Target) newRunPollers(n int) (*pollSet, error) {
 	k := t.Pollers
 	if k <= 0 {
-		k = runtime.GOMAXPROCS(0)
+		// Half the CPUs: the generator should leave the rest to the server
+		// (on this 2-CPU machine one poller reaches the same ceiling as two).
+		k = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	return newPollSet(min(k, n), n)
 }

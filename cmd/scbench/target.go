@@ -29,7 +29,7 @@ type Target struct {
 	Quiet       bool          // no progress on stderr
 	Log         io.Writer     // where progress goes (stderr)
 	CPUProfile  string        // write the generator's CPU profile here
-	Pollers     int           // event loops reading the connections (0: GOMAXPROCS)
+	Pollers     int           // event loops reading the connections (0: GOMAXPROCS/2)
 
 	u        *url.URL
 	dialAddr string
@@ -42,10 +42,10 @@ func (t *Target) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&t.ServerPID, "server-pid", 0, "`pid` of the server process, to report its CPU time and memory from /proc")
 	fs.DurationVar(&t.Timeout, "timeout", 10*time.Second, "limit for setting up one connection (dial, upgrade, #handshake, #subscribe)")
 	fs.IntVar(&t.Concurrency, "concurrency", 64, "connections set up in parallel")
-	fs.IntVar(&t.SrcAddrs, "src-addrs", 0, "spread connections over this many loopback source addresses 127.0.0.2, 127.0.0.3, ... (0: as the ephemeral port range requires)")
+	fs.IntVar(&t.SrcAddrs, "src-addrs", 0, "spread connections over this many loopback source addresses 127.0.0.2, 127.0.0.3, ... (0: automatic, one per quarter of the ephemeral port range)")
 	fs.IntVar(&t.ReadBuffer, "read-buffer", 4096, "read buffer per connection, `bytes`")
 	fs.BoolVar(&t.Quiet, "q", false, "no progress output on stderr")
-	fs.IntVar(&t.Pollers, "pollers", 0, "event loops (epoll) reading the connections (0: GOMAXPROCS)")
+	fs.IntVar(&t.Pollers, "pollers", 0, "event loops (epoll) reading the connections (0: half of GOMAXPROCS, at least 1)")
 	fs.StringVar(&t.CPUProfile, "cpuprofile", "", "write the generator's own CPU profile to this `file`")
 }
 
@@ -120,7 +120,11 @@ func (t *Target) resolve(ctx context.Context, n int) error {
 	t.srcs = nil
 	k := t.SrcAddrs
 	if k == 0 && ip.IsLoopback() && ip.To4() != nil {
-		if per := ephemeralPorts() * 9 / 10; n > per {
+		// The kernel's search for a free ephemeral port slows down sharply
+		// as the range fills (measured here: 45 µs of generator CPU per
+		// connection below a quarter of the range, 340 µs at 19 500
+		// connections on one address), so spread long before it runs out.
+		if per := ephemeralPorts() / 4; n > per {
 			k = (n + per - 1) / per
 		}
 	}
