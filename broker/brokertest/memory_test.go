@@ -1,0 +1,19 @@
+package brokertest_test
+
+import (
+	"testing"
+
+	"github.com/socketcluster-go/socketcluster/broker"
+	"github.com/socketcluster-go/socketcluster/broker/brokertest"
+)
+
+// The in-process broker is the reference implementation of the contract.
+func TestMemory(t *testing.T) {
+	bus := broker.NewBus()
+	brokertest.Run(t, func(*testing.T) broker.Broker { return broker.NewMemory(bus) })
+}
+
+func BenchmarkMemory(b *testing.B) {
+	bus := broker.NewBus()
+	brokertest.Bench(b, func(*testing.B) broker.Broker { return broker.NewMemory(bus) })
+}
