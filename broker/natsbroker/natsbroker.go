@@ -424,7 +424,10 @@ func (b *Broker) wrap(op string, err error) error {
 	switch {
 	case b.state.Load() == stateClosed:
 		return broker.ErrClosed
-	case errors.Is(err, nats.ErrReconnectBufExceeded):
+	case errors.Is(err, nats.ErrReconnectBufExceeded),
+		errors.Is(err, nats.ErrConnectionClosed), // a Flush interrupted by a disconnection
+		errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, nats.ErrDisconnected):
 		return fmt.Errorf("%w to %s: %s: %w", ErrNotConnected, b.url, op, err)
 	}
 	return fmt.Errorf("natsbroker: %s on %s: %w", op, b.url, err)

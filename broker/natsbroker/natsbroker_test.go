@@ -175,7 +175,7 @@ func TestOutage(t *testing.T) {
 	hb := newHandler("keep", "via-channels")
 	a := start(t, srv.url(), opts, ha)
 	b := start(t, srv.url(), opts, hb)
-	if err := b.Subscribe(ctx(t), []string{"keep"}); err != nil {
+	if err := b.Subscribe(ctx(t), []string{"keep", "dropped"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Publish(ctx(t), "keep", []byte("before")); err != nil {
@@ -189,6 +189,12 @@ func TestOutage(t *testing.T) {
 		return len(st) > 0 && st[0] != nil
 	})
 	t.Logf("outage reported: %v", hb.statuses()[0])
+	// Once A knows the connection is lost, its publishes fail instead of
+	// being buffered. (Before it knows, they vanish: at most once.)
+	waitUntil(t, 30*time.Second, "A's Status(error)", func() bool {
+		st := ha.statuses()
+		return len(st) > 0 && st[0] != nil
+	})
 	if err := a.Publish(ctx(t), "keep", []byte("lost")); !errors.Is(err, natsbroker.ErrNotConnected) {
 		t.Errorf("Publish with the server down: %v, want ErrNotConnected", err)
 	}
@@ -197,6 +203,9 @@ func TestOutage(t *testing.T) {
 	hb.mu.Unlock()
 	if err := b.Subscribe(ctx(t), []string{"during-sub"}); !errors.Is(err, natsbroker.ErrNotConnected) {
 		t.Errorf("Subscribe during outage: %v, want ErrNotConnected", err)
+	}
+	if err := b.Unsubscribe(ctx(t), []string{"dropped"}); err != nil {
+		t.Errorf("Unsubscribe during outage: %v", err)
 	}
 
 	time.Sleep(500 * time.Millisecond)
@@ -212,7 +221,7 @@ func TestOutage(t *testing.T) {
 	// Delivery resumes on every channel B needs: subscribed before, from
 	// Handler.Channels, and subscribed during the outage.
 	chans := []string{"keep", "via-channels", "during", "during-sub"}
-	for _, ch := range chans {
+	for _, ch := range append(chans, "dropped") {
 		if err := a.Publish(ctx(t), ch, []byte("after")); err != nil {
 			t.Fatal(err)
 		}
@@ -227,5 +236,9 @@ func TestOutage(t *testing.T) {
 	})
 	if slices.Contains(hb.got("keep"), "lost") {
 		t.Error("a message published during the outage was delivered")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := hb.got("dropped"); len(got) != 0 {
+		t.Errorf("delivery on a channel unsubscribed during the outage: %q", got)
 	}
 }

@@ -158,7 +158,7 @@ func (m *manager) processPending() {
 		err = fmt.Errorf("redisbroker: on %s: %w", b.url, err)
 	}
 	for _, w := range waiters {
-		w <- err
+		w.answer(err)
 	}
 }
 
@@ -207,7 +207,7 @@ func (m *manager) resubscribeAll(ctx context.Context) error {
 		_, err = m.connFor(ctx, "")
 	}
 	for _, w := range waiters {
-		w <- err
+		w.answer(err)
 	}
 	return err
 }

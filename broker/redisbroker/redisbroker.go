@@ -117,7 +117,7 @@ type Broker struct {
 	h       broker.Handler
 	want    map[string]struct{} // channels the hub needs (hub names)
 	dirty   map[string]struct{} // channels changed since the manager last looked
-	waiters []chan error        // Subscribe/Unsubscribe calls waiting for the manager
+	waiters []waiter            // Subscribe/Unsubscribe calls waiting for the manager
 
 	kick  chan struct{}  // wakes the manager: pending changes or overflow
 	fails chan failEvent // a pub/sub connection broke
@@ -298,9 +298,10 @@ func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
 	return b.change(ctx, channels, true)
 }
 
-// Unsubscribe implements broker.Broker. Deliveries on the channels stop when
-// it returns, even if Redis could not be told (it is then told on
-// reconnection).
+// Unsubscribe implements broker.Broker. It returns once Redis confirmed;
+// deliveries on the channels stop when it returns in any case. While the
+// connection is down it succeeds at once: the channels will simply not be
+// subscribed on the new connection.
 func (b *Broker) Unsubscribe(ctx context.Context, channels []string) error {
 	return b.change(ctx, channels, false)
 }
@@ -330,7 +331,7 @@ func (b *Broker) change(ctx context.Context, channels []string, sub bool) error 
 		return nil
 	}
 	done := make(chan error, 1)
-	b.waiters = append(b.waiters, done)
+	b.waiters = append(b.waiters, waiter{done: done, sub: sub})
 	b.mu.Unlock()
 	b.poke()
 	select {
@@ -339,6 +340,22 @@ func (b *Broker) change(ctx context.Context, channels []string, sub bool) error 
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// waiter is a Subscribe or Unsubscribe call waiting for the manager.
+type waiter struct {
+	done chan error // buffered
+	sub  bool
+}
+
+// answer tells w the outcome. An Unsubscribe succeeds whatever Redis said:
+// deliveries stop at once (the delivery loop only delivers wanted
+// channels), and a connection that failed is not resubscribed to it.
+func (w waiter) answer(err error) {
+	if !w.sub {
+		err = nil
+	}
+	w.done <- err
 }
 
 // poke wakes the manager.
@@ -399,7 +416,7 @@ func (b *Broker) Close() error {
 	b.waiters = nil
 	b.mu.Unlock()
 	for _, w := range waiters {
-		w <- broker.ErrClosed
+		w.done <- broker.ErrClosed
 	}
 	b.cancel()
 	if prev == stateStarting {

@@ -219,7 +219,7 @@ func testOutage(t *testing.T, sharded bool) {
 	hb := newHandler("keep", "via-channels") // what B's hub needs
 	a := start(t, srv.url(), opts, ha)
 	b := start(t, srv.url(), opts, hb)
-	if err := b.Subscribe(ctx(t), []string{"keep"}); err != nil {
+	if err := b.Subscribe(ctx(t), []string{"keep", "dropped"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Publish(ctx(t), "keep", []byte("before")); err != nil {
@@ -247,6 +247,10 @@ func testOutage(t *testing.T, sharded bool) {
 	if err := b.Subscribe(ctx(t), []string{"during"}); !errors.Is(err, redisbroker.ErrNotConnected) {
 		t.Errorf("Subscribe during outage: %v, want ErrNotConnected", err)
 	}
+	// An unsubscription during the outage succeeds and sticks.
+	if err := b.Unsubscribe(ctx(t), []string{"dropped"}); err != nil {
+		t.Errorf("Unsubscribe during outage: %v", err)
+	}
 
 	time.Sleep(500 * time.Millisecond) // a few failed reconnection attempts
 	srv.start()
@@ -272,6 +276,30 @@ func testOutage(t *testing.T, sharded bool) {
 	})
 	if slices.Contains(hb.got("keep"), "lost") {
 		t.Error("a message published during the outage was delivered (want at-most-once, dropped)")
+	}
+	if err := a.Publish(ctx(t), "dropped", []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.addr()}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	cmd := raw.B().PubsubChannels().Pattern("app:*").Build()
+	if sharded {
+		cmd = raw.B().PubsubShardchannels().Pattern("app:*").Build()
+	}
+	chans, err := raw.Do(ctx(t), cmd).AsStrSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(chans)
+	if want := []string{"app:during", "app:keep", "app:via-channels"}; !slices.Equal(chans, want) {
+		t.Errorf("subscribed on Redis after recovery: %q, want %q", chans, want)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := hb.got("dropped"); len(got) != 0 {
+		t.Errorf("delivery on a channel unsubscribed during the outage: %q", got)
 	}
 	// A's own pub/sub connection recovered too.
 	waitUntil(t, 30*time.Second, "A's Status(nil)", func() bool {
