@@ -130,6 +130,7 @@ type handler struct {
 	channels []string
 	status   []error
 	deliver  func(channel string, payload []byte)
+	onChans  func() // optional, called at the start of Channels
 }
 
 func newHandler(channels ...string) *handler {
@@ -146,6 +147,9 @@ func (h *handler) Deliver(channel string, payload []byte) {
 }
 
 func (h *handler) Channels() []string {
+	if h.onChans != nil {
+		h.onChans()
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]string(nil), h.channels...)

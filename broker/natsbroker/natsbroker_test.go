@@ -242,3 +242,41 @@ func TestOutage(t *testing.T) {
 		t.Errorf("delivery on a channel unsubscribed during the outage: %q", got)
 	}
 }
+
+// Handler.Channels may call back into the broker (the contract lets the
+// hub's Channels logic call Subscribe); the resubscription after a
+// reconnection must not deadlock on it.
+func TestChannelsMayCallSubscribe(t *testing.T) {
+	srv := startNATSServer(t, freePort(t))
+	opts := natsbroker.Options{ReconnectWait: 50 * time.Millisecond}
+	hb := newHandler("plain")
+	var b *natsbroker.Broker
+	var mu sync.Mutex
+	hb.onChans = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if b != nil {
+			if err := b.Subscribe(context.Background(), []string{"reentrant"}); err != nil {
+				t.Errorf("Subscribe from Channels: %v", err)
+			}
+		}
+	}
+	bb := start(t, srv.url(), opts, hb)
+	mu.Lock()
+	b = bb
+	mu.Unlock()
+	a := start(t, srv.url(), opts, newHandler())
+	srv.stop()
+	waitUntil(t, 30*time.Second, "Status(error)", func() bool { return len(hb.statuses()) > 0 })
+	srv.start()
+	waitUntil(t, 30*time.Second, "Status(nil)", func() bool {
+		st := hb.statuses()
+		return len(st) >= 2 && st[len(st)-1] == nil
+	})
+	waitUntil(t, 30*time.Second, "deliveries", func() bool {
+		_ = a.Publish(ctx(t), "plain", []byte("x"))
+		_ = a.Publish(ctx(t), "reentrant", []byte("x"))
+		time.Sleep(50 * time.Millisecond)
+		return len(hb.got("plain")) > 0 && len(hb.got("reentrant")) > 0
+	})
+}

@@ -63,7 +63,9 @@
 // those Subscribe asked for, and reports Handler.Status(nil). Subscribe
 // calls made in between fail with ErrNotConnected but are not forgotten:
 // their channels are subscribed on reconnection. Unsubscribe always stops
-// deliveries at once.
+// deliveries at once, and succeeds during an outage. Handler.Channels is
+// called from the broker's own goroutine; it may call Subscribe, which then
+// returns without waiting (the resubscription under way includes it).
 //
 // # Delivery, and what is lost
 //

@@ -176,7 +176,10 @@ func (m *manager) resubscribeAll(ctx context.Context) error {
 			return err
 		}
 	}
-	chs := b.h.Channels() // outside b.mu: the hub may take its own locks
+	// Outside b.mu: the hub may take its own locks, or even call Subscribe.
+	b.inChannels.Store(true)
+	chs := b.h.Channels()
+	b.inChannels.Store(false)
 	b.mu.Lock()
 	for _, ch := range chs {
 		b.want[ch] = struct{}{}

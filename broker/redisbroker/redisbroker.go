@@ -123,9 +123,10 @@ type Broker struct {
 	fails chan failEvent // a pub/sub connection broke
 	notes chan noteEvent // the server unsubscribed a sharded channel
 
-	dropped  atomic.Uint64
-	overflow atomic.Bool // drops not yet reported
-	resync   atomic.Bool // a note was lost: re-check every channel
+	dropped    atomic.Uint64
+	overflow   atomic.Bool // drops not yet reported
+	inChannels atomic.Bool // the manager is inside Handler.Channels
+	resync     atomic.Bool // a note was lost: re-check every channel
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -324,9 +325,10 @@ func (b *Broker) change(ctx context.Context, channels []string, sub bool) error 
 		}
 		b.dirty[ch] = struct{}{}
 	}
-	if len(channels) == 0 || st != stateRunning {
-		// During Start the initial subscription, or the manager as soon as
-		// it runs, picks the change up.
+	if len(channels) == 0 || st != stateRunning || b.inChannels.Load() {
+		// During Start, or while the manager asks Handler.Channels (which
+		// may call back here: waiting would deadlock), the resubscription
+		// that follows picks the change up.
 		b.mu.Unlock()
 		return nil
 	}
