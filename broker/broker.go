@@ -30,7 +30,10 @@ import "context"
 type Handler interface {
 	// Deliver is called for every message received from the bus, in the
 	// order received, from one goroutine per broker connection. It must
-	// return quickly (the hub only queues the message).
+	// return quickly (the hub only queues the message). The payload is
+	// read-only for both sides and the hub may keep it: a broker must not
+	// modify or reuse it after Deliver, and may hand the same slice to
+	// several handlers.
 	Deliver(channel string, payload []byte)
 	// Channels returns every channel the instance needs right now. The
 	// broker calls it after each (re)connection and subscribes them all.

@@ -115,12 +115,13 @@ func (m *Memory) Publish(_ context.Context, channel string, payload []byte) erro
 	}
 	m.bus.mu.RUnlock()
 	for _, b := range targets {
+		// Holding the read lock across Deliver makes Close wait for
+		// deliveries in flight: nothing is delivered after Close returns.
 		b.mu.RLock()
-		h, closed := b.h, b.closed
-		b.mu.RUnlock()
-		if h != nil && !closed {
-			h.Deliver(channel, payload)
+		if b.h != nil && !b.closed {
+			b.h.Deliver(channel, payload)
 		}
+		b.mu.RUnlock()
 	}
 	return nil
 }
