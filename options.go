@@ -107,6 +107,12 @@ type Options struct {
 	// WriteTimeout bounds each write to a socket; a socket that accepts no
 	// data for this long is terminated (1006). Default 30s.
 	WriteTimeout time.Duration
+	// DisableEventReads gives every connection a reading goroutine of its
+	// own. By default, plain TCP connections on Linux are read
+	// event-driven (epoll): an idle connection then holds no goroutine and
+	// no read buffer. Other connections (TLS…) always have a reading
+	// goroutine; so do all when built with the tag scnoepoll.
+	DisableEventReads bool
 
 	// HandleProtocols picks a WebSocket subprotocol from those offered.
 	// Default: the first one offered.

@@ -298,7 +298,7 @@ func (srv *Server) accept(conn *wsconn.Conn, r *http.Request) {
 	srv.wg.Add(1)
 	s.startTimers()
 	srv.emit(HandshakeEvent{Socket: s})
-	go s.readLoop()
+	s.startReading()
 }
 
 // promote moves a socket from pending to clients. It reports false when

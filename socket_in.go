@@ -4,33 +4,98 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 )
 
-// The inbound path. One goroutine per socket (readLoop) reads messages and
-// processes each one completely — middleware waits included — before
-// reading the next, so a socket's inbound messages are handled strictly in
-// order (PROTOCOL.md §0 item 6) and a slow socket only delays itself (TCP
-// flow control pushes back on its client). Procedures and receivers are
-// streams: handing a request to a procedure never waits for its answer, so
-// a procedure may answer a later request before an earlier one.
+// The inbound path. A socket's messages are read and processed one at a
+// time, each completely — middleware waits included — before the next, so
+// they are handled strictly in order (PROTOCOL.md §0 item 6) and a slow
+// socket only delays itself (TCP flow control pushes back on its client).
+// Procedures and receivers are streams: handing a request to a procedure
+// never waits for its answer, so a procedure may answer a later request
+// before an earlier one.
+//
+// Two readers implement this (see CONCURRENCY.md):
+//
+//   - event-driven (plain TCP on Linux, the default): the connection is
+//     watched by internal/netpoll and holds no goroutine and no read buffer
+//     while idle; when it is readable, readReady runs in a poller worker,
+//     never twice at once for one socket, and processes every message that
+//     is complete;
+//   - readLoop, a goroutine of the socket's own blocked in ReadMessage: for
+//     other connections (TLS, tests on net.Pipe), on other systems, or with
+//     Options.DisableEventReads.
+
+// startReading starts reading the socket with the event-driven reader if
+// it can, else with readLoop. Reading ends (endReading) after readFailed.
+func (s *Socket) startReading() {
+	if !s.server.opts.DisableEventReads && s.conn.Watch(s.readReady) {
+		return
+	}
+	go s.readLoop()
+}
 
 func (s *Socket) readLoop() {
-	defer s.server.wg.Done()
-	defer func() { _ = s.conn.Close() }()
 	limit := s.server.opts.MaxPayload
 	var scratch inboundScratch
 	for {
 		isBinary, msg, err := s.conn.ReadMessage(limit)
 		if err != nil {
 			s.readFailed(err)
+			s.endReading()
 			return
 		}
 		s.processInbound(isBinary, msg, &scratch)
 	}
+}
+
+// readReady is the event-driven reader's handler: it processes the
+// messages available now, and reports false once the connection has
+// ended.
+func (s *Socket) readReady() bool {
+	limit := s.server.opts.MaxPayload
+	var sc *inboundScratch
+	for {
+		isBinary, msg, err := s.conn.NextMessage(limit)
+		if err != nil {
+			if sc != nil {
+				sc.release()
+			}
+			if err == wsconn.ErrWouldBlock {
+				return true
+			}
+			s.readFailed(err)
+			s.endReading()
+			return false
+		}
+		if sc == nil {
+			sc = scratchPool.Get().(*inboundScratch)
+		}
+		s.processInbound(isBinary, msg, sc)
+	}
+}
+
+// endReading closes the connection once reading has failed.
+func (s *Socket) endReading() {
+	_ = s.conn.Close()
+	s.server.wg.Done()
+}
+
+// scratchPool lends inboundScratch to the event-driven reader, which has no
+// goroutine of its own to keep one in.
+var scratchPool = sync.Pool{New: func() any { return new(inboundScratch) }}
+
+// release clears the scratch (it must not keep messages alive) and returns
+// it to scratchPool.
+func (sc *inboundScratch) release() {
+	clear(sc.packets[:cap(sc.packets)])
+	sc.packets = sc.packets[:0]
+	sc.oks = sc.oks[:0]
+	scratchPool.Put(sc)
 }
 
 // inboundScratch holds slices reused from one message to the next by the

@@ -1,12 +1,29 @@
 // Package wsconn is the WebSocket engine seam: it upgrades an HTTP request,
 // reads whole messages (answering WebSocket control frames itself) and
 // writes pre-encoded server frames with one writev per batch. Nothing above
-// this package knows which WebSocket library is used (gobwas/ws today), so
-// the engine and its goroutine model can be replaced without touching the
-// public API.
+// this package knows how frames are parsed or which library did the
+// handshake (gobwas/ws), so the engine and its goroutine model can be
+// replaced without touching the public API.
 //
-// Concurrency: one goroutine reads (ReadMessage); any goroutine may write
-// (writes are serialised by an internal mutex). Close frames are sent at most
+// Reading works in one of two ways, with the same frame parser:
+//
+//   - Blocking: one goroutine calls ReadMessage in a loop. It owns a 4 KiB
+//     read buffer. This works on any net.Conn (TLS, net.Pipe in tests).
+//   - Event-driven (Watch, Linux, plain TCP): the connection is registered
+//     with internal/netpoll and holds neither a goroutine nor a read buffer
+//     while idle. When it is readable, its handler runs in a worker and
+//     calls NextMessage until ErrWouldBlock; the bytes are read into a
+//     pooled buffer that goes back to the pool before the handler returns.
+//     Between reads the parser keeps only a split header, its position in
+//     the current frame and the message being reassembled.
+//
+// Either way, the HTTP server's hijack buffers are dropped after the
+// upgrade; bytes the client sent right behind its upgrade request are kept
+// (a small copy) and parsed first.
+//
+// Concurrency: one goroutine at a time reads (ReadMessage, or the Watch
+// handler); any goroutine may write (writes are serialised by an internal
+// mutex), set the read deadline or close. Close frames are sent at most
 // once.
 package wsconn
 
@@ -18,11 +35,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/socketcluster-go/socketcluster/internal/netpoll"
 )
 
 // MaxHeader is the largest server frame header (no mask).
@@ -33,6 +53,10 @@ var ErrTooBig = errors.New("wsconn: message too big")
 
 // ErrProtocol is returned by ReadMessage for a frame that breaks RFC 6455.
 var ErrProtocol = errors.New("wsconn: protocol error")
+
+// ErrWouldBlock is returned by NextMessage when no complete message is
+// available without waiting.
+var ErrWouldBlock = netpoll.ErrWouldBlock
 
 // CloseError is returned by ReadMessage when the peer sent a close frame.
 type CloseError struct {
@@ -47,12 +71,44 @@ func (e *CloseError) Error() string {
 // Conn is a server-side WebSocket connection.
 type Conn struct {
 	nc net.Conn
-	br *bufio.Reader
+	fr frameReader
+
+	// pending holds bytes that arrived with the upgrade request, parsed
+	// before anything read from nc.
+	pending []byte
+
+	// Blocking reads only (ReadMessage).
+	buf  []byte // read buffer, allocated at the first ReadMessage
+	data []byte // unparsed part of buf
+	rerr error  // read error kept while data read with it is parsed
+
+	ev atomic.Pointer[evReader] // event-driven reads, set by Watch
 
 	wmu       sync.Mutex
 	closeSent atomic.Bool
 	wtimeout  time.Duration
 }
+
+// evReader is the state of event-driven reading.
+type evReader struct {
+	desc *netpoll.Desc
+
+	// Owned by the handler.
+	data    []byte  // unparsed part of the pooled buffer
+	pooled  *[]byte // the pooled buffer, only between a read and ErrWouldBlock
+	drained bool    // the last read did not fill the buffer: skip the read that would say EAGAIN
+
+	deadline atomic.Int64 // read deadline, Unix nanoseconds, 0 for none
+	timer    *time.Timer  // fires at the deadline; guarded by Conn.wmu
+}
+
+// readBufSize is the size of the pooled buffers of event-driven reads.
+const readBufSize = 16 << 10
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// blockingBufSize is the read buffer of a connection read by ReadMessage.
+const blockingBufSize = 4 << 10
 
 // UpgradeOptions configures Upgrade.
 type UpgradeOptions struct {
@@ -88,15 +144,19 @@ func Upgrade(w http.ResponseWriter, r *http.Request, o UpgradeOptions) (*Conn, e
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{nc: nc, br: rw.Reader, wtimeout: o.WriteTimeout}, nil
+	return New(nc, rw.Reader, o.WriteTimeout), nil
 }
 
-// New wraps an already upgraded connection (tests, custom listeners).
+// New wraps an already upgraded connection (tests, custom listeners). br,
+// if not nil, is a reader over nc that may hold bytes already read from
+// it: those are parsed first, then nc is read directly (br is not kept).
 func New(nc net.Conn, br *bufio.Reader, writeTimeout time.Duration) *Conn {
-	if br == nil {
-		br = bufio.NewReaderSize(nc, 4096)
+	c := &Conn{nc: nc, wtimeout: writeTimeout}
+	if br != nil && br.Buffered() > 0 {
+		b, _ := br.Peek(br.Buffered())
+		c.pending = append([]byte(nil), b...)
 	}
-	return &Conn{nc: nc, br: br, wtimeout: writeTimeout}
+	return c
 }
 
 func splitComma(s string) []string {
@@ -123,88 +183,187 @@ func splitComma(s string) []string {
 // RemoteAddr returns the peer's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
-// SetReadDeadline sets the deadline for ReadMessage.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
+// SetReadDeadline sets the deadline for reads: past it, ReadMessage or
+// NextMessage fails with a timeout error (a net.Error). On a watched
+// connection the handler is triggered at the deadline to see it.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	err := c.nc.SetReadDeadline(t)
+	if e := c.ev.Load(); e != nil {
+		c.wmu.Lock()
+		if e.timer != nil {
+			e.timer.Stop()
+			e.timer = nil
+		}
+		if t.IsZero() {
+			e.deadline.Store(0)
+		} else {
+			e.deadline.Store(t.UnixNano())
+			e.timer = time.AfterFunc(time.Until(t), e.desc.Trigger)
+		}
+		c.wmu.Unlock()
+	}
+	return err
+}
 
-// ReadMessage returns the next text or binary message, reassembling
+// ReadMessage waits for the next text or binary message, reassembling
 // fragments. Pings are answered, pongs ignored. A close frame from the peer
 // is answered (once) and returned as *CloseError. The payload is a new slice
-// owned by the caller.
+// owned by the caller. It must not be used on a watched connection.
 func (c *Conn) ReadMessage(limit int64) (isBinary bool, payload []byte, err error) {
-	var (
-		started bool
-		op      ws.OpCode
-	)
 	for {
-		h, err := ws.ReadHeader(c.br)
-		if err != nil {
-			if errors.Is(err, ws.ErrHeaderLengthUnexpected) || errors.Is(err, ws.ErrHeaderLengthMSB) {
-				return false, nil, ErrProtocol
+		if len(c.data) > 0 {
+			n, isBinary, msg, ok, err := c.parse(c.data, limit)
+			c.data = c.data[n:]
+			if err != nil || ok {
+				return isBinary, msg, err
 			}
-			return false, nil, err
 		}
-		if h.Rsv != 0 || !h.Masked || h.OpCode.IsReserved() {
-			return false, nil, ErrProtocol
-		}
-		if h.OpCode.IsControl() {
-			if h.Length > 125 || !h.Fin {
-				return false, nil, ErrProtocol
-			}
-			body := make([]byte, h.Length)
-			if _, err := io.ReadFull(c.br, body); err != nil {
-				return false, nil, err
-			}
-			ws.Cipher(body, h.Mask, 0)
-			switch h.OpCode {
-			case ws.OpPing:
-				_ = c.writeControl(ws.OpPong, body)
-			case ws.OpClose:
-				code, reason := 1005, ""
-				if len(body) >= 2 {
-					code = int(binary.BigEndian.Uint16(body))
-					reason = string(body[2:])
-				} else if len(body) == 1 {
-					return false, nil, ErrProtocol
-				}
-				var reply []byte
-				if len(body) >= 2 {
-					reply = body[:2]
-				}
-				c.sendCloseOnce(reply)
-				return false, nil, &CloseError{Code: code, Reason: reason}
-			}
+		if c.pending != nil {
+			c.data, c.pending = c.pending, nil
 			continue
 		}
-		if h.OpCode == ws.OpContinuation {
-			if !started {
-				return false, nil, ErrProtocol
+		if c.rerr != nil {
+			return false, nil, c.readError(c.rerr)
+		}
+		if c.buf == nil {
+			c.buf = make([]byte, blockingBufSize)
+		}
+		n, err := c.nc.Read(c.buf)
+		c.data, c.rerr = c.buf[:n], err
+	}
+}
+
+func (c *Conn) readError(err error) error {
+	if err == io.EOF {
+		return c.fr.eof()
+	}
+	return err
+}
+
+// Watch switches the connection to event-driven reading when this build
+// and the connection (plain TCP) allow it, and reports whether it did;
+// otherwise read with ReadMessage. handler is then called in a worker
+// goroutine, never twice at once, whenever a message may be available, the
+// read deadline passed or the connection was closed; it must call
+// NextMessage until that returns an error, and return true when the error
+// was ErrWouldBlock, false when it is finished with the connection (it must
+// have closed it): it is not called again after that.
+func (c *Conn) Watch(handler func() bool) bool {
+	tc, ok := c.nc.(*net.TCPConn)
+	if !ok || !netpoll.Available() {
+		return false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	e := &evReader{desc: netpoll.New(rc, handler)}
+	e.data, c.pending = c.pending, nil
+	buffered := len(e.data) > 0
+	c.ev.Store(e)
+	e.desc.Start()
+	if buffered {
+		e.desc.Trigger()
+	}
+	return true
+}
+
+// NextMessage returns the next message of a watched connection (see Watch)
+// if it is complete with what can be read without waiting, and otherwise
+// ErrWouldBlock. Control frames are handled and errors reported as
+// ReadMessage does. Only the handler may call it.
+func (c *Conn) NextMessage(limit int64) (isBinary bool, msg []byte, err error) {
+	e := c.ev.Load()
+	for {
+		if len(e.data) > 0 {
+			n, isBinary, msg, ok, err := c.parse(e.data, limit)
+			e.data = e.data[n:]
+			if err != nil {
+				e.release()
+				return false, nil, err
 			}
-		} else {
-			if started {
-				return false, nil, ErrProtocol
+			if ok {
+				return isBinary, msg, nil
 			}
-			started = true
-			op = h.OpCode
 		}
-		if int64(len(payload))+h.Length > limit {
-			return false, nil, ErrTooBig
+		if e.drained {
+			e.drained = false
+			e.release()
+			return false, nil, ErrWouldBlock
 		}
-		n := len(payload)
-		if cap(payload)-n < int(h.Length) {
-			grown := make([]byte, n, n+int(h.Length))
-			copy(grown, payload)
-			payload = grown
+		if d := e.deadline.Load(); d != 0 && time.Now().UnixNano() >= d {
+			e.release()
+			return false, nil, c.opError(os.ErrDeadlineExceeded)
 		}
-		payload = payload[:n+int(h.Length)]
-		if _, err := io.ReadFull(c.br, payload[n:]); err != nil {
+		if e.pooled == nil {
+			e.pooled = readBufs.Get().(*[]byte)
+		}
+		buf := *e.pooled
+		n, err := e.desc.Read(buf)
+		if err != nil {
+			e.release()
+			var se *os.SyscallError
+			switch {
+			case err == ErrWouldBlock:
+			case err == io.EOF:
+				err = c.fr.eof()
+			case errors.As(err, &se):
+				err = c.opError(se)
+			}
 			return false, nil, err
 		}
-		ws.Cipher(payload[n:], h.Mask, 0)
-		if h.Fin {
-			if payload == nil {
-				payload = []byte{}
+		e.data = buf[:n]
+		e.drained = n < len(buf)
+	}
+}
+
+// opError wraps a read error as net.Conn.Read does.
+func (c *Conn) opError(err error) error {
+	return &net.OpError{Op: "read", Net: c.nc.LocalAddr().Network(), Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: err}
+}
+
+// release gives the read buffer back to the pool.
+func (e *evReader) release() {
+	if e.pooled != nil {
+		readBufs.Put(e.pooled)
+		e.pooled = nil
+	}
+	e.data = nil
+	e.drained = false
+}
+
+// parse runs the frame parser over data until a message is complete (ok),
+// answering control frames on the way; it consumes all of data when no
+// message completes.
+func (c *Conn) parse(data []byte, limit int64) (n int, isBinary bool, msg []byte, ok bool, err error) {
+	for {
+		m, ev, body, err := c.fr.parse(data[n:], limit)
+		n += m
+		if err != nil {
+			return n, false, nil, false, err
+		}
+		switch ev {
+		case evNone:
+			return n, false, nil, false, nil
+		case evMessage:
+			isBinary, msg = c.fr.takeMessage()
+			return n, isBinary, msg, true, nil
+		case evPing:
+			_ = c.writeControl(ws.OpPong, body)
+		case evClose:
+			code, reason := 1005, ""
+			if len(body) >= 2 {
+				code = int(binary.BigEndian.Uint16(body))
+				reason = string(body[2:])
+			} else if len(body) == 1 {
+				return n, false, nil, false, ErrProtocol
 			}
-			return op == ws.OpBinary, payload, nil
+			var reply []byte
+			if len(body) >= 2 {
+				reply = body[:2]
+			}
+			c.sendCloseOnce(reply)
+			return n, false, nil, false, &CloseError{Code: code, Reason: reason}
 		}
 	}
 }
@@ -302,5 +461,12 @@ func (c *Conn) WriteClose(code int, reason string) bool {
 // CloseSent reports whether a close frame was sent.
 func (c *Conn) CloseSent() bool { return c.closeSent.Load() }
 
-// Close closes the TCP connection.
-func (c *Conn) Close() error { return c.nc.Close() }
+// Close closes the TCP connection. A watched connection's handler is
+// triggered to see it.
+func (c *Conn) Close() error {
+	err := c.nc.Close()
+	if e := c.ev.Load(); e != nil {
+		e.desc.Trigger()
+	}
+	return err
+}

@@ -1,0 +1,43 @@
+// Package netpoll reads many idle connections without a goroutine or a
+// buffer per connection.
+//
+// A connection is registered as a Desc with a handler. A small, fixed
+// number of pollers (one goroutine each, blocked in epoll_wait) watch the
+// registered connections with EPOLLONESHOT: when one becomes readable its
+// registration is disarmed and its handler runs in a worker goroutine. The
+// handler reads everything available without waiting (Desc.Read) and
+// returns; the Desc is then re-armed. Because the registration stays
+// disarmed while the handler runs, a connection's handler never runs twice
+// at once, so its data is processed strictly in order by one goroutine at a
+// time, while different connections are handled in parallel.
+//
+// Workers come from a pool that can never deadlock: a readable connection
+// is handed to an idle worker when there is one, and to a new goroutine
+// otherwise, so a handler that blocks (a slow middleware, say) holds up
+// only its own connection. At most a few idle workers are kept; the rest
+// exit. Pollers and idle workers exit when no connection is registered,
+// and start again with the next one.
+//
+// Trigger runs a connection's handler as if it were readable; it is how a
+// closed connection or an expired read deadline reaches the handler, which
+// then sees the error from Read and ends the registration by returning
+// false. Each state change of a Desc is one atomic operation:
+//
+//	idle --readable/Trigger--> running --handler returns true, re-armed--> idle
+//	running --readable/Trigger--> pending (the handler runs again after)
+//	running --handler returns false--> done (never runs again)
+//
+// Writes are not this package's business: connections keep writing through
+// net.Conn (the Go runtime's own poller), and reads go through the
+// connection's syscall.RawConn, so a concurrent Close can never make a read
+// or a re-arm touch a reused file descriptor.
+//
+// Event-driven reading exists on Linux only (epoll). Elsewhere, or when the
+// module is built with the tag scnoepoll, Available reports false and
+// callers keep a goroutine per connection.
+package netpoll
+
+import "errors"
+
+// ErrWouldBlock is returned by Desc.Read when nothing is available now.
+var ErrWouldBlock = errors.New("netpoll: no data available")

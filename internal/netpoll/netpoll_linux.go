@@ -1,0 +1,440 @@
+//go:build linux && !scnoepoll
+
+package netpoll
+
+import (
+	"encoding/binary"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Desc states (see the package doc).
+const (
+	stIdle int32 = iota
+	stRunning
+	stPending
+	stDone
+)
+
+// armEvents is what a registration waits for. EPOLLONESHOT disarms it at
+// the first event, so only one handler run is ever in flight.
+const armEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+
+// Desc is one watched connection.
+type Desc struct {
+	p       *poller
+	rc      syscall.RawConn
+	handler func() bool
+	state   atomic.Int32
+	slot    int32 // index in p.descs; with gen, the epoll event's data
+	gen     int32
+
+	// Used only by the goroutine that owns the running state.
+	ctlOp  int
+	ctlErr error
+	ctlFn  func(fd uintptr)
+	rbuf   []byte
+	rn     int
+	rerr   error
+	readFn func(fd uintptr) bool
+}
+
+type poller struct {
+	epfd   int
+	wakefd int // eventfd: wakes the loop so that it can exit
+
+	// Guarded by reg.mu.
+	descs   []*Desc
+	free    []int32
+	count   int
+	running bool
+}
+
+var reg struct {
+	once    sync.Once
+	ok      bool
+	pollers []*poller
+
+	mu    sync.Mutex
+	next  int   // round-robin poller choice
+	total int   // registered descs, all pollers
+	gen   int32 // last generation handed out
+	// quit is closed when the last Desc is released, so that idle workers
+	// exit; it is replaced at the next registration.
+	quit chan struct{}
+}
+
+// curQuit is reg.quit for workers started without the lock.
+var curQuit atomic.Pointer[chan struct{}]
+
+var closedQuit = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func setup() {
+	n := max(1, min(runtime.GOMAXPROCS(0)/8, 4))
+	for range n {
+		p, err := newPoller()
+		if err != nil {
+			for _, q := range reg.pollers {
+				_ = unix.Close(q.epfd)
+				_ = unix.Close(q.wakefd)
+			}
+			reg.pollers = nil
+			return
+		}
+		reg.pollers = append(reg.pollers, p)
+	}
+	reg.ok = true
+}
+
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	wfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		_ = unix.Close(epfd)
+		return nil, err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wfd, &ev); err != nil {
+		_ = unix.Close(epfd)
+		_ = unix.Close(wfd)
+		return nil, err
+	}
+	return &poller{epfd: epfd, wakefd: wfd}, nil
+}
+
+// Available reports whether event-driven reading works here.
+func Available() bool {
+	reg.once.Do(setup)
+	return reg.ok
+}
+
+// New returns a descriptor for the connection behind rc; Start watches
+// it. handler is called, in a worker goroutine and never twice at once,
+// when the connection may be readable or Trigger was called. It must read
+// (Read) until ErrWouldBlock or an error, and return true to be called
+// again at the next event, or false when it is finished with the
+// connection (it has then closed it, typically after a read error); it is
+// never called again after that. Call Available first: New panics when it
+// reports false.
+func New(rc syscall.RawConn, handler func() bool) *Desc {
+	if !Available() {
+		panic("netpoll: New called while Available reports false")
+	}
+	d := &Desc{rc: rc, handler: handler}
+	// Until Start, the Desc counts as running: a Trigger before Start is
+	// kept as pending and honoured by Start.
+	d.state.Store(stRunning)
+	d.ctlFn = d.ctl
+	d.readFn = d.read
+	return d
+}
+
+// Start begins watching. If the connection is closed already, or epoll
+// refuses it (then the connection is shut down), the handler still runs
+// once and sees the failure from Read.
+func (d *Desc) Start() {
+	reg.mu.Lock()
+	p := reg.pollers[reg.next%len(reg.pollers)]
+	reg.next++
+	d.p = p
+	reg.gen++
+	d.gen = reg.gen
+	if n := len(p.free); n > 0 {
+		d.slot = p.free[n-1]
+		p.free = p.free[:n-1]
+		p.descs[d.slot] = d
+	} else {
+		d.slot = int32(len(p.descs))
+		p.descs = append(p.descs, d)
+	}
+	p.count++
+	if !p.running {
+		p.running = true
+		go p.loop()
+	}
+	reg.total++
+	if reg.quit == nil {
+		q := make(chan struct{})
+		reg.quit = q
+		curQuit.Store(&q)
+	}
+	reg.mu.Unlock()
+
+	if err := d.arm(unix.EPOLL_CTL_ADD); err != nil {
+		submit(d)
+		return
+	}
+	if !d.state.CompareAndSwap(stRunning, stIdle) {
+		d.state.Store(stRunning)
+		submit(d)
+	}
+}
+
+// Trigger runs the handler soon, as if the connection were readable. It
+// may be called at any time from any goroutine; it does nothing once the
+// handler has returned false.
+func (d *Desc) Trigger() { d.dispatch() }
+
+// Read reads what the connection has without waiting: (n, nil) with n > 0,
+// (0, ErrWouldBlock) when nothing is there, (0, io.EOF) when the peer
+// closed, or the error: the connection's (closed, read deadline passed, as
+// *net.OpError) or the system's (*os.SyscallError). Only the handler may
+// call it.
+func (d *Desc) Read(p []byte) (int, error) {
+	d.rbuf = p
+	err := d.rc.Read(d.readFn)
+	d.rbuf = nil
+	if err != nil {
+		return 0, err
+	}
+	return d.rn, d.rerr
+}
+
+func (d *Desc) read(fd uintptr) bool {
+	for {
+		n, err := readNow(int(fd), d.rbuf)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			d.rn, d.rerr = 0, ErrWouldBlock
+		case err != nil:
+			d.rn, d.rerr = 0, os.NewSyscallError("read", err)
+		case n == 0:
+			d.rn, d.rerr = 0, io.EOF
+		default:
+			d.rn, d.rerr = n, nil
+		}
+		return true
+	}
+}
+
+// arm adds or re-arms the registration. The epoll call is made inside
+// RawConn.Control, which holds the file descriptor open: a concurrent Close
+// cannot make it hit a reused descriptor number.
+func (d *Desc) arm(op int) error {
+	d.ctlOp = op
+	d.ctlErr = nil
+	if err := d.rc.Control(d.ctlFn); err != nil {
+		return err
+	}
+	return d.ctlErr
+}
+
+func (d *Desc) ctl(fd uintptr) {
+	ev := unix.EpollEvent{Events: armEvents, Fd: d.slot, Pad: d.gen}
+	if err := unix.EpollCtl(d.p.epfd, d.ctlOp, int(fd), &ev); err != nil {
+		// Not expected for a TCP socket. Rather than leave the connection
+		// unwatched forever, shut it down: the handler then reads EOF.
+		_ = unix.Shutdown(int(fd), unix.SHUT_RDWR)
+		d.ctlErr = os.NewSyscallError("epoll_ctl", err)
+	}
+}
+
+func (d *Desc) dispatch() {
+	for {
+		switch d.state.Load() {
+		case stIdle:
+			if d.state.CompareAndSwap(stIdle, stRunning) {
+				submit(d)
+				return
+			}
+		case stRunning:
+			if d.state.CompareAndSwap(stRunning, stPending) {
+				return
+			}
+		default: // pending already, or done
+			return
+		}
+	}
+}
+
+// run calls the handler until no event came in meanwhile; the owner of the
+// running state calls it.
+func (d *Desc) run() {
+	for {
+		if !d.handler() {
+			d.state.Store(stDone)
+			d.p.release(d)
+			return
+		}
+		if err := d.arm(unix.EPOLL_CTL_MOD); err != nil {
+			// Closed or shut down: the handler sees it at its next Read.
+			continue
+		}
+		if d.state.CompareAndSwap(stRunning, stIdle) {
+			return
+		}
+		// Pending: something happened while the handler ran.
+		d.state.Store(stRunning)
+	}
+}
+
+func (p *poller) release(d *Desc) {
+	reg.mu.Lock()
+	p.descs[d.slot] = nil
+	p.free = append(p.free, d.slot)
+	p.count--
+	if p.count == 0 {
+		var one [8]byte
+		binary.NativeEndian.PutUint64(one[:], 1)
+		_, _ = unix.Write(p.wakefd, one[:])
+	}
+	reg.total--
+	if reg.total == 0 {
+		close(reg.quit)
+		reg.quit = nil
+		curQuit.Store(nil)
+	}
+	reg.mu.Unlock()
+}
+
+// loop waits for events and hands the readable connections to workers. It
+// returns when no connection is registered with this poller.
+//
+// After a batch of events it polls again without waiting (a raw system
+// call: the goroutine keeps its P) and only blocks in epoll_wait once a
+// poll found nothing and the workers it woke had a chance to run first
+// (Gosched). Under load it therefore never sleeps in the kernel, and the
+// workers it hands connections to are not stuck behind a P held by a
+// blocking system call.
+func (p *poller) loop() {
+	events := make([]unix.EpollEvent, 256)
+	ready := make([]*Desc, 0, len(events))
+	block := true
+	for {
+		var n int
+		var err error
+		if block {
+			n, err = unix.EpollWait(p.epfd, events, -1)
+		} else {
+			n, err = epollWaitNow(p.epfd, events)
+		}
+		if err != nil {
+			if err != unix.EINTR {
+				time.Sleep(time.Millisecond) // not expected; do not spin
+			}
+			continue
+		}
+		if n == 0 {
+			block = true
+			runtime.Gosched()
+			continue
+		}
+		block = false
+		wake := false
+		reg.mu.Lock()
+		for i := range events[:n] {
+			ev := &events[i]
+			if ev.Fd < 0 {
+				wake = true
+				continue
+			}
+			if int(ev.Fd) < len(p.descs) {
+				if d := p.descs[ev.Fd]; d != nil && d.gen == ev.Pad {
+					ready = append(ready, d)
+				}
+			}
+		}
+		if wake {
+			var b [8]byte
+			_, _ = unix.Read(p.wakefd, b[:])
+			if p.count == 0 {
+				p.running = false
+				reg.mu.Unlock()
+				return
+			}
+		}
+		reg.mu.Unlock()
+		for i, d := range ready {
+			d.dispatch()
+			ready[i] = nil
+		}
+		ready = ready[:0]
+	}
+}
+
+// epollWaitNow is epoll_wait with a zero timeout, as a raw system call: it
+// never blocks, so it need not tell the scheduler.
+func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// readNow is read(2) on a non-blocking descriptor, as a raw system call.
+func readNow(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// ---- Workers ----
+
+// workCh hands a Desc to an idle worker; an unbuffered send succeeds only
+// when a worker is waiting.
+var workCh = make(chan *Desc)
+
+var idleWorkers atomic.Int32
+
+// maxIdle bounds the idle workers kept for the next events.
+var maxIdle = int32(4*runtime.GOMAXPROCS(0) + 16)
+
+// idleTimeout is how long a worker waits for work before it exits: short,
+// because starting a goroutine is cheap and an idle pool should not hold
+// stacks (or look like a goroutine leak) once the load is gone.
+const idleTimeout = 100 * time.Millisecond
+
+func submit(d *Desc) {
+	select {
+	case workCh <- d:
+	default:
+		q := closedQuit
+		if p := curQuit.Load(); p != nil {
+			q = *p
+		}
+		go worker(d, q)
+	}
+}
+
+func worker(d *Desc, quit chan struct{}) {
+	var idle *time.Timer
+	for {
+		d.run()
+		if idleWorkers.Add(1) > maxIdle {
+			idleWorkers.Add(-1)
+			return
+		}
+		if idle == nil {
+			idle = time.NewTimer(idleTimeout)
+		} else {
+			idle.Reset(idleTimeout)
+		}
+		select {
+		case d = <-workCh:
+			idleWorkers.Add(-1)
+		case <-quit:
+			idleWorkers.Add(-1)
+			idle.Stop()
+			return
+		case <-idle.C:
+			idleWorkers.Add(-1)
+			return
+		}
+	}
+}

@@ -1,0 +1,29 @@
+//go:build !linux || scnoepoll
+
+package netpoll
+
+import (
+	"errors"
+	"syscall"
+)
+
+// Available reports whether event-driven reading works here: never on this
+// build.
+func Available() bool { return false }
+
+// Desc is not usable on this build; New returns nil.
+type Desc struct{}
+
+var errUnavailable = errors.New("netpoll: not available on this build")
+
+// New returns nil: check Available first.
+func New(rc syscall.RawConn, handler func() bool) *Desc { return nil }
+
+// Start does nothing on this build.
+func (d *Desc) Start() {}
+
+// Trigger does nothing on this build.
+func (d *Desc) Trigger() {}
+
+// Read fails on this build.
+func (d *Desc) Read(p []byte) (int, error) { return 0, errUnavailable }
