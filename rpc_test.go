@@ -185,16 +185,18 @@ func TestRequestAnswers(t *testing.T) {
 		Bin  sc.Binary `json:"bin"`
 	}
 	answers := map[string]func(r *sc.Request) error{
-		"undef":     func(r *sc.Request) error { return r.End(sc.Undefined) },
-		"null":      func(r *sc.Request) error { return r.End(nil) },
-		"raw":       func(r *sc.Request) error { return r.End(sc.Data(`{"name":"Ann"}`)) },
-		"rawmsg":    func(r *sc.Request) error { return r.End(json.RawMessage(`[1, 2]`)) },
-		"string":    func(r *sc.Request) error { return r.End("ok </script>&") },
-		"number":    func(r *sc.Request) error { return r.End(15.5) },
-		"struct":    func(r *sc.Request) error { return r.End(payload{Name: "Ann", Bin: sc.Binary{1, 2, 3}}) },
-		"bytes":     func(r *sc.Request) error { return r.End([]byte("hello")) },
-		"binary":    func(r *sc.Request) error { return r.End(sc.Binary{1, 2, 3}) },
-		"failerr":   func(r *sc.Request) error { return r.Error(sc.NewError("FailError", "it failed").With("extra", map[string]any{"a": 1})) },
+		"undef":  func(r *sc.Request) error { return r.End(sc.Undefined) },
+		"null":   func(r *sc.Request) error { return r.End(nil) },
+		"raw":    func(r *sc.Request) error { return r.End(sc.Data(`{"name":"Ann"}`)) },
+		"rawmsg": func(r *sc.Request) error { return r.End(json.RawMessage(`[1, 2]`)) },
+		"string": func(r *sc.Request) error { return r.End("ok </script>&") },
+		"number": func(r *sc.Request) error { return r.End(15.5) },
+		"struct": func(r *sc.Request) error { return r.End(payload{Name: "Ann", Bin: sc.Binary{1, 2, 3}}) },
+		"bytes":  func(r *sc.Request) error { return r.End([]byte("hello")) },
+		"binary": func(r *sc.Request) error { return r.End(sc.Binary{1, 2, 3}) },
+		"failerr": func(r *sc.Request) error {
+			return r.Error(sc.NewError("FailError", "it failed").With("extra", map[string]any{"a": 1}))
+		},
 		"plainerr":  func(r *sc.Request) error { return r.Error(errors.New("plain")) },
 		"stringerr": func(r *sc.Request) error { return r.Error(sc.StringError("just a string")) },
 		"nilerr":    func(r *sc.Request) error { return r.Error(nil) },
