@@ -32,7 +32,7 @@ func demoHandler(clientJS, path string) http.Handler {
 			}
 		}
 	}
-	scriptURL := "https://unpkg.com/socketcluster-client@20/socketcluster-client.min.js"
+	scriptURL := "https://unpkg.com/socketcluster-client@20.0.2/socketcluster-client.min.js"
 	if clientJS != "" {
 		scriptURL = "/socketcluster-client.min.js"
 	}
