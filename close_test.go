@@ -396,11 +396,10 @@ func TestDisconnectEventOrder(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var violations []string
-	var items [][]any
+	items := make([][]any, len(steps))
 	var wg sync.WaitGroup
 	ctx := ctxT(t)
 	for i := range steps {
-		items = append(items, nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
