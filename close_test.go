@@ -691,3 +691,30 @@ func TestSocketStreamCleanupMode(t *testing.T) {
 		})
 	}
 }
+
+// PROTOCOL.md §2.3 step 2: any message restarts the pong timer when a
+// quarter of PingTimeout passed, so a busy client needs no pongs.
+func TestTrafficKeepsSocketAlive(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, sc.Options{PingInterval: time.Hour, PingTimeout: time.Second})
+	c, s := ts.connect(t, nil)
+	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); {
+		barrier(t, c)
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s.State() != sc.StateOpen {
+		t.Fatalf("state %s", s.State())
+	}
+}
+
+// A close frame without a code is recorded as 1005.
+func TestCloseWithoutCode(t *testing.T) {
+	ts := newServer(t, sc.Options{})
+	aborts := sc.Listen[sc.ConnectionAbortEvent](ts).Consumer()
+	defer aborts.Stop()
+	c := ts.dial(t, nil)
+	_ = c.SendClose(0, "")
+	if ev := next(t, aborts); ev.Code != 1005 || ev.Reason != "Socket closed without status code" {
+		t.Fatalf("connectionAbort %+v", ev)
+	}
+}
