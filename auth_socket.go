@@ -330,9 +330,15 @@ func (s *Socket) handshakeRejection(err error, a *Action) ([]byte, int) {
 		cp.Fields = append([]Field(nil), e.Fields...)
 		clientErr = &cp
 	default:
-		raw, _ := appendError(nil, err)
-		// A non-*Error: keep its form, statusCode cannot be attached to a string.
-		return raw, code
+		var str StringError
+		if errors.As(err, &str) {
+			// A string error stays a string: no statusCode can be attached.
+			raw, _ := appendError(nil, err)
+			return raw, code
+		}
+		// A plain error is a plain JavaScript Error: message only, then the
+		// statusCode the reference assigns to it.
+		clientErr = &Error{Message: err.Error()}
 	}
 	if _, ok := clientErr.Field("statusCode"); !ok {
 		clientErr.With("statusCode", code)

@@ -32,8 +32,9 @@ const (
 	CloseHandshakeRejected  = 4008
 	CloseBeforeHandshake    = 4009
 	// CloseSlowConsumer is this server's own code for a socket whose
-	// outbound queue went over Options.OutboundQueueLimit. It is in the
-	// application range where the official client reconnects with back-off.
+	// outbound queue went over Options.OutboundQueueLimit, sent with the
+	// reason SlowConsumerReason. It is in the application range where the
+	// official client reconnects with back-off.
 	CloseSlowConsumer = 4100
 )
 
@@ -59,8 +60,10 @@ var closeTexts = map[int]string{
 	4007: "Client connection establishment timed out",
 	4008: "Server rejected handshake from client",
 	4009: "Server received a message before the client handshake",
-	4100: "Socket outbound queue limit exceeded (slow consumer)",
 }
+
+// SlowConsumerReason is the close reason sent with CloseSlowConsumer.
+const SlowConsumerReason = "Socket outbound queue limit exceeded (slow consumer)"
 
 // CloseText returns the reference's description of a close code, or "".
 func CloseText(code int) string { return closeTexts[code] }

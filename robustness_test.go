@@ -74,7 +74,7 @@ func TestSlowConsumer(t *testing.T) {
 	// Reading again, the slow client finds the close frame after what the
 	// network had buffered.
 	code, reason, skipped := slow.ExpectClose()
-	if code != sc.CloseSlowConsumer || reason != "" {
+	if code != sc.CloseSlowConsumer || reason != sc.SlowConsumerReason {
 		t.Fatalf("slow client close %d %q after %d frames", code, reason, len(skipped))
 	}
 	barrier(t, fast)
@@ -118,7 +118,6 @@ func TestMalformedInput(t *testing.T) {
 		{"batch of garbage", `[1,null,"x",[],{},{"rid":"x"}]`, ""},
 		{"empty batch", `[]`, ""},
 		{"invalid json", `{"event":"echo",`, ""},
-		{"invalid utf-8", "{\"event\":\"echo\",\"data\":\"\xff\xfe\",\"cid\":9}", ""},
 		{"escaped unicode event", `{"event":"\u0065cho","data":"\ud83d\ude00","cid":10}`, `{"rid":10,"data":"\ud83d\ude00"}`},
 		{"handshake again", `{"event":"#handshake","cid":11}`, ""},
 		{"control characters", "\x00\x01\x02", ""},
@@ -308,4 +307,17 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Fatalf("counts %d %d", srv.ClientsCount(), srv.PendingClientsCount())
 	}
 	pending.Close()
+}
+
+// A text frame that is not UTF-8 closes the socket with 1007, as the
+// reference's ws engine does; other sockets are not affected.
+func TestInvalidUTF8Closes1007(t *testing.T) {
+	ts := newServer(t, sc.Options{})
+	other, _ := ts.connect(t, nil)
+	c, _ := ts.connect(t, nil)
+	c.SendText("{\"event\":\"echo\",\"data\":\"\xff\xfe\",\"cid\":9}")
+	if code, _, _ := c.ExpectClose(); code != sc.CloseInvalidPayload {
+		t.Fatalf("close code %d, want 1007", code)
+	}
+	barrier(t, other)
 }

@@ -2,6 +2,7 @@ package socketcluster
 
 import (
 	"errors"
+	"unicode/utf8"
 	"io"
 	"net"
 	"sync"
@@ -116,6 +117,12 @@ func (s *Socket) processInbound(isBinary bool, msg []byte, sc *inboundScratch) {
 	}
 	s.inboundReceived.Add(1)
 	defer s.inboundProcessed.Add(1)
+	if !isBinary && !utf8.Valid(msg) {
+		// As the reference's ws engine: a text frame must be UTF-8.
+		s.emitError(NewError("RangeError", "Invalid WebSocket frame: invalid UTF-8 sequence"))
+		s.closeWith(CloseInvalidPayload, "", true)
+		return
+	}
 	pong := ""
 	if s.server.opts.ProtocolVersion == 1 {
 		pong = "#2"

@@ -126,7 +126,7 @@ func (s *Socket) slowConsumer(queued int) {
 	s.outBytes = 0
 	s.outMu.Unlock()
 	s.outboundSent.Add(int64(dropped))
-	s.closeWith(CloseSlowConsumer, "", true)
+	s.closeWith(CloseSlowConsumer, SlowConsumerReason, true)
 	// A client that does not read will not take the close frame either:
 	// cut the connection if it is still there after the grace period.
 	time.AfterFunc(closeGrace, func() { _ = s.conn.Close() })
