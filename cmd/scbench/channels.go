@@ -226,7 +226,9 @@ func (r *channelsRun) trial(ctx context.Context, d time.Duration) (*Result, erro
 	res.set("invoke", cfg.invoke)
 	res.set("target_rate", cfg.rate*float64(cfg.n))
 	res.set("size", cfg.size)
-	pubSecs := float64(pubEnd-start) / 1e9
+	// At a fixed rate the last message leaves 1/rate before the period
+	// ends: the period, not the send span, is the denominator.
+	pubSecs := max(float64(pubEnd-start)/1e9, d.Seconds())
 	res.set("duration_s", pubSecs)
 	res.set("published", published)
 	res.set("publish_errors", errs)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"time"
 )
 
@@ -38,6 +39,9 @@ func runConns(ctx context.Context, t *Target, n int, hold time.Duration) (*Resul
 	defer ps.stop()
 	dr := t.dialAll(ctx, ps, n, nil, func(int) Handler { return idleHandler{stats} }, stats, 0)
 	defer closeAll(dr.conns)
+	if dr.ok == 0 {
+		return nil, fmt.Errorf("no connection could be set up: %w", dr.firstErr)
+	}
 	p1 := probe.sample()
 	t.progress("conns: %d open, %d failed in %.2fs", dr.ok, dr.failed, dr.elapsed.Seconds())
 	if dr.firstErr != nil {

@@ -70,6 +70,9 @@ func parseTarget(addr string) (*url.URL, error) {
 	if u.Hostname() == "" {
 		return nil, fmt.Errorf("address %q has no host", addr)
 	}
+	if strings.HasSuffix(u.Host, ":") {
+		return nil, fmt.Errorf("address %q has an empty port", addr)
+	}
 	if u.Port() == "" {
 		u.Host = net.JoinHostPort(u.Hostname(), "80")
 	}

@@ -351,6 +351,10 @@ func TestTargetChecks(t *testing.T) {
 	if tg.localAddr(0).String() != "127.0.0.2:0" || tg.localAddr(3).String() != "127.0.0.3:0" {
 		t.Fatalf("localAddr: %v %v", tg.localAddr(0), tg.localAddr(4))
 	}
+	tg = &Target{Addr: "127.0.0.1:"}
+	if err := tg.resolve(ctx, 1); err == nil {
+		t.Fatal("empty port accepted")
+	}
 	tg = &Target{Addr: "wss://127.0.0.1:8000"}
 	if err := tg.resolve(ctx, 1); err == nil {
 		t.Fatal("wss accepted")
