@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,9 +28,17 @@ func startMini(t *testing.T, pingEvery time.Duration) (*miniServer, string) {
 func runJSON(t *testing.T, args ...string) map[string]any {
 	t.Helper()
 	var out, errb bytes.Buffer
+	fds := openFDs(t)
 	code := run(context.Background(), args, &out, &errb)
 	if code != 0 {
 		t.Fatalf("scbench %s: exit %d\nstderr:\n%s", strings.Join(args, " "), code, errb.String())
+	}
+	// Every socket and epoll descriptor of the run is closed again (the
+	// mini server closes its side when it reads the end).
+	for end := time.Now().Add(2 * time.Second); openFDs(t) > fds; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%d descriptors open after the run, %d before", openFDs(t), fds)
+		}
 	}
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
 	if len(lines) != 1 {
@@ -39,7 +48,33 @@ func runJSON(t *testing.T, args ...string) map[string]any {
 	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, lines[0])
 	}
+	checkNoLeftovers(t)
 	return m
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// checkNoLeftovers fails if a run left its pollers or publishers behind.
+func checkNoLeftovers(t *testing.T) {
+	t.Helper()
+	var stacks string
+	for end := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		stacks = string(buf[:runtime.Stack(buf, true)])
+		if !strings.Contains(stacks, "main.(*poller).loop") && !strings.Contains(stacks, "main.(*channelsRun).drive") {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("goroutines left behind by the run:\n%s", stacks)
+		}
+	}
 }
 
 func num(t *testing.T, m map[string]any, k string) float64 {
