@@ -276,7 +276,13 @@ func (srv *Server) checkOrigin(r *http.Request) (string, bool) {
 }
 
 // accept registers a new socket and starts its reader.
+//
+// The socket keeps a copy of the request without its context: the HTTP
+// server cancels that context as soon as ServeHTTP returns, and its chain
+// (cancel context, values, done channel) would cost every connection about
+// half a kilobyte for nothing.
 func (srv *Server) accept(conn *wsconn.Conn, r *http.Request) {
+	r = r.WithContext(context.Background())
 	s := &Socket{
 		Listeners:  newListeners(),
 		Receivers:  Receivers{d: stream.NewDemux[any]()},

@@ -119,25 +119,24 @@ func Available() bool {
 	return reg.ok
 }
 
-// New returns a descriptor for the connection behind rc; Start watches
-// it. handler is called, in a worker goroutine and never twice at once,
-// when the connection may be readable or Trigger was called. It must read
-// (Read) until ErrWouldBlock or an error, and return true to be called
+// Init prepares d, a zero Desc, for the connection behind rc; Start
+// watches it. handler is called, in a worker goroutine and never twice at
+// once, when the connection may be readable or Trigger was called. It must
+// read (Read) until ErrWouldBlock or an error, and return true to be called
 // again at the next event, or false when it is finished with the
 // connection (it has then closed it, typically after a read error); it is
-// never called again after that. Call Available first: New panics when it
-// reports false.
-func New(rc syscall.RawConn, handler func() bool) *Desc {
+// never called again after that. Call Available first: Init panics when it
+// reports false. A Desc must not be copied.
+func (d *Desc) Init(rc syscall.RawConn, handler func() bool) {
 	if !Available() {
-		panic("netpoll: New called while Available reports false")
+		panic("netpoll: Init called while Available reports false")
 	}
-	d := &Desc{rc: rc, handler: handler}
+	d.rc, d.handler = rc, handler
 	// Until Start, the Desc counts as running: a Trigger before Start is
 	// kept as pending and honoured by Start.
 	d.state.Store(stRunning)
 	d.ctlFn = d.ctl
 	d.readFn = d.read
-	return d
 }
 
 // Start begins watching. If the connection is closed already, or epoll

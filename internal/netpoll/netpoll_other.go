@@ -11,13 +11,15 @@ import (
 // build.
 func Available() bool { return false }
 
-// Desc is not usable on this build; New returns nil.
+// Desc is not usable on this build.
 type Desc struct{}
 
 var errUnavailable = errors.New("netpoll: not available on this build")
 
-// New returns nil: check Available first.
-func New(rc syscall.RawConn, handler func() bool) *Desc { return nil }
+// Init panics on this build: check Available first.
+func (d *Desc) Init(rc syscall.RawConn, handler func() bool) {
+	panic("netpoll: Init called while Available reports false")
+}
 
 // Start does nothing on this build.
 func (d *Desc) Start() {}

@@ -71,36 +71,44 @@ func (e *CloseError) Error() string {
 // Conn is a server-side WebSocket connection.
 type Conn struct {
 	nc net.Conn
-	fr frameReader
 
 	// pending holds bytes that arrived with the upgrade request, parsed
 	// before anything read from nc.
 	pending []byte
 
-	// Blocking reads only (ReadMessage).
-	buf  []byte // read buffer, allocated at the first ReadMessage
-	data []byte // unparsed part of buf
-	rerr error  // read error kept while data read with it is parsed
-
-	ev atomic.Pointer[evReader] // event-driven reads, set by Watch
+	blk *blockingReader          // ReadMessage's state, from its first call
+	ev  atomic.Pointer[evReader] // event-driven reads, set by Watch
 
 	wmu       sync.Mutex
 	closeSent atomic.Bool
 	wtimeout  time.Duration
 }
 
-// evReader is the state of event-driven reading.
+// blockingReader is the state of ReadMessage.
+type blockingReader struct {
+	fr   frameReader
+	buf  []byte
+	data []byte // unparsed part of buf
+	rerr error  // read error kept while the data read with it is parsed
+}
+
+// evReader is the state of event-driven reading. It is all an idle watched
+// connection holds besides the Conn: the parser state is borrowed from a
+// pool while a frame is incomplete or a handler runs.
 type evReader struct {
-	desc *netpoll.Desc
+	desc netpoll.Desc
 
 	// Owned by the handler.
-	data    []byte  // unparsed part of the pooled buffer
-	pooled  *[]byte // the pooled buffer, only between a read and ErrWouldBlock
-	drained bool    // the last read did not fill the buffer: skip the read that would say EAGAIN
+	fr      *frameReader // nil between frames
+	data    []byte       // unparsed part of the pooled buffer
+	pooled  *[]byte      // the pooled buffer, only between a read and ErrWouldBlock
+	drained bool         // the last read did not fill the buffer: skip the read that would say EAGAIN
 
 	deadline atomic.Int64 // read deadline, Unix nanoseconds, 0 for none
 	timer    *time.Timer  // fires at the deadline; guarded by Conn.wmu
 }
+
+var frameReaders = sync.Pool{New: func() any { return new(frameReader) }}
 
 // readBufSize is the size of the pooled buffers of event-driven reads.
 const readBufSize = 16 << 10
@@ -210,34 +218,35 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // is answered (once) and returned as *CloseError. The payload is a new slice
 // owned by the caller. It must not be used on a watched connection.
 func (c *Conn) ReadMessage(limit int64) (isBinary bool, payload []byte, err error) {
+	b := c.blk
+	if b == nil {
+		b = &blockingReader{}
+		c.blk = b
+	}
 	for {
-		if len(c.data) > 0 {
-			n, isBinary, msg, ok, err := c.parse(c.data, limit)
-			c.data = c.data[n:]
+		if len(b.data) > 0 {
+			n, isBinary, msg, ok, err := c.parse(&b.fr, b.data, limit)
+			b.data = b.data[n:]
 			if err != nil || ok {
 				return isBinary, msg, err
 			}
 		}
 		if c.pending != nil {
-			c.data, c.pending = c.pending, nil
+			b.data, c.pending = c.pending, nil
 			continue
 		}
-		if c.rerr != nil {
-			return false, nil, c.readError(c.rerr)
+		if b.rerr != nil {
+			if b.rerr == io.EOF {
+				return false, nil, b.fr.eof()
+			}
+			return false, nil, b.rerr
 		}
-		if c.buf == nil {
-			c.buf = make([]byte, blockingBufSize)
+		if b.buf == nil {
+			b.buf = make([]byte, blockingBufSize)
 		}
-		n, err := c.nc.Read(c.buf)
-		c.data, c.rerr = c.buf[:n], err
+		n, err := c.nc.Read(b.buf)
+		b.data, b.rerr = b.buf[:n], err
 	}
-}
-
-func (c *Conn) readError(err error) error {
-	if err == io.EOF {
-		return c.fr.eof()
-	}
-	return err
 }
 
 // Watch switches the connection to event-driven reading when this build
@@ -250,14 +259,15 @@ func (c *Conn) readError(err error) error {
 // have closed it): it is not called again after that.
 func (c *Conn) Watch(handler func() bool) bool {
 	tc, ok := c.nc.(*net.TCPConn)
-	if !ok || !netpoll.Available() {
+	if !ok || c.blk != nil || !netpoll.Available() {
 		return false
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
 		return false
 	}
-	e := &evReader{desc: netpoll.New(rc, handler)}
+	e := &evReader{}
+	e.desc.Init(rc, handler)
 	e.data, c.pending = c.pending, nil
 	buffered := len(e.data) > 0
 	c.ev.Store(e)
@@ -274,9 +284,12 @@ func (c *Conn) Watch(handler func() bool) bool {
 // ReadMessage does. Only the handler may call it.
 func (c *Conn) NextMessage(limit int64) (isBinary bool, msg []byte, err error) {
 	e := c.ev.Load()
+	if e.fr == nil {
+		e.fr = frameReaders.Get().(*frameReader)
+	}
 	for {
 		if len(e.data) > 0 {
-			n, isBinary, msg, ok, err := c.parse(e.data, limit)
+			n, isBinary, msg, ok, err := c.parse(e.fr, e.data, limit)
 			e.data = e.data[n:]
 			if err != nil {
 				e.release()
@@ -287,7 +300,6 @@ func (c *Conn) NextMessage(limit int64) (isBinary bool, msg []byte, err error) {
 			}
 		}
 		if e.drained {
-			e.drained = false
 			e.release()
 			return false, nil, ErrWouldBlock
 		}
@@ -301,15 +313,15 @@ func (c *Conn) NextMessage(limit int64) (isBinary bool, msg []byte, err error) {
 		buf := *e.pooled
 		n, err := e.desc.Read(buf)
 		if err != nil {
-			e.release()
 			var se *os.SyscallError
 			switch {
 			case err == ErrWouldBlock:
 			case err == io.EOF:
-				err = c.fr.eof()
+				err = e.fr.eof()
 			case errors.As(err, &se):
 				err = c.opError(se)
 			}
+			e.release()
 			return false, nil, err
 		}
 		e.data = buf[:n]
@@ -322,7 +334,8 @@ func (c *Conn) opError(err error) error {
 	return &net.OpError{Op: "read", Net: c.nc.LocalAddr().Network(), Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: err}
 }
 
-// release gives the read buffer back to the pool.
+// release gives the read buffer back to the pool, and the parser state
+// too when no frame is under way.
 func (e *evReader) release() {
 	if e.pooled != nil {
 		readBufs.Put(e.pooled)
@@ -330,14 +343,18 @@ func (e *evReader) release() {
 	}
 	e.data = nil
 	e.drained = false
+	if e.fr != nil && e.fr.atBoundary() {
+		frameReaders.Put(e.fr)
+		e.fr = nil
+	}
 }
 
 // parse runs the frame parser over data until a message is complete (ok),
 // answering control frames on the way; it consumes all of data when no
 // message completes.
-func (c *Conn) parse(data []byte, limit int64) (n int, isBinary bool, msg []byte, ok bool, err error) {
+func (c *Conn) parse(fr *frameReader, data []byte, limit int64) (n int, isBinary bool, msg []byte, ok bool, err error) {
 	for {
-		m, ev, body, err := c.fr.parse(data[n:], limit)
+		m, ev, body, err := fr.parse(data[n:], limit)
 		n += m
 		if err != nil {
 			return n, false, nil, false, err
@@ -346,7 +363,7 @@ func (c *Conn) parse(data []byte, limit int64) (n int, isBinary bool, msg []byte
 		case evNone:
 			return n, false, nil, false, nil
 		case evMessage:
-			isBinary, msg = c.fr.takeMessage()
+			isBinary, msg = fr.takeMessage()
 			return n, isBinary, msg, true, nil
 		case evPing:
 			_ = c.writeControl(ws.OpPong, body)

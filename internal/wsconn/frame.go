@@ -232,6 +232,12 @@ func (r *frameReader) takeMessage() (isBinary bool, msg []byte) {
 	return isBinary, msg
 }
 
+// atBoundary reports whether the reader is between messages, holding
+// nothing that the next frame needs (begin overwrites the rest).
+func (r *frameReader) atBoundary() bool {
+	return r.hn == 0 && !r.body && !r.started && r.ctl == nil && r.msg == nil
+}
+
 // eof is the error for the connection ending here: io.EOF at the start of
 // a header, of a header's extended part or of a payload (nothing of it
 // read), io.ErrUnexpectedEOF within one, as io.ReadFull reports them.

@@ -1,0 +1,363 @@
+//go:build linux && !scnoepoll
+
+package netpoll
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the run when a poller or worker goroutine is left behind
+// once every connection is released.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const wait = 10 * time.Second
+
+// pairs returns n connected TCP pairs (server side, client side).
+func pairs(t testing.TB, n int) (servers, clients []*net.TCPConn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for range n {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, s.(*net.TCPConn))
+		clients = append(clients, c.(*net.TCPConn))
+	}
+	t.Cleanup(func() {
+		for i := range servers {
+			_ = servers[i].Close()
+			_ = clients[i].Close()
+		}
+	})
+	return servers, clients
+}
+
+// conn is a watched server connection whose handler collects the bytes.
+type conn struct {
+	d       Desc
+	nc      *net.TCPConn
+	mu      sync.Mutex
+	got     bytes.Buffer
+	active  atomic.Int32
+	runs    atomic.Int32
+	err     error
+	ended   chan struct{}
+	block   chan struct{} // when set, the handler waits on it first
+	onError func(c *conn)
+}
+
+func watch(t testing.TB, nc *net.TCPConn, block chan struct{}) *conn {
+	t.Helper()
+	rc, err := nc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &conn{nc: nc, ended: make(chan struct{}), block: block}
+	buf := make([]byte, 512)
+	c.d.Init(rc, func() bool {
+		if c.active.Add(1) != 1 {
+			t.Error("handler running twice at once")
+		}
+		defer c.active.Add(-1)
+		c.runs.Add(1)
+		if c.block != nil {
+			<-c.block
+		}
+		for {
+			n, err := c.d.Read(buf)
+			if err == ErrWouldBlock {
+				return true
+			}
+			if err != nil {
+				c.err = err
+				_ = c.nc.Close()
+				close(c.ended)
+				return false
+			}
+			c.mu.Lock()
+			c.got.Write(buf[:n])
+			c.mu.Unlock()
+		}
+	})
+	c.d.Start()
+	return c
+}
+
+func (c *conn) bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.got.Bytes())
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func registered() int {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	return reg.total
+}
+
+func TestAvailable(t *testing.T) {
+	if !Available() {
+		t.Fatal("epoll not available on Linux")
+	}
+}
+
+// TestManyConnections writes numbered records to hundreds of connections
+// from several goroutines each and checks that every connection got each
+// writer's records in order, its handler never running twice at once.
+func TestManyConnections(t *testing.T) {
+	const conns, writers, records = 300, 3, 50
+	servers, clients := pairs(t, conns)
+	cs := make([]*conn, conns)
+	for i := range servers {
+		cs[i] = watch(t, servers[i], nil)
+	}
+	var wg sync.WaitGroup
+	for i := range clients {
+		var mu sync.Mutex // whole records on the wire
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for r := range records {
+					var rec [8]byte
+					binary.BigEndian.PutUint32(rec[:4], uint32(w))
+					binary.BigEndian.PutUint32(rec[4:], uint32(r))
+					mu.Lock()
+					_, err := clients[i].Write(rec[:])
+					mu.Unlock()
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for i, c := range cs {
+		waitFor(t, "all records", func() bool { return len(c.bytes()) == 8*writers*records })
+		b := c.bytes()
+		var next [writers]uint32
+		for k := 0; k < len(b); k += 8 {
+			w, r := binary.BigEndian.Uint32(b[k:]), binary.BigEndian.Uint32(b[k+4:])
+			if w >= writers || r != next[w] {
+				t.Fatalf("conn %d: record %d is writer %d's #%d", i, k/8, w, r)
+			}
+			next[w]++
+		}
+	}
+	for _, cl := range clients {
+		_ = cl.Close()
+	}
+	for i, c := range cs {
+		select {
+		case <-c.ended:
+		case <-time.After(wait):
+			t.Fatalf("conn %d: handler did not see EOF", i)
+		}
+		if c.err != io.EOF {
+			t.Fatalf("conn %d: %v, want io.EOF", i, c.err)
+		}
+	}
+	waitFor(t, "all released", func() bool { return registered() == 0 })
+}
+
+// TestCloseWhileReadable closes connections from another goroutine while
+// they have unread data and while their handler runs: the handler must see
+// the close, end, and the Desc be released.
+func TestCloseWhileReadable(t *testing.T) {
+	const conns = 100
+	servers, clients := pairs(t, conns)
+	cs := make([]*conn, conns)
+	for i := range servers {
+		cs[i] = watch(t, servers[i], nil)
+	}
+	for i := range clients {
+		_, _ = clients[i].Write(bytes.Repeat([]byte{byte(i)}, 4096))
+	}
+	for i, c := range cs {
+		if i%2 == 0 {
+			_ = c.nc.Close()
+			c.d.Trigger()
+		} else {
+			go func() {
+				_ = c.nc.Close()
+				c.d.Trigger()
+			}()
+		}
+	}
+	for i, c := range cs {
+		select {
+		case <-c.ended:
+		case <-time.After(wait):
+			t.Fatalf("conn %d: handler did not end", i)
+		}
+		if !errors.Is(c.err, net.ErrClosed) && c.err != io.EOF {
+			t.Fatalf("conn %d: %v, want net.ErrClosed", i, c.err)
+		}
+	}
+	waitFor(t, "all released", func() bool { return registered() == 0 })
+	// Triggering a finished Desc does nothing.
+	cs[0].d.Trigger()
+	time.Sleep(10 * time.Millisecond)
+	if n := cs[0].runs.Load(); n > 3 {
+		t.Fatalf("finished handler ran %d times", n)
+	}
+}
+
+// TestBlockedHandlerHoldsOnlyItsConnection blocks one handler and checks
+// that other connections are still served.
+func TestBlockedHandlerHoldsOnlyItsConnection(t *testing.T) {
+	servers, clients := pairs(t, 20)
+	block := make(chan struct{})
+	blocked := watch(t, servers[0], block)
+	var cs []*conn
+	for _, s := range servers[1:] {
+		cs = append(cs, watch(t, s, nil))
+	}
+	_, _ = clients[0].Write([]byte("stuck"))
+	waitFor(t, "the blocked handler", func() bool { return blocked.runs.Load() == 1 })
+	for round := range 5 {
+		for i, c := range cs {
+			_, _ = clients[i+1].Write([]byte{byte(round)})
+			waitFor(t, "a byte", func() bool { return len(c.bytes()) == round+1 })
+		}
+	}
+	// More data for the blocked connection runs its handler once more,
+	// after it returns, never concurrently.
+	_, _ = clients[0].Write([]byte("more"))
+	close(block)
+	waitFor(t, "the blocked connection's bytes", func() bool { return string(blocked.bytes()) == "stuckmore" })
+	for _, cl := range clients {
+		_ = cl.Close()
+	}
+	waitFor(t, "all released", func() bool { return registered() == 0 })
+}
+
+func TestTriggerBeforeStart(t *testing.T) {
+	servers, clients := pairs(t, 1)
+	rc, _ := servers[0].SyscallConn()
+	var runs atomic.Int32
+	var d Desc
+	done := make(chan struct{})
+	d.Init(rc, func() bool {
+		runs.Add(1)
+		var b [16]byte
+		for {
+			_, err := d.Read(b[:])
+			if err == ErrWouldBlock {
+				return true
+			}
+			if err != nil {
+				_ = servers[0].Close()
+				close(done)
+				return false
+			}
+		}
+	})
+	d.Trigger()
+	if runs.Load() != 0 {
+		t.Fatal("handler ran before Start")
+	}
+	d.Start()
+	waitFor(t, "the triggered run", func() bool { return runs.Load() == 1 })
+	_ = clients[0].Close()
+	select {
+	case <-done:
+	case <-time.After(wait):
+		t.Fatal("handler did not see EOF")
+	}
+	waitFor(t, "all released", func() bool { return registered() == 0 })
+}
+
+func TestStartOnClosedConnection(t *testing.T) {
+	servers, _ := pairs(t, 1)
+	rc, _ := servers[0].SyscallConn()
+	_ = servers[0].Close()
+	var d Desc
+	errc := make(chan error, 1)
+	d.Init(rc, func() bool {
+		var b [16]byte
+		_, err := d.Read(b[:])
+		if err == ErrWouldBlock {
+			return true
+		}
+		errc <- err
+		return false
+	})
+	d.Start()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Read: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("handler did not run")
+	}
+	waitFor(t, "all released", func() bool { return registered() == 0 })
+}
+
+// BenchmarkReadableToHandler measures one round trip through the poller:
+// a byte written to a connection until its handler has read it.
+func BenchmarkReadableToHandler(b *testing.B) {
+	servers, clients := pairs(b, 1)
+	rc, _ := servers[0].SyscallConn()
+	got := make(chan struct{}, 1)
+	var d Desc
+	buf := make([]byte, 64)
+	d.Init(rc, func() bool {
+		for {
+			n, err := d.Read(buf)
+			if err == ErrWouldBlock {
+				return true
+			}
+			if err != nil {
+				_ = servers[0].Close()
+				return false
+			}
+			for range n {
+				got <- struct{}{}
+			}
+		}
+	})
+	d.Start()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = clients[0].Write([]byte{1})
+		<-got
+	}
+	_ = clients[0].Close()
+	waitFor(b, "released", func() bool { return registered() == 0 })
+}

@@ -1,0 +1,257 @@
+package wsconn_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/socketcluster-go/socketcluster/internal/netpoll"
+	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+)
+
+// watched is a server Conn read event-driven (Watch) on one end of a TCP
+// connection, and the raw client end.
+type watched struct {
+	t      *testing.T
+	srv    *wsconn.Conn
+	client net.Conn
+	msgs   chan string // "text:…" or "binary:…"
+	errc   chan error  // the handler's final error
+	active atomic.Int32
+}
+
+func tcpPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { _ = client.Close(); _ = server.Close() })
+	return server, client
+}
+
+// newWatched watches a new connection; br, if set, plays the HTTP
+// server's buffer holding bytes sent right behind the upgrade request.
+func newWatched(t *testing.T, limit int64, early []byte) *watched {
+	t.Helper()
+	if !netpoll.Available() {
+		t.Skip("event-driven reads are not available on this build")
+	}
+	sc, cc := tcpPair(t)
+	var br *bufio.Reader
+	if early != nil {
+		br = bufio.NewReader(bytes.NewReader(early))
+		_, _ = br.Peek(len(early))
+	}
+	w := &watched{t: t, srv: wsconn.New(sc, br, time.Second), client: cc, msgs: make(chan string, 1000), errc: make(chan error, 1)}
+	ok := w.srv.Watch(func() bool {
+		if w.active.Add(1) != 1 {
+			t.Error("handler running twice at once")
+		}
+		defer w.active.Add(-1)
+		for {
+			bin, msg, err := w.srv.NextMessage(limit)
+			if err == wsconn.ErrWouldBlock {
+				return true
+			}
+			if err != nil {
+				_ = w.srv.Close()
+				w.errc <- err
+				return false
+			}
+			kind := "text:"
+			if bin {
+				kind = "binary:"
+			}
+			w.msgs <- kind + string(msg)
+		}
+	})
+	if !ok {
+		t.Fatal("Watch refused a TCP connection")
+	}
+	return w
+}
+
+func (w *watched) send(b []byte) {
+	w.t.Helper()
+	if _, err := w.client.Write(b); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *watched) expect(want ...string) {
+	w.t.Helper()
+	for _, m := range want {
+		select {
+		case got := <-w.msgs:
+			if got != m {
+				w.t.Fatalf("message %q, want %q", got, m)
+			}
+		case err := <-w.errc:
+			w.t.Fatalf("reading ended with %v, want message %q", err, m)
+		case <-time.After(10 * time.Second):
+			w.t.Fatalf("no message, want %q", m)
+		}
+	}
+}
+
+func (w *watched) end() error {
+	w.t.Helper()
+	select {
+	case m := <-w.msgs:
+		w.t.Fatalf("unexpected message %q", m)
+	case err := <-w.errc:
+		return err
+	case <-time.After(10 * time.Second):
+		w.t.Fatal("reading did not end")
+	}
+	return nil
+}
+
+// clientFrames reads the server's frames on the client side.
+func (w *watched) serverFrame() ws.Frame {
+	w.t.Helper()
+	_ = w.client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	f, err := ws.ReadFrame(w.client)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return f
+}
+
+func TestWatchMessagesInOrderAcrossReads(t *testing.T) {
+	w := newWatched(t, 1<<20, nil)
+	big := bytes.Repeat([]byte("z"), 100_000) // several reads
+	stream := cat(
+		frame(ws.OpText, true, []byte("one"), true),
+		frame(ws.OpBinary, true, []byte{1, 2}, true),
+		frame(ws.OpText, false, []byte("fr"), true),
+		frame(ws.OpContinuation, true, []byte("ag"), true),
+		frame(ws.OpText, true, big, true),
+		frame(ws.OpText, true, nil, true),
+	)
+	// Dribble the first part a few bytes at a time so that frames end up
+	// split across reads and handler runs; send the rest at once.
+	for i := 0; i < 40; i += 3 {
+		w.send(stream[i:min(i+3, 40)])
+		time.Sleep(time.Millisecond)
+	}
+	w.send(stream[40:])
+	w.expect("text:one", "binary:\x01\x02", "text:frag", "text:"+string(big), "text:")
+	_ = w.client.Close()
+	if err := w.end(); err != io.EOF {
+		t.Fatalf("end: %v, want io.EOF", err)
+	}
+}
+
+func TestWatchEarlyBytes(t *testing.T) {
+	// Bytes that came with the upgrade request are parsed at once, without
+	// waiting for the connection to become readable.
+	w := newWatched(t, 1<<20, cat(frame(ws.OpText, true, []byte("early"), true), frame(ws.OpText, false, []byte("ha"), true)))
+	w.expect("text:early")
+	w.send(frame(ws.OpContinuation, true, []byte("lf"), true))
+	w.expect("text:half")
+}
+
+func TestWatchPingAndClose(t *testing.T) {
+	w := newWatched(t, 1<<20, nil)
+	w.send(frame(ws.OpPing, true, []byte("hi"), true))
+	if f := w.serverFrame(); f.Header.OpCode != ws.OpPong || string(f.Payload) != "hi" {
+		t.Fatalf("got %v %q, want a pong", f.Header.OpCode, f.Payload)
+	}
+	w.send(frame(ws.OpClose, true, []byte{0x0f, 0xa0, 'b', 'y', 'e'}, true))
+	err := w.end()
+	var ce *wsconn.CloseError
+	if !errors.As(err, &ce) || ce.Code != 4000 || ce.Reason != "bye" {
+		t.Fatalf("end: %v, want CloseError 4000 bye", err)
+	}
+	if f := w.serverFrame(); f.Header.OpCode != ws.OpClose || !bytes.Equal(f.Payload, []byte{0x0f, 0xa0}) {
+		t.Fatalf("got %v %q, want the close frame echoed", f.Header.OpCode, f.Payload)
+	}
+}
+
+func TestWatchErrors(t *testing.T) {
+	t.Run("too big", func(t *testing.T) {
+		w := newWatched(t, 10, nil)
+		w.send(frame(ws.OpText, true, make([]byte, 11), true))
+		if err := w.end(); !errors.Is(err, wsconn.ErrTooBig) {
+			t.Fatalf("end: %v, want ErrTooBig", err)
+		}
+	})
+	t.Run("protocol", func(t *testing.T) {
+		w := newWatched(t, 10, nil)
+		w.send(frame(ws.OpText, true, []byte("a"), false))
+		if err := w.end(); !errors.Is(err, wsconn.ErrProtocol) {
+			t.Fatalf("end: %v, want ErrProtocol", err)
+		}
+	})
+	t.Run("cut within a frame", func(t *testing.T) {
+		w := newWatched(t, 1<<20, nil)
+		w.send(frame(ws.OpText, true, []byte("hello"), true)[:8])
+		time.Sleep(10 * time.Millisecond)
+		_ = w.client.Close()
+		if err := w.end(); err != io.ErrUnexpectedEOF {
+			t.Fatalf("end: %v, want io.ErrUnexpectedEOF", err)
+		}
+	})
+	t.Run("closed by the server", func(t *testing.T) {
+		w := newWatched(t, 1<<20, nil)
+		w.send(frame(ws.OpText, true, []byte("x"), true))
+		w.expect("text:x")
+		_ = w.srv.Close()
+		if err := w.end(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("end: %v, want net.ErrClosed", err)
+		}
+	})
+	t.Run("read deadline", func(t *testing.T) {
+		w := newWatched(t, 1<<20, nil)
+		start := time.Now()
+		_ = w.srv.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		err := w.end()
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("end: %v, want a timeout", err)
+		}
+		if d := time.Since(start); d < 50*time.Millisecond {
+			t.Fatalf("timed out after %v", d)
+		}
+	})
+	t.Run("deadline cleared", func(t *testing.T) {
+		w := newWatched(t, 1<<20, nil)
+		_ = w.srv.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+		_ = w.srv.SetReadDeadline(time.Time{})
+		time.Sleep(60 * time.Millisecond)
+		w.send(frame(ws.OpText, true, []byte("still here"), true))
+		w.expect("text:still here")
+	})
+}
+
+func TestWatchRefusesOtherConns(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if wsconn.New(a, nil, 0).Watch(func() bool { return false }) {
+		t.Fatal("Watch accepted a net.Pipe")
+	}
+}
