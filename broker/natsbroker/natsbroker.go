@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/socketcluster-go/socketcluster/broker"
+	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
 )
 
 // ErrOverflow is reported through Handler.Status (wrapped) when messages
@@ -107,11 +108,10 @@ type Broker struct {
 	subs map[string]*nats.Subscription // hub channel → subscription
 
 	in chan *nats.Msg // every subscription feeds it; read by pump
-	q  *queue
+	q  *dqueue.Queue  // counts the drops in our queue
 
 	statusMu  sync.Mutex // Status calls come from several goroutines
 	connected atomic.Bool
-	dropped   atomic.Uint64 // drops in our queue
 	ncDropped atomic.Uint64 // slow-consumer drops in nats.go of unsubscribed subscriptions
 	overflow  chan struct{}
 
@@ -158,7 +158,7 @@ func New(rawURL string, opts Options) (*Broker, error) {
 		prefix:   opts.Prefix,
 		subs:     make(map[string]*nats.Subscription),
 		in:       make(chan *nats.Msg, 4096),
-		q:        newQueue(opts.QueueSize, opts.QueueBytes),
+		q:        dqueue.New(opts.QueueSize, opts.QueueBytes),
 		overflow: make(chan struct{}, 1),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -458,7 +458,7 @@ func (b *Broker) Close() error {
 
 // Stats returns the broker's counters.
 func (b *Broker) Stats() Stats {
-	d := b.dropped.Load() + b.ncDropped.Load()
+	d := b.q.Dropped() + b.ncDropped.Load()
 	b.mu.RLock()
 	for _, s := range b.subs {
 		if n, err := s.Dropped(); err == nil {
@@ -466,7 +466,7 @@ func (b *Broker) Stats() Stats {
 		}
 	}
 	b.mu.RUnlock()
-	return Stats{Dropped: d, Queued: len(b.q.c) + len(b.in)}
+	return Stats{Dropped: d, Queued: b.q.Len() + len(b.in)}
 }
 
 // status reports to the hub, never concurrently and never after Close.
@@ -538,8 +538,7 @@ func (b *Broker) pump() {
 			if err != nil {
 				continue
 			}
-			if !b.q.push(item{channel: ch, payload: payload}) {
-				b.dropped.Add(1)
+			if !b.q.Push(dqueue.Item{Channel: ch, Payload: payload}) {
 				b.signalOverflow()
 			}
 		}
@@ -550,21 +549,15 @@ func (b *Broker) pump() {
 // messages were received.
 func (b *Broker) deliverLoop() {
 	defer b.wg.Done()
-	done := b.ctx.Done()
-	for {
-		select {
-		case <-done:
-			return
-		case it := <-b.q.c:
-			b.mu.RLock()
-			_, wanted := b.subs[it.channel]
-			b.mu.RUnlock()
-			if wanted && b.ctx.Err() == nil {
-				b.h.Deliver(it.channel, it.payload)
-			}
-			b.q.done(it)
-		}
-	}
+	b.q.Run(b.ctx, b.subscribed, b.h.Deliver)
+}
+
+// subscribed reports whether the hub still wants channel.
+func (b *Broker) subscribed(channel string) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	_, ok := b.subs[channel]
+	return ok
 }
 
 // monitor reports overflows, and health again once the queue drained.
@@ -580,10 +573,10 @@ func (b *Broker) monitor() {
 		case <-b.overflow:
 			if !shown {
 				shown = true
-				b.status(fmt.Errorf("%w (%d so far): Handler.Deliver is too slow for the traffic", ErrOverflow, b.Stats().Dropped))
+				b.status(dqueue.OverflowError(ErrOverflow, b.Stats().Dropped))
 			}
 		case <-tick.C:
-			if shown && b.q.low() && len(b.in) <= cap(b.in)/2 {
+			if shown && b.q.Low() && len(b.in) <= cap(b.in)/2 {
 				shown = false
 				if b.connected.Load() {
 					b.status(nil)

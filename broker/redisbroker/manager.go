@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
 )
 
 // pconn is one pub/sub connection: to the Redis (standalone, Sentinel), or
@@ -121,8 +123,8 @@ func (m *manager) checkOverflow() {
 	switch {
 	case !m.overflowShown && b.overflow.Load():
 		m.overflowShown = true
-		m.status(fmt.Errorf("%w (%d so far): Handler.Deliver is too slow for the traffic", ErrOverflow, b.dropped.Load()))
-	case m.overflowShown && b.q.low():
+		m.status(dqueue.OverflowError(ErrOverflow, b.q.Dropped()))
+	case m.overflowShown && b.q.Low():
 		m.overflowShown = false
 		b.overflow.Store(false)
 		if m.healthy {

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/socketcluster-go/socketcluster/broker"
+	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
 )
 
 // ErrOverflow is reported through Handler.Status (wrapped) when messages
@@ -110,8 +111,8 @@ type Broker struct {
 
 	state        atomic.Int32
 	client       atomic.Pointer[rueidis.Client]
-	keyedPublish bool // set before client is stored
-	q            *queue
+	keyedPublish bool          // set before client is stored
+	q            *dqueue.Queue // counts the drops
 
 	mu      sync.RWMutex
 	h       broker.Handler
@@ -123,7 +124,6 @@ type Broker struct {
 	fails chan failEvent // a pub/sub connection broke
 	notes chan noteEvent // the server unsubscribed a sharded channel
 
-	dropped    atomic.Uint64
 	overflow   atomic.Bool // drops not yet reported
 	inChannels atomic.Bool // the manager is inside Handler.Channels
 	resync     atomic.Bool // a note was lost: re-check every channel
@@ -172,7 +172,7 @@ func New(rawURL string, opts Options) (*Broker, error) {
 		url:    red,
 		opts:   opts,
 		copt:   copt,
-		q:      newQueue(opts.QueueSize, opts.QueueBytes),
+		q:      dqueue.New(opts.QueueSize, opts.QueueBytes),
 		want:   make(map[string]struct{}),
 		dirty:  make(map[string]struct{}),
 		kick:   make(chan struct{}, 1),
@@ -433,7 +433,7 @@ func (b *Broker) Close() error {
 
 // Stats returns the broker's counters.
 func (b *Broker) Stats() Stats {
-	return Stats{Dropped: b.dropped.Load(), Queued: len(b.q.c)}
+	return Stats{Dropped: b.q.Dropped(), Queued: b.q.Len()}
 }
 
 // onMessage runs in the reading goroutine of a pub/sub connection: it only
@@ -443,8 +443,7 @@ func (b *Broker) onMessage(m rueidis.PubSubMessage) {
 	if !ok {
 		return
 	}
-	if !b.q.push(item{channel: ch, payload: []byte(m.Message)}) {
-		b.dropped.Add(1)
+	if !b.q.Push(dqueue.Item{Channel: ch, Payload: []byte(m.Message)}) {
 		if b.overflow.CompareAndSwap(false, true) {
 			b.poke()
 		}
@@ -455,21 +454,13 @@ func (b *Broker) onMessage(m rueidis.PubSubMessage) {
 // messages were read.
 func (b *Broker) deliverLoop() {
 	defer b.wg.Done()
-	done := b.ctx.Done()
-	for {
-		select {
-		case <-done:
-			return
-		case it := <-b.q.c:
-			b.mu.RLock()
-			_, wanted := b.want[it.channel]
-			b.mu.RUnlock()
-			// A message may still arrive for a channel unsubscribed a moment
-			// ago; the hub does not need it.
-			if wanted && b.ctx.Err() == nil {
-				b.h.Deliver(it.channel, it.payload)
-			}
-			b.q.done(it)
-		}
-	}
+	b.q.Run(b.ctx, b.wanted, b.h.Deliver)
+}
+
+// wanted reports whether the hub still wants channel.
+func (b *Broker) wanted(channel string) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	_, ok := b.want[channel]
+	return ok
 }
