@@ -4,11 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/url"
-	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +11,7 @@ import (
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/broker"
+	"github.com/socketcluster-go/socketcluster/broker/brokertest"
 	"github.com/socketcluster-go/socketcluster/broker/brokerurl"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
 )
@@ -23,33 +19,6 @@ import (
 // Scale-out tests: several server instances share channels through a real
 // Redis or NATS (REDIS_URL / NATS_URL, defaulting to the local ports). An
 // unreachable broker skips loudly, or fails under SC_REQUIRE_BROKERS=1.
-
-func brokerURL(t *testing.T, kind string) string {
-	t.Helper()
-	env, def := "REDIS_URL", "redis://127.0.0.1:6379"
-	if kind == "nats" {
-		env, def = "NATS_URL", "nats://127.0.0.1:4222"
-	}
-	u := os.Getenv(env)
-	if u == "" {
-		u = def
-	}
-	pu, err := url.Parse(u)
-	if err != nil {
-		t.Fatalf("%s=%q: %v", env, u, err)
-	}
-	c, err := net.DialTimeout("tcp", pu.Host, time.Second)
-	if err != nil {
-		msg := fmt.Sprintf("%s broker at %s is unreachable: %v", kind, u, err)
-		if os.Getenv("SC_REQUIRE_BROKERS") == "1" {
-			t.Fatalf("%s (SC_REQUIRE_BROKERS=1)", msg)
-		}
-		fmt.Fprintf(os.Stderr, "!!! SKIPPING %s: %s\n", t.Name(), msg)
-		t.Skip(msg)
-	}
-	_ = c.Close()
-	return u
-}
 
 func startInstance(t *testing.T, b broker.Broker) (*sc.Server, string) {
 	t.Helper()
@@ -103,7 +72,7 @@ func collectPublishes(t *testing.T, c *sctest.Client, channel string, n int) []s
 func TestScaleOutExactlyOnce(t *testing.T) {
 	for _, kind := range []string{"redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
-			u := brokerURL(t, kind)
+			u := brokertest.URL(t, kind)
 			const instances, perPublisher = 3, 200
 			channel := fmt.Sprintf("scaleout/%s/%d", kind, time.Now().UnixNano())
 			var clients []*sctest.Client
@@ -145,75 +114,12 @@ func TestScaleOutExactlyOnce(t *testing.T) {
 	}
 }
 
-// freePort returns a free loopback port.
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// brokerProcess runs a broker server of the test's own on port.
-type brokerProcess struct {
-	t    *testing.T
-	args []string
-	cmd  *exec.Cmd
-	port int
-}
-
-func (p *brokerProcess) start() {
-	p.t.Helper()
-	cmd := exec.Command(p.args[0], p.args[1:]...)
-	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("start %v: %v", p.args, err)
-	}
-	p.cmd = cmd
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p.port), 200*time.Millisecond); err == nil {
-			_ = c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	p.t.Fatalf("%v did not listen on %d", p.args, p.port)
-}
-
-func (p *brokerProcess) stop() {
-	if p.cmd != nil && p.cmd.Process != nil {
-		_ = p.cmd.Process.Kill()
-		_, _ = p.cmd.Process.Wait()
-		p.cmd = nil
-	}
-}
-
-func ownBroker(t *testing.T, kind string) (*brokerProcess, string) {
-	brokerURL(t, kind) // the same skip/fail rule: the binaries come with the services
-	port := freePort(t)
-	var args []string
-	var u string
-	switch kind {
-	case "redis":
-		bin, err := exec.LookPath("redis-server")
-		if err != nil {
-			t.Fatalf("redis-server not installed: %v", err)
-		}
-		args = []string{bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}
-		u = "redis://127.0.0.1:" + strconv.Itoa(port)
-	case "nats":
-		bin, err := exec.LookPath("nats-server")
-		if err != nil {
-			bin = "/usr/sbin/nats-server"
-		}
-		args = []string{bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port)}
-		u = "nats://127.0.0.1:" + strconv.Itoa(port)
-	}
-	p := &brokerProcess{t: t, args: args, port: port}
-	p.start()
-	t.Cleanup(p.stop)
-	return p, u
+// ownBroker starts a broker server of the test's own.
+func ownBroker(t *testing.T, kind string) (*brokertest.Process, string) {
+	t.Helper()
+	brokertest.URL(t, kind) // the same skip/fail rule: the binaries come with the services
+	p := brokertest.StartProcess(t, kind)
+	return p, p.URL()
 }
 
 func TestScaleOutBrokerOutage(t *testing.T) {
@@ -246,7 +152,7 @@ func TestScaleOutBrokerOutage(t *testing.T) {
 			}
 			collectPublishes(t, clients[1], "outage", 1)
 
-			proc.stop()
+			proc.Stop()
 			// The outage is reported.
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
@@ -265,7 +171,7 @@ func TestScaleOutBrokerOutage(t *testing.T) {
 				t.Fatalf("local delivery during the outage: %v", got)
 			}
 
-			proc.start()
+			proc.Start()
 			// Cross-instance delivery resumes once the instance resubscribed.
 			deadline := time.Now().Add(30 * time.Second)
 			i := 100

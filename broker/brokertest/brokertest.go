@@ -28,6 +28,12 @@
 // Network brokers should be given a namespace of their own per Run (a key
 // prefix or subject prefix), since Run uses fixed channel names such as "" and
 // "*" that another test on the same server could also use.
+//
+// The package also has helpers for the tests of network brokers and of
+// code using them: URL finds the shared test server of a kind ("redis",
+// "nats") or skips loudly (fails under SC_REQUIRE_BROKERS=1), StartProcess
+// runs a server of the test's own that it can stop and restart, Recorder is
+// a broker.Handler that records what a broker reports.
 package brokertest
 
 import (

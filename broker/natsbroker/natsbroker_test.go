@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/socketcluster-go/socketcluster/broker"
+	"github.com/socketcluster-go/socketcluster/broker/brokertest"
 	"github.com/socketcluster-go/socketcluster/broker/natsbroker"
 )
 
@@ -40,7 +41,7 @@ func TestNewBad(t *testing.T) {
 }
 
 func TestStartUnreachable(t *testing.T) {
-	port := freePort(t)
+	port := brokertest.FreePort(t)
 	u := fmt.Sprintf("nats://user:s3cret@127.0.0.1:%d", port)
 	b, err := natsbroker.New(u, natsbroker.Options{})
 	if err != nil {
@@ -79,10 +80,10 @@ func TestStartSubscribesHandlerChannels(t *testing.T) {
 		}
 	}
 	waitUntil(t, 30*time.Second, "pre-subscribed deliveries", func() bool {
-		return len(hb.got("pre-1")) == 1 && len(hb.got("pre 2")) == 1
+		return len(hb.Got("pre-1")) == 1 && len(hb.Got("pre 2")) == 1
 	})
 	time.Sleep(200 * time.Millisecond)
-	if got := hb.got("other"); len(got) != 0 {
+	if got := hb.Got("other"); len(got) != 0 {
 		t.Errorf("delivery on a channel never subscribed: %q", got)
 	}
 }
@@ -103,9 +104,9 @@ func TestPrefixIsolation(t *testing.T) {
 	if err := pub.Publish(ctx(t), "x", []byte("hi")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "delivery", func() bool { return len(h1.got("x")) == 1 })
+	waitUntil(t, 30*time.Second, "delivery", func() bool { return len(h1.Got("x")) == 1 })
 	time.Sleep(200 * time.Millisecond)
-	if got := h2.got("x"); len(got) != 0 {
+	if got := h2.Got("x"); len(got) != 0 {
 		t.Errorf("delivery across prefixes: %q", got)
 	}
 }
@@ -124,7 +125,7 @@ func TestOverflow(t *testing.T) {
 	gate := make(chan struct{})
 	var once sync.Once
 	hb := newHandler()
-	hb.deliver = func(channel string, _ []byte) {
+	hb.OnDeliver = func(channel string, _ []byte) {
 		if channel == "flood" {
 			once.Do(func() { <-gate })
 		}
@@ -141,14 +142,14 @@ func TestOverflow(t *testing.T) {
 	}
 	waitUntil(t, 30*time.Second, "drops", func() bool { return b.Stats().Dropped > 0 })
 	waitUntil(t, 30*time.Second, "overflow status", func() bool {
-		return slices.ContainsFunc(hb.statuses(), func(err error) bool { return errors.Is(err, natsbroker.ErrOverflow) })
+		return slices.ContainsFunc(hb.Statuses(), func(err error) bool { return errors.Is(err, natsbroker.ErrOverflow) })
 	})
 	close(gate)
 	waitUntil(t, 30*time.Second, "recovery status", func() bool {
-		st := hb.statuses()
+		st := hb.Statuses()
 		return len(st) >= 2 && st[len(st)-1] == nil
 	})
-	got := hb.got("flood")
+	got := hb.Got("flood")
 	if len(got) == 0 || len(got)+int(b.Stats().Dropped) != 500 {
 		t.Errorf("delivered %d + dropped %d, want 500 in all", len(got), b.Stats().Dropped)
 	}
@@ -163,44 +164,42 @@ func TestOverflow(t *testing.T) {
 	if err := a.Publish(ctx(t), "after", []byte("ok")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "delivery after overflow", func() bool { return len(hb.got("after")) == 1 })
+	waitUntil(t, 30*time.Second, "delivery after overflow", func() bool { return len(hb.Got("after")) == 1 })
 }
 
 // The outage test runs its own nats-server, kills it, and restarts it on
 // the same port.
 func TestOutage(t *testing.T) {
-	srv := startNATSServer(t, freePort(t))
+	srv := startNATSServer(t)
 	opts := natsbroker.Options{Prefix: "app", ReconnectWait: 50 * time.Millisecond}
 	ha := newHandler()
 	hb := newHandler("keep", "via-channels")
-	a := start(t, srv.url(), opts, ha)
-	b := start(t, srv.url(), opts, hb)
+	a := start(t, srv.URL(), opts, ha)
+	b := start(t, srv.URL(), opts, hb)
 	if err := b.Subscribe(ctx(t), []string{"keep", "dropped"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Publish(ctx(t), "keep", []byte("before")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "delivery before the outage", func() bool { return len(hb.got("keep")) == 1 })
+	waitUntil(t, 30*time.Second, "delivery before the outage", func() bool { return len(hb.Got("keep")) == 1 })
 
-	srv.stop()
+	srv.Stop()
 	waitUntil(t, 30*time.Second, "Status(error) on outage", func() bool {
-		st := hb.statuses()
+		st := hb.Statuses()
 		return len(st) > 0 && st[0] != nil
 	})
-	t.Logf("outage reported: %v", hb.statuses()[0])
+	t.Logf("outage reported: %v", hb.Statuses()[0])
 	// Once A knows the connection is lost, its publishes fail instead of
 	// being buffered. (Before it knows, they vanish: at most once.)
 	waitUntil(t, 30*time.Second, "A's Status(error)", func() bool {
-		st := ha.statuses()
+		st := ha.Statuses()
 		return len(st) > 0 && st[0] != nil
 	})
 	if err := a.Publish(ctx(t), "keep", []byte("lost")); !errors.Is(err, natsbroker.ErrNotConnected) {
 		t.Errorf("Publish with the server down: %v, want ErrNotConnected", err)
 	}
-	hb.mu.Lock()
-	hb.channels = append(hb.channels, "during")
-	hb.mu.Unlock()
+	hb.AddChannels("during")
 	if err := b.Subscribe(ctx(t), []string{"during-sub"}); !errors.Is(err, natsbroker.ErrNotConnected) {
 		t.Errorf("Subscribe during outage: %v, want ErrNotConnected", err)
 	}
@@ -209,13 +208,13 @@ func TestOutage(t *testing.T) {
 	}
 
 	time.Sleep(500 * time.Millisecond)
-	srv.start()
+	srv.Start()
 	waitUntil(t, 30*time.Second, "Status(nil) on recovery", func() bool {
-		st := hb.statuses()
+		st := hb.Statuses()
 		return len(st) >= 2 && st[len(st)-1] == nil
 	})
 	waitUntil(t, 30*time.Second, "A's Status(nil)", func() bool {
-		st := ha.statuses()
+		st := ha.Statuses()
 		return len(st) >= 2 && st[len(st)-1] == nil
 	})
 	// Delivery resumes on every channel B needs: subscribed before, from
@@ -228,17 +227,17 @@ func TestOutage(t *testing.T) {
 	}
 	waitUntil(t, 30*time.Second, "deliveries after recovery", func() bool {
 		for _, ch := range chans {
-			if !slices.Contains(hb.got(ch), "after") {
+			if !slices.Contains(hb.Got(ch), "after") {
 				return false
 			}
 		}
 		return true
 	})
-	if slices.Contains(hb.got("keep"), "lost") {
+	if slices.Contains(hb.Got("keep"), "lost") {
 		t.Error("a message published during the outage was delivered")
 	}
 	time.Sleep(200 * time.Millisecond)
-	if got := hb.got("dropped"); len(got) != 0 {
+	if got := hb.Got("dropped"); len(got) != 0 {
 		t.Errorf("delivery on a channel unsubscribed during the outage: %q", got)
 	}
 }
@@ -247,12 +246,12 @@ func TestOutage(t *testing.T) {
 // hub's Channels logic call Subscribe); the resubscription after a
 // reconnection must not deadlock on it.
 func TestChannelsMayCallSubscribe(t *testing.T) {
-	srv := startNATSServer(t, freePort(t))
+	srv := startNATSServer(t)
 	opts := natsbroker.Options{ReconnectWait: 50 * time.Millisecond}
 	hb := newHandler("plain")
 	var b *natsbroker.Broker
 	var mu sync.Mutex
-	hb.onChans = func() {
+	hb.OnChannels = func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if b != nil {
@@ -261,22 +260,22 @@ func TestChannelsMayCallSubscribe(t *testing.T) {
 			}
 		}
 	}
-	bb := start(t, srv.url(), opts, hb)
+	bb := start(t, srv.URL(), opts, hb)
 	mu.Lock()
 	b = bb
 	mu.Unlock()
-	a := start(t, srv.url(), opts, newHandler())
-	srv.stop()
-	waitUntil(t, 30*time.Second, "Status(error)", func() bool { return len(hb.statuses()) > 0 })
-	srv.start()
+	a := start(t, srv.URL(), opts, newHandler())
+	srv.Stop()
+	waitUntil(t, 30*time.Second, "Status(error)", func() bool { return len(hb.Statuses()) > 0 })
+	srv.Start()
 	waitUntil(t, 30*time.Second, "Status(nil)", func() bool {
-		st := hb.statuses()
+		st := hb.Statuses()
 		return len(st) >= 2 && st[len(st)-1] == nil
 	})
 	waitUntil(t, 30*time.Second, "deliveries", func() bool {
 		_ = a.Publish(ctx(t), "plain", []byte("x"))
 		_ = a.Publish(ctx(t), "reentrant", []byte("x"))
 		time.Sleep(50 * time.Millisecond)
-		return len(hb.got("plain")) > 0 && len(hb.got("reentrant")) > 0
+		return len(hb.Got("plain")) > 0 && len(hb.Got("reentrant")) > 0
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,13 +24,12 @@ func startCluster(t *testing.T) []*redisServer {
 	var nodes []*redisServer
 	var addrs []string
 	for i := range 3 {
-		port := freePort(t)
-		nodes = append(nodes, startRedisServer(t, port,
+		nodes = append(nodes, startRedisServer(t,
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", fmt.Sprintf("nodes-%d.conf", i),
 			"--cluster-node-timeout", "2000",
 			"--dir", dir))
-		addrs = append(addrs, nodes[i].addr())
+		addrs = append(addrs, nodes[i].Addr())
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
@@ -37,8 +37,8 @@ func startCluster(t *testing.T) []*redisServer {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	for _, n := range nodes {
-		waitUntil(t, 30*time.Second, "cluster_state:ok on "+n.addr(), func() bool {
-			info, err := command(n.addr(), "CLUSTER", "INFO")
+		waitUntil(t, 30*time.Second, "cluster_state:ok on "+n.Addr(), func() bool {
+			info, err := command(n.Addr(), "CLUSTER", "INFO")
 			return err == nil && strings.Contains(info, "cluster_state:ok")
 		})
 	}
@@ -57,7 +57,7 @@ func TestCluster(t *testing.T) {
 		t.Skip("starts a Redis Cluster")
 	}
 	nodes := startCluster(t)
-	url := nodes[0].url()
+	url := nodes[0].URL()
 	for _, sharded := range []bool{true, false} {
 		t.Run(fmt.Sprintf("sharded=%v", sharded), func(t *testing.T) {
 			prefix := uniquePrefix()
@@ -79,8 +79,8 @@ func TestCluster(t *testing.T) {
 func testReshard(t *testing.T, nodes []*redisServer) {
 	opts := redisbroker.Options{Prefix: uniquePrefix(), Sharded: true}
 	h := newHandler()
-	sub := start(t, nodes[0].url(), opts, h)
-	pub := start(t, nodes[1].url(), opts, newHandler())
+	sub := start(t, nodes[0].URL(), opts, h)
+	pub := start(t, nodes[1].URL(), opts, newHandler())
 	var chans []string
 	for i := range 300 {
 		chans = append(chans, fmt.Sprintf("ch-%d", i))
@@ -91,16 +91,16 @@ func testReshard(t *testing.T, nodes []*redisServer) {
 	publishAll := func(tag string) {
 		t.Helper()
 		for _, ch := range chans {
-			if !h.has(ch, tag) {
+			if !has(h, ch, tag) {
 				_ = pub.Publish(ctx(t), ch, []byte(tag)) // may hit a slot in migration
 			}
 		}
 	}
 	publishAll("before")
-	waitUntil(t, 30*time.Second, "deliveries before resharding", func() bool { return h.hasAll(chans, "before") })
+	waitUntil(t, 30*time.Second, "deliveries before resharding", func() bool { return hasAll(h, chans, "before") })
 
 	from, to := nodeID(t, nodes[0]), nodeID(t, nodes[1])
-	out, err := exec.Command("redis-cli", "--cluster", "reshard", nodes[0].addr(),
+	out, err := exec.Command("redis-cli", "--cluster", "reshard", nodes[0].Addr(),
 		"--cluster-from", from, "--cluster-to", to, "--cluster-slots", "3000", "--cluster-yes").CombinedOutput()
 	if err != nil {
 		t.Fatalf("reshard: %v\n%s", err, out)
@@ -110,13 +110,13 @@ func testReshard(t *testing.T, nodes []*redisServer) {
 	waitUntil(t, 60*time.Second, "deliveries after resharding", func() bool {
 		publishAll("after")
 		time.Sleep(100 * time.Millisecond)
-		return h.hasAll(chans, "after")
+		return hasAll(h, chans, "after")
 	})
 }
 
 func nodeID(t *testing.T, n *redisServer) string {
 	t.Helper()
-	out, err := command(n.addr(), "CLUSTER", "MYID")
+	out, err := command(n.Addr(), "CLUSTER", "MYID")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,20 +127,12 @@ func nodeID(t *testing.T, n *redisServer) string {
 	return id
 }
 
-func (h *handler) has(ch, payload string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, p := range h.msgs[ch] {
-		if p == payload {
-			return true
-		}
-	}
-	return false
-}
+// has reports whether h got payload on ch.
+func has(h *handler, ch, payload string) bool { return slices.Contains(h.Got(ch), payload) }
 
-func (h *handler) hasAll(chans []string, payload string) bool {
+func hasAll(h *handler, chans []string, payload string) bool {
 	for _, ch := range chans {
-		if !h.has(ch, payload) {
+		if !has(h, ch, payload) {
 			return false
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/socketcluster-go/socketcluster/broker"
+	"github.com/socketcluster-go/socketcluster/broker/brokertest"
 	"github.com/socketcluster-go/socketcluster/broker/redisbroker"
 )
 
@@ -38,7 +39,7 @@ func TestNewBadURL(t *testing.T) {
 }
 
 func TestStartUnreachable(t *testing.T) {
-	port := freePort(t) // nothing listens there
+	port := brokertest.FreePort(t) // nothing listens there
 	u := fmt.Sprintf("redis://user:s3cret@127.0.0.1:%d", port)
 	b, err := redisbroker.New(u, redisbroker.Options{})
 	if err != nil {
@@ -80,10 +81,10 @@ func TestStartSubscribesHandlerChannels(t *testing.T) {
 		}
 	}
 	waitUntil(t, 30*time.Second, "pre-subscribed deliveries", func() bool {
-		return len(hb.got("pre-1")) == 1 && len(hb.got("pre-2")) == 1
+		return len(hb.Got("pre-1")) == 1 && len(hb.Got("pre-2")) == 1
 	})
 	time.Sleep(200 * time.Millisecond)
-	if got := hb.got("other"); len(got) != 0 {
+	if got := hb.Got("other"); len(got) != 0 {
 		t.Errorf("delivery on a channel never subscribed: %q", got)
 	}
 }
@@ -129,9 +130,9 @@ func TestPrefixAndMode(t *testing.T) {
 		if err := pub.Publish(ctx(t), "x", []byte("hello")); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, 30*time.Second, "delivery in namespace", func() bool { return len(h1.got("x")) == 1 })
+		waitUntil(t, 30*time.Second, "delivery in namespace", func() bool { return len(h1.Got("x")) == 1 })
 		time.Sleep(200 * time.Millisecond)
-		if got := h2.got("x"); len(got) != 0 {
+		if got := h2.Got("x"); len(got) != 0 {
 			t.Errorf("sharded=%v: delivery across namespaces: %q", sharded, got)
 		}
 		if err := b1.Unsubscribe(ctx(t), []string{"x"}); err != nil {
@@ -152,7 +153,7 @@ func TestOverflow(t *testing.T) {
 	gate := make(chan struct{})
 	var once sync.Once
 	hb := newHandler()
-	hb.deliver = func(channel string, _ []byte) {
+	hb.OnDeliver = func(channel string, _ []byte) {
 		if channel == "flood" {
 			once.Do(func() { <-gate })
 		}
@@ -169,7 +170,7 @@ func TestOverflow(t *testing.T) {
 	}
 	waitUntil(t, 30*time.Second, "drops", func() bool { return b.Stats().Dropped > 0 })
 	waitUntil(t, 30*time.Second, "overflow status", func() bool {
-		for _, err := range hb.statuses() {
+		for _, err := range hb.Statuses() {
 			if errors.Is(err, redisbroker.ErrOverflow) {
 				return true
 			}
@@ -178,10 +179,10 @@ func TestOverflow(t *testing.T) {
 	})
 	close(gate)
 	waitUntil(t, 30*time.Second, "recovery status", func() bool {
-		st := hb.statuses()
+		st := hb.Statuses()
 		return len(st) >= 2 && st[len(st)-1] == nil
 	})
-	got := hb.got("flood")
+	got := hb.Got("flood")
 	if len(got) == 0 || len(got)+int(b.Stats().Dropped) != 500 {
 		t.Errorf("delivered %d + dropped %d, want 500 in all", len(got), b.Stats().Dropped)
 	}
@@ -198,7 +199,7 @@ func TestOverflow(t *testing.T) {
 	if err := a.Publish(ctx(t), "after", []byte("ok")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "delivery after overflow", func() bool { return len(hb.got("after")) == 1 })
+	waitUntil(t, 30*time.Second, "delivery after overflow", func() bool { return len(hb.Got("after")) == 1 })
 }
 
 // The outage test runs its own redis-server, kills it, and restarts it on
@@ -210,40 +211,38 @@ func TestOutage(t *testing.T) {
 }
 
 func testOutage(t *testing.T, sharded bool) {
-	srv := startRedisServer(t, freePort(t))
+	srv := startRedisServer(t)
 	opts := redisbroker.Options{
 		Prefix: "app:", Sharded: sharded,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
 	}
 	ha := newHandler()
 	hb := newHandler("keep", "via-channels") // what B's hub needs
-	a := start(t, srv.url(), opts, ha)
-	b := start(t, srv.url(), opts, hb)
+	a := start(t, srv.URL(), opts, ha)
+	b := start(t, srv.URL(), opts, hb)
 	if err := b.Subscribe(ctx(t), []string{"keep", "dropped"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Publish(ctx(t), "keep", []byte("before")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "delivery before the outage", func() bool { return len(hb.got("keep")) == 1 })
-	if st := hb.statuses(); len(st) != 0 {
+	waitUntil(t, 30*time.Second, "delivery before the outage", func() bool { return len(hb.Got("keep")) == 1 })
+	if st := hb.Statuses(); len(st) != 0 {
 		t.Fatalf("statuses before the outage: %v", st)
 	}
 
-	srv.stop()
+	srv.Stop()
 	waitUntil(t, 30*time.Second, "Status(error) on outage", func() bool {
-		st := hb.statuses()
+		st := hb.Statuses()
 		return len(st) > 0 && st[0] != nil
 	})
-	t.Logf("outage reported: %v", hb.statuses()[0])
+	t.Logf("outage reported: %v", hb.Statuses()[0])
 	if err := a.Publish(ctx(t), "keep", []byte("lost")); err == nil {
 		t.Error("Publish succeeded with the server down")
 	}
 	// A subscription made during the outage fails now but is applied on
 	// reconnection.
-	hb.mu.Lock()
-	hb.channels = append(hb.channels, "during")
-	hb.mu.Unlock()
+	hb.AddChannels("during")
 	if err := b.Subscribe(ctx(t), []string{"during"}); !errors.Is(err, redisbroker.ErrNotConnected) {
 		t.Errorf("Subscribe during outage: %v, want ErrNotConnected", err)
 	}
@@ -253,12 +252,12 @@ func testOutage(t *testing.T, sharded bool) {
 	}
 
 	time.Sleep(500 * time.Millisecond) // a few failed reconnection attempts
-	srv.start()
+	srv.Start()
 	waitUntil(t, 30*time.Second, "Status(nil) on recovery", func() bool {
-		st := hb.statuses()
+		st := hb.Statuses()
 		return len(st) >= 2 && st[len(st)-1] == nil
 	})
-	for i, err := range hb.statuses()[1 : len(hb.statuses())-1] {
+	for i, err := range hb.Statuses()[1 : len(hb.Statuses())-1] {
 		if err == nil {
 			t.Errorf("status %d: nil before recovery", i+1)
 		}
@@ -270,17 +269,17 @@ func testOutage(t *testing.T, sharded bool) {
 		})
 	}
 	waitUntil(t, 30*time.Second, "deliveries after recovery", func() bool {
-		return slices.Contains(hb.got("keep"), "after") &&
-			slices.Contains(hb.got("via-channels"), "after") &&
-			slices.Contains(hb.got("during"), "after")
+		return slices.Contains(hb.Got("keep"), "after") &&
+			slices.Contains(hb.Got("via-channels"), "after") &&
+			slices.Contains(hb.Got("during"), "after")
 	})
-	if slices.Contains(hb.got("keep"), "lost") {
+	if slices.Contains(hb.Got("keep"), "lost") {
 		t.Error("a message published during the outage was delivered (want at-most-once, dropped)")
 	}
 	if err := a.Publish(ctx(t), "dropped", []byte("after")); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.addr()}, DisableCache: true})
+	raw, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, DisableCache: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,12 +297,12 @@ func testOutage(t *testing.T, sharded bool) {
 		t.Errorf("subscribed on Redis after recovery: %q, want %q", chans, want)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if got := hb.got("dropped"); len(got) != 0 {
+	if got := hb.Got("dropped"); len(got) != 0 {
 		t.Errorf("delivery on a channel unsubscribed during the outage: %q", got)
 	}
 	// A's own pub/sub connection recovered too.
 	waitUntil(t, 30*time.Second, "A's Status(nil)", func() bool {
-		st := ha.statuses()
+		st := ha.Statuses()
 		return len(st) >= 2 && st[0] != nil && st[len(st)-1] == nil
 	})
 }
@@ -312,12 +311,12 @@ func testOutage(t *testing.T, sharded bool) {
 // hub's Channels logic call Subscribe); the resubscription after a
 // reconnection must not deadlock on it.
 func TestChannelsMayCallSubscribe(t *testing.T) {
-	srv := startRedisServer(t, freePort(t))
+	srv := startRedisServer(t)
 	opts := redisbroker.Options{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
 	hb := newHandler("plain")
 	var b *redisbroker.Broker
 	var mu sync.Mutex
-	hb.onChans = func() {
+	hb.OnChannels = func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if b != nil {
@@ -326,22 +325,22 @@ func TestChannelsMayCallSubscribe(t *testing.T) {
 			}
 		}
 	}
-	bb := start(t, srv.url(), opts, hb)
+	bb := start(t, srv.URL(), opts, hb)
 	mu.Lock()
 	b = bb
 	mu.Unlock()
-	a := start(t, srv.url(), opts, newHandler())
-	srv.stop()
-	waitUntil(t, 30*time.Second, "Status(error)", func() bool { return len(hb.statuses()) > 0 })
-	srv.start()
+	a := start(t, srv.URL(), opts, newHandler())
+	srv.Stop()
+	waitUntil(t, 30*time.Second, "Status(error)", func() bool { return len(hb.Statuses()) > 0 })
+	srv.Start()
 	waitUntil(t, 30*time.Second, "Status(nil)", func() bool {
-		st := hb.statuses()
+		st := hb.Statuses()
 		return len(st) >= 2 && st[len(st)-1] == nil
 	})
 	waitUntil(t, 30*time.Second, "deliveries", func() bool {
 		_ = a.Publish(ctx(t), "plain", []byte("x"))
 		_ = a.Publish(ctx(t), "reentrant", []byte("x"))
 		time.Sleep(50 * time.Millisecond)
-		return len(hb.got("plain")) > 0 && len(hb.got("reentrant")) > 0
+		return len(hb.Got("plain")) > 0 && len(hb.Got("reentrant")) > 0
 	})
 }
