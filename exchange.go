@@ -199,7 +199,7 @@ func (c *Channel) Publish(ctx context.Context, data any) error {
 // TransmitPublish publishes data to the channel without waiting.
 func (c *Channel) TransmitPublish(data any) error { return c.e.TransmitPublish(c.name, data) }
 
-func (c *Channel) stream() Stream[Data] { return Stream[Data]{d: c.e.data, name: c.name} }
+func (c *Channel) stream() Stream[Data] { return stream.NewStream[Data](c.e.data, c.name) }
 
 // All iterates the channel's data until it is closed or killed, or ctx is
 // done.
@@ -229,7 +229,7 @@ func (c *Channel) KillConsumer(id int) { c.e.data.KillConsumer(id) }
 // Listener returns the channel's events: "subscribe", "unsubscribe",
 // "subscribeFail".
 func (c *Channel) Listener(event string) Stream[Event] {
-	return Stream[Event]{d: c.e.chEvs, name: event + "\x00" + c.name}
+	return stream.NewStream[Event](c.e.chEvs, event+"\x00"+c.name)
 }
 
 // CloseListener closes one of the channel's event listeners.

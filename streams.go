@@ -1,12 +1,6 @@
 package socketcluster
 
-import (
-	"context"
-	"iter"
-	"time"
-
-	"github.com/socketcluster-go/socketcluster/internal/stream"
-)
+import "github.com/socketcluster-go/socketcluster/internal/stream"
 
 // Streams follow the reference's semantics (PROTOCOL.md §11):
 //
@@ -38,95 +32,52 @@ var ErrStreamTimeout = stream.ErrTimeout
 // ConsumerStats describes one consumer: {"id","backpressure","stream"}.
 type ConsumerStats = stream.ConsumerStats
 
-// Stream is a named stream of items of type T.
-type Stream[T any] struct {
-	d    *stream.Demux[any]
-	name string
-}
+// Stream is a named stream of items of type T: a listener
+// (Stream[Event], typed with Listen), a receiver (Stream[Data]), a
+// procedure (Stream[*Request]) or a channel's data (Stream[Data]). A
+// Stream is a small value: copy it freely. Its methods:
+//
+//   - Name() string: the stream's name.
+//   - Consumer() *Consumer[T]: registers a consumer now. Stop it when
+//     done, unless it is read until it ends.
+//   - ConsumerWithTimeout(timeout time.Duration) *Consumer[T]: registers a
+//     consumer whose Next fails with ErrStreamTimeout when no item comes
+//     within timeout.
+//   - All(ctx context.Context) iter.Seq[T]: an iterator over the stream's
+//     items. The consumer is registered when the loop starts; the loop ends
+//     when the stream is closed (after the backlog) or killed, or ctx is
+//     done; breaking out of it removes the consumer.
+//   - Once(ctx context.Context) (T, error): waits for the next item
+//     (bounded by ctx only).
+//   - Close(): ends the current consumers after their backlog.
+//   - Kill(): ends the current consumers now, dropping their backlog.
+//   - Backpressure() int: the largest backlog among the stream's consumers.
+//   - ConsumerStats() []ConsumerStats: lists the stream's consumers.
+//   - HasConsumer(id int) bool: reports whether consumer id reads this
+//     stream.
+//
+// The client package's Stream is the same type.
+type Stream[T any] = stream.Stream[T]
 
-// Name returns the stream's name.
-func (s Stream[T]) Name() string { return s.name }
-
-// Consumer registers a consumer now.
-func (s Stream[T]) Consumer() *Consumer[T] {
-	return &Consumer[T]{c: s.d.NewConsumer(s.name, 0)}
-}
-
-// ConsumerWithTimeout registers a consumer whose Next fails with
-// ErrStreamTimeout when no item comes within timeout.
-func (s Stream[T]) ConsumerWithTimeout(timeout time.Duration) *Consumer[T] {
-	return &Consumer[T]{c: s.d.NewConsumer(s.name, timeout)}
-}
-
-// All returns an iterator over the stream's items. The consumer is
-// registered when the loop starts; the loop ends when the stream is closed
-// (after the backlog) or killed, or ctx is done; breaking out of it removes
-// the consumer.
-func (s Stream[T]) All(ctx context.Context) iter.Seq[T] {
-	return func(yield func(T) bool) {
-		c := s.Consumer()
-		c.All(ctx)(yield)
-	}
-}
-
-// Once waits for the next item.
-func (s Stream[T]) Once(ctx context.Context) (T, error) {
-	v, err := s.d.Once(ctx, s.name)
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	return v.(T), nil
-}
-
-// Close ends the current consumers after their backlog.
-func (s Stream[T]) Close() { s.d.Close(s.name) }
-
-// Kill ends the current consumers now, dropping their backlog.
-func (s Stream[T]) Kill() { s.d.Kill(s.name) }
-
-// Backpressure is the largest backlog among the stream's consumers.
-func (s Stream[T]) Backpressure() int { return s.d.Backpressure(s.name) }
-
-// ConsumerStats lists the stream's consumers.
-func (s Stream[T]) ConsumerStats() []ConsumerStats { return s.d.Stats(s.name) }
-
-// HasConsumer reports whether consumer id reads this stream.
-func (s Stream[T]) HasConsumer(id int) bool { return s.d.HasConsumer(s.name, id) }
-
-// Consumer reads one stream.
-type Consumer[T any] struct{ c *stream.Consumer[any] }
-
-// ID is the consumer's id, unique within its group of streams.
-func (c *Consumer[T]) ID() int { return c.c.ID() }
-
-// Backpressure is the number of items waiting for this consumer.
-func (c *Consumer[T]) Backpressure() int { return c.c.Backpressure() }
-
-// Next waits for the next item.
-func (c *Consumer[T]) Next(ctx context.Context) (T, error) {
-	v, err := c.c.Next(ctx)
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	return v.(T), nil
-}
-
-// All iterates until the consumer ends or ctx is done; breaking out stops
-// the consumer.
-func (c *Consumer[T]) All(ctx context.Context) iter.Seq[T] {
-	return func(yield func(T) bool) {
-		for v := range c.c.All(ctx) {
-			if !yield(v.(T)) {
-				return
-			}
-		}
-	}
-}
-
-// Stop removes the consumer and drops its backlog.
-func (c *Consumer[T]) Stop() { c.c.Stop() }
+// Consumer reads one stream, at its own pace, from an unbounded queue of
+// its own. Its methods:
+//
+//   - ID() int: the consumer's id, unique within its group of streams (the
+//     listeners, receivers or procedures of a socket; the listeners of a
+//     server; the channels of an exchange).
+//   - Backpressure() int: the number of items waiting for this consumer.
+//   - Next(ctx context.Context) (T, error): waits for the next item. It
+//     returns ErrStreamEnded once the stream was closed (and the backlog
+//     taken) or killed, or the consumer stopped; ctx.Err() when ctx is
+//     done; ErrStreamTimeout when the consumer's timeout elapsed (the
+//     consumer stays usable).
+//   - All(ctx context.Context) iter.Seq[T]: iterates until the consumer
+//     ends or ctx is done; whenever the loop ends, the body breaking out
+//     included, the consumer is stopped.
+//   - Stop(): removes the consumer and drops its backlog.
+//
+// The client package's Consumer is the same type.
+type Consumer[T any] = stream.TypedConsumer[T]
 
 // Listeners is the event-listener side of a Server or Socket.
 type Listeners struct{ d *stream.Demux[any] }
@@ -134,7 +85,7 @@ type Listeners struct{ d *stream.Demux[any] }
 func newListeners() Listeners { return Listeners{d: stream.NewDemux[any]()} }
 
 // Listener returns the stream of the named event.
-func (l Listeners) Listener(name string) Stream[Event] { return Stream[Event]{d: l.d, name: name} }
+func (l Listeners) Listener(name string) Stream[Event] { return stream.NewStream[Event](l.d, name) }
 
 // CloseListener ends the listener's consumers after their backlog.
 func (l Listeners) CloseListener(name string) { l.d.Close(name) }
@@ -182,15 +133,14 @@ func (l Listeners) emit(e Event) {
 //	for ev := range socketcluster.Listen[socketcluster.ConnectionEvent](srv).All(ctx) { … }
 func Listen[E Event](from interface{ Listener(string) Stream[Event] }) Stream[E] {
 	var zero E
-	s := from.Listener(zero.EventName())
-	return Stream[E]{d: s.d, name: s.name}
+	return stream.Retype[E](from.Listener(zero.EventName()))
 }
 
 // Receivers is the receiver side of a Socket: transmits by name.
 type Receivers struct{ d *stream.Demux[any] }
 
 // Receiver returns the stream of the data transmitted to name.
-func (r Receivers) Receiver(name string) Stream[Data] { return Stream[Data]{d: r.d, name: name} }
+func (r Receivers) Receiver(name string) Stream[Data] { return stream.NewStream[Data](r.d, name) }
 
 // CloseReceiver ends the receiver's consumers after their backlog.
 func (r Receivers) CloseReceiver(name string) { r.d.Close(name) }
@@ -233,7 +183,7 @@ type Procedures struct{ d *stream.Demux[any] }
 
 // Procedure returns the stream of requests invoking name.
 func (p Procedures) Procedure(name string) Stream[*Request] {
-	return Stream[*Request]{d: p.d, name: name}
+	return stream.NewStream[*Request](p.d, name)
 }
 
 // CloseProcedure ends the procedure's consumers after their backlog.

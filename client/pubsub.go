@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/internal/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
 
@@ -235,7 +236,7 @@ func (ch *Channel) State() ChannelState {
 func (ch *Channel) Consumer() *Consumer[sc.Data] {
 	ch.c.mu.Lock()
 	defer ch.c.mu.Unlock()
-	cons := Stream[sc.Data]{d: ch.c.channelData, name: ch.name}.Consumer()
+	cons := stream.NewStream[sc.Data](ch.c.channelData, ch.name).Consumer()
 	if ch.state == ChannelUnsubscribed {
 		cons.Stop()
 	}
