@@ -74,9 +74,22 @@ func (b Binary) MarshalJSON() ([]byte, error) {
 	return append(out, `"}`...), nil
 }
 
-// encodeValue turns an application value into raw JSON; nil result means
-// absent.
-func encodeValue(v any) ([]byte, error) {
+// MarshalData turns an application value into the raw JSON sent as the
+// data of a packet, with the rules of Request.End, Socket.Transmit,
+// Socket.Invoke and the publish methods (and of the client package):
+//
+//   - Undefined gives nil: the packet is sent without a "data" key (as
+//     JavaScript's undefined); so does a nil Data.
+//   - nil gives null.
+//   - A Data or a json.RawMessage is sent as it is, byte for byte (a nil
+//     json.RawMessage as null).
+//   - A []byte or a Binary gives {"base64":true,"data":"…"}, the default
+//     codec's form of a Node Buffer.
+//   - An *Error gives its wire form: {"message":…,"name":…} and its fields.
+//   - Anything else goes through encoding/json, without HTML escaping
+//     ("<" stays "<", as JSON.stringify writes it); an error names the type
+//     that could not be encoded.
+func MarshalData(v any) (Data, error) {
 	switch x := v.(type) {
 	case undefined:
 		return nil, nil
@@ -86,7 +99,7 @@ func encodeValue(v any) ([]byte, error) {
 		if x == nil {
 			return []byte("null"), nil
 		}
-		return x, nil
+		return Data(x), nil
 	case []byte:
 		return Binary(x).MarshalJSON()
 	case nil:
@@ -105,3 +118,6 @@ func encodeValue(v any) ([]byte, error) {
 	b := buf.Bytes()
 	return b[:len(b)-1], nil // drop the encoder's newline
 }
+
+// encodeValue is MarshalData.
+func encodeValue(v any) ([]byte, error) { return MarshalData(v) }

@@ -1,6 +1,7 @@
 package socketcluster
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -229,13 +230,20 @@ func appendError(dst []byte, err error) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
-// hydrateError rebuilds an error received in a response (PROTOCOL.md §5.1).
-func hydrateError(raw []byte) error {
-	var e *Error
-	ok := wire.Object(raw, func(key string, val []byte) {
-		if e == nil {
-			e = &Error{}
-		}
+// UnmarshalError rebuilds the error of a response, or the authError of a
+// handshake response, from its raw JSON (PROTOCOL.md §5.1), as the
+// reference client hydrates it: an object becomes an *Error (its
+// "message" and "name", and every other key as a field, in order; a
+// message that is not a string becomes "Invalid error message format");
+// any other value, a string included, becomes a *ValueError holding a copy
+// of it. Null, or nothing, gives nil.
+func UnmarshalError(raw []byte) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	e := &Error{}
+	isObject := wire.Object(raw, func(key string, val []byte) {
 		switch key {
 		case "message":
 			if s, ok := wire.Unquote(val); ok {
@@ -253,14 +261,14 @@ func hydrateError(raw []byte) error {
 			e.With(key, v)
 		}
 	})
-	if ok {
-		if e == nil {
-			e = &Error{}
-		}
+	if isObject {
 		return e
 	}
-	return &ValueError{Value: Data(append([]byte(nil), raw...))}
+	return &ValueError{Value: Data(bytes.Clone(raw))}
 }
+
+// hydrateError is UnmarshalError, for an error that is not null.
+func hydrateError(raw []byte) error { return UnmarshalError(raw) }
 
 func appendJSONString(dst []byte, s string) []byte { return wire.AppendString(dst, s) }
 

@@ -204,7 +204,7 @@ func (c *Client) Authenticate(ctx context.Context, signedToken string) error {
 	if st.IsAuthenticated {
 		return nil
 	}
-	if authErr := hydrateError(st.AuthError); authErr != nil {
+	if authErr := sc.UnmarshalError(st.AuthError); authErr != nil {
 		return authErr
 	}
 	return ErrNotAuthenticated

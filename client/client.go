@@ -382,7 +382,7 @@ func (c *Client) connect(ctx context.Context) (code int, reason string, err erro
 	for _, e := range evs {
 		c.emit(e)
 	}
-	c.emit(ConnectEvent{ID: st.ID, PingTimeout: pt, IsAuthenticated: st.IsAuthenticated, AuthError: hydrateError(st.AuthError)})
+	c.emit(ConnectEvent{ID: st.ID, PingTimeout: pt, IsAuthenticated: st.IsAuthenticated, AuthError: sc.UnmarshalError(st.AuthError)})
 	for _, f := range frames {
 		if cn.writeLocked(ws.OpText, f) != nil {
 			break

@@ -1,50 +1,13 @@
 package client
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
-
-// encodeValue turns an application value into raw JSON with the server
-// API's rules (socketcluster.Request.End): Undefined → nil (absent), nil →
-// null, Data and json.RawMessage as they are, []byte as Binary, anything
-// else through encoding/json without HTML escaping.
-func encodeValue(v any) ([]byte, error) {
-	if v == any(sc.Undefined) {
-		return nil, nil
-	}
-	switch x := v.(type) {
-	case nil:
-		return []byte("null"), nil
-	case sc.Data:
-		return x, nil
-	case json.RawMessage:
-		if x == nil {
-			return []byte("null"), nil
-		}
-		return x, nil
-	case []byte:
-		return sc.Binary(x).MarshalJSON()
-	case string:
-		return wire.AppendString(nil, x), nil
-	case *sc.Error:
-		return x.MarshalJSON()
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("client: cannot encode %T as JSON: %w", v, err)
-	}
-	b := buf.Bytes()
-	return b[:len(b)-1], nil
-}
 
 // encodeError gives the wire form of an error answer: an *Error with its
 // name and fields, a StringError as a bare string, a ValueError as its
@@ -70,40 +33,6 @@ func encodeError(err error) ([]byte, error) {
 		}
 	}
 	return append(wire.AppendString([]byte(`{"message":`), err.Error()), '}'), nil
-}
-
-// hydrateError rebuilds an error received in a response or an authError
-// (PROTOCOL.md §5.1): an object becomes an *Error (message, name, every
-// other key as a field, in order); anything else a *ValueError. It
-// returns nil for null.
-func hydrateError(raw []byte) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	e := &sc.Error{}
-	isObject := wire.Object(raw, func(key string, val []byte) {
-		switch key {
-		case "message":
-			if s, ok := wire.Unquote(val); ok {
-				e.Message = s
-			} else {
-				e.Message = "Invalid error message format"
-			}
-		case "name":
-			if s, ok := wire.Unquote(val); ok {
-				e.Name = s
-			}
-		default:
-			var v any
-			_ = json.Unmarshal(val, &v)
-			e.With(key, v)
-		}
-	})
-	if isObject {
-		return e
-	}
-	return &sc.ValueError{Value: sc.Data(bytes.Clone(raw))}
 }
 
 // appendInvoke appends an invoke as the official client writes it:

@@ -100,7 +100,7 @@ func (c *Client) Subscribe(ctx context.Context, channel string, opts ...Subscrib
 	var raw []byte
 	if o.hasData {
 		var err error
-		if raw, err = encodeValue(o.data); err != nil {
+		if raw, err = sc.MarshalData(o.data); err != nil {
 			return nil, err
 		}
 	}
@@ -301,7 +301,7 @@ func (ch *Channel) TransmitPublish(data any) error { return ch.c.TransmitPublish
 // subscribed) and waits for the server's acknowledgement, bounded by
 // AckTimeout and ctx. Subscribers, this client included, get the data.
 func (c *Client) InvokePublish(ctx context.Context, channel string, data any) error {
-	raw, err := encodeValue(data)
+	raw, err := sc.MarshalData(data)
 	if err != nil {
 		return err
 	}
@@ -311,7 +311,7 @@ func (c *Client) InvokePublish(ctx context.Context, channel string, data any) er
 
 // TransmitPublish publishes data to channel without acknowledgement.
 func (c *Client) TransmitPublish(channel string, data any) error {
-	raw, err := encodeValue(data)
+	raw, err := sc.MarshalData(data)
 	if err != nil {
 		return err
 	}

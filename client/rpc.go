@@ -23,7 +23,7 @@ import (
 // BadConnectionError; an invoke made while reconnecting is queued and sent
 // once connected. On a closed client it returns ErrClosed.
 func (c *Client) Invoke(ctx context.Context, procedure string, data any) (sc.Data, error) {
-	raw, err := encodeValue(data)
+	raw, err := sc.MarshalData(data)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func (c *Client) invoke(ctx context.Context, event string, raw []byte) (sc.Data,
 // socket.Receiver(event) or Server.HandleReceiver gets data. While
 // reconnecting it is queued and dropped if not sent within AckTimeout.
 func (c *Client) Transmit(event string, data any) error {
-	raw, err := encodeValue(data)
+	raw, err := sc.MarshalData(data)
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func (r *Request) claim() error {
 // End answers with data (same rules as Invoke's data; Undefined answers
 // {"rid":N} without data).
 func (r *Request) End(data any) error {
-	raw, err := encodeValue(data)
+	raw, err := sc.MarshalData(data)
 	if err != nil {
 		return err
 	}
@@ -247,7 +247,7 @@ func (c *Client) handleResponse(p *wire.Packet) {
 	if !ok {
 		return // unknown rid: ignored
 	}
-	if err := hydrateError(p.Error); err != nil {
+	if err := sc.UnmarshalError(p.Error); err != nil {
 		cl.done(nil, err)
 		return
 	}
