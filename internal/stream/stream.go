@@ -102,13 +102,11 @@ type entry[T any] struct {
 	consumers []*Consumer[T]
 }
 
-// NewDemux returns an empty Demux whose first consumer gets id 1.
+// NewDemux returns an empty Demux whose first consumer gets id 1. Its
+// maps are made with the first consumer: most sockets' demuxes never get
+// one, and each empty map would cost every connection its header.
 func NewDemux[T any]() *Demux[T] {
-	return &Demux[T]{
-		streams: make(map[string]*entry[T]),
-		byID:    make(map[int]*Consumer[T]),
-		nextID:  1,
-	}
+	return &Demux[T]{nextID: 1}
 }
 
 // Write appends v to the queue of every open consumer of name. It never
@@ -168,6 +166,10 @@ func (d *Demux[T]) NewConsumer(name string, timeout time.Duration) *Consumer[T] 
 	d.mu.Lock()
 	c.id = d.nextID
 	d.nextID++
+	if d.streams == nil {
+		d.streams = make(map[string]*entry[T])
+		d.byID = make(map[int]*Consumer[T])
+	}
 	e := d.streams[name]
 	if e == nil {
 		e = &entry[T]{}
