@@ -143,9 +143,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 		return
 	}
 	s.mu.Lock()
-	if s.handshakeTmr != nil {
-		s.handshakeTmr.Stop()
-	}
+	s.handshakeDoneLocked()
 	state := s.state
 	s.mu.Unlock()
 	if state == StateClosed {
@@ -179,7 +177,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 
 	// HANDSHAKE_SC middleware.
 	if s.server.HasMiddleware(MiddlewareHandshake) {
-		a := &Action{Type: ActionHandshakeSC, Request: s.request, Socket: s, AuthTokenError: authErr}
+		a := &Action{Type: ActionHandshakeSC, Request: s.Request(), Socket: s, AuthTokenError: authErr}
 		a.Data = handshakeActionData(signed, authErr, claims)
 		if err := s.server.decide(MiddlewareHandshake, a, true); err != nil {
 			raw, code := s.handshakeRejection(err, a)

@@ -229,7 +229,7 @@ func TestIdleSocketsHoldNoGoroutine(t *testing.T) {
 	}{{"event-driven", false}, {"goroutine", true}} {
 		t.Run(mode.name, func(t *testing.T) {
 			ts := newServer(t, sc.Options{DisableEventReads: mode.disable})
-			before := runtime.NumGoroutine()
+			before := settledGoroutines()
 			for range n {
 				conn, br, _, err := ws.Dial(ctxT(t), "ws://"+ts.addr+"/socketcluster/")
 				if err != nil {
@@ -248,14 +248,7 @@ func TestIdleSocketsHoldNoGoroutine(t *testing.T) {
 				}
 			}
 			eventually(t, "handshakes", func() bool { return ts.ClientsCount() == n })
-			var added int
-			// Short-lived goroutines (flushers, workers) may still be
-			// there for a moment: take the lowest of a few samples.
-			added = 1 << 30
-			for range 20 {
-				added = min(added, runtime.NumGoroutine()-before)
-				time.Sleep(20 * time.Millisecond)
-			}
+			added := settledGoroutines() - before
 			if mode.disable && added < n {
 				t.Fatalf("%d goroutines added by %d sockets read by goroutines", added, n)
 			}
@@ -265,4 +258,20 @@ func TestIdleSocketsHoldNoGoroutine(t *testing.T) {
 			t.Logf("%d idle sockets: %d more goroutines", n, added)
 		})
 	}
+}
+
+// settledGoroutines returns the goroutine count once short-lived
+// goroutines (flushers, idle workers, earlier tests' sockets ending) are
+// gone: the lowest of samples taken until it stops falling.
+func settledGoroutines() int {
+	low := runtime.NumGoroutine()
+	for still := 0; still < 5; {
+		time.Sleep(40 * time.Millisecond)
+		if n := runtime.NumGoroutine(); n < low {
+			low, still = n, 0
+		} else {
+			still++
+		}
+	}
+	return low
 }

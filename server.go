@@ -275,14 +275,9 @@ func (srv *Server) checkOrigin(r *http.Request) (string, bool) {
 	return origin, ok
 }
 
-// accept registers a new socket and starts its reader.
-//
-// The socket keeps a copy of the request without its context: the HTTP
-// server cancels that context as soon as ServeHTTP returns, and its chain
-// (cancel context, values, done channel) would cost every connection about
-// half a kilobyte for nothing.
+// accept registers a new socket and starts its reader. The socket keeps
+// the request in its compact form (upgradeRequest).
 func (srv *Server) accept(conn *wsconn.Conn, r *http.Request) {
-	r = r.WithContext(context.Background())
 	s := &Socket{
 		Listeners:  newListeners(),
 		Receivers:  Receivers{d: stream.NewDemux[any]()},
@@ -290,8 +285,8 @@ func (srv *Server) accept(conn *wsconn.Conn, r *http.Request) {
 		id:         newSocketID(),
 		server:     srv,
 		conn:       conn,
-		request:    r,
-		remote:     conn.RemoteAddr().String(),
+		request:    newUpgradeRequest(r),
+		remote:     sameString(conn.RemoteAddr().String(), r.RemoteAddr),
 		state:      StateConnecting,
 		authState:  Unauthenticated,
 		ended:      make(chan struct{}),
@@ -305,6 +300,15 @@ func (srv *Server) accept(conn *wsconn.Conn, r *http.Request) {
 	s.startTimers()
 	srv.emit(HandshakeEvent{Socket: s})
 	s.startReading()
+}
+
+// sameString returns a, or b when it is equal: the request's copy of the
+// remote address is kept anyway, so an idle socket need not hold two.
+func sameString(a, b string) string {
+	if a == b {
+		return b
+	}
+	return a
 }
 
 // promote moves a socket from pending to clients. It reports false when

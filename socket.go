@@ -42,7 +42,7 @@ type Socket struct {
 	id      string
 	server  *Server
 	conn    *wsconn.Conn
-	request *http.Request
+	request *upgradeRequest
 	remote  string
 
 	// Guarded by mu.
@@ -60,10 +60,9 @@ type Socket struct {
 	manualBatch   bool // startBatch until flushBatch / cancelBatch
 	batch         [][]byte
 	batchTimer    *time.Timer
-	handshakeTmr  *time.Timer
-	pingTmr       *time.Timer
-	pongTmr       *time.Timer
-	pongResetAt   time.Time // reader-owned in practice; under mu for the timer callback
+	timer         *time.Timer // handshake, ping and pong deadlines (socket_timer.go)
+	handshakeDue  int64       // monotonic ns (monoNow); 0 once the handshake came
+	pingDue       int64       // 0 when pings are off
 	v14           map[string][]func()
 	userBatchLock bool
 
@@ -76,6 +75,8 @@ type Socket struct {
 	outClosed bool
 	closeReq  *closeRequest
 	slow      bool
+
+	pongDue atomic.Int64 // monotonic ns; 0 when pings are off; moved by the reader (touch) without mu
 
 	inboundReceived  atomic.Int64
 	inboundProcessed atomic.Int64
@@ -115,8 +116,9 @@ func (s *Socket) ID() string { return s.id }
 func (s *Socket) Server() *Server { return s.server }
 
 // Request returns the HTTP upgrade request (URL, query, headers, cookies).
-// Its body is not readable.
-func (s *Socket) Request() *http.Request { return s.request }
+// Its body is not readable and its context is context.Background(). It is
+// kept compactly and parsed again at the first call (see upgradeRequest).
+func (s *Socket) Request() *http.Request { return s.request.get() }
 
 // RemoteAddress returns the client's IP address.
 func (s *Socket) RemoteAddress() string {
@@ -137,7 +139,7 @@ func (s *Socket) RemotePort() int {
 // ForwardedForAddress returns the first address of the request's
 // X-Forwarded-For header, or "".
 func (s *Socket) ForwardedForAddress() string {
-	v := s.request.Header.Get("X-Forwarded-For")
+	v := s.Request().Header.Get("X-Forwarded-For")
 	for i := 0; i < len(v); i++ {
 		if v[i] == ',' {
 			return trimSpace(v[:i])

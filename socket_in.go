@@ -2,11 +2,11 @@ package socketcluster
 
 import (
 	"errors"
-	"unicode/utf8"
 	"io"
 	"net"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
@@ -326,7 +326,7 @@ func (s *Socket) closeWith(code int, reason string, send bool) {
 	prev := s.state
 	s.state = StateClosed
 	s.closeCode, s.closeReason = code, reason
-	for _, t := range []*time.Timer{s.handshakeTmr, s.pingTmr, s.pongTmr, s.batchTimer} {
+	for _, t := range []*time.Timer{s.timer, s.batchTimer} {
 		if t != nil {
 			t.Stop()
 		}

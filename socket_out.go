@@ -205,61 +205,6 @@ func (s *Socket) afterCloseSent() {
 // closeGrace is how long a socket waits for the peer's close frame.
 const closeGrace = 3 * time.Second
 
-// ---- Pings ----
-
-func (s *Socket) startTimers() {
-	o := &s.server.opts
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.handshakeTmr = time.AfterFunc(o.HandshakeTimeout, func() {
-		s.closeWith(CloseHandshakeTimeout, "", true)
-	})
-	if o.PingTimeoutDisabled {
-		return
-	}
-	s.pingTmr = time.AfterFunc(o.PingInterval, s.ping)
-	s.pongResetAt = time.Now()
-	s.pongTmr = time.AfterFunc(o.PingTimeout, func() {
-		s.closeWith(ClosePongTimeout, "", true)
-	})
-}
-
-var (
-	pingV2 = wsconn.Frame(false, nil)
-	pingV1 = wsconn.Frame(false, []byte("#1"))
-)
-
-func (s *Socket) ping() {
-	s.mu.Lock()
-	if s.state == StateClosed {
-		s.mu.Unlock()
-		return
-	}
-	s.pingTmr.Reset(s.server.opts.PingInterval)
-	s.mu.Unlock()
-	if s.server.opts.ProtocolVersion == 1 {
-		s.enqueue(pingV1)
-	} else {
-		s.enqueue(pingV2)
-	}
-}
-
-// touch restarts the pong timer: always for a pong, and for any other
-// message when more than a quarter of PingTimeout passed since the last
-// restart (PROTOCOL.md §2.3 step 2).
-func (s *Socket) touch(isPong bool) {
-	if s.pongTmr == nil {
-		return
-	}
-	now := time.Now()
-	s.mu.Lock()
-	if s.state != StateClosed && (isPong || now.Sub(s.pongResetAt) > s.server.opts.PingTimeout/4) {
-		s.pongResetAt = now
-		s.pongTmr.Reset(s.server.opts.PingTimeout)
-	}
-	s.mu.Unlock()
-}
-
 // ---- Batching (PROTOCOL.md §2.4) ----
 
 // StartBatching batches outbound packets, flushing them as one array frame

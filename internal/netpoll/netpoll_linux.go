@@ -28,7 +28,8 @@ const (
 // the first event, so only one handler run is ever in flight.
 const armEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 
-// Desc is one watched connection.
+// Desc is one watched connection: all a connection costs here while it is
+// idle.
 type Desc struct {
 	p       *poller
 	rc      syscall.RawConn
@@ -36,16 +37,30 @@ type Desc struct {
 	state   atomic.Int32
 	slot    int32 // index in p.descs; with gen, the epoll event's data
 	gen     int32
-
-	// Used only by the goroutine that owns the running state.
-	ctlOp  int
-	ctlErr error
-	ctlFn  func(fd uintptr)
-	rbuf   []byte
-	rn     int
-	rerr   error
-	readFn func(fd uintptr) bool
 }
+
+// sysCall carries the arguments and results of a system call made through
+// RawConn.Read or RawConn.Control, whose callbacks only get the descriptor.
+// Its callbacks are made once, so calls allocate nothing; calls borrow one
+// from sysCalls.
+type sysCall struct {
+	buf  []byte
+	n    int
+	err  error
+	epfd int
+	op   int
+	ev   unix.EpollEvent
+
+	readFn func(fd uintptr) bool
+	ctlFn  func(fd uintptr)
+}
+
+var sysCalls = sync.Pool{New: func() any {
+	c := new(sysCall)
+	c.readFn = c.read
+	c.ctlFn = c.ctl
+	return c
+}}
 
 type poller struct {
 	epfd   int
@@ -135,8 +150,6 @@ func (d *Desc) Init(rc syscall.RawConn, handler func() bool) {
 	// Until Start, the Desc counts as running: a Trigger before Start is
 	// kept as pending and honoured by Start.
 	d.state.Store(stRunning)
-	d.ctlFn = d.ctl
-	d.readFn = d.read
 }
 
 // Start begins watching. If the connection is closed already, or epoll
@@ -191,29 +204,32 @@ func (d *Desc) Trigger() { d.dispatch() }
 // *net.OpError) or the system's (*os.SyscallError). Only the handler may
 // call it.
 func (d *Desc) Read(p []byte) (int, error) {
-	d.rbuf = p
-	err := d.rc.Read(d.readFn)
-	d.rbuf = nil
+	c := sysCalls.Get().(*sysCall)
+	c.buf = p
+	err := d.rc.Read(c.readFn)
+	n, rerr := c.n, c.err
+	c.buf, c.err = nil, nil
+	sysCalls.Put(c)
 	if err != nil {
 		return 0, err
 	}
-	return d.rn, d.rerr
+	return n, rerr
 }
 
-func (d *Desc) read(fd uintptr) bool {
+func (c *sysCall) read(fd uintptr) bool {
 	for {
-		n, err := readNow(int(fd), d.rbuf)
+		n, err := readNow(int(fd), c.buf)
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			d.rn, d.rerr = 0, ErrWouldBlock
+			c.n, c.err = 0, ErrWouldBlock
 		case err != nil:
-			d.rn, d.rerr = 0, os.NewSyscallError("read", err)
+			c.n, c.err = 0, os.NewSyscallError("read", err)
 		case n == 0:
-			d.rn, d.rerr = 0, io.EOF
+			c.n, c.err = 0, io.EOF
 		default:
-			d.rn, d.rerr = n, nil
+			c.n, c.err = n, nil
 		}
 		return true
 	}
@@ -223,21 +239,24 @@ func (d *Desc) read(fd uintptr) bool {
 // RawConn.Control, which holds the file descriptor open: a concurrent Close
 // cannot make it hit a reused descriptor number.
 func (d *Desc) arm(op int) error {
-	d.ctlOp = op
-	d.ctlErr = nil
-	if err := d.rc.Control(d.ctlFn); err != nil {
-		return err
+	c := sysCalls.Get().(*sysCall)
+	c.epfd, c.op = d.p.epfd, op
+	c.ev = unix.EpollEvent{Events: armEvents, Fd: d.slot, Pad: d.gen}
+	err := d.rc.Control(c.ctlFn)
+	if err == nil {
+		err = c.err
 	}
-	return d.ctlErr
+	c.err = nil
+	sysCalls.Put(c)
+	return err
 }
 
-func (d *Desc) ctl(fd uintptr) {
-	ev := unix.EpollEvent{Events: armEvents, Fd: d.slot, Pad: d.gen}
-	if err := unix.EpollCtl(d.p.epfd, d.ctlOp, int(fd), &ev); err != nil {
+func (c *sysCall) ctl(fd uintptr) {
+	if err := unix.EpollCtl(c.epfd, c.op, int(fd), &c.ev); err != nil {
 		// Not expected for a TCP socket. Rather than leave the connection
 		// unwatched forever, shut it down: the handler then reads EOF.
 		_ = unix.Shutdown(int(fd), unix.SHUT_RDWR)
-		d.ctlErr = os.NewSyscallError("epoll_ctl", err)
+		c.err = os.NewSyscallError("epoll_ctl", err)
 	}
 }
 
@@ -361,6 +380,10 @@ func (p *poller) loop() {
 			ready[i] = nil
 		}
 		ready = ready[:0]
+		// Let the workers just handed connections run before polling
+		// again: by then more data has arrived and is read in fewer,
+		// larger reads, as the runtime's own poller does it.
+		runtime.Gosched()
 	}
 }
 

@@ -429,6 +429,12 @@ func (c *Conn) WriteFrames(frames [][]byte) error {
 	if c.wtimeout > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.wtimeout))
 	}
+	if len(frames) == 1 {
+		// A plain write: writev would make the descriptor keep an iovec
+		// array for as long as the connection lives.
+		_, err := c.nc.Write(frames[0])
+		return err
+	}
 	bufs := net.Buffers(frames)
 	_, err := bufs.WriteTo(c.nc)
 	return err

@@ -1,0 +1,47 @@
+package socketcluster
+
+import (
+	"bufio"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestUpgradeRequestRoundTrip(t *testing.T) {
+	raw := "GET /socketcluster/?a=1&b=x%20y HTTP/1.1\r\n" +
+		"Host: example.com:8000\r\n" +
+		"Upgrade: websocket\r\n" +
+		"Connection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+		"Sec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Protocol: a, b\r\n" +
+		"X-Forwarded-For: 10.0.0.1, 10.0.0.2\r\n" +
+		"X-Multi: one\r\n" +
+		"X-Multi: two\r\n" +
+		"Cookie: s=1; t=2\r\n" +
+		"Origin: http://example.com\r\n\r\n"
+	orig, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig.RemoteAddr = "127.0.0.1:5555"
+	u := newUpgradeRequest(orig)
+	got := u.get()
+	if got != u.get() {
+		t.Fatal("get parsed twice")
+	}
+	if got.Method != orig.Method || got.URL.String() != orig.URL.String() || got.Proto != orig.Proto ||
+		got.Host != orig.Host || got.RequestURI != orig.RequestURI || got.RemoteAddr != orig.RemoteAddr {
+		t.Fatalf("got %s %s %s host %s uri %s remote %s", got.Method, got.URL, got.Proto, got.Host, got.RequestURI, got.RemoteAddr)
+	}
+	if !reflect.DeepEqual(got.Header, orig.Header) {
+		t.Fatalf("headers %v, want %v", got.Header, orig.Header)
+	}
+	if c, err := got.Cookie("t"); err != nil || c.Value != "2" {
+		t.Fatalf("cookie t: %v %v", c, err)
+	}
+	if got.URL.Query().Get("b") != "x y" || got.Context() == nil {
+		t.Fatal("query or context")
+	}
+}
