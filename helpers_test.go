@@ -3,14 +3,9 @@ package socketcluster_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
-	"log/slog"
 	"net"
-	"net/http"
 	"regexp"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -26,9 +21,9 @@ func TestMain(m *testing.M) {
 
 // wait bounds every wait for something asynchronous. It is generous: the
 // tests never assert on how fast something happens, only that it does.
-const wait = 10 * time.Second
+const wait = sctest.DefaultTimeout
 
-var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+var quietLogger = sctest.QuietLogger
 
 // testServer is a server on 127.0.0.1:0, closed at the end of the test.
 type testServer struct {
@@ -36,46 +31,13 @@ type testServer struct {
 	addr string
 }
 
-// newServer starts a server with opts (Logger silenced unless given). It
-// registers an "echo" procedure first, so that tests can use an echo as a
-// barrier: the server handles a socket's messages in order, so once the
-// echo's answer is back every earlier message was processed. setup runs
-// before the server accepts connections.
+// newServer starts a server with opts (sctest.StartServer: Logger silenced
+// unless given, an "echo" procedure registered first, so that tests can use
+// an echo as a barrier). setup runs before the server accepts connections.
 func newServer(t testing.TB, opts sc.Options, setup ...func(*sc.Server)) *testServer {
 	t.Helper()
-	if opts.Logger == nil {
-		opts.Logger = quietLogger
-	}
-	srv, err := sc.New(opts)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	srv.HandleProcedure("echo", func(r *sc.Request) { _ = r.End(r.Data) })
-	for _, f := range setup {
-		f(srv)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		select {
-		case err := <-served:
-			if !errors.Is(err, http.ErrServerClosed) {
-				t.Errorf("Serve returned %v", err)
-			}
-		case <-time.After(wait):
-			t.Errorf("Serve did not return after Close")
-		}
-	})
-	return &testServer{Server: srv, addr: l.Addr().String()}
+	srv, addr := sctest.StartServer(t, opts, setup...)
+	return &testServer{Server: srv, addr: addr}
 }
 
 // dial connects a raw client (no handshake).
@@ -117,26 +79,13 @@ func barrier(t testing.TB, c *sctest.Client) {
 // next reads one item from a consumer or fails the test.
 func next[T any](t testing.TB, c *sc.Consumer[T]) T {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	v, err := c.Next(ctx)
-	if err != nil {
-		var zero T
-		t.Fatalf("waiting for %T: %v", zero, err)
-	}
-	return v
+	return sctest.Next(t, c)
 }
 
 // eventually polls cond until it holds.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	sctest.Eventually(t, what, cond)
 }
 
 var idPattern = regexp.MustCompile(`"id":"[A-Za-z0-9_-]{20}"`)
@@ -147,14 +96,7 @@ func maskID(s string) string { return idPattern.ReplaceAllString(s, `"id":"<id>"
 // asError requires err to be an *sc.Error with the given name.
 func asError(t testing.TB, err error, name string) *sc.Error {
 	t.Helper()
-	var e *sc.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("want *Error %s, got %T %v", name, err, err)
-	}
-	if e.Name != name {
-		t.Fatalf("want error name %s, got %s (%v)", name, e.Name, e)
-	}
-	return e
+	return sctest.AsError(t, err, name)
 }
 
 // jsonEq compares two JSON texts by value.
@@ -176,8 +118,4 @@ func jsonEq(t testing.TB, got, want string) {
 
 func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
-func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxT(t testing.TB) context.Context { return sctest.Context(t) }

@@ -2,7 +2,6 @@ package socketcluster_test
 
 import (
 	"context"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,21 +15,7 @@ import (
 
 func startV14(t *testing.T, o sc.Options) (*sc.Server, string) {
 	t.Helper()
-	srv, err := sc.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Close(ctx)
-	})
-	return srv, l.Addr().String()
+	return sctest.StartServer(t, o)
 }
 
 // connected waits for the socket of the next connection.

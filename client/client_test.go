@@ -151,10 +151,10 @@ func TestTransmitBothWays(t *testing.T) {
 	if err := s.Transmit("note", sc.Undefined); err != nil {
 		t.Fatal(err)
 	}
-	if d := nextC(t, note); string(d) != "5" {
+	if d := next(t, note); string(d) != "5" {
 		t.Fatalf("client got %s", d)
 	}
-	if d := nextC(t, note); d != nil {
+	if d := next(t, note); d != nil {
 		t.Fatalf("client got %q for undefined", d)
 	}
 
@@ -163,7 +163,7 @@ func TestTransmitBothWays(t *testing.T) {
 	_ = s.Transmit("note", "a")
 	_ = s.Transmit("note", "b")
 	s.StopBatching()
-	if a, b := nextC(t, note), nextC(t, note); string(a) != `"a"` || string(b) != `"b"` {
+	if a, b := next(t, note), next(t, note); string(a) != `"a"` || string(b) != `"b"` {
 		t.Fatalf("batched: %s %s", a, b)
 	}
 
@@ -173,7 +173,7 @@ func TestTransmitBothWays(t *testing.T) {
 	if err := s.Send("raw-from-server"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextC(t, raw); string(ev.Message) != "raw-from-server" || ev.Binary {
+	if ev := next(t, raw); string(ev.Message) != "raw-from-server" || ev.Binary {
 		t.Fatalf("raw: %+v", ev)
 	}
 }
@@ -244,7 +244,7 @@ func TestSubscribePublishUnsubscribe(t *testing.T) {
 	if ev := next(t, subs); ev.Channel != "news" || ev.Socket != s || string(ev.SubscriptionOptions) != `{"data":{"d":1}}` {
 		t.Fatalf("server subscription %+v %s", ev, ev.SubscriptionOptions)
 	}
-	if ev := nextC(t, evs); ev.Channel != "news" {
+	if ev := next(t, evs); ev.Channel != "news" {
 		t.Fatalf("client subscribe event %+v", ev)
 	}
 	if ch.State() != ChannelSubscribed || !c.IsSubscribed("news", false) || !s.IsSubscribed("news") {
@@ -258,19 +258,19 @@ func TestSubscribePublishUnsubscribe(t *testing.T) {
 	if err := ts.Exchange().TransmitPublish("news", "hello"); err != nil {
 		t.Fatal(err)
 	}
-	if d := nextC(t, data); string(d) != `"hello"` {
+	if d := next(t, data); string(d) != `"hello"` {
 		t.Fatalf("got %s", d)
 	}
 	if err := c.InvokePublish(ctx, "news", 42); err != nil {
 		t.Fatal(err)
 	}
-	if d := nextC(t, data); string(d) != "42" {
+	if d := next(t, data); string(d) != "42" {
 		t.Fatalf("own publish: %s", d)
 	}
 	if err := ch.TransmitPublish(sc.Undefined); err != nil {
 		t.Fatal(err)
 	}
-	if d := nextC(t, data); d != nil {
+	if d := next(t, data); d != nil {
 		t.Fatalf("publish without data: %q", d)
 	}
 	// A publish to a channel the client does not have is not delivered.
@@ -307,7 +307,7 @@ func TestSubscribePublishUnsubscribe(t *testing.T) {
 	if e := asError(t, err, "ForbiddenError"); e.Message != "forbidden channel" {
 		t.Fatalf("refusal: %v", e)
 	}
-	if ev := nextC(t, fails); ev.Channel != "forbidden" {
+	if ev := next(t, fails); ev.Channel != "forbidden" {
 		t.Fatalf("subscribeFail %+v", ev)
 	}
 	if c.Channel("forbidden") != nil {
@@ -330,7 +330,7 @@ func TestKickOut(t *testing.T) {
 	if err := s.KickOut([]string{"a"}, "bye"); err != nil {
 		t.Fatal(err)
 	}
-	ev := nextC(t, kicks)
+	ev := next(t, kicks)
 	if ev.Channel != "a" || string(ev.Message) != `"bye"` {
 		t.Fatalf("kickOut %+v %s", ev, ev.Message)
 	}
@@ -360,7 +360,7 @@ func TestKickOut(t *testing.T) {
 	if err := s.KickOut(nil, sc.Undefined); err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextC(t, kicks); ev.Channel != "b" || ev.Message != nil {
+	if ev := next(t, kicks); ev.Channel != "b" || ev.Message != nil {
 		t.Fatalf("kickOut %+v", ev)
 	}
 	if n := <-done; n != 1 {
@@ -396,11 +396,11 @@ func TestSetAuthTokenThenReconnectAuthenticated(t *testing.T) {
 	if d, err := c.Invoke(ctx, "login", "alice"); err != nil || string(d) != `"ok"` {
 		t.Fatalf("login: %s %v", d, err)
 	}
-	ev := nextC(t, auths)
+	ev := next(t, auths)
 	if ev.AuthToken["username"] != "alice" || ev.SignedAuthToken == "" {
 		t.Fatalf("authenticate event %+v", ev)
 	}
-	if ch := nextC(t, changes); ch.OldAuthState != sc.Unauthenticated || ch.NewAuthState != sc.Authenticated {
+	if ch := next(t, changes); ch.OldAuthState != sc.Unauthenticated || ch.NewAuthState != sc.Authenticated {
 		t.Fatalf("authStateChange %+v", ch)
 	}
 	if c.AuthState() != sc.Authenticated || c.AuthToken()["username"] != "alice" || c.SignedAuthToken() != ev.SignedAuthToken {
@@ -420,7 +420,7 @@ func TestSetAuthTokenThenReconnectAuthenticated(t *testing.T) {
 	if !second.IsAuthenticated || second.Socket.AuthToken()["username"] != "alice" {
 		t.Fatalf("reconnected: authenticated %v, token %v, error %v", second.IsAuthenticated, second.Socket.AuthToken(), second.AuthError)
 	}
-	if ce := nextC(t, connects); !ce.IsAuthenticated || ce.ID != second.ID || ce.AuthError != nil {
+	if ce := next(t, connects); !ce.IsAuthenticated || ce.ID != second.ID || ce.AuthError != nil {
 		t.Fatalf("connect event %+v", ce)
 	}
 	if c.AuthState() != sc.Authenticated {
@@ -439,7 +439,7 @@ func TestSetAuthTokenThenReconnectAuthenticated(t *testing.T) {
 	if err := second.Socket.DeauthenticateConfirmed(ctx); err != nil {
 		t.Fatalf("confirmed deauthenticate: %v", err)
 	}
-	if ev := nextC(t, removed); ev.OldAuthToken["username"] != "bob" {
+	if ev := next(t, removed); ev.OldAuthToken["username"] != "bob" {
 		t.Fatalf("removeAuthToken %+v", ev)
 	}
 	if c.AuthState() != sc.Unauthenticated || c.StoredAuthToken() != "" || c.AuthToken() != nil {
@@ -475,7 +475,7 @@ func TestAuthenticateAndDeauthenticate(t *testing.T) {
 	if err := b.Deauthenticate(); err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextC(t, deauths); ev.OldSignedAuthToken != token {
+	if ev := next(t, deauths); ev.OldSignedAuthToken != token {
 		t.Fatalf("deauthenticate %+v", ev)
 	}
 	barrier(t, b)
@@ -568,7 +568,7 @@ func TestReconnectAfter4000Resubscribes(t *testing.T) {
 	if err := first.Socket.Disconnect(4000, "again"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextC(t, disconnects); ev.Code != 4000 || ev.Reason != "again" {
+	if ev := next(t, disconnects); ev.Code != 4000 || ev.Reason != "again" {
 		t.Fatalf("disconnect %+v", ev)
 	}
 	second := nextConnection(t, conns)
@@ -579,7 +579,7 @@ func TestReconnectAfter4000Resubscribes(t *testing.T) {
 	if a, b := next(t, subs), next(t, subs); a.Channel != "sport" || b.Channel != "news" || a.Socket != second.Socket || b.Socket != second.Socket {
 		t.Fatalf("resubscribed %s then %s", a.Channel, b.Channel)
 	}
-	if ce := nextC(t, connects); ce.ID != second.ID {
+	if ce := next(t, connects); ce.ID != second.ID {
 		t.Fatalf("connect event %+v", ce)
 	}
 	eventually(t, "the channel to be subscribed", func() bool { return news.State() == ChannelSubscribed })
@@ -587,7 +587,7 @@ func TestReconnectAfter4000Resubscribes(t *testing.T) {
 	if err := ts.Exchange().TransmitPublish("news", "after"); err != nil {
 		t.Fatal(err)
 	}
-	if d := nextC(t, data); string(d) != `"after"` {
+	if d := next(t, data); string(d) != `"after"` {
 		t.Fatalf("got %s", d)
 	}
 	barrier(t, c)
@@ -607,10 +607,10 @@ func TestReconnectWithBackoff(t *testing.T) {
 	errs := Listen[ErrorEvent](c).Consumer()
 	defer errs.Stop()
 	_ = first.Socket.Disconnect(sc.CloseInternalError, "")
-	if ev := nextC(t, closes); ev.Code != 1011 || ev.Reason != "Server encountered an unexpected fatal condition" {
+	if ev := next(t, closes); ev.Code != 1011 || ev.Reason != "Server encountered an unexpected fatal condition" {
 		t.Fatalf("close %+v", ev)
 	}
-	if e := asError(t, nextC(t, errs).Error, "SocketProtocolError"); e.Message != "Server encountered an unexpected fatal condition" {
+	if e := asError(t, next(t, errs).Error, "SocketProtocolError"); e.Message != "Server encountered an unexpected fatal condition" {
 		t.Fatalf("error event %v", e)
 	}
 	if second := nextConnection(t, conns); second.Socket == first.Socket {
@@ -630,7 +630,7 @@ func TestNoReconnectAfter4500(t *testing.T) {
 	}
 
 	_ = s.Disconnect(4500, "go away")
-	if ev := nextC(t, closes); ev.Code != 4500 || ev.Reason != "go away" {
+	if ev := next(t, closes); ev.Code != 4500 || ev.Reason != "go away" {
 		t.Fatalf("close %+v", ev)
 	}
 	// The state changed before the close event: no reconnect is pending.
@@ -698,7 +698,7 @@ func TestPingTimeoutClosesWith4000(t *testing.T) {
 	if ev.Code != 4000 || ev.Socket != first.Socket {
 		t.Fatalf("server saw %d", ev.Code)
 	}
-	if ce := nextC(t, closes); ce.Code != 4000 || ce.Reason != "Server ping timed out" {
+	if ce := next(t, closes); ce.Code != 4000 || ce.Reason != "Server ping timed out" {
 		t.Fatalf("client close %+v", ce)
 	}
 	// 4000 reconnects at once.
@@ -760,7 +760,7 @@ func TestCloseEndsEverything(t *testing.T) {
 	if ev := next(t, discs); ev.Code != 4100 || ev.Reason != "bye" || ev.Socket != s {
 		t.Fatalf("server saw %+v", ev)
 	}
-	if ev := nextC(t, events); ev.(CloseEvent).Code != 4100 || ev.(CloseEvent).Reason != "bye" {
+	if ev := next(t, events); ev.(CloseEvent).Code != 4100 || ev.(CloseEvent).Reason != "bye" {
 		t.Fatalf("close event %+v", ev)
 	}
 	if _, err := events.Next(ctx); !errors.Is(err, sc.ErrStreamEnded) {
@@ -797,7 +797,7 @@ func TestCloseWhileReconnecting(t *testing.T) {
 	discs := Listen[DisconnectEvent](c).Consumer()
 	defer discs.Stop()
 	_ = s.Disconnect(sc.CloseGoingAway, "")
-	if ev := nextC(t, discs); ev.Code != 1001 {
+	if ev := next(t, discs); ev.Code != 1001 {
 		t.Fatalf("disconnect %+v", ev)
 	}
 	if c.State() != StateConnecting {
@@ -832,7 +832,7 @@ func TestQueuedWhileReconnectingIsSent(t *testing.T) {
 	discs := Listen[DisconnectEvent](c).Consumer()
 	defer discs.Stop()
 	_ = first.Socket.Disconnect(sc.CloseInternalError, "")
-	nextC(t, discs)
+	next(t, discs)
 	// Whether the invoke is queued or the client already reconnected, it
 	// is answered.
 	d, err := c.Invoke(ctxT(t), "echo", "queued")
@@ -900,8 +900,8 @@ func TestNewThenConnect(t *testing.T) {
 	if err := c.Connect(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	nextC(t, connecting)
-	if ev := nextC(t, connects); ev.ID != c.ID() || ev.IsAuthenticated {
+	next(t, connecting)
+	if ev := next(t, connects); ev.ID != c.ID() || ev.IsAuthenticated {
 		t.Fatalf("connect %+v", ev)
 	}
 	if err := c.Connect(ctxT(t)); err != nil {

@@ -2,17 +2,12 @@ package client
 
 import (
 	"context"
-	"errors"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/internal/sctest"
 )
 
 // TestMain fails the run when a test leaves a goroutine behind: every
@@ -23,53 +18,21 @@ func TestMain(m *testing.M) {
 
 // wait bounds every wait for something asynchronous. It is generous: no
 // test asserts how fast anything happens, only that it does.
-const wait = 10 * time.Second
-
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+const wait = sctest.DefaultTimeout
 
 type testServer struct {
 	*sc.Server
 	url string
 }
 
-// newServer starts a server on loopback with an "echo" procedure, closed
-// when the test ends (after the test's clients, as cleanups run last in
-// first out). setup runs before the server accepts connections.
+// newServer starts a server on loopback with an "echo" procedure
+// (sctest.StartServer), closed when the test ends (after the test's
+// clients, as cleanups run last in first out). setup runs before the server
+// accepts connections.
 func newServer(t *testing.T, opts sc.Options, setup ...func(*sc.Server)) *testServer {
 	t.Helper()
-	if opts.Logger == nil {
-		opts.Logger = quiet
-	}
-	srv, err := sc.New(opts)
-	if err != nil {
-		t.Fatalf("sc.New: %v", err)
-	}
-	srv.HandleProcedure("echo", func(r *sc.Request) { _ = r.End(r.Data) })
-	for _, f := range setup {
-		f(srv)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("server Close: %v", err)
-		}
-		select {
-		case err := <-served:
-			if !errors.Is(err, http.ErrServerClosed) {
-				t.Errorf("Serve returned %v", err)
-			}
-		case <-time.After(wait):
-			t.Errorf("Serve did not return after Close")
-		}
-	})
-	return &testServer{Server: srv, url: "ws://" + l.Addr().String() + "/socketcluster/"}
+	srv, addr := sctest.StartServer(t, opts, setup...)
+	return &testServer{Server: srv, url: "ws://" + addr + "/socketcluster/"}
 }
 
 // dial connects a client, closed when the test ends.
@@ -103,61 +66,25 @@ func nextConnection(t *testing.T, cons *sc.Consumer[sc.ConnectionEvent]) sc.Conn
 	return next(t, cons)
 }
 
-// next reads one item from a server consumer or fails the test.
-func next[T any](t *testing.T, c *sc.Consumer[T]) T {
+// next reads one item from a consumer (of the server or of the client: the
+// same type) or fails the test.
+func next[T any](t *testing.T, c *Consumer[T]) T {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	v, err := c.Next(ctx)
-	if err != nil {
-		var zero T
-		t.Fatalf("waiting for %T: %v", zero, err)
-	}
-	return v
-}
-
-// nextC reads one item from a client consumer or fails the test.
-func nextC[T any](t *testing.T, c *Consumer[T]) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	v, err := c.Next(ctx)
-	if err != nil {
-		var zero T
-		t.Fatalf("waiting for %T: %v", zero, err)
-	}
-	return v
+	return sctest.Next(t, c)
 }
 
 // eventually polls cond until it holds.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	sctest.Eventually(t, what, cond)
 }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxT(t *testing.T) context.Context { return sctest.Context(t) }
 
 // asError requires err to be an *sc.Error with the given name.
 func asError(t *testing.T, err error, name string) *sc.Error {
 	t.Helper()
-	var e *sc.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("want *Error %s, got %T %v", name, err, err)
-	}
-	if e.Name != name {
-		t.Fatalf("want error name %s, got %q (%v)", name, e.Name, e)
-	}
-	return e
+	return sctest.AsError(t, err, name)
 }
 
 // barrier makes sure the server handled everything c sent before.

@@ -74,7 +74,7 @@ func TestReference(t *testing.T) {
 	if err := c.Transmit("tx", "round trip"); err != nil {
 		t.Fatal(err)
 	}
-	if d := nextC(t, back); string(d) != `"round trip"` {
+	if d := next(t, back); string(d) != `"round trip"` {
 		t.Fatalf("back: %s", d)
 	}
 
@@ -109,7 +109,7 @@ func TestReference(t *testing.T) {
 	if err := c.InvokePublish(ctx, "news", "one"); err != nil {
 		t.Fatal(err)
 	}
-	if d := nextC(t, data); string(d) != `"one"` {
+	if d := next(t, data); string(d) != `"one"` {
 		t.Fatalf("publish: %s", d)
 	}
 
@@ -119,7 +119,7 @@ func TestReference(t *testing.T) {
 	if _, err := c.Invoke(ctx, "login", "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextC(t, auths); ev.AuthToken["username"] != "alice" {
+	if ev := next(t, auths); ev.AuthToken["username"] != "alice" {
 		t.Fatalf("authenticate %+v", ev)
 	}
 	connects := Listen[ConnectEvent](c).Consumer()
@@ -128,7 +128,7 @@ func TestReference(t *testing.T) {
 	if _, err := c.Invoke(ctx, "drop", 4000); err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextC(t, connects); !ev.IsAuthenticated || ev.ID == firstID {
+	if ev := next(t, connects); !ev.IsAuthenticated || ev.ID == firstID {
 		t.Fatalf("reconnect %+v", ev)
 	}
 	if d, err := c.Invoke(ctx, "whoami", nil); err != nil || string(d) != `"alice"` {
@@ -138,7 +138,7 @@ func TestReference(t *testing.T) {
 	if _, err := c.Invoke(ctx, "publish", map[string]any{"channel": "news", "data": "two"}); err != nil {
 		t.Fatal(err)
 	}
-	if d := nextC(t, data); string(d) != `"two"` {
+	if d := next(t, data); string(d) != `"two"` {
 		t.Fatalf("publish after reconnect: %s", d)
 	}
 	if d, err := c.Invoke(ctx, "loginConfirmed", "bob"); err != nil || string(d) != `"confirmed"` {
@@ -159,7 +159,7 @@ func TestReference(t *testing.T) {
 	if _, err := c.Invoke(ctx, "kick", "news"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextC(t, kicks); ev.Channel != "news" || string(ev.Message) != `"bye"` {
+	if ev := next(t, kicks); ev.Channel != "news" || string(ev.Message) != `"bye"` {
 		t.Fatalf("kickOut %+v", ev)
 	}
 
@@ -182,7 +182,7 @@ func TestReference(t *testing.T) {
 	if _, err := c.Invoke(ctx, "drop", 4500); err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextC(t, closes); ev.Code != 4500 {
+	if ev := next(t, closes); ev.Code != 4500 {
 		t.Fatalf("close %+v", ev)
 	}
 	if c.State() != StateClosed {

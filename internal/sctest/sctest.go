@@ -9,6 +9,10 @@
 // play a slow consumer. By default the reader answers the server's close
 // frame as a browser would; with AutoPong it also answers version-2 pings
 // (empty text frames) without surfacing them.
+//
+// StartServer starts an in-process server for a test; Next, Eventually,
+// AsError and Context are small helpers shared by the tests of the server
+// and of the client package.
 package sctest
 
 import (
