@@ -82,17 +82,22 @@ func (m *Memory) Unsubscribe(_ context.Context, channels []string) error {
 		delete(m.channel, ch)
 	}
 	m.mu.Unlock()
-	m.bus.mu.Lock()
+	m.bus.remove(m, channels)
+	return nil
+}
+
+// remove unsubscribes m from channels on the bus.
+func (bus *Bus) remove(m *Memory, channels []string) {
+	bus.mu.Lock()
+	defer bus.mu.Unlock()
 	for _, ch := range channels {
-		if set := m.bus.subs[ch]; set != nil {
+		if set := bus.subs[ch]; set != nil {
 			delete(set, m)
 			if len(set) == 0 {
-				delete(m.bus.subs, ch)
+				delete(bus.subs, ch)
 			}
 		}
 	}
-	m.bus.mu.Unlock()
-	return nil
 }
 
 // Publish implements Broker. With a private bus (the default) it costs one
@@ -139,16 +144,7 @@ func (m *Memory) Close() error {
 		chans = append(chans, ch)
 	}
 	m.mu.Unlock()
-	m.bus.mu.Lock()
-	for _, ch := range chans {
-		if set := m.bus.subs[ch]; set != nil {
-			delete(set, m)
-			if len(set) == 0 {
-				delete(m.bus.subs, ch)
-			}
-		}
-	}
-	m.bus.mu.Unlock()
+	m.bus.remove(m, chans)
 	return nil
 }
 
