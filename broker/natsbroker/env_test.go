@@ -1,7 +1,6 @@
 package natsbroker_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -34,12 +33,11 @@ func startNATSServer(t testing.TB) *brokertest.Process {
 // handler records what a broker reports.
 type handler = brokertest.Recorder
 
-func newHandler(channels ...string) *handler { return brokertest.NewRecorder(channels...) }
-
-func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	brokertest.WaitUntil(t, d, what, cond)
-}
+var (
+	newHandler = brokertest.NewRecorder
+	waitUntil  = brokertest.WaitUntil // polls cond for up to d
+	ctx        = brokertest.Context
+)
 
 func start(t testing.TB, url string, opts natsbroker.Options, h *handler) *natsbroker.Broker {
 	t.Helper()
@@ -49,10 +47,4 @@ func start(t testing.TB, url string, opts natsbroker.Options, h *handler) *natsb
 	}
 	brokertest.Start(t, b, h)
 	return b
-}
-
-func ctx(t testing.TB) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return c
 }

@@ -1,7 +1,6 @@
 package redisbroker_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -43,13 +42,11 @@ func startRedisServer(t testing.TB, extra ...string) *redisServer {
 // handler records what a broker reports.
 type handler = brokertest.Recorder
 
-func newHandler(channels ...string) *handler { return brokertest.NewRecorder(channels...) }
-
-// waitUntil polls cond for up to d.
-func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	brokertest.WaitUntil(t, d, what, cond)
-}
+var (
+	newHandler = brokertest.NewRecorder
+	waitUntil  = brokertest.WaitUntil // polls cond for up to d
+	ctx        = brokertest.Context
+)
 
 func start(t testing.TB, url string, opts redisbroker.Options, h *handler) *redisbroker.Broker {
 	t.Helper()
@@ -59,10 +56,4 @@ func start(t testing.TB, url string, opts redisbroker.Options, h *handler) *redi
 	}
 	brokertest.Start(t, b, h)
 	return b
-}
-
-func ctx(t testing.TB) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return c
 }
