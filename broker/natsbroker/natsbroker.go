@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/socketcluster-go/socketcluster/broker"
+	"github.com/socketcluster-go/socketcluster/broker/internal/dial"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
 )
 
@@ -260,35 +261,15 @@ func (b *Broker) start(ctx context.Context) error {
 	opts = append(opts, b.opts.NATSOptions...)
 	// nats.Connect takes no context (its dial timeout, nats.Timeout, is
 	// also used for reconnections): stop waiting when ctx ends instead.
-	type result struct {
-		nc  *nats.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		nc, err := nats.Connect(b.rawURL, opts...)
-		ch <- result{nc, err}
-	}()
-	var nc *nats.Conn
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return fmt.Errorf("natsbroker: connect to %s: %w", b.url, r.err)
-		}
-		nc = r.nc
-	case <-ctx.Done():
-		go func() {
-			if r := <-ch; r.err == nil {
-				r.nc.Close()
-			}
-		}()
-		return fmt.Errorf("natsbroker: connect to %s: %w", b.url, ctx.Err())
+	nc, err := dial.WithContext(ctx, func() (*nats.Conn, error) { return nats.Connect(b.rawURL, opts...) })
+	if err != nil {
+		return fmt.Errorf("natsbroker: connect to %s: %w", b.url, err)
 	}
 	b.nc.Store(nc)
 	b.connected.Store(true)
 	chs := b.h.Channels()
 	b.mu.Lock()
-	err := b.subscribeLocked(nc, chs)
+	err = b.subscribeLocked(nc, chs)
 	b.mu.Unlock()
 	if err == nil {
 		err = b.flush(ctx, nc)

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/socketcluster-go/socketcluster/broker"
+	"github.com/socketcluster-go/socketcluster/broker/internal/dial"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
 )
 
@@ -253,29 +254,9 @@ func (b *Broker) start(ctx context.Context) error {
 	// rueidis.NewClient dials without a context; the dial timeout it is
 	// given is kept for later reconnections, so it is not derived from
 	// ctx. Give up waiting when ctx ends instead.
-	type result struct {
-		c   rueidis.Client
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		c, err := rueidis.NewClient(b.copt)
-		ch <- result{c, err}
-	}()
-	var c rueidis.Client
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return fmt.Errorf("redisbroker: connect to %s: %w", b.url, r.err)
-		}
-		c = r.c
-	case <-ctx.Done():
-		go func() {
-			if r := <-ch; r.err == nil {
-				r.c.Close()
-			}
-		}()
-		return fmt.Errorf("redisbroker: connect to %s: %w", b.url, ctx.Err())
+	c, err := dial.WithContext(ctx, func() (rueidis.Client, error) { return rueidis.NewClient(b.copt) })
+	if err != nil {
+		return fmt.Errorf("redisbroker: connect to %s: %w", b.url, err)
 	}
 	b.m.cluster = c.Mode() == rueidis.ClientModeCluster
 	b.keyedPublish = b.m.cluster && !b.opts.Sharded
