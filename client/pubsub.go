@@ -350,20 +350,25 @@ func (c *Client) IsSubscribed(channel string, includePending bool) bool {
 	return ch != nil && (ch.state == ChannelSubscribed || includePending)
 }
 
+// channelAnd reads the data of a #publish or #kickOut packet,
+// {"channel": name, key: value}: ok is false when there is no string
+// "channel"; value is nil when key is absent.
+func channelAnd(data sc.Data, key string) (name string, value sc.Data, ok bool) {
+	wire.Object(data, func(k string, val []byte) {
+		switch k {
+		case "channel":
+			name, ok = wire.Unquote(val)
+		case key:
+			value = sc.Data(val)
+		}
+	})
+	return name, value, ok
+}
+
 // handlePublish delivers a #publish to the channel if the client has it
 // (subscribed or pending).
 func (c *Client) handlePublish(data sc.Data) {
-	var name string
-	var payload sc.Data
-	ok := false
-	wire.Object(data, func(key string, val []byte) {
-		switch key {
-		case "channel":
-			name, ok = wire.Unquote(val)
-		case "data":
-			payload = sc.Data(val)
-		}
-	})
+	name, payload, ok := channelAnd(data, "data")
 	if !ok {
 		return
 	}
@@ -376,17 +381,7 @@ func (c *Client) handlePublish(data sc.Data) {
 
 // handleKickOut drops a channel the server kicked the client out of.
 func (c *Client) handleKickOut(data sc.Data) {
-	var name string
-	var msg sc.Data
-	ok := false
-	wire.Object(data, func(key string, val []byte) {
-		switch key {
-		case "channel":
-			name, ok = wire.Unquote(val)
-		case "message":
-			msg = sc.Data(val)
-		}
-	})
+	name, msg, ok := channelAnd(data, "message")
 	if !ok {
 		return
 	}
