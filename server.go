@@ -36,6 +36,7 @@ type Server struct {
 	exchange   *Exchange
 	metrics    metrics
 	counters   counters
+	deadlines  deadlines // sockets' handshake, ping and pong deadlines
 
 	// Guarded by mu.
 	mu       sync.RWMutex
@@ -289,7 +290,7 @@ func (srv *Server) accept(conn *wsconn.Conn, r *http.Request) {
 		remote:     sameString(conn.RemoteAddr().String(), r.RemoteAddr),
 		state:      StateConnecting,
 		authState:  Unauthenticated,
-		ended:      make(chan struct{}),
+		slot:       -1,
 	}
 	srv.mu.Lock()
 	srv.pending[s.id] = s

@@ -60,9 +60,8 @@ type Socket struct {
 	manualBatch   bool // startBatch until flushBatch / cancelBatch
 	batch         [][]byte
 	batchTimer    *time.Timer
-	timer         *time.Timer // handshake, ping and pong deadlines (socket_timer.go)
-	handshakeDue  int64       // monotonic ns (monoNow); 0 once the handshake came
-	pingDue       int64       // 0 when pings are off
+	handshakeDue  int64 // monotonic ns (monoNow); 0 once the handshake came
+	pingDue       int64 // 0 when pings are off
 	v14           map[string][]func()
 	userBatchLock bool
 
@@ -78,12 +77,19 @@ type Socket struct {
 
 	pongDue atomic.Int64 // monotonic ns; 0 when pings are off; moved by the reader (touch) without mu
 
+	// The socket's place in Server.deadlines, guarded by deadlines.mu.
+	due  int64 // next deadline, monotonic ns
+	slot int   // index in the heap, -1 when not scheduled
+
 	inboundReceived  atomic.Int64
 	inboundProcessed atomic.Int64
 	outboundPrepared atomic.Int64
 	outboundSent     atomic.Int64
 
-	ended chan struct{} // closed after the end event
+	// Done's channel, made by the first call (an idle socket that nobody
+	// waits for holds none) and closed after the end event; both under mu.
+	ended    chan struct{}
+	hasEnded bool
 }
 
 type call struct {
@@ -172,7 +178,20 @@ func (s *Socket) ProtocolVersion() int { return s.server.opts.ProtocolVersion }
 func (s *Socket) Exchange() *Exchange { return s.server.exchange }
 
 // Done is closed when the socket has ended (after its end event).
-func (s *Socket) Done() <-chan struct{} { return s.ended }
+func (s *Socket) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended == nil {
+		if s.hasEnded {
+			return closedChan
+		}
+		s.ended = make(chan struct{})
+	}
+	return s.ended
+}
+
+// closedChan is Done's channel for sockets that ended before anyone asked.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // ---- Counters and backpressure (PROTOCOL.md §11.3) ----
 

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/socketcluster-go/socketcluster/internal/wire"
@@ -326,10 +325,9 @@ func (s *Socket) closeWith(code int, reason string, send bool) {
 	prev := s.state
 	s.state = StateClosed
 	s.closeCode, s.closeReason = code, reason
-	for _, t := range []*time.Timer{s.timer, s.batchTimer} {
-		if t != nil {
-			t.Stop()
-		}
+	s.server.deadlines.cancel(s)
+	if s.batchTimer != nil {
+		s.batchTimer.Stop()
 	}
 	calls := s.calls
 	s.calls = nil
@@ -390,5 +388,10 @@ func (s *Socket) closeWith(code int, reason string, send bool) {
 		s.Listeners.d.CloseAll()
 	}
 	s.Off("")
-	close(s.ended)
+	s.mu.Lock()
+	s.hasEnded = true
+	if s.ended != nil {
+		close(s.ended)
+	}
+	s.mu.Unlock()
 }

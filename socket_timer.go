@@ -7,12 +7,12 @@ import (
 )
 
 // The socket's deadlines: the handshake timeout, the next ping and the pong
-// timeout (PROTOCOL.md §2.3). One timer per socket serves all three: it is
-// armed at the earliest deadline, and when it fires it acts on what is due
-// and re-arms itself at the next one. Traffic only moves the pong deadline
-// (an atomic store, no lock and no timer reset per message): the timer,
-// which fires for the next ping before the pong deadline anyway, finds the
-// new deadline then.
+// timeout (PROTOCOL.md §2.3). The server's schedule (deadlines.go) holds
+// each socket once, at its earliest deadline; when that passes, onTimer
+// acts on what is due and schedules the socket at its next deadline.
+// Traffic only moves the pong deadline (an atomic store, no lock and no
+// timer reset per message): the schedule, which reaches the socket for its
+// next ping before the pong deadline anyway, finds the new deadline then.
 
 // timerEpoch is the origin of the deadlines, which are monotonic
 // nanoseconds since it (0 means none).
@@ -37,7 +37,7 @@ func (s *Socket) startTimers() {
 		s.pongDue.Store(now + int64(o.PingTimeout))
 		next = min(next, s.pingDue, now+int64(o.PingTimeout))
 	}
-	s.timer = time.AfterFunc(time.Duration(next-now), s.onTimer)
+	s.server.deadlines.schedule(s, next)
 }
 
 // handshakeDone cancels the handshake deadline; s.mu is held.
@@ -45,7 +45,7 @@ func (s *Socket) handshakeDoneLocked() { s.handshakeDue = 0 }
 
 // onTimer acts on the deadlines that passed, in their order: a ping is
 // sent, a timeout closes the socket (4005 handshake, 4001 pong). It then
-// re-arms the timer at the next deadline.
+// schedules the socket at its next deadline.
 func (s *Socket) onTimer() {
 	o := &s.server.opts
 	for {
@@ -71,7 +71,7 @@ func (s *Socket) onTimer() {
 				}
 			}
 			if next != 0 {
-				s.timer.Reset(time.Duration(next - now))
+				s.server.deadlines.schedule(s, next)
 			}
 			s.mu.Unlock()
 			return
