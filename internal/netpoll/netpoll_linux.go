@@ -414,8 +414,12 @@ var workCh = make(chan *Desc)
 
 var idleWorkers atomic.Int32
 
-// maxIdle bounds the idle workers kept for the next events.
-var maxIdle = int32(4*runtime.GOMAXPROCS(0) + 16)
+// maxIdle bounds the idle workers kept for the next events. It is high on
+// purpose: one poll can make hundreds of connections ready at once, each
+// needing a worker, and discarding workers at the end of a round only to
+// start new ones at the next cost 8% more CPU per call under RPC load
+// (docs/performance.md). Idle workers still exit after idleTimeout.
+const maxIdle = 1024
 
 // idleTimeout is how long a worker waits for work before it exits: short,
 // because starting a goroutine is cheap and an idle pool should not hold
