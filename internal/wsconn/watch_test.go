@@ -255,3 +255,58 @@ func TestWatchRefusesOtherConns(t *testing.T) {
 		t.Fatal("Watch accepted a net.Pipe")
 	}
 }
+
+// BenchmarkWatchedRead measures the event-driven read path end to end:
+// ten 60-byte messages written at once by the client until the handler has
+// taken them all from NextMessage (one allocation per message: the payload
+// the caller owns).
+func BenchmarkWatchedRead(b *testing.B) {
+	if !netpoll.Available() {
+		b.Skip("event-driven reads are not available on this build")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	cc, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cc.Close()
+	sc, err := l.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	const perWrite = 10
+	var burst []byte
+	for range perWrite {
+		burst = append(burst, frame(ws.OpText, true, []byte(`{"event":"echo","data":"0123456789abcdef","cid":123456}`), true)...)
+	}
+	got := make(chan struct{}, perWrite)
+	srv := wsconn.New(sc, nil, 0)
+	srv.Watch(func() bool {
+		for {
+			_, _, err := srv.NextMessage(1 << 20)
+			if err == wsconn.ErrWouldBlock {
+				return true
+			}
+			if err != nil {
+				_ = srv.Close()
+				return false
+			}
+			got <- struct{}{}
+		}
+	})
+	b.SetBytes(int64(len(burst)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := cc.Write(burst); err != nil {
+			b.Fatal(err)
+		}
+		for range perWrite {
+			<-got
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perWrite), "ns/msg")
+}
