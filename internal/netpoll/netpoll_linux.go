@@ -417,7 +417,7 @@ var idleWorkers atomic.Int32
 // maxIdle bounds the idle workers kept for the next events. It is high on
 // purpose: one poll can make hundreds of connections ready at once, each
 // needing a worker, and discarding workers at the end of a round only to
-// start new ones at the next cost 8% more CPU per call under RPC load
+// start new ones at the next cost 4% more CPU per call under RPC load
 // (docs/performance.md). Idle workers still exit after idleTimeout.
 const maxIdle = 1024
 
