@@ -104,11 +104,17 @@ type evReader struct {
 	pooled  *[]byte      // the pooled buffer, only between a read and ErrWouldBlock
 	drained bool         // the last read did not fill the buffer: skip the read that would say EAGAIN
 
-	deadline atomic.Int64 // read deadline, Unix nanoseconds, 0 for none
+	deadline atomic.Int64 // read deadline, monotonic (sinceEpoch), 0 for none
 	timer    *time.Timer  // fires at the deadline; guarded by Conn.wmu
 }
 
 var frameReaders = sync.Pool{New: func() any { return new(frameReader) }}
+
+// epoch is the origin of the monotonic clock of read deadlines: a wall
+// clock step must not move them.
+var epoch = time.Now()
+
+func sinceEpoch() int64 { return int64(time.Since(epoch)) }
 
 // readBufSize is the size of the pooled buffers of event-driven reads.
 const readBufSize = 16 << 10
@@ -205,7 +211,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 		if t.IsZero() {
 			e.deadline.Store(0)
 		} else {
-			e.deadline.Store(t.UnixNano())
+			e.deadline.Store(max(sinceEpoch()+int64(time.Until(t)), 1))
 			e.timer = time.AfterFunc(time.Until(t), e.desc.Trigger)
 		}
 		c.wmu.Unlock()
@@ -303,7 +309,7 @@ func (c *Conn) NextMessage(limit int64) (isBinary bool, msg []byte, err error) {
 			e.release()
 			return false, nil, ErrWouldBlock
 		}
-		if d := e.deadline.Load(); d != 0 && time.Now().UnixNano() >= d {
+		if d := e.deadline.Load(); d != 0 && sinceEpoch() >= d {
 			e.release()
 			return false, nil, c.opError(os.ErrDeadlineExceeded)
 		}
