@@ -211,8 +211,9 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 		if t.IsZero() {
 			e.deadline.Store(0)
 		} else {
-			e.deadline.Store(max(sinceEpoch()+int64(time.Until(t)), 1))
-			e.timer = time.AfterFunc(time.Until(t), e.desc.Trigger)
+			d := time.Until(t)
+			e.deadline.Store(max(sinceEpoch()+int64(d), 1))
+			e.timer = time.AfterFunc(d, e.desc.Trigger)
 		}
 		c.wmu.Unlock()
 	}
