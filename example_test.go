@@ -124,12 +124,18 @@ func ExampleProcedures_Procedure() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// Consumers exist from the moment they are made: make them before the
+	// events they must see can happen.
+	connections := sc.Listen[sc.ConnectionEvent](srv).Consumer()
+	served := make(chan struct{}) // this example has one client
 	go func() {
-		for ev := range sc.Listen[sc.ConnectionEvent](srv).All(ctx) {
-			go func(s *sc.Socket) {
+		for ev := range connections.All(ctx) {
+			reqs := ev.Socket.Procedure("add").Consumer()
+			close(served)
+			go func() {
 				// The loop ends when the socket ends (its streams are
 				// killed) or ctx is done.
-				for req := range s.Procedure("add").All(ctx) {
+				for req := range reqs.All(ctx) {
 					var xs []float64
 					if err := req.Data.Decode(&xs); err != nil || len(xs) != 2 {
 						_ = req.Error(sc.NewError("BadArgumentError", "add takes two numbers"))
@@ -137,7 +143,7 @@ func ExampleProcedures_Procedure() {
 					}
 					_ = req.End(xs[0] + xs[1])
 				}
-			}(ev.Socket)
+			}()
 		}
 	}()
 	addr, stop := start(srv)
@@ -145,6 +151,7 @@ func ExampleProcedures_Procedure() {
 
 	c := client(addr)
 	defer c.Close()
+	<-served
 	fmt.Println(c.Invoke("add", []float64{1, 2.5}).Raw)
 	// Output: {"rid":2,"data":3.5}
 }
