@@ -327,4 +327,3 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func installDemo(srv *sc.Server) {
 	srv.HandleProcedure("echo", func(r *sc.Request) { _ = r.End(r.Data) })
 }
-
