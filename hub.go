@@ -163,6 +163,9 @@ type publication struct {
 	data    []byte // raw JSON, nil = undefined
 	packet  []byte // JSON packet (for batches)
 	frame   []byte // complete frame in the server's codec
+	// outbound tells whether outbound middleware must see each delivery
+	// (looked up once per publish, not once per subscriber).
+	outbound bool
 }
 
 func (h *hub) encode(channel string, data []byte) (*publication, error) {
@@ -203,6 +206,7 @@ func (h *hub) deliverLocal(channel string, data []byte) error {
 		if err != nil {
 			return err
 		}
+		p.outbound = h.srv.HasMiddleware(MiddlewareOutbound)
 		h.srv.counters.deliveries.Add(int64(len(subs)))
 		for _, s := range subs {
 			s.deliverPublish(p)

@@ -46,16 +46,24 @@ func (srv *Server) packetFrame(buf []byte) ([]byte, error) {
 	return wsconn.Frame(bin, out), nil
 }
 
+// addToBatch appends a JSON packet to the batch when the socket is
+// batching, and reports whether it did.
+func (s *Socket) addToBatch(packet []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.batching && !s.manualBatch {
+		return false
+	}
+	s.batch = append(s.batch, packet)
+	return true
+}
+
 // sendPacket queues a JSON packet (in buf, after the header room), through
 // the batch when batching.
 func (s *Socket) sendPacket(buf []byte) {
-	s.mu.Lock()
-	if s.batching || s.manualBatch {
-		s.batch = append(s.batch, buf[wsconn.MaxHeader:])
-		s.mu.Unlock()
+	if s.addToBatch(buf[wsconn.MaxHeader:]) {
 		return
 	}
-	s.mu.Unlock()
 	frame, err := s.server.packetFrame(buf)
 	if err != nil {
 		s.emitError(err)

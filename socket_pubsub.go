@@ -221,10 +221,7 @@ func (s *Socket) handlePublish(p *wire.Packet) {
 // deliverPublish queues a publish to this socket, through the outbound
 // middleware when one is set.
 func (s *Socket) deliverPublish(p *publication) {
-	if s.State() != StateOpen {
-		return
-	}
-	if s.server.HasMiddleware(MiddlewareOutbound) {
+	if p.outbound {
 		a := &Action{Type: ActionPublishOut, Socket: s, Channel: p.channel, Data: Data(p.data)}
 		if err := s.server.decide(MiddlewareOutbound, a, false); err != nil {
 			s.server.blockError(err, a, MiddlewareOutbound)
@@ -237,14 +234,9 @@ func (s *Socket) deliverPublish(p *publication) {
 			return
 		}
 	}
-	s.mu.Lock()
-	if s.batching || s.manualBatch {
-		s.batch = append(s.batch, p.packet)
-		s.mu.Unlock()
-		return
+	if !s.addToBatch(p.packet) {
+		s.enqueue(p.frame) // a closed socket's queue refuses it
 	}
-	s.mu.Unlock()
-	s.enqueue(p.frame)
 }
 
 // KickOut removes the socket from channels (all of them when channels is
