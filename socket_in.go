@@ -163,6 +163,10 @@ func (s *Socket) readFailed(err error) {
 	case errors.Is(err, wsconn.ErrProtocol):
 		s.conn.WriteClose(CloseProtocolError, "")
 		s.closeWith(CloseProtocolError, "", false)
+	case errors.Is(err, wsconn.ErrInvalidUTF8):
+		s.emitError(NewError("RangeError", "Invalid WebSocket frame: invalid UTF-8 sequence"))
+		s.conn.WriteClose(CloseInvalidPayload, "")
+		s.closeWith(CloseInvalidPayload, "", false)
 	default:
 		reason := ""
 		var ne net.Error

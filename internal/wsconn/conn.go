@@ -39,6 +39,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
@@ -51,8 +52,13 @@ const MaxHeader = 10
 // ErrTooBig is returned by ReadMessage for a message over the size limit.
 var ErrTooBig = errors.New("wsconn: message too big")
 
-// ErrProtocol is returned by ReadMessage for a frame that breaks RFC 6455.
+// ErrProtocol is returned by ReadMessage for a frame that breaks RFC 6455
+// (the connection is to be failed with 1002).
 var ErrProtocol = errors.New("wsconn: protocol error")
+
+// ErrInvalidUTF8 is returned by ReadMessage for a close frame whose reason
+// is not UTF-8 (the connection is to be failed with 1007).
+var ErrInvalidUTF8 = errors.New("wsconn: invalid UTF-8 in close reason")
 
 // ErrWouldBlock is returned by NextMessage when no complete message is
 // available without waiting.
@@ -375,21 +381,45 @@ func (c *Conn) parse(fr *frameReader, data []byte, limit int64) (n int, isBinary
 		case evPing:
 			_ = c.writeControl(ws.OpPong, body)
 		case evClose:
-			code, reason := 1005, ""
-			if len(body) >= 2 {
-				code = int(binary.BigEndian.Uint16(body))
-				reason = string(body[2:])
-			} else if len(body) == 1 {
-				return n, false, nil, false, ErrProtocol
+			code, reason, err := closeBody(body)
+			if err != nil {
+				return n, false, nil, false, err
 			}
-			var reply []byte
-			if len(body) >= 2 {
-				reply = body[:2]
-			}
-			c.sendCloseOnce(reply)
+			// The reply repeats the peer's code and reason, as the
+			// reference's ws engine does.
+			c.sendCloseOnce(body)
 			return n, false, nil, false, &CloseError{Code: code, Reason: reason}
 		}
 	}
+}
+
+// closeBody checks the payload of a peer's close frame (RFC 6455 §5.5.1,
+// §7.4): empty (code 1005), or a code a peer may send followed by a UTF-8
+// reason. A one-byte body or a code that must not appear on the wire
+// (999, 1004–1006, 1015, 1016–2999, 5000 and up) is ErrProtocol, an
+// invalid reason ErrInvalidUTF8: the connection is then failed with 1002
+// or 1007, as the reference's ws engine does.
+func closeBody(body []byte) (code int, reason string, err error) {
+	switch len(body) {
+	case 0:
+		return 1005, "", nil
+	case 1:
+		return 0, "", ErrProtocol
+	}
+	code = int(binary.BigEndian.Uint16(body))
+	if !ValidCloseCode(code) {
+		return 0, "", ErrProtocol
+	}
+	if !utf8.Valid(body[2:]) {
+		return 0, "", ErrInvalidUTF8
+	}
+	return code, string(body[2:]), nil
+}
+
+// ValidCloseCode reports whether code may appear in a close frame (RFC
+// 6455 §7.4): 1000–1003, 1007–1014 and 3000–4999.
+func ValidCloseCode(code int) bool {
+	return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999)
 }
 
 // PutHeader writes the header of a final server frame with the given

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -191,7 +192,7 @@ func TestReadMessageCloseFrameAnswered(t *testing.T) {
 		reason    string
 		replyBody []byte
 	}{
-		{"code and reason", ws.NewCloseFrameBody(4100, "bye"), 4100, "bye", []byte{0x10, 0x04}},
+		{"code and reason", ws.NewCloseFrameBody(4100, "bye"), 4100, "bye", []byte{0x10, 0x04, 'b', 'y', 'e'}},
 		{"code only", ws.NewCloseFrameBody(1000, ""), 1000, "", []byte{0x03, 0xe8}},
 		{"no body", nil, 1005, "", []byte{}},
 	} {
@@ -241,7 +242,7 @@ func TestReadMessageProtocolErrors(t *testing.T) {
 		{"continuation first", frame(ws.OpContinuation, true, []byte("x"), true)},
 		{"new message inside a fragmented one", cat(frame(ws.OpText, false, []byte("a"), true), frame(ws.OpText, true, []byte("b"), true))},
 		{"close with one byte", frame(ws.OpClose, true, []byte{3}, true)},
-		{"64-bit length with the high bit", []byte{0x81, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}},
+		{"64-bit length with the high bit on a ping", []byte{0x89, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPipe(t)
@@ -252,6 +253,42 @@ func TestReadMessageProtocolErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadMessageInvalidCloseFrames: a close frame with a code that must
+// not be on the wire, or a reason that is not UTF-8, fails the connection
+// (1002, 1007) without echoing it, as the reference's ws engine does.
+func TestReadMessageInvalidCloseFrames(t *testing.T) {
+	t.Parallel()
+	for _, code := range []int{0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			p := newPipe(t)
+			p.write(frame(ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusCode(code), "bye"), true))
+			if _, _, err := p.read(100); !errors.Is(err, wsconn.ErrProtocol) {
+				t.Fatalf("got %v, want ErrProtocol", err)
+			}
+			if p.srv.CloseSent() {
+				t.Fatal("the invalid close frame was answered")
+			}
+		})
+	}
+	for _, code := range []int{1000, 1003, 1007, 1014, 3000, 4999} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			p := newPipe(t)
+			p.write(frame(ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusCode(code), "bye"), true))
+			var ce *wsconn.CloseError
+			if _, _, err := p.read(100); !errors.As(err, &ce) || ce.Code != code {
+				t.Fatalf("got %v, want close %d", err, code)
+			}
+		})
+	}
+	t.Run("reason not UTF-8", func(t *testing.T) {
+		p := newPipe(t)
+		p.write(frame(ws.OpClose, true, []byte{0x03, 0xe8, 0xff, 0xfe}, true))
+		if _, _, err := p.read(100); !errors.Is(err, wsconn.ErrInvalidUTF8) {
+			t.Fatalf("got %v, want ErrInvalidUTF8", err)
+		}
+	})
 }
 
 func TestReadMessageTooBig(t *testing.T) {
@@ -273,6 +310,14 @@ func TestReadMessageTooBig(t *testing.T) {
 		p := newPipe(t)
 		p.write(cat(frame(ws.OpText, false, []byte("123456"), true), frame(ws.OpContinuation, true, []byte("78901"), true)))
 		if _, _, err := p.read(10); !errors.Is(err, wsconn.ErrTooBig) {
+			t.Fatalf("got %v, want ErrTooBig", err)
+		}
+	})
+	t.Run("64-bit length with the top bit set", func(t *testing.T) {
+		// 1009, as the reference, not 1002.
+		p := newPipe(t)
+		p.write([]byte{0x81, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4})
+		if _, _, err := p.read(1 << 20); !errors.Is(err, wsconn.ErrTooBig) {
 			t.Fatalf("got %v, want ErrTooBig", err)
 		}
 	})

@@ -16,10 +16,10 @@ import (
 //
 // Validation is that of the original blocking reader: reserved bits,
 // unmasked client frames, reserved opcodes, control frames over 125 bytes
-// or fragmented, a 64-bit length with its top bit set, continuation frames
-// without a message and data frames within one are protocol errors; a
-// message over the limit is ErrTooBig as soon as the header announcing it
-// is complete.
+// or fragmented, continuation frames without a message and data frames
+// within one are protocol errors; a message over the limit, or a 64-bit
+// length with its top bit set, is ErrTooBig as soon as the header
+// announcing it is complete.
 type frameReader struct {
 	hdr  [ws.MaxHeaderSize]byte
 	hn   uint8 // bytes of a split header held in hdr
@@ -167,29 +167,32 @@ func (r *frameReader) begin(h []byte, limit int64) error {
 	rsv := h[0] & 0x70
 	op := ws.OpCode(h[0] & 0x0f)
 	masked := h[1]&0x80 != 0
+	l7 := h[1] & 0x7f
+	if rsv != 0 || !masked || op.IsReserved() {
+		return ErrProtocol
+	}
+	if op.IsControl() && (l7 > 125 || !fin) {
+		return ErrProtocol
+	}
 	var length int64
 	rest := h[2:]
-	switch l := h[1] & 0x7f; l {
+	switch l7 {
 	case 126:
 		length = int64(binary.BigEndian.Uint16(rest))
 		rest = rest[2:]
 	case 127:
-		if rest[0]&0x80 != 0 {
-			return ErrProtocol
+		u := binary.BigEndian.Uint64(rest)
+		if u>>63 != 0 {
+			// Beyond any limit, as the reference's ws engine sees it
+			// (1009), rather than malformed.
+			return ErrTooBig
 		}
-		length = int64(binary.BigEndian.Uint64(rest))
+		length = int64(u)
 		rest = rest[8:]
 	default:
-		length = int64(l)
+		length = int64(l7)
 	}
-	if rsv != 0 || !masked || op.IsReserved() {
-		return ErrProtocol
-	}
-	if op.IsControl() {
-		if length > 125 || !fin {
-			return ErrProtocol
-		}
-	} else {
+	if !op.IsControl() {
 		if op == ws.OpContinuation {
 			if !r.started {
 				return ErrProtocol

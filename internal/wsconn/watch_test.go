@@ -186,7 +186,7 @@ func TestWatchPingAndClose(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != 4000 || ce.Reason != "bye" {
 		t.Fatalf("end: %v, want CloseError 4000 bye", err)
 	}
-	if f := w.serverFrame(); f.Header.OpCode != ws.OpClose || !bytes.Equal(f.Payload, []byte{0x0f, 0xa0}) {
+	if f := w.serverFrame(); f.Header.OpCode != ws.OpClose || !bytes.Equal(f.Payload, []byte{0x0f, 0xa0, 'b', 'y', 'e'}) {
 		t.Fatalf("got %v %q, want the close frame echoed", f.Header.OpCode, f.Payload)
 	}
 }
