@@ -121,8 +121,14 @@ func (s *Socket) enqueue(frame []byte) bool {
 }
 
 // slowConsumer disconnects a socket that does not read fast enough. Its
-// queued frames are dropped so that memory is freed at once.
+// queued frames are dropped so that memory is freed at once, and the write
+// under way stops at the end of its current frame (wsconn.AbortWrites), so
+// that the close frame comes right after the bytes already sent and the
+// client's close event carries its code and reason. A client that reads
+// nothing more is cut when that frame's or the close frame's write times
+// out, or closeGrace after the close frame.
 func (s *Socket) slowConsumer(queued int) {
+	s.conn.AbortWrites()
 	s.server.metrics.slowConsumers.Add(1)
 	ev := SlowConsumerEvent{Socket: s, QueuedBytes: queued}
 	s.emit(ev)
@@ -135,9 +141,6 @@ func (s *Socket) slowConsumer(queued int) {
 	s.outMu.Unlock()
 	s.outboundSent.Add(int64(dropped))
 	s.closeWith(CloseSlowConsumer, SlowConsumerReason, true)
-	// A client that does not read will not take the close frame either:
-	// cut the connection if it is still there after the grace period.
-	time.AfterFunc(closeGrace, func() { _ = s.conn.Close() })
 }
 
 // flush writes queued frames until the queue is empty.
@@ -167,6 +170,11 @@ func (s *Socket) flush() {
 		s.outMu.Lock()
 		s.outSpare = q[:0]
 		s.outMu.Unlock()
+		if err == wsconn.ErrAborted {
+			// A slow consumer: the frames are dropped, the close frame
+			// follows (queueClose).
+			continue
+		}
 		if err != nil {
 			s.outMu.Lock()
 			s.outClosed = true

@@ -88,6 +88,13 @@ type Conn struct {
 	wmu       sync.Mutex
 	closeSent atomic.Bool
 	wtimeout  time.Duration
+
+	// AbortWrites' state, guarded by dmu: dataWrite is set while
+	// WriteFrames writes, so that AbortWrites cuts that write short and
+	// never a control frame's.
+	dmu       sync.Mutex
+	aborted   bool
+	dataWrite bool
 }
 
 // blockingReader is the state of ReadMessage.
@@ -456,25 +463,87 @@ func Frame(binaryFrame bool, payload []byte) []byte {
 	return buf[start:]
 }
 
-// WriteFrames writes complete frames with one vectored write.
+// ErrAborted is returned by WriteFrames once AbortWrites was called.
+var ErrAborted = errors.New("wsconn: data writes aborted")
+
+// WriteFrames writes complete frames with one vectored write. After
+// AbortWrites it writes nothing and returns ErrAborted; a call that
+// AbortWrites interrupts finishes the frame it was in (so that the stream
+// stays valid), drops the rest and returns ErrAborted.
 func (c *Conn) WriteFrames(frames [][]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closeSent.Load() {
 		return net.ErrClosed
 	}
+	c.dmu.Lock()
+	if c.aborted {
+		c.dmu.Unlock()
+		return ErrAborted
+	}
+	c.dataWrite = true
 	if c.wtimeout > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.wtimeout))
+	} else {
+		_ = c.nc.SetWriteDeadline(time.Time{})
 	}
+	c.dmu.Unlock()
+	var n int64
+	var err error
 	if len(frames) == 1 {
 		// A plain write: writev would make the descriptor keep an iovec
 		// array for as long as the connection lives.
-		_, err := c.nc.Write(frames[0])
-		return err
+		var m int
+		m, err = c.nc.Write(frames[0])
+		n = int64(m)
+	} else {
+		// WriteTo consumes its receiver: keep frames intact for finish.
+		bufs := net.Buffers(frames)
+		n, err = bufs.WriteTo(c.nc)
 	}
-	bufs := net.Buffers(frames)
-	_, err := bufs.WriteTo(c.nc)
+	c.dmu.Lock()
+	c.dataWrite = false
+	aborted := c.aborted
+	c.dmu.Unlock()
+	if err != nil && aborted && errors.Is(err, os.ErrDeadlineExceeded) {
+		return c.finishFrame(frames, n)
+	}
 	return err
+}
+
+// finishFrame writes the rest of the frame that an aborted write left
+// after n bytes of frames, and returns ErrAborted, or the write error.
+func (c *Conn) finishFrame(frames [][]byte, n int64) error {
+	for _, f := range frames {
+		if n < int64(len(f)) {
+			if n > 0 {
+				_ = c.nc.SetWriteDeadline(time.Now().Add(max(c.wtimeout, 5*time.Second)))
+				if _, err := c.nc.Write(f[n:]); err != nil {
+					return err
+				}
+			}
+			break
+		}
+		n -= int64(len(f))
+	}
+	return ErrAborted
+}
+
+// AbortWrites drops data: a WriteFrames under way stops at the end of the
+// frame it is writing, later ones write nothing (both return ErrAborted),
+// so that a close frame (WriteClose) can follow at once instead of after
+// everything queued. A slow reader then finds the close frame right after
+// the bytes already on their way.
+func (c *Conn) AbortWrites() {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if c.aborted {
+		return
+	}
+	c.aborted = true
+	if c.dataWrite {
+		_ = c.nc.SetWriteDeadline(time.Now())
+	}
 }
 
 func (c *Conn) writeControl(op ws.OpCode, body []byte) error {

@@ -520,3 +520,52 @@ func TestUpgradeOverHTTP(t *testing.T) {
 		})
 	}
 }
+
+// TestAbortWrites: a write blocked on a reader that stopped reading is cut
+// at the end of the frame it was in; the frames after it are dropped and
+// the close frame written next is the first thing after that frame.
+func TestAbortWrites(t *testing.T) {
+	t.Parallel()
+	srvConn, client := tcpPair(t)
+	c := wsconn.New(srvConn, nil, 30*time.Second)
+	big := func(b byte) []byte { return wsconn.Frame(true, bytes.Repeat([]byte{b}, 32<<20)) }
+	written := make(chan error, 1)
+	go func() { written <- c.WriteFrames([][]byte{big('a'), big('b')}) }()
+	// The frames cannot fit in the socket buffers: the write blocks
+	// within the first one (or has not started yet).
+	time.Sleep(100 * time.Millisecond)
+	c.AbortWrites()
+	got := make(chan []ws.Frame, 1)
+	go func() {
+		var fs []ws.Frame
+		r := bufio.NewReader(client)
+		for {
+			f, err := ws.ReadFrame(r)
+			if err != nil {
+				got <- fs
+				return
+			}
+			fs = append(fs, f)
+			if f.Header.OpCode == ws.OpClose {
+				got <- fs
+				return
+			}
+		}
+	}()
+	if err := <-written; !errors.Is(err, wsconn.ErrAborted) {
+		t.Fatalf("WriteFrames: %v, want ErrAborted", err)
+	}
+	if !c.WriteClose(4100, "slow") {
+		t.Fatal("close frame not sent")
+	}
+	fs := <-got
+	if len(fs) == 0 || fs[len(fs)-1].Header.OpCode != ws.OpClose {
+		t.Fatalf("no close frame after the aborted write (%d frames)", len(fs))
+	}
+	if len(fs) > 2 || (len(fs) == 2 && (len(fs[0].Payload) != 32<<20 || fs[0].Payload[0] != 'a')) {
+		t.Fatalf("got %d frames before the close, want at most the whole first one", len(fs)-1)
+	}
+	if err := c.WriteFrames([][]byte{wsconn.Frame(false, []byte("late"))}); !errors.Is(err, net.ErrClosed) && !errors.Is(err, wsconn.ErrAborted) {
+		t.Fatalf("write after abort: %v", err)
+	}
+}
