@@ -114,6 +114,16 @@ type Options struct {
 	// goroutine; so do all when built with the tag scnoepoll.
 	DisableEventReads bool
 
+	// MaxHeaderBytes caps an HTTP request's line and header fields, in
+	// bytes, on the HTTP servers this package builds (HTTPServer, Serve,
+	// ListenAndServe): a larger request gets 431 Request Header Fields Too
+	// Large. Default 16 KiB, the reference's (Node's); at least 4 KiB.
+	MaxHeaderBytes int
+	// ReadHeaderTimeout bounds reading an HTTP request's header on those
+	// servers: a client still sending it then is dropped (slowloris).
+	// Default 10s.
+	ReadHeaderTimeout time.Duration
+
 	// HandleProtocols picks a WebSocket subprotocol from those offered.
 	// Default: the first one offered.
 	HandleProtocols func(offered []string) string
@@ -172,6 +182,12 @@ func (o Options) withDefaults() Options {
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = 30 * time.Second
 	}
+	if o.MaxHeaderBytes == 0 {
+		o.MaxHeaderBytes = 16 << 10
+	}
+	if o.ReadHeaderTimeout == 0 {
+		o.ReadHeaderTimeout = 10 * time.Second
+	}
 	if o.MiddlewareTimeout == 0 {
 		o.MiddlewareTimeout = 10 * time.Second
 	}
@@ -194,7 +210,7 @@ func (o Options) Validate() error {
 	for name, v := range map[string]time.Duration{
 		"PingInterval": d.PingInterval, "PingTimeout": d.PingTimeout, "HandshakeTimeout": d.HandshakeTimeout,
 		"AckTimeout": d.AckTimeout, "BatchInterval": d.BatchInterval, "BatchOnHandshakeDuration": d.BatchOnHandshakeDuration,
-		"WriteTimeout": d.WriteTimeout,
+		"WriteTimeout": d.WriteTimeout, "ReadHeaderTimeout": d.ReadHeaderTimeout,
 	} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("socketcluster: Options.%s is negative (%v); leave it zero for the default", name, v))
@@ -205,6 +221,9 @@ func (o Options) Validate() error {
 	}
 	if d.MaxPayload < 0 || d.OutboundQueueLimit < 0 {
 		errs = append(errs, errors.New("socketcluster: Options.MaxPayload and OutboundQueueLimit must not be negative"))
+	}
+	if d.MaxHeaderBytes < 0 {
+		errs = append(errs, errors.New("socketcluster: Options.MaxHeaderBytes is negative; leave it zero for the default (16 KiB)"))
 	}
 	if (len(d.AuthPrivateKey) == 0) != (len(d.AuthPublicKey) == 0) {
 		errs = append(errs, NewError("InvalidOptionsError", "The authPrivateKey and authPublicKey options must be set together (both PEM keys) or not at all"))

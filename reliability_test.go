@@ -6,9 +6,19 @@ package socketcluster_test
 // soaks belong in cmd/scbench, not here.
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 
@@ -87,4 +97,178 @@ func TestHugeFrameLength(t *testing.T) {
 		t.Fatalf("close %d, want 1009", code)
 	}
 	c.WaitEnd()
+}
+
+// lockedBuffer is a log destination safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// upgradeStart is the start of an upgrade request, without the blank
+// line that ends its header.
+func upgradeStart(addr string) string {
+	return "GET /socketcluster/ HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+}
+
+// statusOf sends raw request bytes and returns the response's status line.
+func statusOf(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(wait))
+	go func() { _, _ = c.Write([]byte(req)) }()
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no response: %v", err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// TestHeaderLimits: the request line and header fields are capped at
+// Options.MaxHeaderBytes (16 KiB by default, as the reference): one byte
+// more gets 431, whether in one big field or in many small ones.
+func TestHeaderLimits(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, sc.Options{})
+	start := upgradeStart(ts.addr)
+	field := func(total int) string { // one field making the request total bytes long
+		return "X-Big: " + strings.Repeat("a", total-len(start)-len("X-Big: \r\n\r\n")) + "\r\n"
+	}
+	if got := statusOf(t, ts.addr, start+field(16<<10)+"\r\n"); !strings.HasPrefix(got, "HTTP/1.1 101") {
+		t.Fatalf("request of exactly 16 KiB: %q, want 101", got)
+	}
+	if got := statusOf(t, ts.addr, start+field(16<<10+1)+"\r\n"); !strings.HasPrefix(got, "HTTP/1.1 431") {
+		t.Fatalf("request of 16 KiB + 1: %q, want 431", got)
+	}
+	var many strings.Builder
+	for i := range 3000 {
+		fmt.Fprintf(&many, "X-%d: v\r\n", i)
+	}
+	if got := statusOf(t, ts.addr, start+many.String()+"\r\n"); !strings.HasPrefix(got, "HTTP/1.1 431") {
+		t.Fatalf("3000 header fields: %q, want 431", got)
+	}
+	// A plain HTTP request is capped too.
+	if got := statusOf(t, ts.addr, "GET / HTTP/1.1\r\nHost: x\r\n"+field(20<<10)+"\r\n"); !strings.HasPrefix(got, "HTTP/1.1 431") {
+		t.Fatalf("plain request over the cap: %q, want 431", got)
+	}
+	// The option moves the cap.
+	big := newServer(t, sc.Options{MaxHeaderBytes: 64 << 10})
+	if got := statusOf(t, big.addr, upgradeStart(big.addr)+strings.Repeat("X-A: b\r\n", 4000)+"\r\n"); !strings.HasPrefix(got, "HTTP/1.1 101") {
+		t.Fatalf("32 KiB request with MaxHeaderBytes 64 KiB: %q, want 101", got)
+	}
+	eventually(t, "refusals counted", func() bool { return ts.Stats().HTTPRefusals == 3 })
+}
+
+// TestHeaderBomb: connections sending nearly 1 MB of header and never
+// finishing it are refused at 16 KiB with 431 instead of each holding
+// megabytes, and the server keeps serving. The refusals are counted and
+// logged once for the burst. (Not parallel: it measures the heap.)
+func TestHeaderBomb(t *testing.T) {
+	logs := &lockedBuffer{}
+	ts := newServer(t, sc.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	canary, _ := ts.connect(t, nil)
+	const conns = 100
+	bomb := []byte(upgradeStart(ts.addr) + "X-Bomb: " + strings.Repeat("a", 1000000))
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse
+	}
+	before := heap()
+	cs := make([]net.Conn, conns)
+	var wg sync.WaitGroup
+	for i := range cs {
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs[i] = c
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(wait))
+		wg.Add(1)
+		go func() { defer wg.Done(); _, _ = c.Write(bomb) }()
+	}
+	// Every bomb was written, or refused part-way.
+	wg.Wait()
+	if grown := int64(heap()) - int64(before); grown > 30<<20 {
+		t.Fatalf("the heap grew by %d MiB for %d connections of unfinished headers", grown>>20, conns)
+	}
+	for i, c := range cs {
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err == nil && !strings.HasPrefix(line, "HTTP/1.1 431") {
+			t.Fatalf("connection %d: %q, want 431", i, line)
+		}
+	}
+	barrier(t, canary)
+	eventually(t, "every refusal counted", func() bool { return ts.Stats().HTTPRefusals == conns })
+	if n := strings.Count(logs.String(), "dropped before a complete request"); n != 1 {
+		t.Fatalf("%d log lines for one burst of refusals, want 1:\n%s", n, logs.String())
+	}
+}
+
+// TestSlowloris: a client that sends its header a few bytes at a time, or
+// nothing at all, is dropped after Options.ReadHeaderTimeout while other
+// clients are served.
+func TestSlowloris(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, sc.Options{ReadHeaderTimeout: 500 * time.Millisecond})
+	trickle, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trickle.Close()
+	silent, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	dropped := make(chan error, 2)
+	go func() { // one header byte every 50 ms, for at most 20 s
+		req := upgradeStart(ts.addr) + strings.Repeat("X-Slow: y\r\n", 40)
+		for i := 0; i < len(req); i++ {
+			if _, err := trickle.Write([]byte{req[i]}); err != nil {
+				dropped <- nil
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		dropped <- fmt.Errorf("the trickling client was never dropped")
+	}()
+	go func() {
+		_ = silent.SetReadDeadline(time.Now().Add(wait))
+		_, err := silent.Read(make([]byte, 1))
+		if err == io.EOF {
+			dropped <- nil
+			return
+		}
+		dropped <- fmt.Errorf("silent client: %v, want EOF", err)
+	}()
+	// Meanwhile others are served.
+	c, _ := ts.connect(t, nil)
+	barrier(t, c)
+	for range 2 {
+		if err := <-dropped; err != nil {
+			t.Fatal(err)
+		}
+	}
+	barrier(t, c)
+	eventually(t, "both counted", func() bool { return ts.Stats().HTTPRefusals == 2 })
 }

@@ -36,6 +36,8 @@ type Server struct {
 	exchange   *Exchange
 	metrics    metrics
 	counters   counters
+	refusalLog burstLog  // HTTPServer's refusals
+	slowLog    burstLog  // slow consumers
 	deadlines  deadlines // sockets' handshake, ping and pong deadlines
 
 	// Guarded by mu.
@@ -340,7 +342,8 @@ func (srv *Server) removeSocket(s *Socket) {
 	}
 }
 
-// ListenAndServe listens on addr and serves until Close.
+// ListenAndServe listens on addr and serves until Close, with the limits of
+// HTTPServer.
 func (srv *Server) ListenAndServe(addr string) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -349,9 +352,10 @@ func (srv *Server) ListenAndServe(addr string) error {
 	return srv.Serve(l)
 }
 
-// Serve serves on l until Close; it then returns http.ErrServerClosed.
+// Serve serves on l with an HTTPServer until Close; it then returns
+// http.ErrServerClosed.
 func (srv *Server) Serve(l net.Listener) error {
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	hs := srv.HTTPServer(nil)
 	srv.mu.Lock()
 	if srv.closing.Load() {
 		srv.mu.Unlock()

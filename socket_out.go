@@ -133,7 +133,7 @@ func (s *Socket) slowConsumer(queued int) {
 	ev := SlowConsumerEvent{Socket: s, QueuedBytes: queued}
 	s.emit(ev)
 	s.server.emit(ev)
-	s.server.opts.Logger.Warn("socketcluster: disconnecting slow consumer", "socket", s.id, "queuedBytes", queued)
+	s.server.slowLog.log(s.server.opts.Logger, "socketcluster: disconnecting slow consumers (Options.OutboundQueueLimit)", "socket", s.id, "queuedBytes", queued)
 	s.outMu.Lock()
 	dropped := len(s.outQ)
 	s.outQ = nil

@@ -13,6 +13,7 @@ type Stats struct {
 	Deliveries     int64 // publish frames queued to sockets
 	SlowConsumers  int64 // sockets disconnected for a full outbound queue
 	BrokerErrors   int64 // failed broker operations and outage reports
+	HTTPRefusals   int64 // HTTP connections dropped before a complete request (see HTTPServer)
 	Ready          bool  // broker ready and not closing
 }
 
@@ -22,6 +23,7 @@ type counters struct {
 	publishes      atomic.Int64
 	deliveries     atomic.Int64
 	brokerErrors   atomic.Int64
+	httpRefusals   atomic.Int64
 }
 
 // Stats returns a snapshot of the server's counters.
@@ -39,6 +41,7 @@ func (srv *Server) Stats() Stats {
 		Deliveries:     srv.counters.deliveries.Load(),
 		SlowConsumers:  srv.metrics.slowConsumers.Load(),
 		BrokerErrors:   srv.counters.brokerErrors.Load(),
+		HTTPRefusals:   srv.counters.httpRefusals.Load(),
 		Ready:          srv.ready.Load() && !srv.closing.Load(),
 	}
 }

@@ -18,6 +18,7 @@ type Collector struct {
 
 	clients, pending, channels, ready                             *prometheus.Desc
 	connections, disconnections, publishes, deliveries, slow, brk *prometheus.Desc
+	httpRefusals                                                  *prometheus.Desc
 }
 
 // NewCollector returns a collector of srv's metrics under namespace.
@@ -37,12 +38,13 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 		deliveries:     d("deliveries_total", "Publish frames queued to sockets."),
 		slow:           d("slow_consumers_total", "Sockets disconnected because their outbound queue was full."),
 		brk:            d("broker_errors_total", "Failed broker operations and broker outages."),
+		httpRefusals:   d("http_refusals_total", "HTTP connections dropped before a complete request (header too large, too slow, malformed)."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk} {
+	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals} {
 		ch <- d
 	}
 }
@@ -68,4 +70,5 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	k(c.deliveries, s.Deliveries)
 	k(c.slow, s.SlowConsumers)
 	k(c.brk, s.BrokerErrors)
+	k(c.httpRefusals, s.HTTPRefusals)
 }

@@ -298,7 +298,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "scserver:", err)
 		return 1
 	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := srv.HTTPServer(mux) // header cap (431), header timeout, refusals counted
 	logger.Info("scserver: listening", "addr", l.Addr().String(), "path", c.Path, "broker", c.Broker)
 	fmt.Fprintf(stdout, "listening on %s\n", l.Addr())
 

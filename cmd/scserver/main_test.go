@@ -102,6 +102,15 @@ func TestServeEndpointsAndDrain(t *testing.T) {
 		t.Fatalf("demo page: %.200s", body)
 	}
 
+	// Request headers are capped as in the reference (srv.HTTPServer).
+	req, _ := http.NewRequest("GET", "http://"+addr+"/healthz", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 20<<10))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("20 KiB header: %v %v, want 431", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
 	cl := sctest.Dial(t, addr, &sctest.Options{AutoPong: true})
 	cl.Handshake(nil)
 	if r := cl.Invoke("echo", map[string]int{"a": 1}); string(r.Data) != `{"a":1}` {
