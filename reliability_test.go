@@ -272,3 +272,28 @@ func TestSlowloris(t *testing.T) {
 	barrier(t, c)
 	eventually(t, "both counted", func() bool { return ts.Stats().HTTPRefusals == 2 })
 }
+
+// TestNumbersJSONCannotHold: numbers beyond a float64 are read as
+// JavaScript reads them (Infinity) and never passed on as such: a cid of
+// 1e400 is answered with "rid":null, and 1e999 in data is delivered as
+// null, to the invoker and to subscribers alike, as the reference does.
+func TestNumbersJSONCannotHold(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, sc.Options{})
+	c, _ := ts.connect(t, nil)
+	sub, _ := ts.connect(t, nil)
+	sub.Subscribe("n")
+	for _, tc := range []struct{ send, want string }{
+		{`{"event":"echo","data":1,"cid":1e400}`, `{"rid":null,"data":1}`},
+		{`{"event":"echo","data":1,"cid":-1e400}`, `{"rid":null,"data":1}`},
+		{`{"event":"echo","data":1e999,"cid":5}`, `{"rid":5,"data":null}`},
+		{`{"event":"echo","data":[1e999,-1e999,{"a":1E+400}],"cid":6}`, `{"rid":6,"data":[null,null,{"a":null}]}`},
+		{`{"event":"echo","data":1e-400,"cid":7}`, `{"rid":7,"data":1e-400}`},
+	} {
+		c.SendText(tc.send)
+		c.Expect(tc.want)
+	}
+	c.SendText(`{"event":"#publish","data":{"channel":"n","data":{"x":1e999}},"cid":8}`)
+	c.Expect(`{"rid":8}`)
+	sub.Expect(`{"event":"#publish","data":{"channel":"n","data":{"x":null}}}`)
+}

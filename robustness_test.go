@@ -106,7 +106,7 @@ func TestMalformedInput(t *testing.T) {
 		{"array event", `{"event":["echo"],"cid":1}`, ""},
 		{"string cid", `{"event":"echo","data":1,"cid":"7"}`, ""},
 		{"object cid", `{"event":"echo","data":1,"cid":{}}`, ""},
-		{"cid out of range", `{"event":"echo","data":1,"cid":1e999}`, ""},
+		{"cid out of range", `{"event":"echo","data":1,"cid":1e999}`, `{"rid":null,"data":1}`},
 		{"string rid", `{"rid":"1","data":1}`, ""},
 		{"null rid", `{"rid":null}`, ""},
 		{"huge rid", `{"rid":1e308,"data":1}`, ""},

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"strconv"
@@ -8,7 +9,10 @@ import (
 )
 
 // Packet is one decoded SocketCluster packet. Raw fields alias the frame
-// they were parsed from.
+// they were parsed from, except a Data or Error holding a number too large
+// for a float64: that one is a copy with the number written as null
+// (NullHugeNumbers), so that no such number is ever passed on. Cid and
+// Rid are then ±Inf.
 type Packet struct {
 	Event    string
 	HasEvent bool // "event" is a string
@@ -112,13 +116,13 @@ func parseObject(b []byte, i int) (p Packet, ok bool) {
 				p.Event, p.HasEvent = "", false
 			}
 		case "data":
-			p.Data = val
+			p.Data = NullHugeNumbers(val)
 		case "cid":
-			p.Cid, p.HasCid = number(val)
+			p.Cid, p.HasCid = anyNumber(val)
 		case "rid":
-			p.Rid, p.HasRid = number(val)
+			p.Rid, p.HasRid = anyNumber(val)
 		case "error":
-			p.Error = val
+			p.Error = NullHugeNumbers(val)
 		}
 		i = skipWS(b, ve)
 		if b[i] == ',' {
@@ -138,6 +142,86 @@ func number(v []byte) (float64, bool) {
 		return 0, false
 	}
 	return f, true
+}
+
+// anyNumber is number, but a number too large for a float64 is ±Inf
+// rather than no number: JavaScript's JSON.parse reads 1e400 as Infinity,
+// so the reference answers an invoke with "cid":1e400 (with "rid":null,
+// as JSON.stringify writes Infinity).
+func anyNumber(v []byte) (float64, bool) {
+	c := v[0]
+	if c != '-' && (c < '0' || c > '9') {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil && !math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
+}
+
+// NullHugeNumbers returns the valid JSON text b with every number that a
+// float64 cannot hold (1e400, -1e999: ±Inf) written as null, as
+// JavaScript's JSON.parse then JSON.stringify turn them, so that such a
+// number is never passed on to decoders that reject it. It returns b
+// itself, not a copy, when there is none; otherwise a new slice.
+func NullHugeNumbers(b []byte) []byte {
+	var out []byte
+	last := 0
+	for i := 0; i < len(b); {
+		c := b[i]
+		switch {
+		case c == '"':
+			i = skipStringFast(b, i)
+		case c == '-' || (c >= '0' && c <= '9'):
+			j, exp := i+1, false
+		num:
+			for ; j < len(b); j++ {
+				switch b[j] {
+				case '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '.', '+', '-':
+				case 'e', 'E':
+					exp = true
+				default:
+					break num
+				}
+			}
+			// Without an exponent only 309 digits or more can overflow.
+			if exp || j-i > 308 {
+				if f, err := strconv.ParseFloat(string(b[i:j]), 64); err != nil && math.IsInf(f, 0) {
+					out = append(append(out, b[last:i]...), "null"...)
+					last = j
+				}
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	if out == nil {
+		return b
+	}
+	return append(out, b[last:]...)
+}
+
+// skipStringFast returns the index after the string literal starting at
+// b[i], looking for its closing quote with bytes.IndexByte.
+func skipStringFast(b []byte, i int) int {
+	i++
+	for {
+		k := bytes.IndexByte(b[i:], '"')
+		if k < 0 {
+			return len(b)
+		}
+		i += k
+		bs := 0
+		for j := i - 1; b[j] == '\\'; j-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			return i + 1
+		}
+		i++
+	}
 }
 
 // Unquote returns the Go string of a JSON string literal (quotes included).

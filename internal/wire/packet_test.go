@@ -3,6 +3,7 @@ package wire_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -116,8 +117,10 @@ func TestParseGolden(t *testing.T) {
 		{`{"event":"e","cid":true}`, wire.Single, []pk{ev("e", "-")}},
 		{`{"event":"e","cid":[1]}`, wire.Single, []pk{ev("e", "-")}},
 		{`{"rid":"1"}`, wire.Single, []pk{notPacket}},
-		// Out of the double range: not a number JavaScript could echo.
-		{`{"rid":1e400}`, wire.Single, []pk{notPacket}},
+		// Out of the double range: Infinity, as JSON.parse reads it (a
+		// response to no invoke; an invoke is answered with "rid":null).
+		{`{"rid":1e400}`, wire.Single, []pk{res(math.Inf(1), "-", "-")}},
+		{`{"event":"e","cid":-1e400}`, wire.Single, []pk{inv("e", "-", math.Inf(-1))}},
 
 		// An event must be a string; event wins over rid.
 		{`{"event":5,"data":1}`, wire.Single, []pk{{data: "1", err: "-"}}},
@@ -449,10 +452,10 @@ func checkElement(t *testing.T, frame []byte, raw json.RawMessage, p wire.Packet
 	}
 	checkNumber(t, frame, "cid", m, p.Cid, p.HasCid)
 	checkNumber(t, frame, "rid", m, p.Rid, p.HasRid)
-	if d, has := m["data"]; has != (p.Data != nil) || !bytes.Equal(d, p.Data) {
+	if d, has := m["data"]; has != (p.Data != nil) || !sameOrHugeNulled(d, p.Data) {
 		t.Fatalf("%q: data %q, want %q (present %v)", frame, p.Data, d, has)
 	}
-	if e, has := m["error"]; has != (p.Error != nil) || !bytes.Equal(e, p.Error) {
+	if e, has := m["error"]; has != (p.Error != nil) || !sameOrHugeNulled(e, p.Error) {
 		t.Fatalf("%q: error %q, want %q (present %v)", frame, p.Error, e, has)
 	}
 	if ok != (p.HasEvent || p.HasRid) {
@@ -460,12 +463,26 @@ func checkElement(t *testing.T, frame []byte, raw json.RawMessage, p wire.Packet
 	}
 }
 
+// sameOrHugeNulled reports whether got is want, or want holds a number
+// too large for a float64 (encoding/json refuses it) and got is JSON
+// that encoding/json takes (the number written as null).
+func sameOrHugeNulled(want, got []byte) bool {
+	if bytes.Equal(want, got) {
+		return true
+	}
+	var v any
+	err := json.Unmarshal(want, &v)
+	var ute *json.UnmarshalTypeError
+	return errors.As(err, &ute) && strings.HasPrefix(ute.Value, "number") && json.Valid(got) && json.Unmarshal(got, &v) == nil
+}
+
 func checkNumber(t *testing.T, frame []byte, key string, m map[string]json.RawMessage, got float64, has bool) {
 	var want float64
 	wantHas := false
 	if r, ok := m[key]; ok && len(r) > 0 && (r[0] == '-' || (r[0] >= '0' && r[0] <= '9')) {
+		// Too large for a float64 is ±Inf, as JSON.parse reads it.
 		f, err := strconv.ParseFloat(string(r), 64)
-		if err == nil && !math.IsInf(f, 0) {
+		if err == nil || math.IsInf(f, 0) {
 			want, wantHas = f, true
 		}
 	}
@@ -477,6 +494,9 @@ func checkNumber(t *testing.T, frame []byte, key string, m map[string]json.RawMe
 // checkRoundTrip re-encodes a packet with the appenders and parses it
 // again: event, cid, rid and data (and error) must survive.
 func checkRoundTrip(t *testing.T, p *wire.Packet) {
+	if math.IsInf(p.Cid, 0) || math.IsInf(p.Rid, 0) {
+		return // written as null, as JSON.stringify writes Infinity
+	}
 	var out []byte
 	if p.HasEvent {
 		out = wire.AppendEvent(nil, p.Event, p.Data, p.Cid, p.HasCid)
@@ -507,5 +527,50 @@ func checkRoundTrip(t *testing.T, p *wire.Packet) {
 	}
 	if !bytes.Equal(q.Data, p.Data) || (q.Data == nil) != (p.Data == nil) {
 		t.Fatalf("round trip of data: %q → %s → %q", p.Data, out, q.Data)
+	}
+}
+
+// TestHugeNumbers: numbers a float64 cannot hold are read as JavaScript
+// reads them: ±Infinity for cid and rid (so an invoke is still answered,
+// with "rid":null), null inside data and error, so that they are never
+// passed on as JSON that decoders reject. Other numbers are left as sent.
+func TestHugeNumbers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		frame, data string
+		cid         float64
+		hasCid      bool
+	}{
+		{`{"event":"e","data":1,"cid":1e400}`, `1`, math.Inf(1), true},
+		{`{"event":"e","data":1,"cid":-1e400}`, `1`, math.Inf(-1), true},
+		{`{"event":"e","data":1e999,"cid":5}`, `null`, 5, true},
+		{`{"event":"e","data":[1e999,-1E+999, 2,"1e999", 1e308],"cid":6}`, `[null,null, 2,"1e999", 1e308]`, 6, true},
+		{`{"event":"e","data":{"a":1e400,"b\"":"x\\","c":-0.5e-400}}`, `{"a":null,"b\"":"x\\","c":-0.5e-400}`, 0, false},
+		{`{"event":"e","data":1` + strings.Repeat("0", 308) + `}`, `1` + strings.Repeat("0", 308), 0, false},
+		{`{"event":"e","data":1` + strings.Repeat("0", 309) + `}`, `null`, 0, false},
+		{`{"event":"e","data":12345678901234567890123}`, `12345678901234567890123`, 0, false},
+	} {
+		ps, oks, kind := wire.Parse([]byte(tc.frame), nil, nil)
+		if kind != wire.Single || !oks[0] {
+			t.Fatalf("%s: not a packet", tc.frame)
+		}
+		p := ps[0]
+		if string(p.Data) != tc.data || p.HasCid != tc.hasCid || (tc.hasCid && p.Cid != tc.cid) {
+			t.Errorf("%.60s: data %s cid %v (%v), want %s %v (%v)", tc.frame, p.Data, p.Cid, p.HasCid, tc.data, tc.cid, tc.hasCid)
+		}
+		if !json.Valid(p.Data) {
+			t.Errorf("%.60s: data %s not JSON", tc.frame, p.Data)
+		}
+		var v any
+		if err := json.Unmarshal(p.Data, &v); err != nil {
+			t.Errorf("%.60s: data %s rejected by encoding/json: %v", tc.frame, p.Data, err)
+		}
+	}
+	ps, _, _ := wire.Parse([]byte(`{"rid":3,"error":{"n":1e999}}`), nil, nil)
+	if string(ps[0].Error) != `{"n":null}` {
+		t.Errorf("error %s", ps[0].Error)
+	}
+	if got := wire.AppendResponse(nil, math.Inf(1), []byte("1"), nil); string(got) != `{"rid":null,"data":1}` {
+		t.Errorf("response to cid Infinity: %s", got)
 	}
 }
