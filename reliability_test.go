@@ -8,6 +8,7 @@ package socketcluster_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"github.com/gobwas/ws"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/internal/sctest"
 )
 
 // TestInvalidCloseCodes: a close frame whose code must not be on the wire
@@ -296,4 +298,76 @@ func TestNumbersJSONCannotHold(t *testing.T) {
 	c.SendText(`{"event":"#publish","data":{"channel":"n","data":{"x":1e999}},"cid":8}`)
 	c.Expect(`{"rid":8}`)
 	sub.Expect(`{"event":"#publish","data":{"channel":"n","data":{"x":null}}}`)
+}
+
+// TestCloseDuringUpgrades: connections whose upgrade is under way when
+// Close begins (here held in the handshake middleware until then) each
+// get a close frame with 1001, and Close waits for them without running
+// to its deadline. The server is served by an http.Server of its own, as
+// when it is mounted on an application's mux, so Close does not stop the
+// upgrades from completing.
+func TestCloseDuringUpgrades(t *testing.T) {
+	t.Parallel()
+	for round := range 3 {
+		srv, err := sc.New(sc.Options{Logger: quietLogger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 20
+		arrived := make(chan struct{}, n)
+		_ = srv.SetMiddleware(sc.MiddlewareHandshake, func(ctx context.Context, a *sc.Action) error {
+			if a.Type == sc.ActionHandshakeWS {
+				arrived <- struct{}{}
+				for srv.Stats().Ready && ctx.Err() == nil { // until Close begins
+					time.Sleep(time.Millisecond)
+				}
+			}
+			return nil
+		})
+		l, err := listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := srv.HTTPServer(nil)
+		go func() { _ = hs.Serve(l) }()
+		results := make(chan error, n)
+		for range n {
+			go func() {
+				c, err := sctest.Connect(l.Addr().String(), &sctest.Options{AutoPong: true})
+				if err != nil {
+					results <- err
+					return
+				}
+				defer c.Close()
+				for {
+					f, err := c.Next(wait)
+					if err != nil {
+						results <- fmt.Errorf("no close frame: %v", err)
+						return
+					}
+					if f.IsClose() {
+						if f.CloseCode != sc.CloseGoingAway {
+							err = fmt.Errorf("close %d, want 1001", f.CloseCode)
+						}
+						results <- err
+						return
+					}
+				}
+			}()
+		}
+		for range n {
+			<-arrived
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		if err := srv.Close(ctx); err != nil {
+			t.Fatalf("round %d: Close: %v (it ran to its deadline)", round, err)
+		}
+		cancel()
+		for range n {
+			if err := <-results; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		_ = hs.Close()
+	}
 }

@@ -41,16 +41,18 @@ type Server struct {
 	deadlines  deadlines // sockets' handshake, ping and pong deadlines
 
 	// Guarded by mu.
-	mu       sync.RWMutex
-	clients  map[string]*Socket
-	pending  map[string]*Socket
-	httpSrvs []*http.Server
+	mu        sync.RWMutex
+	clients   map[string]*Socket
+	pending   map[string]*Socket
+	httpSrvs  []*http.Server
+	live      int           // sockets whose reader has not ended
+	drained   chan struct{} // closed once closing and live is 0
+	isDrained bool          // drained is closed
 
 	clientsCount atomic.Int64
 	pendingCount atomic.Int64
-	closing      atomic.Bool
+	closing      atomic.Bool // set under mu: accept sees it or Close sees the socket
 	ready        atomic.Bool
-	wg           sync.WaitGroup // one per socket reader
 }
 
 type metrics struct {
@@ -71,6 +73,7 @@ func New(opts Options) (*Server, error) {
 		codec:     o.Codec,
 		clients:   make(map[string]*Socket),
 		pending:   make(map[string]*Socket),
+		drained:   make(chan struct{}),
 	}
 	key := o.AuthKey
 	if len(o.AuthPrivateKey) > 0 {
@@ -216,10 +219,16 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpFail(w, http.StatusBadRequest, "Bad Request")
 		return
 	}
-	if srv.closing.Load() {
+	if !srv.admit() {
 		httpFail(w, http.StatusServiceUnavailable, "Server is shutting down")
 		return
 	}
+	accepted := false
+	defer func() {
+		if !accepted {
+			srv.release()
+		}
+	}()
 	a := &Action{Type: ActionHandshakeWS, Request: r}
 	if err := srv.decide(MiddlewareHandshake, a, true); err != nil {
 		srv.blockError(err, a, MiddlewareHandshake)
@@ -238,6 +247,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	srv.accept(conn, r)
+	accepted = true
 }
 
 func blockMessage(err error) string {
@@ -296,13 +306,50 @@ func (srv *Server) accept(conn *wsconn.Conn, r *http.Request) {
 	}
 	srv.mu.Lock()
 	srv.pending[s.id] = s
+	// Upgraded while Close runs, perhaps after it took its list of
+	// sockets: this socket says goodbye itself. Close waits for it either
+	// way: it was counted in live by admit.
+	late := srv.closing.Load()
 	srv.mu.Unlock()
 	srv.pendingCount.Add(1)
 	srv.counters.connections.Add(1)
-	srv.wg.Add(1)
 	s.startTimers()
 	srv.emit(HandshakeEvent{Socket: s})
 	s.startReading()
+	if late {
+		_ = s.Disconnect(CloseGoingAway, "Server is shutting down")
+	}
+}
+
+// admit counts an upgrade request in live, unless the server is closing.
+// The request is counted out by release: when its socket's reader ends,
+// or at once when it does not become a socket.
+func (srv *Server) admit() bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.closing.Load() {
+		return false
+	}
+	srv.live++
+	return true
+}
+
+// release counts a socket (or an upgrade request that did not become one)
+// out; the last one during Close wakes it.
+func (srv *Server) release() {
+	srv.mu.Lock()
+	srv.live--
+	srv.checkDrainedLocked()
+	srv.mu.Unlock()
+}
+
+// checkDrainedLocked closes drained once the server is closing and no
+// socket is left. srv.mu must be held.
+func (srv *Server) checkDrainedLocked() {
+	if srv.closing.Load() && srv.live == 0 && !srv.isDrained {
+		srv.isDrained = true
+		close(srv.drained)
+	}
 }
 
 // sameString returns a, or b when it is equal: the request's copy of the
@@ -385,9 +432,13 @@ func (srv *Server) allSockets() []*Socket {
 // clients answered (or ctx is done, then cuts the rest), and stops the
 // broker. It never drops a connection without a close frame unless ctx
 // runs out.
+//
+// A connection upgraded while Close runs (its request was being handled
+// when Close began) is sent its 1001 as soon as it is registered, and
+// Close waits for it too.
 func (srv *Server) Close(ctx context.Context) error {
-	srv.closing.Store(true)
 	srv.mu.Lock()
+	srv.closing.Store(true)
 	hss := srv.httpSrvs
 	srv.httpSrvs = nil
 	srv.mu.Unlock()
@@ -397,17 +448,18 @@ func (srv *Server) Close(ctx context.Context) error {
 	for _, s := range srv.allSockets() {
 		_ = s.Disconnect(CloseGoingAway, "Server is shutting down")
 	}
-	done := make(chan struct{})
-	go func() { srv.wg.Wait(); close(done) }()
+	srv.mu.Lock()
+	srv.checkDrainedLocked()
+	srv.mu.Unlock()
 	var err error
 	select {
-	case <-done:
+	case <-srv.drained:
 	case <-ctx.Done():
 		err = ctx.Err()
 		for _, s := range srv.allSockets() {
 			s.Terminate()
 		}
-		<-done
+		<-srv.drained
 	}
 	srv.stopPubSub()
 	return err
@@ -417,8 +469,9 @@ func (srv *Server) Close(ctx context.Context) error {
 // drops every connected socket without a close frame (clients see 1006).
 // Prefer Close.
 func (srv *Server) Terminate() {
-	srv.closing.Store(true)
 	srv.mu.Lock()
+	srv.closing.Store(true)
+	srv.checkDrainedLocked()
 	hss := srv.httpSrvs
 	srv.httpSrvs = nil
 	srv.mu.Unlock()

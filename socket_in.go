@@ -82,7 +82,7 @@ func (s *Socket) readReady() bool {
 // endReading closes the connection once reading has failed.
 func (s *Socket) endReading() {
 	_ = s.conn.Close()
-	s.server.wg.Done()
+	s.server.release()
 }
 
 // scratchPool lends inboundScratch to the event-driven reader, which has no
