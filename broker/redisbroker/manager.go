@@ -211,8 +211,15 @@ func (m *manager) resubscribeAll(ctx context.Context) error {
 		// unreachable server is noticed now.
 		_, err = m.connFor(ctx, "")
 	}
+	werr := err
+	if isConnErr(err) {
+		// Calls made during an outage fail with ErrNotConnected, even when
+		// a reconnection attempt is what answers them: the channels stay
+		// wanted and are applied on reconnection.
+		werr = fmt.Errorf("%w to %s (the change is applied on reconnection): %w", ErrNotConnected, b.url, err)
+	}
 	for _, w := range waiters {
-		w.answer(err)
+		w.answer(werr)
 	}
 	return err
 }
