@@ -52,10 +52,12 @@ func TestPongTimeout(t *testing.T) {
 // Pongs keep a socket alive past several pong timeouts.
 func TestPongsKeepSocketAlive(t *testing.T) {
 	t.Parallel()
-	ts := newServer(t, sc.Options{PingInterval: 50 * time.Millisecond, PingTimeout: time.Second})
+	// The pong timeout leaves room for a late pong on a loaded machine; the
+	// test outlives it by far.
+	ts := newServer(t, sc.Options{PingInterval: 50 * time.Millisecond, PingTimeout: 3 * time.Second})
 	c := ts.dial(t, &sctest.Options{AutoPong: true})
 	c.Handshake(nil)
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(4500 * time.Millisecond)
 	barrier(t, c)
 	if ts.ClientsCount() != 1 {
 		t.Fatalf("ClientsCount %d", ts.ClientsCount())

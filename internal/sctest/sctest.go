@@ -23,11 +23,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,7 +51,12 @@ type Options struct {
 	Query string
 	// Header adds request headers (Origin, Sec-WebSocket-Protocol…).
 	Header http.Header
-	// AutoPong answers pings (empty text frames) at once and hides them.
+	// AutoPong answers pings (empty text frames) at once and hides them,
+	// once the client has sent its #handshake: as the official client,
+	// which sends #handshake first. Pings before that are hidden and not
+	// answered, since a pong before the handshake is a message before the
+	// handshake (close 4009) — a late test client would otherwise race the
+	// server's first ping.
 	AutoPong bool
 	// NoCloseReply stops the reader from answering the server's close
 	// frame.
@@ -101,7 +108,8 @@ type Client struct {
 	opts    Options
 	timeout time.Duration
 
-	wmu sync.Mutex
+	wmu        sync.Mutex
+	handshaken atomic.Bool // a #handshake was sent (AutoPong)
 
 	frames  chan Frame
 	done    chan struct{} // closed by Close
@@ -214,7 +222,7 @@ func DialErr(tb testing.TB, addr string, o *Options) (*Client, error) {
 func (c *Client) readLoop(r *bufio.Reader) {
 	defer close(c.exited)
 	for {
-		f, err := ws.ReadFrame(r)
+		f, err := ReadFrame(r)
 		if err != nil {
 			c.readErr = err
 			return
@@ -247,7 +255,9 @@ func (c *Client) readLoop(r *bufio.Reader) {
 			}
 		case ws.OpText:
 			if c.opts.AutoPong && len(f.Payload) == 0 {
-				_ = c.writeFrame(ws.NewTextFrame(nil))
+				if c.handshaken.Load() {
+					_ = c.writeFrame(ws.NewTextFrame(nil))
+				}
 				continue
 			}
 		}
@@ -263,6 +273,9 @@ func (c *Client) readLoop(r *bufio.Reader) {
 func (c *Client) Conn() net.Conn { return c.conn }
 
 func (c *Client) writeFrame(f ws.Frame) error {
+	if f.Header.OpCode != ws.OpPing && bytes.Contains(f.Payload, []byte(`"#handshake"`)) {
+		c.handshaken.Store(true)
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_ = c.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
@@ -664,4 +677,25 @@ func (c *Client) Subscribe(channel string) {
 	if r.Error != nil || r.Data != nil {
 		c.fatalf("sctest: subscribe %q: %s", channel, r.Raw)
 	}
+}
+
+// MaxFrame is the largest payload ReadFrame accepts.
+const MaxFrame = 256 << 20
+
+// ReadFrame reads one WebSocket frame as ws.ReadFrame does (a masked
+// payload is left masked), but refuses a payload over MaxFrame instead of
+// allocating whatever the header declares.
+func ReadFrame(r io.Reader) (ws.Frame, error) {
+	h, err := ws.ReadHeader(r)
+	if err != nil {
+		return ws.Frame{}, err
+	}
+	if h.Length < 0 || h.Length > MaxFrame {
+		return ws.Frame{}, fmt.Errorf("sctest: frame of %d bytes is over MaxFrame", h.Length)
+	}
+	p := make([]byte, h.Length)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return ws.Frame{}, err
+	}
+	return ws.Frame{Header: h, Payload: p}, nil
 }

@@ -153,9 +153,7 @@ func Upgrade(w http.ResponseWriter, r *http.Request, o UpgradeOptions) (*Conn, e
 	if offered := r.Header.Values("Sec-WebSocket-Protocol"); len(offered) > 0 {
 		var list []string
 		for _, v := range offered {
-			for _, p := range splitComma(v) {
-				list = append(list, p)
-			}
+			list = append(list, splitComma(v)...)
 		}
 		if o.Protocol != nil {
 			chosen = o.Protocol(list)
@@ -517,7 +515,7 @@ func (c *Conn) finishFrame(frames [][]byte, n int64) error {
 	for _, f := range frames {
 		if n < int64(len(f)) {
 			if n > 0 {
-				_ = c.nc.SetWriteDeadline(time.Now().Add(max(c.wtimeout, 5*time.Second)))
+				_ = c.nc.SetWriteDeadline(time.Now().Add(c.closeTimeout()))
 				if _, err := c.nc.Write(f[n:]); err != nil {
 					return err
 				}
@@ -552,15 +550,20 @@ func (c *Conn) writeControl(op ws.OpCode, body []byte) error {
 	if c.closeSent.Load() {
 		return net.ErrClosed
 	}
-	return c.writeControlLocked(op, body)
+	return c.writeControlLocked(op, body, 5*time.Second)
 }
 
-func (c *Conn) writeControlLocked(op ws.OpCode, body []byte) error {
+// closeTimeout bounds the write of a close frame and of the end of a frame
+// cut by AbortWrites: the write timeout (a slow reader may have megabytes
+// to read before it), at least 5s.
+func (c *Conn) closeTimeout() time.Duration { return max(c.wtimeout, 5*time.Second) }
+
+func (c *Conn) writeControlLocked(op ws.OpCode, body []byte, timeout time.Duration) error {
 	var hdr [2 + 125]byte
 	hdr[0] = 0x80 | byte(op)
 	hdr[1] = byte(len(body))
 	n := copy(hdr[2:], body)
-	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
 	_, err := c.nc.Write(hdr[:2+n])
 	return err
 }
@@ -571,7 +574,7 @@ func (c *Conn) sendCloseOnce(body []byte) bool {
 	if c.closeSent.Swap(true) {
 		return false
 	}
-	_ = c.writeControlLocked(ws.OpClose, body)
+	_ = c.writeControlLocked(ws.OpClose, body, c.closeTimeout())
 	return true
 }
 
