@@ -16,6 +16,7 @@ import (
 	"github.com/gobwas/ws"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/internal/sctest"
 )
 
 // In-process subscribers for benchmarks: each one is a real server socket
@@ -97,7 +98,7 @@ func pipeSubscribe(tb testing.TB, srv *sc.Server, channel string, delivered *ato
 		go func() { _ = ws.WriteFrame(inW, ws.MaskFrame(ws.NewTextFrame([]byte(s)))) }()
 	}
 	recv := func() string {
-		f, err := ws.ReadFrame(br)
+		f, err := sctest.ReadFrame(br)
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -379,9 +379,7 @@ func TestBatching(t *testing.T) {
 			if !strings.HasPrefix(f, "[") {
 				t.Fatalf("unbatched frame %s", f)
 			}
-			for _, p := range strings.Split(strings.Trim(f, "[]"), "},{") {
-				got = append(got, p)
-			}
+			got = append(got, strings.Split(strings.Trim(f, "[]"), "},{")...)
 		}
 		if len(got) != 5 {
 			t.Fatalf("packets %q", got)

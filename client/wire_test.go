@@ -9,6 +9,7 @@ import (
 	"github.com/gobwas/ws"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/internal/sctest"
 )
 
 // fakeServer is a bare WebSocket server that a test drives frame by frame,
@@ -51,7 +52,7 @@ type fakeConn struct {
 
 func (fc *fakeConn) read() (ws.OpCode, string) {
 	fc.t.Helper()
-	fr, err := ws.ReadFrame(fc.nc)
+	fr, err := sctest.ReadFrame(fc.nc)
 	if err != nil {
 		fc.t.Fatalf("reading a client frame: %v", err)
 	}

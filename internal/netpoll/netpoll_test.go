@@ -55,16 +55,15 @@ func pairs(t testing.TB, n int) (servers, clients []*net.TCPConn) {
 
 // conn is a watched server connection whose handler collects the bytes.
 type conn struct {
-	d       Desc
-	nc      *net.TCPConn
-	mu      sync.Mutex
-	got     bytes.Buffer
-	active  atomic.Int32
-	runs    atomic.Int32
-	err     error
-	ended   chan struct{}
-	block   chan struct{} // when set, the handler waits on it first
-	onError func(c *conn)
+	d      Desc
+	nc     *net.TCPConn
+	mu     sync.Mutex
+	got    bytes.Buffer
+	active atomic.Int32
+	runs   atomic.Int32
+	err    error
+	ended  chan struct{}
+	block  chan struct{} // when set, the handler waits on it first
 }
 
 func watch(t testing.TB, nc *net.TCPConn, block chan struct{}) *conn {

@@ -24,7 +24,7 @@ func NewStream[T any](d *Demux[any], name string) Stream[T] {
 
 // Retype returns the view of the same stream with items of type U (for a
 // stream of an interface type whose items are all of one concrete type U).
-func Retype[U, T any](s Stream[T]) Stream[U] { return Stream[U]{d: s.d, name: s.name} }
+func Retype[U, T any](s Stream[T]) Stream[U] { return Stream[U](s) }
 
 // Name returns the stream's name.
 func (s Stream[T]) Name() string { return s.name }

@@ -200,7 +200,7 @@ func TestParseReusesBuffers(t *testing.T) {
 		t.Fatalf("reused buffers: %+v %v", ps, oks)
 	}
 	// Appends to what the caller passes.
-	ps, oks, _ = wire.Parse([]byte(`{"event":"c"}`), ps, oks)
+	ps, _, _ = wire.Parse([]byte(`{"event":"c"}`), ps, oks)
 	if len(ps) != 2 || ps[1].Event != "c" {
 		t.Fatalf("append: %+v", ps)
 	}

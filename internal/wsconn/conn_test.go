@@ -18,6 +18,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/socketcluster-go/socketcluster/internal/sctest"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 )
 
@@ -42,7 +43,7 @@ func newPipe(t *testing.T) *pipe {
 		defer close(done)
 		r := bufio.NewReader(b)
 		for {
-			f, err := ws.ReadFrame(r)
+			f, err := sctest.ReadFrame(r)
 			if err != nil {
 				close(p.frames)
 				return
@@ -376,7 +377,7 @@ func TestFrameParsesBack(t *testing.T) {
 		for _, bin := range []bool{false, true} {
 			payload := bytes.Repeat([]byte{'z'}, n)
 			fr := wsconn.Frame(bin, payload)
-			got, err := ws.ReadFrame(bytes.NewReader(fr))
+			got, err := sctest.ReadFrame(bytes.NewReader(fr))
 			if err != nil {
 				t.Fatalf("n=%d: %v", n, err)
 			}
@@ -510,7 +511,7 @@ func TestUpgradeOverHTTP(t *testing.T) {
 			if br != nil {
 				r = br
 			}
-			f, err := ws.ReadFrame(r)
+			f, err := sctest.ReadFrame(r)
 			if err != nil || string(f.Payload) != "echo:hi" {
 				t.Fatalf("%q %v", f.Payload, err)
 			}
@@ -540,7 +541,7 @@ func TestAbortWrites(t *testing.T) {
 		var fs []ws.Frame
 		r := bufio.NewReader(client)
 		for {
-			f, err := ws.ReadFrame(r)
+			f, err := sctest.ReadFrame(r)
 			if err != nil {
 				got <- fs
 				return

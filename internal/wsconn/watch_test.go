@@ -13,6 +13,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/socketcluster-go/socketcluster/internal/netpoll"
+	"github.com/socketcluster-go/socketcluster/internal/sctest"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 )
 
@@ -133,7 +134,7 @@ func (w *watched) end() error {
 func (w *watched) serverFrame() ws.Frame {
 	w.t.Helper()
 	_ = w.client.SetReadDeadline(time.Now().Add(10 * time.Second))
-	f, err := ws.ReadFrame(w.client)
+	f, err := sctest.ReadFrame(w.client)
 	if err != nil {
 		w.t.Fatal(err)
 	}
