@@ -181,6 +181,11 @@ func Select(pubs []Publication, top Position, q HistoryQuery) (HistoryResult, er
 		return res, nil
 	}
 	since := *q.Since
+	if since.Offset == 0 && since.Epoch == "" {
+		// Before anything: the position of a channel that had no history
+		// on a broker that gives such channels no epoch.
+		since.Epoch = top.Epoch
+	}
 	if since.Epoch == top.Epoch && since.Offset > top.Offset {
 		return HistoryResult{}, ErrFuturePosition
 	}

@@ -345,7 +345,12 @@ func (k *hkit) testConcurrent(t *testing.T) {
 	// Each publisher's own order is kept, every instance sees the same
 	// sequence.
 	next := make([]int, 3)
+	dup := map[string]bool{}
 	for _, b := range order {
+		if dup[b] {
+			t.Fatalf("%q delivered twice", b)
+		}
+		dup[b] = true
 		var p, i int
 		fmt.Sscanf(b, "p%d-%d", &p, &i)
 		if i != next[p] {
