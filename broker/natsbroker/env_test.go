@@ -3,8 +3,8 @@ package natsbroker_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
