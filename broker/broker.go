@@ -66,3 +66,20 @@ type Broker interface {
 	// after Close returns.
 	Close() error
 }
+
+// Message is one publish of a batch.
+type Message struct {
+	Channel string
+	Payload []byte
+}
+
+// BatchPublisher is implemented by brokers that can send several publishes
+// in one round trip (pipelining). The hub hands its queued publishes to
+// PublishBatch in order instead of calling Publish once per message.
+type BatchPublisher interface {
+	// PublishBatch publishes msgs in order, with the semantics of one
+	// Publish per message, and returns nil when the bus accepted them all,
+	// else one error (nil for a message accepted) per message. The
+	// payloads follow the same rules as Publish's.
+	PublishBatch(ctx context.Context, msgs []Message) []error
+}
