@@ -22,6 +22,11 @@
 //   - Delivery is at most once: what is published while the bus is down, or
 //     while an instance is disconnected from it, is lost for the remote
 //     instances (as in SocketCluster's own cluster).
+//   - The hub calls Publish (or BatchPublisher.PublishBatch) from one
+//     goroutine at a time, in publish order, with a context whose deadline
+//     is the server's Options.BrokerTimeout; a call that outlives it makes
+//     the publisher's answer a ClusterPublishError (delivered locally, not
+//     confirmed for the cluster). A broker should return when ctx is done.
 package broker
 
 import "context"
