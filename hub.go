@@ -27,7 +27,8 @@ import (
 // concurrent subscribe/unsubscribe never leave the broker out of step.
 //
 // Exactly once across instances: a publish is delivered to local
-// subscribers at once, then published to the broker in an envelope
+// subscribers at once, then published to the broker (through the outbox,
+// hub_publish.go) in an envelope
 // carrying this hub's instance id; envelopes coming back with our own id
 // are dropped. Envelope: 16-byte instance id, then the data's raw JSON.
 
@@ -37,6 +38,8 @@ type hub struct {
 	srv    *Server
 	broker broker.Broker
 	id     [envelopeIDLen]byte
+
+	out *outbox // broker publishes, in order (hub_publish.go)
 
 	mu       sync.RWMutex
 	channels map[string]*hubChannel
@@ -66,11 +69,9 @@ func (c *hubChannel) rebuild() {
 func newHub(srv *Server, b broker.Broker) *hub {
 	h := &hub{srv: srv, broker: b, channels: make(map[string]*hubChannel)}
 	_, _ = rand.Read(h.id[:])
+	h.out = newOutbox(b, srv.opts.BrokerTimeout, srv.opts.BrokerQueueLimit, func(n int) { srv.counters.brokerErrors.Add(int64(n)) })
 	return h
 }
-
-// brokerTimeout bounds broker calls made on behalf of a client.
-const brokerTimeout = 10 * time.Second
 
 // add registers a subscriber (a socket, or the exchange when s is nil) and
 // makes sure the broker is subscribed before returning.
@@ -136,7 +137,7 @@ func (h *hub) reconcile(c *hubChannel) error {
 			}
 			return nil
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), h.srv.opts.BrokerTimeout)
 		var err error
 		if want {
 			err = h.broker.Subscribe(ctx, []string{c.name})
@@ -176,17 +177,6 @@ func (h *hub) encode(channel string, data []byte) (*publication, error) {
 		return nil, err
 	}
 	return &publication{channel: channel, data: data, packet: buf[wsconn.MaxHeader:], frame: frame}, nil
-}
-
-// publish delivers locally, then through the broker.
-func (h *hub) publish(ctx context.Context, channel string, data []byte) error {
-	if err := h.deliverLocal(channel, data); err != nil {
-		return err
-	}
-	env := make([]byte, envelopeIDLen+len(data))
-	copy(env, h.id[:])
-	copy(env[envelopeIDLen:], data)
-	return h.broker.Publish(ctx, channel, env)
 }
 
 // deliverLocal queues a publish to the local subscribers of channel. The

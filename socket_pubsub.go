@@ -1,7 +1,6 @@
 package socketcluster
 
 import (
-	"context"
 	"errors"
 	"sort"
 	"strconv"
@@ -203,11 +202,21 @@ func (s *Socket) handlePublish(p *wire.Packet) {
 		}
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
-	err := s.server.hub.publish(ctx, channel, a.Data)
-	cancel()
+	// Local subscribers get it now; the answer waits for the broker, but
+	// this socket's next packets do not (the callback answers).
+	pk := *p
+	s.server.hub.publish(channel, a.Data, func(err error) { s.published(&pk, channel, err) })
+}
+
+// published answers a client's #publish once the broker has taken it (or
+// failed: a *ClusterPublishError is passed on as it is, the client then
+// sees a ClusterPublishError).
+func (s *Socket) published(p *wire.Packet, channel string, err error) {
 	if err != nil {
-		s.respondOrEmit(p, NewError("BrokerError", "Failed to publish to the "+channel+" channel - "+err.Error()))
+		if !errors.Is(err, ErrClusterPublish) {
+			err = NewError("BrokerError", "Failed to publish to the "+channel+" channel - "+err.Error())
+		}
+		s.respondOrEmit(p, err)
 		return
 	}
 	if p.HasCid {

@@ -128,7 +128,10 @@ type Broker struct {
 	seqStale atomic.Bool // seq has fills to retry
 }
 
-var _ broker.Broker = (*Broker)(nil)
+var (
+	_ broker.Broker         = (*Broker)(nil)
+	_ broker.BatchPublisher = (*Broker)(nil)
+)
 
 // New returns a Broker for the NATS server(s) at url, which are not
 // contacted before Start: "nats://host:4222", "tls://...", with optional
@@ -420,6 +423,35 @@ func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) er
 	}
 	if err := nc.Publish(subj, payload); err != nil {
 		return b.wrap("publish", err)
+	}
+	return nil
+}
+
+// PublishBatch implements broker.BatchPublisher, the way the server's hub
+// publishes: Publish for each message, in order, then one PING/PONG round
+// trip (Flush), so that it returns once the NATS server has processed them
+// all, or fails when it does not answer before ctx is done (a hung
+// server). A publish that fails stops the batch; it and the rest fail
+// with its error.
+func (b *Broker) PublishBatch(ctx context.Context, msgs []broker.Message) []error {
+	fail := func(i int, err error) []error {
+		errs := make([]error, len(msgs))
+		for j := i; j < len(msgs); j++ {
+			errs[j] = err
+		}
+		return errs
+	}
+	for i, m := range msgs {
+		if err := b.Publish(ctx, m.Channel, m.Payload); err != nil {
+			return fail(i, err)
+		}
+	}
+	nc, err := b.conn()
+	if err != nil {
+		return fail(0, err)
+	}
+	if err := b.flush(ctx, nc); err != nil {
+		return fail(0, b.wrap("publish", err))
 	}
 	return nil
 }

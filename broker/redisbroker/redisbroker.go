@@ -142,7 +142,10 @@ type Broker struct {
 	seqStale atomic.Bool // seq has fills to retry
 }
 
-var _ broker.Broker = (*Broker)(nil)
+var (
+	_ broker.Broker         = (*Broker)(nil)
+	_ broker.BatchPublisher = (*Broker)(nil)
+)
 
 // New returns a Broker for the Redis at url, which is not contacted before
 // Start. Accepted forms (those of rueidis.ParseURL):
@@ -381,35 +384,80 @@ func (b *Broker) poke() {
 // PUBLISH (or SPUBLISH). Concurrent publishes are pipelined on shared
 // connections by rueidis.
 func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) error {
+	c, err := b.publishClient()
+	if err != nil {
+		return err
+	}
+	return b.publishErr(c.Do(ctx, b.publishCmd(c, channel, payload)).Error())
+}
+
+// PublishBatch implements broker.BatchPublisher: the publishes are sent in
+// one pipeline (per node on a cluster), in order, and it returns once
+// Redis replied to all of them.
+func (b *Broker) PublishBatch(ctx context.Context, msgs []broker.Message) []error {
+	c, err := b.publishClient()
+	if err != nil {
+		return fillErr(len(msgs), err)
+	}
+	cmds := make(rueidis.Commands, len(msgs))
+	for i, m := range msgs {
+		cmds[i] = b.publishCmd(c, m.Channel, m.Payload)
+	}
+	var errs []error
+	for i, r := range c.DoMulti(ctx, cmds...) {
+		if err := b.publishErr(r.Error()); err != nil {
+			if errs == nil {
+				errs = make([]error, len(msgs))
+			}
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+func fillErr(n int, err error) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}
+
+func (b *Broker) publishClient() (rueidis.Client, error) {
 	if b.state.Load() == stateClosed {
-		return broker.ErrClosed
+		return nil, broker.ErrClosed
 	}
 	cp := b.client.Load()
 	if cp == nil {
-		return errors.New("redisbroker: Publish before Start")
+		return nil, errors.New("redisbroker: Publish before Start")
 	}
-	c := *cp
+	return *cp, nil
+}
+
+func (b *Broker) publishCmd(c rueidis.Client, channel string, payload []byte) rueidis.Completed {
 	name := b.opts.Prefix + channel
-	var cmd rueidis.Completed
 	switch {
 	case b.keyedPublish:
 		// Classic PUBLISH on a cluster: any node accepts it and broadcasts
 		// it, and rueidis would pick a node at random. Sending all the
 		// publishes of a channel through one node (the owner of the
 		// channel's slot) keeps their order.
-		cmd = c.B().Arbitrary("PUBLISH").Keys(name).Args(rueidis.BinaryString(payload)).Build()
+		return c.B().Arbitrary("PUBLISH").Keys(name).Args(rueidis.BinaryString(payload)).Build()
 	case b.opts.Sharded:
-		cmd = c.B().Spublish().Channel(name).Message(rueidis.BinaryString(payload)).Build()
+		return c.B().Spublish().Channel(name).Message(rueidis.BinaryString(payload)).Build()
 	default:
-		cmd = c.B().Publish().Channel(name).Message(rueidis.BinaryString(payload)).Build()
+		return c.B().Publish().Channel(name).Message(rueidis.BinaryString(payload)).Build()
 	}
-	if err := c.Do(ctx, cmd).Error(); err != nil {
-		if b.state.Load() == stateClosed {
-			return broker.ErrClosed
-		}
-		return fmt.Errorf("redisbroker: publish on %s: %w", b.url, err)
+}
+
+func (b *Broker) publishErr(err error) error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	if b.state.Load() == stateClosed {
+		return broker.ErrClosed
+	}
+	return fmt.Errorf("redisbroker: publish on %s: %w", b.url, err)
 }
 
 // Close implements broker.Broker. It closes every connection and waits for

@@ -61,6 +61,7 @@ type config struct {
 	AllowClientPublish bool
 	MaxPayload         int64
 	OutboundQueueLimit int
+	BrokerTimeout      time.Duration
 	DrainTimeout       time.Duration
 	ClientJS           string
 	LogLevel           string
@@ -135,6 +136,14 @@ var specs = []spec{
 		return nil
 	}, strconv.Itoa(100 << 20)},
 	{"outbound-queue-limit", "SC_OUTBOUND_QUEUE_LIMIT", "bytes queued per socket before it is dropped as a slow consumer", intSetter(func(c *config) *int { return &c.OutboundQueueLimit }), strconv.Itoa(64 << 20)},
+	{"broker-timeout", "SC_BROKER_TIMEOUT", "deadline of each broker call; a publish the broker has not confirmed by then is answered with ClusterPublishError (delivered on this instance only)", func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as 5s")
+		}
+		c.BrokerTimeout = d
+		return nil
+	}, "5s"},
 	{"drain-timeout", "SC_DRAIN_TIMEOUT", "how long a shutdown waits for clients", durationSetter(func(c *config) *time.Duration { return &c.DrainTimeout }), "10s"},
 	{"client-js", "SC_CLIENT_JS", "path of socketcluster-client.min.js for the demo page", strSetter(func(c *config) *string { return &c.ClientJS }), ""},
 	{"log-level", "SC_LOG_LEVEL", "debug, info, warn or error", strSetter(func(c *config) *string { return &c.LogLevel }), "info"},
@@ -223,6 +232,7 @@ func (c *config) options(logger *slog.Logger) (sc.Options, error) {
 		DisableClientPublish: !c.AllowClientPublish,
 		MaxPayload:           c.MaxPayload,
 		OutboundQueueLimit:   c.OutboundQueueLimit,
+		BrokerTimeout:        c.BrokerTimeout,
 		Logger:               logger,
 	}
 	if c.AuthKey != "" {
