@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+
+	sc "github.com/socketcluster-go/socketcluster"
 )
 
 //go:embed demo.html
@@ -54,4 +56,9 @@ func demoHandler(clientJS, path string) http.Handler {
 		_ = demoTmpl.Execute(w, map[string]string{"Script": scriptURL, "Path": path})
 	})
 	return mux
+}
+
+// installDemo serves what the demo page uses: an echo procedure.
+func installDemo(srv *sc.Server) {
+	srv.HandleProcedure("echo", func(r *sc.Request) { _ = r.End(r.Data) })
 }
