@@ -15,12 +15,14 @@ import (
 func (a *app) routes() {
 	a.reg.MustRegister(prommetrics.NewCollector(a.srv, "socketcluster"),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.mux.Handle(a.cfg.Path, a.srv)
+	a.mux.Handle(a.cfg.Path, a.wsHandler())
 	a.mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	a.mux.HandleFunc("/readyz", a.readyz)
 	a.internal.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
-	a.mux.Handle("/", demoHandler(a.cfg.ClientJS, a.cfg.Path))
-	installDemo(a.srv)
+	if a.cfg.Demo {
+		a.mux.Handle("/", demoHandler(a.cfg.ClientJS, a.cfg.Path))
+		installDemo(a.srv)
+	}
 }
 
 // readyz is 200 when the server takes clients: not draining, broker ready.
