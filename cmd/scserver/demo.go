@@ -44,7 +44,7 @@ func demoHandler(clientJSFile, path string) http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = demoTmpl.Execute(w, map[string]string{"Script": "/socketcluster-client.min.js", "Path": path})
+		_ = demoTmpl.Execute(w, map[string]string{"Path": path})
 	})
 	return mux
 }
