@@ -121,6 +121,13 @@ func (a *app) serve(ctx context.Context) int {
 	served := make(chan error, len(listeners))
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
+	if a.certs != nil {
+		// Caught before the process says it listens.
+		hup := notifyHUP()
+		defer signal.Stop(hup)
+		wg.Add(1)
+		go func() { defer wg.Done(); a.certs.watch(ctx, hup) }()
+	}
 	for i, ln := range listeners {
 		l, err := net.Listen("tcp", ln.addr)
 		if err != nil {
@@ -132,6 +139,9 @@ func (a *app) serve(ctx context.Context) int {
 			return exitRuntime
 		}
 		hs := a.srv.HTTPServer(ln.h) // header cap (431), header timeout, refusals counted
+		// net/http's own lines (TLS handshake errors from scanners…) are
+		// per connection: debug level.
+		hs.ErrorLog = slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug)
 		tlsOn := i == 0 && a.certs != nil
 		if tlsOn {
 			hs.TLSConfig = a.certs.tlsConfig()
@@ -156,10 +166,6 @@ func (a *app) serve(ctx context.Context) int {
 				served <- err
 			}
 		}()
-	}
-	if a.certs != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); a.certs.watch(ctx) }()
 	}
 	a.logEvents(ctx, &wg)
 

@@ -105,11 +105,16 @@ func (r *certReloader) reload(force bool) {
 	r.logger.Info("scserver: TLS certificate reloaded", "cert", r.certFile)
 }
 
-// watch reloads on SIGHUP and on file changes until ctx is done.
-func (r *certReloader) watch(ctx context.Context) {
+// notifyHUP starts catching SIGHUP (which would end the process
+// otherwise); stop it with signal.Stop.
+func notifyHUP() chan os.Signal {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	return hup
+}
+
+// watch reloads on hup (SIGHUP) and on file changes until ctx is done.
+func (r *certReloader) watch(ctx context.Context, hup <-chan os.Signal) {
 	t := time.NewTicker(certPollInterval)
 	defer t.Stop()
 	for {
