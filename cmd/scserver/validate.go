@@ -71,7 +71,7 @@ func (c *config) validate() error {
 	add(checkAddr("addr", c.Addr))
 	if c.MetricsAddr != "" {
 		add(checkAddr("metrics-addr", c.MetricsAddr))
-		if c.MetricsAddr == c.Addr {
+		if c.MetricsAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
 			add(flagsError([]string{"metrics-addr", "addr"}, "the same address %q; leave -metrics-addr empty to serve /metrics on -addr", c.Addr))
 		}
 	}
