@@ -59,6 +59,7 @@ type config struct {
 	AckTimeout         time.Duration
 	ChannelLimit       int
 	AllowClientPublish bool
+	ProtocolVersion    int
 	MaxPayload         int64
 	OutboundQueueLimit int
 	DrainTimeout       time.Duration
@@ -126,6 +127,14 @@ var specs = []spec{
 		c.AllowClientPublish = b
 		return nil
 	}, "true"},
+	{"protocol-version", "SC_PROTOCOL_VERSION", "ping protocol version: 2, or 1 for socketcluster-client 14 apps", func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || (n != 1 && n != 2) {
+			return fmt.Errorf("want 1 or 2 (1 for socketcluster-client 14)")
+		}
+		c.ProtocolVersion = n
+		return nil
+	}, "2"},
 	{"max-payload", "SC_MAX_PAYLOAD", "largest inbound message in bytes", func(c *config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
@@ -221,6 +230,7 @@ func (c *config) options(logger *slog.Logger) (sc.Options, error) {
 		AckTimeout:           c.AckTimeout,
 		SocketChannelLimit:   c.ChannelLimit,
 		DisableClientPublish: !c.AllowClientPublish,
+		ProtocolVersion:      c.ProtocolVersion,
 		MaxPayload:           c.MaxPayload,
 		OutboundQueueLimit:   c.OutboundQueueLimit,
 		Logger:               logger,
