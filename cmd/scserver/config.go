@@ -36,6 +36,7 @@ type config struct {
 	MaxPayload         int64
 	OutboundQueueLimit int
 	BrokerTimeout      time.Duration
+	ProtocolVersion    int
 	DrainTimeout       time.Duration
 	DrainDelay         time.Duration
 	ClientJS           string
@@ -140,6 +141,14 @@ var specs = []spec{
 	{"ack-timeout", "SC_ACK_TIMEOUT", "deadline for server→client invokes", durationSetter(func(c *config) *time.Duration { return &c.AckTimeout }), "10s"},
 	{"channel-limit", "SC_CHANNEL_LIMIT", "channels per socket (0: no limit)", intSetter(func(c *config) *int { return &c.ChannelLimit }), "0"},
 	{"allow-client-publish", "SC_ALLOW_CLIENT_PUBLISH", "allow clients to publish", boolSetter(func(c *config) *bool { return &c.AllowClientPublish }), "true"},
+	{"protocol-version", "SC_PROTOCOL_VERSION", "ping protocol version: 2, or 1 for socketcluster-client 14 apps", func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || (n != 1 && n != 2) {
+			return fmt.Errorf("want 1 or 2 (1 for socketcluster-client 14)")
+		}
+		c.ProtocolVersion = n
+		return nil
+	}, "2"},
 	{"max-payload", "SC_MAX_PAYLOAD", "largest inbound message in bytes", func(c *config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
@@ -279,6 +288,7 @@ func (c *config) options(logger *slog.Logger) (sc.Options, error) {
 		MaxPayload:               c.MaxPayload,
 		OutboundQueueLimit:       c.OutboundQueueLimit,
 		BrokerTimeout:            c.BrokerTimeout,
+		ProtocolVersion:          c.ProtocolVersion,
 		MaxHeaderBytes:           c.MaxHeaderBytes,
 		MaxConnections:           c.MaxConnections,
 		MaxConnectionsPerAddress: c.MaxConnectionsPerAddress,
