@@ -41,6 +41,9 @@ type hub struct {
 
 	out *outbox // broker publishes, in order (hub_publish.go)
 
+	hist           *historyState   // nil without Options.History (hub_history.go)
+	noHistCounters historyCounters // outages counted when hist is nil
+
 	mu       sync.RWMutex
 	channels map[string]*hubChannel
 }
@@ -239,6 +242,7 @@ func (h *hub) Channels() []string {
 func (h *hub) Status(err error) {
 	if err != nil {
 		h.srv.counters.brokerErrors.Add(1)
+		h.outage(err)
 		h.srv.emitWarning(NewError("BrokerError", "Broker connection problem - "+err.Error()))
 		h.srv.opts.Logger.Warn("socketcluster: broker unavailable", "error", err.Error())
 		return
@@ -253,6 +257,9 @@ func (srv *Server) startPubSub() error {
 	}
 	srv.hub = newHub(srv, b)
 	srv.exchange = newExchange(srv)
+	if err := srv.hub.initHistory(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := b.Start(ctx, srv.hub); err != nil {

@@ -278,6 +278,15 @@ type outResult struct {
 // goroutine; it must not block. Publishes made one after the other (by one
 // goroutine) reach the subscribers here and the broker in that order.
 func (h *hub) publish(channel string, data []byte, done func(error)) {
+	if h.hist != nil {
+		if _, ok := h.historyOf(channel); ok {
+			if done == nil {
+				done = h.warnClusterPublish
+			}
+			h.publishHistory(channel, data, done) // hub_history.go
+			return
+		}
+	}
 	if err := h.deliverLocal(channel, data); err != nil {
 		if done != nil {
 			done(err)

@@ -84,6 +84,10 @@ type Options struct {
 	// at once with a *ClusterPublishError (ErrBrokerQueueFull). Default
 	// 10 000.
 	BrokerQueueLimit int
+	// History makes the channels matching its rules keep a history, with
+	// positions, recovery and acknowledged publishes never lost (see
+	// ChannelHistory and docs/recovery.md). Default none.
+	History []ChannelHistory
 
 	// MiddlewareTimeout bounds each middleware decision; an inbound or
 	// handshake action not decided in time is blocked with a
@@ -283,6 +287,9 @@ func (o Options) Validate() error {
 	}
 	if d.BrokerQueueLimit < 0 {
 		errs = append(errs, errors.New("socketcluster: Options.BrokerQueueLimit is negative; leave it zero for the default (10 000)"))
+	}
+	if err := validateHistory(d.History); err != nil {
+		errs = append(errs, err)
 	}
 	if d.MaxHeaderBytes < 0 {
 		errs = append(errs, errors.New("socketcluster: Options.MaxHeaderBytes is negative; leave it zero for the default (16 KiB)"))

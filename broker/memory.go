@@ -16,6 +16,8 @@ var ErrClosed = errors.New("broker: closed")
 type Bus struct {
 	mu   sync.RWMutex
 	subs map[string]map[*Memory]struct{} // channel → brokers subscribed
+
+	hist busHistory // channel histories (memory_history.go)
 }
 
 // NewBus returns an empty bus.
