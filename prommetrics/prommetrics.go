@@ -19,6 +19,14 @@ type Collector struct {
 	clients, pending, channels, ready                             *prometheus.Desc
 	connections, disconnections, publishes, deliveries, slow, brk *prometheus.Desc
 	httpRefusals, refusedUpgrades, rateLimited                    *prometheus.Desc
+
+	history []historyMetric // Server.HistoryStats
+}
+
+// historyMetric is one counter of Server.HistoryStats.
+type historyMetric struct {
+	desc *prometheus.Desc
+	get  func(sc.HistoryStats) int64
 }
 
 // NewCollector returns a collector of srv's metrics under namespace.
@@ -42,6 +50,14 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 		refusedUpgrades: prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "refused_upgrades_total"),
 			"WebSocket upgrades refused by a connection limit (connections, connections_per_address, handshake_rate).", []string{"limit"}, nil),
 		rateLimited: d("rate_limited_sockets_total", "Sockets closed for going over the inbound rate limit (close code 4101)."),
+		history: []historyMetric{
+			{d("history_publishes_total", "Publishes on history channels stored by the broker and acknowledged."), func(h sc.HistoryStats) int64 { return h.Publishes }},
+			{d("history_publish_failures_total", "Publishes on history channels the broker did not confirm (answered with an error)."), func(h sc.HistoryStats) int64 { return h.PublishFailures }},
+			{d("history_recoveries_total", "Client recoveries that delivered every missed publication."), func(h sc.HistoryStats) int64 { return h.Recoveries }},
+			{d("history_recovery_failures_total", "Client recoveries refused: position older than the history or of another epoch."), func(h sc.HistoryStats) int64 { return h.RecoveryFailures }},
+			{d("history_lost_total", "Times publications of a history channel were missed by this instance and no longer in the history."), func(h sc.HistoryStats) int64 { return h.Lost }},
+			{d("broker_outages_total", "Broker connection losses (channels without history lose what other instances publish meanwhile)."), func(h sc.HistoryStats) int64 { return h.BrokerOutages }},
+		},
 	}
 }
 
@@ -49,6 +65,9 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited} {
 		ch <- d
+	}
+	for _, m := range c.history {
+		ch <- m.desc
 	}
 }
 
@@ -81,4 +100,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.refusedUpgrades, prometheus.CounterValue, float64(l.v), l.name)
 	}
 	k(c.rateLimited, s.RateLimitedSockets)
+	hs := c.srv.HistoryStats()
+	for _, m := range c.history {
+		k(m.desc, m.get(hs))
+	}
 }
