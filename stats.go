@@ -1,6 +1,10 @@
 package socketcluster
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+)
 
 // Stats is a snapshot of the server's counters, for metrics exporters.
 type Stats struct {
@@ -15,6 +19,13 @@ type Stats struct {
 	BrokerErrors   int64 // failed broker operations and outage reports
 	HTTPRefusals   int64 // HTTP connections dropped before a complete request (see HTTPServer)
 	Ready          bool  // broker ready and not closing
+
+	// permessage-deflate (Options.PerMessageDeflate): messages compressed
+	// (a publish counts once, however many subscribers receive it), and
+	// their bytes before and after compression.
+	Compressions        int64
+	CompressionInBytes  int64
+	CompressionOutBytes int64
 }
 
 type counters struct {
@@ -31,6 +42,10 @@ func (srv *Server) Stats() Stats {
 	srv.hub.mu.RLock()
 	channels := len(srv.hub.channels)
 	srv.hub.mu.RUnlock()
+	var z wsconn.CompressorStats
+	if srv.compressor != nil {
+		z = srv.compressor.Stats()
+	}
 	return Stats{
 		Clients:        srv.ClientsCount(),
 		PendingClients: srv.PendingClientsCount(),
@@ -43,5 +58,9 @@ func (srv *Server) Stats() Stats {
 		BrokerErrors:   srv.counters.brokerErrors.Load(),
 		HTTPRefusals:   srv.counters.httpRefusals.Load(),
 		Ready:          srv.ready.Load() && !srv.closing.Load(),
+
+		Compressions:        z.Frames,
+		CompressionInBytes:  z.InBytes,
+		CompressionOutBytes: z.OutBytes,
 	}
 }

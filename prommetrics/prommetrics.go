@@ -19,6 +19,7 @@ type Collector struct {
 	clients, pending, channels, ready                             *prometheus.Desc
 	connections, disconnections, publishes, deliveries, slow, brk *prometheus.Desc
 	httpRefusals                                                  *prometheus.Desc
+	compressions, compressionIn, compressionOut                   *prometheus.Desc
 }
 
 // NewCollector returns a collector of srv's metrics under namespace.
@@ -39,12 +40,15 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 		slow:           d("slow_consumers_total", "Sockets disconnected because their outbound queue was full."),
 		brk:            d("broker_errors_total", "Failed broker operations and broker outages."),
 		httpRefusals:   d("http_refusals_total", "HTTP connections dropped before a complete request (header too large, too slow, malformed)."),
+		compressions:   d("compressions_total", "Messages compressed with permessage-deflate (a publish counts once for all its subscribers)."),
+		compressionIn:  d("compression_in_bytes_total", "Size of the messages compressed with permessage-deflate."),
+		compressionOut: d("compression_out_bytes_total", "Size of those messages once compressed."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals} {
+	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.compressions, c.compressionIn, c.compressionOut} {
 		ch <- d
 	}
 }
@@ -71,4 +75,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	k(c.slow, s.SlowConsumers)
 	k(c.brk, s.BrokerErrors)
 	k(c.httpRefusals, s.HTTPRefusals)
+	k(c.compressions, s.Compressions)
+	k(c.compressionIn, s.CompressionInBytes)
+	k(c.compressionOut, s.CompressionOutBytes)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gobwas/httphead"
 )
@@ -151,6 +152,20 @@ type Compressor struct {
 	level     int
 	threshold int
 	writers   sync.Pool // of *deflater
+
+	frames, in, out atomic.Int64 // CompressorStats
+}
+
+// CompressorStats counts the frames a Compressor made.
+type CompressorStats struct {
+	Frames   int64 // compressed frames made
+	InBytes  int64 // their messages' size
+	OutBytes int64 // their compressed payloads' size
+}
+
+// Stats returns the compressor's counters.
+func (z *Compressor) Stats() CompressorStats {
+	return CompressorStats{Frames: z.frames.Load(), InBytes: z.in.Load(), OutBytes: z.out.Load()}
 }
 
 // deflater is a pooled flate writer with its output buffer.
@@ -207,6 +222,9 @@ func (z *Compressor) Frame(binaryFrame bool, payload []byte) []byte {
 		start := PutHeader(frame, binaryFrame, len(body))
 		frame[start] |= rsv1
 		frame = frame[start:]
+		z.frames.Add(1)
+		z.in.Add(int64(len(payload)))
+		z.out.Add(int64(len(body)))
 	}
 	if cap(d.out) > maxPooledOut {
 		d.out = nil
