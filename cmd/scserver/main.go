@@ -61,6 +61,9 @@ type config struct {
 	AllowClientPublish bool
 	MaxPayload         int64
 	OutboundQueueLimit int
+	PerMessageDeflate  bool
+	DeflateThreshold   int
+	DeflateLevel       int
 	DrainTimeout       time.Duration
 	ClientJS           string
 	LogLevel           string
@@ -71,6 +74,19 @@ type spec struct {
 	set             func(c *config, v string) error
 	def             string
 }
+
+// boolFlag is the string value of a true-or-false flag: given alone
+// (-per-message-deflate), it means true, as with Go's boolean flags.
+type boolFlag struct{ v *string }
+
+func (b boolFlag) String() string {
+	if b.v == nil {
+		return ""
+	}
+	return *b.v
+}
+func (b boolFlag) Set(v string) error { *b.v = v; return nil }
+func (b boolFlag) IsBoolFlag() bool   { return true }
 
 func durationSetter(f func(c *config) *time.Duration) func(*config, string) error {
 	return func(c *config, v string) error {
@@ -99,6 +115,17 @@ func intSetter(f func(c *config) *int) func(*config, string) error {
 	}
 }
 
+func boolSetter(f func(c *config) *bool) func(*config, string) error {
+	return func(c *config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false")
+		}
+		*f(c) = b
+		return nil
+	}
+}
+
 func strSetter(f func(c *config) *string) func(*config, string) error {
 	return func(c *config, v string) error { *f(c) = v; return nil }
 }
@@ -118,14 +145,7 @@ var specs = []spec{
 	{"handshake-timeout", "SC_HANDSHAKE_TIMEOUT", "deadline for #handshake", durationSetter(func(c *config) *time.Duration { return &c.HandshakeTimeout }), "10s"},
 	{"ack-timeout", "SC_ACK_TIMEOUT", "deadline for server→client invokes", durationSetter(func(c *config) *time.Duration { return &c.AckTimeout }), "10s"},
 	{"channel-limit", "SC_CHANNEL_LIMIT", "channels per socket (0: no limit)", intSetter(func(c *config) *int { return &c.ChannelLimit }), "0"},
-	{"allow-client-publish", "SC_ALLOW_CLIENT_PUBLISH", "allow clients to publish", func(c *config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("want true or false")
-		}
-		c.AllowClientPublish = b
-		return nil
-	}, "true"},
+	{"allow-client-publish", "SC_ALLOW_CLIENT_PUBLISH", "allow clients to publish", boolSetter(func(c *config) *bool { return &c.AllowClientPublish }), "true"},
 	{"max-payload", "SC_MAX_PAYLOAD", "largest inbound message in bytes", func(c *config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
@@ -135,6 +155,9 @@ var specs = []spec{
 		return nil
 	}, strconv.Itoa(100 << 20)},
 	{"outbound-queue-limit", "SC_OUTBOUND_QUEUE_LIMIT", "bytes queued per socket before it is dropped as a slow consumer", intSetter(func(c *config) *int { return &c.OutboundQueueLimit }), strconv.Itoa(64 << 20)},
+	{"per-message-deflate", "SC_PER_MESSAGE_DEFLATE", "permessage-deflate compression with clients that offer it", boolSetter(func(c *config) *bool { return &c.PerMessageDeflate }), "false"},
+	{"deflate-threshold", "SC_DEFLATE_THRESHOLD", "with -per-message-deflate: messages under this many bytes are sent uncompressed (negative: try every message)", intSetter(func(c *config) *int { return &c.DeflateThreshold }), "1024"},
+	{"deflate-level", "SC_DEFLATE_LEVEL", "with -per-message-deflate: compression level, 1 (fastest) to 9", intSetter(func(c *config) *int { return &c.DeflateLevel }), "1"},
 	{"drain-timeout", "SC_DRAIN_TIMEOUT", "how long a shutdown waits for clients", durationSetter(func(c *config) *time.Duration { return &c.DrainTimeout }), "10s"},
 	{"client-js", "SC_CLIENT_JS", "path of socketcluster-client.min.js for the demo page", strSetter(func(c *config) *string { return &c.ClientJS }), ""},
 	{"log-level", "SC_LOG_LEVEL", "debug, info, warn or error", strSetter(func(c *config) *string { return &c.LogLevel }), "info"},
@@ -156,7 +179,12 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 	for _, s := range specs {
 		v := new(string)
 		flagVals[s.name] = v
-		fs.StringVar(v, s.name, "", fmt.Sprintf("%s [%s] (default %q)", s.help, s.env, s.def))
+		usage := fmt.Sprintf("%s [%s] (default %q)", s.help, s.env, s.def)
+		if s.def == "true" || s.def == "false" {
+			fs.Var(boolFlag{v}, s.name, usage)
+		} else {
+			fs.StringVar(v, s.name, "", usage)
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -227,6 +255,12 @@ func (c *config) options(logger *slog.Logger) (sc.Options, error) {
 	}
 	if c.AuthKey != "" {
 		o.AuthKey = []byte(c.AuthKey)
+	}
+	if c.PerMessageDeflate {
+		o.PerMessageDeflate = &sc.DeflateOptions{Threshold: c.DeflateThreshold, Level: c.DeflateLevel}
+		if c.DeflateThreshold == 0 {
+			o.PerMessageDeflate.Threshold = -1 // 0 bytes: every message
+		}
 	}
 	for _, kf := range []struct {
 		path string
