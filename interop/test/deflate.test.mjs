@@ -86,12 +86,20 @@ describe('permessage-deflate', () => {
     for (const s of streams) {
       assert.deepEqual(await s.count(messages.length, {timeout: 10000}), messages);
     }
-    // The server also sends a compressed publish of its own (serverPublish).
+    // The server also sends a compressed publish of its own (serverPublish),
+    // compressed once for its three compressed subscribers (the fixture's
+    // compressionStats is a Go extension; the other frames meanwhile are
+    // under the threshold).
+    const before = await publisher.socket.invoke('compressionStats');
     const big = chatty(800);
     assert.equal(await publisher.socket.invoke('serverPublish', {channel: 'deflate/room', data: big}), 'ok');
     for (const s of streams) {
       const got = await s.count(messages.length + 1, {timeout: 10000});
       assert.deepEqual(got[messages.length], big);
     }
+    const stats = await publisher.socket.invoke('compressionStats');
+    assert.equal(stats.compressions - before.compressions, 1, 'one compression for three subscribers');
+    const ratio = (stats.outBytes - before.outBytes) / (stats.inBytes - before.inBytes);
+    assert.ok(ratio < 0.25, `compressed to ${(ratio * 100).toFixed(1)}%`);
   });
 });
