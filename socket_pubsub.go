@@ -293,7 +293,11 @@ func (s *Socket) deliverPublish(p *publication) {
 		}
 	}
 	if !s.addToBatch(p.packet) {
-		s.enqueue(p.frame) // a closed socket's queue refuses it
+		frame := p.frame
+		if s.conn.Deflate() {
+			frame = p.deflatedFrame(s.server.compressor)
+		}
+		s.enqueue(frame) // a closed socket's queue refuses it
 	}
 }
 

@@ -1,6 +1,10 @@
 package socketcluster
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+)
 
 // Stats is a snapshot of the server's counters, for metrics exporters.
 type Stats struct {
@@ -23,6 +27,13 @@ type Stats struct {
 	// RateLimitedSockets counts sockets closed with CloseInboundRateLimit.
 	RateLimitedSockets int64
 	Ready              bool // broker ready and not closing
+
+	// permessage-deflate (Options.PerMessageDeflate): messages compressed
+	// (a publish counts once, however many subscribers receive it), and
+	// their bytes before and after compression.
+	Compressions        int64
+	CompressionInBytes  int64
+	CompressionOutBytes int64
 }
 
 type counters struct {
@@ -57,6 +68,10 @@ func (srv *Server) Stats() Stats {
 	srv.hub.mu.RLock()
 	channels := len(srv.hub.channels)
 	srv.hub.mu.RUnlock()
+	var z wsconn.CompressorStats
+	if srv.compressor != nil {
+		z = srv.compressor.Stats()
+	}
 	return Stats{
 		Clients:        srv.ClientsCount(),
 		PendingClients: srv.PendingClientsCount(),
@@ -74,5 +89,9 @@ func (srv *Server) Stats() Stats {
 		RefusedHandshakeRate: srv.counters.refusedHandshakeRate.Load(),
 		RateLimitedSockets:   srv.counters.rateLimited.Load(),
 		Ready:                srv.ready.Load() && !srv.closing.Load(),
+
+		Compressions:        z.Frames,
+		CompressionInBytes:  z.InBytes,
+		CompressionOutBytes: z.OutBytes,
 	}
 }
