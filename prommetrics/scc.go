@@ -80,6 +80,7 @@ func NewSCCBrokerCollector(b *sccbroker.Broker, namespace string) prometheus.Col
 		g("brokers", "scc-broker instances in the current list.", &s.Brokers),
 		g("workers", "scc-worker instances in the latest worker list.", &s.Workers),
 		g("channels", "Channels this worker needs from the cluster.", &s.Channels),
+		g("unconfirmed_channels", "Channels needed that no broker has confirmed (their remote messages are missed meanwhile).", &s.Unconfirmed),
 		{"joined", "1 once the worker joined the cluster.", false, func() float64 { return b2f(s.Joined) }},
 	})
 }

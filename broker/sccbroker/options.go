@@ -53,6 +53,9 @@ type Options struct {
 	// bound the connection to scc-state and its calls.
 	StateConnectTimeout time.Duration
 	StateAckTimeout     time.Duration
+	// StartTimeout bounds how long Start tries to reach scc-state before
+	// the server's start fails (default 10s).
+	StartTimeout time.Duration
 	// BrokerAckTimeout bounds a publish's acknowledgement by an scc-broker
 	// (default 10s); BrokerReconnect is the back-off of the broker
 	// connections (default: socketcluster-client's, 10s + up to 10s).
@@ -85,6 +88,9 @@ func (o *Options) setDefaults() {
 	if o.StateAckTimeout <= 0 {
 		o.StateAckTimeout = 2 * time.Second
 	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 10 * time.Second
+	}
 	if o.BrokerAckTimeout <= 0 {
 		o.BrokerAckTimeout = 10 * time.Second
 	}
@@ -106,7 +112,9 @@ func newUUID() string {
 //
 //	scc://state-host[:7777][?authKey=…&instanceId=…&instancePort=8000
 //	    &instanceIp=…&instanceIpFamily=IPv4&mappingEngine=simple
-//	    &clientPoolSize=2&pubSubBatchDuration=5ms&retryDelay=2s]
+//	    &clientPoolSize=2&pubSubBatchDuration=5ms&retryDelay=2s
+//	    &startTimeout=10s&stateConnectTimeout=3s&stateAckTimeout=2s
+//	    &brokerAckTimeout=10s]
 //
 // and returns the scc-state WebSocket URL and the options. Durations are
 // Go durations or bare milliseconds, as in scc-broker-client.
@@ -163,7 +171,7 @@ func ParseURL(spec string) (stateURL string, o Options, err error) {
 	}
 	known := map[string]bool{"authKey": true, "instanceId": true, "instanceIp": true, "instanceIpFamily": true,
 		"instancePort": true, "mappingEngine": true, "clientPoolSize": true, "pubSubBatchDuration": true,
-		"retryDelay": true, "stateConnectTimeout": true, "stateAckTimeout": true, "brokerAckTimeout": true}
+		"retryDelay": true, "startTimeout": true, "stateConnectTimeout": true, "stateAckTimeout": true, "brokerAckTimeout": true}
 	for k := range q {
 		if !known[k] {
 			return "", o, fmt.Errorf("broker %q: unknown parameter %q", spec, k)
@@ -177,7 +185,7 @@ func ParseURL(spec string) (stateURL string, o Options, err error) {
 	for _, e := range []error{
 		num("instancePort", &o.InstancePort), num("clientPoolSize", &o.ClientPoolSize),
 		dur("pubSubBatchDuration", &o.PubSubBatchDuration), dur("retryDelay", &o.RetryDelay),
-		dur("stateConnectTimeout", &o.StateConnectTimeout), dur("stateAckTimeout", &o.StateAckTimeout),
+		dur("startTimeout", &o.StartTimeout), dur("stateConnectTimeout", &o.StateConnectTimeout), dur("stateAckTimeout", &o.StateAckTimeout),
 		dur("brokerAckTimeout", &o.BrokerAckTimeout),
 	} {
 		if e != nil {

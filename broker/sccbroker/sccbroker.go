@@ -2,10 +2,12 @@ package sccbroker
 
 import (
 	"context"
+
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gobwas/ws"
 	"net/url"
 	"strconv"
 	"sync"
@@ -41,11 +43,15 @@ type Stats struct {
 	Brokers  int // scc-broker instances in the current list
 	Workers  int // scc-worker instances in the latest worker list
 	Channels int // channels this worker needs
-	Joined   bool
+	// Unconfirmed counts the channels needed that no broker has confirmed
+	// yet (no broker known, broker down, subscription under way): their
+	// messages from other instances are missed meanwhile.
+	Unconfirmed int
+	Joined      bool
 }
 
 type counters struct {
-	published, publishFailures, noBroker, received, echoDropped, badPackets atomic.Uint64
+	published, publishFailures, noBroker, received, echoDropped, badPackets  atomic.Uint64
 	badState, brokerUpdates, moved, joinFailures, stateLost, connectFailures atomic.Uint64
 }
 
@@ -123,7 +129,16 @@ func (b *Broker) InstanceID() string { return b.opts.InstanceID }
 func (b *Broker) Stats() Stats {
 	b.mu.Lock()
 	s := Stats{Brokers: len(b.uris), Workers: b.workers, Channels: len(b.wanted), Joined: b.joined}
+	wanted := make(map[string]*poolClient, len(b.wanted))
+	for ch, pc := range b.wanted {
+		wanted[ch] = pc
+	}
 	b.mu.Unlock()
+	for ch, pc := range wanted {
+		if pc == nil || !pc.c.IsSubscribed(ch, false) {
+			s.Unconfirmed++
+		}
+	}
 	c := &b.c
 	s.Published, s.PublishFailures, s.NoBroker = c.published.Load(), c.publishFailures.Load(), c.noBroker.Load()
 	s.Received, s.EchoDropped, s.BadPackets = c.received.Load(), c.echoDropped.Load(), c.badPackets.Load()
@@ -140,7 +155,8 @@ func (b *Broker) Brokers() []string {
 }
 
 // Start implements broker.Broker: it connects to scc-state, retrying
-// every RetryDelay until ctx ends, and returns once connected. A refusal
+// every RetryDelay for up to StartTimeout (and ctx), and returns once
+// connected. A refusal
 // by scc-state (a wrong authKey, a version it does not accept) fails at
 // once with the state server's error. Joining the cluster and the broker
 // connections follow in the background: scc-state refuses workers during
@@ -201,6 +217,8 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 			}
 		}()
 	}
+	deadline := time.NewTimer(b.opts.StartTimeout)
+	defer deadline.Stop()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, b.opts.StateConnectTimeout)
 		err = st.Connect(cctx)
@@ -208,10 +226,9 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 		if err == nil {
 			return nil
 		}
-		var scErr *sc.Error
-		if errors.As(err, &scErr) {
+		if refused(err) {
 			b.Close()
-			return fmt.Errorf("sccbroker: scc-state %s refused this worker: %w", b.stateURL, err)
+			return fmt.Errorf("sccbroker: scc-state %s refused this worker (check authKey and the versions it accepts): %w", b.stateURL, err)
 		}
 		b.c.connectFailures.Add(1)
 		b.log.warn("state-connect", "sccbroker: cannot reach scc-state; retrying", "url", b.stateURL, "error", err.Error())
@@ -219,9 +236,21 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 		case <-ctx.Done():
 			b.Close()
 			return fmt.Errorf("sccbroker: cannot reach scc-state %s: %w", b.stateURL, err)
+		case <-deadline.C:
+			b.Close()
+			return fmt.Errorf("sccbroker: cannot reach scc-state %s within %s: %w", b.stateURL, b.opts.StartTimeout, err)
 		case <-time.After(b.opts.RetryDelay):
 		}
 	}
+}
+
+// refused tells a refusal by the server (an error answer to the
+// handshake, or an HTTP error status to the upgrade: a wrong authKey)
+// from a failure to reach it.
+func refused(err error) bool {
+	var scErr *sc.Error
+	var status ws.StatusError
+	return errors.As(err, &scErr) || (errors.As(err, &status) && status >= 400 && status < 500)
 }
 
 // join sends sccWorkerJoinCluster until it succeeds, the state
