@@ -41,7 +41,9 @@ import (
 	"github.com/socketcluster-go/socketcluster/scc/relay"
 )
 
-func main() { os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)) }
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
+}
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("scc-broker", flag.ContinueOnError)
@@ -52,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	poolSize := fs.Int("pool-size", 0, "with -map: also print the pool connection index of each channel for this clientPoolSize")
 	type setting struct {
 		flag, env, def, help string
-		val               *string
+		val                  *string
 	}
 	settings := []*setting{
 		{"host", "SCC_BROKER_SERVER_HOST_BIND", "", "address to listen on (default all)", nil},

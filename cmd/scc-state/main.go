@@ -26,8 +26,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/socketcluster-go/socketcluster/prommetrics"
 	"github.com/socketcluster-go/socketcluster/internal/sccmd"
+	"github.com/socketcluster-go/socketcluster/prommetrics"
 	"github.com/socketcluster-go/socketcluster/scc/state"
 )
 
@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	type setting struct {
 		flag, env, def, help string
-		val               *string
+		val                  *string
 	}
 	settings := []*setting{
 		{"host", "SCC_STATE_SERVER_HOST_BIND", "", "address to listen on (default all)", nil},
