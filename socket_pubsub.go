@@ -111,12 +111,38 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 		b = append(append(append(b, `"data":`...), a.Data...), '}')
 		opts = b
 	}
+	if err := s.join(channel, opts); err != nil {
+		s.respondOrEmit(p, err)
+		return
+	}
+	s.sendResponse(p.Cid, nil, nil)
+	s.deliverAnswered("#subscribe", p)
+}
+
+// Subscribe subscribes the socket to channel from the server side: no
+// middleware runs and the client is not asked, but it receives the
+// channel's publishes from now on (a client library shows them only for
+// channels it subscribed to itself), and the subscription events fire as
+// for a #subscribe. Subscribing twice is not an error. It fails before the
+// handshake, beyond Options.SocketChannelLimit, or when the broker cannot
+// subscribe.
+func (s *Socket) Subscribe(channel string) error {
+	if s.State() != StateOpen {
+		return errInvalidAction("Cannot subscribe socket to a channel before it has completed the handshake")
+	}
+	if s.IsSubscribed(channel) {
+		return nil
+	}
+	return s.join(channel, Data("{}"))
+}
+
+// join adds the socket to channel and emits the subscription events.
+func (s *Socket) join(channel string, opts Data) error {
 	limit := s.server.opts.SocketChannelLimit
 	s.mu.Lock()
 	if limit > 0 && len(s.channels) >= limit {
 		s.mu.Unlock()
-		s.respondOrEmit(p, NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - InvalidActionError: Socket "+s.id+" tried to exceed the channel subscription limit of "+strconv.Itoa(limit)))
-		return
+		return NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - InvalidActionError: Socket "+s.id+" tried to exceed the channel subscription limit of "+strconv.Itoa(limit))
 	}
 	if s.channels == nil {
 		s.channels = make(map[string]struct{})
@@ -129,14 +155,12 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 			s.mu.Lock()
 			delete(s.channels, channel)
 			s.mu.Unlock()
-			s.respondOrEmit(p, NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error()))
-			return
+			return NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error())
 		}
 	}
 	s.emit(SubscribeEvent{Channel: channel, SubscriptionOptions: opts})
 	s.server.emit(SubscriptionEvent{Socket: s, Channel: channel, SubscriptionOptions: opts})
-	s.sendResponse(p.Cid, nil, nil)
-	s.deliverAnswered("#subscribe", p)
+	return nil
 }
 
 // leave removes the socket from channel; it reports whether it was in it.

@@ -54,7 +54,7 @@ func NewRedis(url string, o RedisOptions) (*Redis, error) {
 }
 
 func (r *Redis) presenceKey(channel string) string { return r.prefix + "presence:" + channel }
-func (r *Redis) instancesKey() string             { return r.prefix + "instances" }
+func (r *Redis) instancesKey() string              { return r.prefix + "instances" }
 
 // setExpiring writes field=v in the hash key and makes the hash live at
 // least until expires.
