@@ -95,3 +95,18 @@ func (srv *Server) Stats() Stats {
 		CompressionOutBytes: z.OutBytes,
 	}
 }
+
+// ChannelCounts returns, for every channel with a local socket subscribed,
+// the number of this instance's sockets subscribed to it (the server's own
+// Exchange subscriptions are not counted).
+func (srv *Server) ChannelCounts() map[string]int {
+	srv.hub.mu.RLock()
+	defer srv.hub.mu.RUnlock()
+	out := make(map[string]int, len(srv.hub.channels))
+	for name, c := range srv.hub.channels {
+		if n := len(c.sockets); n > 0 {
+			out[name] = n
+		}
+	}
+	return out
+}
