@@ -11,7 +11,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
 
-// Authentication (PROTOCOL.md §6): the token in #handshake, #authenticate,
+// Authentication (docs/protocol.md §6): the token in #handshake, #authenticate,
 // #removeAuthToken, SetAuthToken, Deauthenticate and mid-session expiry.
 
 // SetAuthTokenOptions are the options of SetAuthToken.
@@ -429,7 +429,7 @@ func (s *Socket) handleRemoveAuthToken(p *wire.Packet) {
 	s.deliverReceived("#removeAuthToken", p)
 }
 
-// checkTokenExpiry drops an expired token (PROTOCOL.md §6.6) and returns
+// checkTokenExpiry drops an expired token (docs/protocol.md §6.6) and returns
 // the AuthTokenExpiredError for the middleware action, or nil.
 func (s *Socket) checkTokenExpiry() error {
 	s.mu.Lock()

@@ -13,7 +13,7 @@ import (
 )
 
 // Options configures a Server. The zero value gives the reference server's
-// defaults (socketcluster-server 20.x, PROTOCOL.md §10); each field
+// defaults (socketcluster-server 20.x, docs/protocol.md §10); each field
 // documents its default. Options that are true by default in the reference
 // are expressed as their negation here (DisableClientPublish for
 // allowClientPublish…) so that the zero value stays the default.

@@ -187,7 +187,7 @@ func httpFail(w http.ResponseWriter, code int, body string) {
 }
 
 // ServeHTTP accepts WebSocket upgrades at Options.Path with the checks of
-// PROTOCOL.md §1.2, and passes plain HTTP requests to Options.HTTPHandler
+// docs/protocol.md §1.2, and passes plain HTTP requests to Options.HTTPHandler
 // (default: 501 Not Implemented).
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !isUpgrade(r) {
@@ -258,7 +258,7 @@ func blockMessage(err error) string {
 	return err.Error()
 }
 
-// checkOrigin applies the origins option (PROTOCOL.md §1.3).
+// checkOrigin applies the origins option (docs/protocol.md §1.3).
 func (srv *Server) checkOrigin(r *http.Request) (string, bool) {
 	allowed := srv.opts.Origins
 	if strings.Contains(allowed, "*:*") {

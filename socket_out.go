@@ -221,7 +221,7 @@ func (s *Socket) afterCloseSent() {
 // closeGrace is how long a socket waits for the peer's close frame.
 const closeGrace = 3 * time.Second
 
-// ---- Batching (PROTOCOL.md §2.4) ----
+// ---- Batching (docs/protocol.md §2.4) ----
 
 // StartBatching batches outbound packets, flushing them as one array frame
 // every BatchInterval until StopBatching or CancelBatching.
