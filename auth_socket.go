@@ -193,8 +193,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 	var clientAuthErr error // authError in the response
 	if hasToken {
 		if authErr == nil {
-			old := s.setToken(claims, signed)
-			_ = old
+			s.setToken(claims, signed) // the state-change events follow the connect event (§6.7)
 			if err := s.runAuthenticate(claims, signed); err != nil {
 				clientAuthErr = err
 				if isBadToken(err) {

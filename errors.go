@@ -267,9 +267,3 @@ func UnmarshalError(raw []byte) error {
 	return &ValueError{Value: Data(bytes.Clone(raw))}
 }
 
-// hydrateError is UnmarshalError, for an error that is not null.
-func hydrateError(raw []byte) error { return UnmarshalError(raw) }
-
-func appendJSONString(dst []byte, s string) []byte { return wire.AppendString(dst, s) }
-
-func fmtPanic(r any) string { return fmt.Sprint(r) }

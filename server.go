@@ -34,7 +34,6 @@ type Server struct {
 	v14        v14Set
 	hub        *hub
 	exchange   *Exchange
-	metrics    metrics
 	counters   counters
 	refusalLog burstLog  // HTTPServer's refusals
 	slowLog    burstLog  // slow consumers
@@ -53,10 +52,6 @@ type Server struct {
 	pendingCount atomic.Int64
 	closing      atomic.Bool // set under mu: accept sees it or Close sees the socket
 	ready        atomic.Bool
-}
-
-type metrics struct {
-	slowConsumers atomic.Int64
 }
 
 // New returns a server configured by opts (the zero Options gives the
@@ -146,7 +141,7 @@ func (srv *Server) PendingClients() map[string]*Socket {
 }
 
 // SlowConsumerCount counts sockets disconnected for a full outbound queue.
-func (srv *Server) SlowConsumerCount() int64 { return srv.metrics.slowConsumers.Load() }
+func (srv *Server) SlowConsumerCount() int64 { return srv.counters.slowConsumers.Load() }
 
 // GenerateID returns a new socket id.
 func (srv *Server) GenerateID() string { return newSocketID() }

@@ -310,7 +310,7 @@ func (s *Socket) resolveCall(p *wire.Packet) {
 	}
 	var r callResult
 	if p.Error != nil && string(p.Error) != "null" {
-		r.err = hydrateError(p.Error)
+		r.err = UnmarshalError(p.Error)
 	} else {
 		r.data = Data(p.Data)
 	}

@@ -129,7 +129,7 @@ func (s *Socket) enqueue(frame []byte) bool {
 // out, or closeGrace after the close frame.
 func (s *Socket) slowConsumer(queued int) {
 	s.conn.AbortWrites()
-	s.server.metrics.slowConsumers.Add(1)
+	s.server.counters.slowConsumers.Add(1)
 	ev := SlowConsumerEvent{Socket: s, QueuedBytes: queued}
 	s.emit(ev)
 	s.server.emit(ev)

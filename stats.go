@@ -22,6 +22,7 @@ type counters struct {
 	disconnections atomic.Int64
 	publishes      atomic.Int64
 	deliveries     atomic.Int64
+	slowConsumers  atomic.Int64
 	brokerErrors   atomic.Int64
 	httpRefusals   atomic.Int64
 }
@@ -39,7 +40,7 @@ func (srv *Server) Stats() Stats {
 		Disconnections: srv.counters.disconnections.Load(),
 		Publishes:      srv.counters.publishes.Load(),
 		Deliveries:     srv.counters.deliveries.Load(),
-		SlowConsumers:  srv.metrics.slowConsumers.Load(),
+		SlowConsumers:  srv.counters.slowConsumers.Load(),
 		BrokerErrors:   srv.counters.brokerErrors.Load(),
 		HTTPRefusals:   srv.counters.httpRefusals.Load(),
 		Ready:          srv.ready.Load() && !srv.closing.Load(),
