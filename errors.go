@@ -266,4 +266,3 @@ func UnmarshalError(raw []byte) error {
 	}
 	return &ValueError{Value: Data(bytes.Clone(raw))}
 }
-

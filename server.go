@@ -52,6 +52,7 @@ type Server struct {
 	pendingCount atomic.Int64
 	closing      atomic.Bool // set under mu: accept sees it or Close sees the socket
 	ready        atomic.Bool
+	brokerDown   atomic.Bool // the broker's last Status report was an error
 }
 
 // New returns a server configured by opts (the zero Options gives the
@@ -105,6 +106,12 @@ func (srv *Server) Exchange() *Exchange { return srv.exchange }
 
 // IsReady reports whether the server (its broker) is ready.
 func (srv *Server) IsReady() bool { return srv.ready.Load() }
+
+// BrokerConnected reports whether the broker is connected to its bus: true
+// once it started, false from an outage report until it reconnected (see
+// broker.Handler.Status). The in-process broker is always connected; the
+// server goes on serving its local sockets while this is false.
+func (srv *Server) BrokerConnected() bool { return srv.ready.Load() && !srv.brokerDown.Load() }
 
 // AckTimeout returns the timeout of server→client invokes.
 func (srv *Server) AckTimeout() time.Duration { return srv.opts.AckTimeout }
@@ -368,6 +375,7 @@ func (srv *Server) promote(s *Socket) bool {
 	srv.pendingCount.Add(-1)
 	srv.clients[s.id] = s
 	srv.clientsCount.Add(1)
+	srv.counters.handshakes.Add(1)
 	return true
 }
 

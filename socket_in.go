@@ -115,6 +115,7 @@ func (s *Socket) processInbound(isBinary bool, msg []byte, sc *inboundScratch) {
 		return
 	}
 	s.inboundReceived.Add(1)
+	s.server.counters.bytesIn.Add(int64(len(msg)))
 	defer s.inboundProcessed.Add(1)
 	if !isBinary && !utf8.Valid(msg) {
 		// As the reference's ws engine: a text frame must be UTF-8.

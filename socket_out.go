@@ -163,9 +163,15 @@ func (s *Socket) flush() {
 		s.outBytes = 0
 		s.outMu.Unlock()
 
-		n := len(q)
+		n, size := len(q), 0
+		for _, f := range q {
+			size += len(f)
+		}
 		err := s.conn.WriteFrames(q)
 		s.outboundSent.Add(int64(n))
+		if err == nil {
+			s.server.counters.bytesOut.Add(int64(size))
+		}
 		clear(q)
 		s.outMu.Lock()
 		s.outSpare = q[:0]

@@ -8,23 +8,30 @@ type Stats struct {
 	PendingClients int   // sockets still connecting
 	Channels       int   // channels with at least one local subscriber
 	Connections    int64 // WebSockets accepted since start
+	Handshakes     int64 // SocketCluster handshakes completed since start
 	Disconnections int64 // sockets closed since start
 	Publishes      int64 // messages published (client, server, and received from the broker)
 	Deliveries     int64 // publish frames queued to sockets
 	SlowConsumers  int64 // sockets disconnected for a full outbound queue
 	BrokerErrors   int64 // failed broker operations and outage reports
 	HTTPRefusals   int64 // HTTP connections dropped before a complete request (see HTTPServer)
+	BytesIn        int64 // payload bytes of the WebSocket messages received
+	BytesOut       int64 // bytes of the WebSocket frames written (headers included)
 	Ready          bool  // broker ready and not closing
+	BrokerUp       bool  // the broker is connected to its bus (BrokerConnected)
 }
 
 type counters struct {
 	connections    atomic.Int64
+	handshakes     atomic.Int64
 	disconnections atomic.Int64
 	publishes      atomic.Int64
 	deliveries     atomic.Int64
 	slowConsumers  atomic.Int64
 	brokerErrors   atomic.Int64
 	httpRefusals   atomic.Int64
+	bytesIn        atomic.Int64
+	bytesOut       atomic.Int64
 }
 
 // Stats returns a snapshot of the server's counters.
@@ -37,12 +44,16 @@ func (srv *Server) Stats() Stats {
 		PendingClients: srv.PendingClientsCount(),
 		Channels:       channels,
 		Connections:    srv.counters.connections.Load(),
+		Handshakes:     srv.counters.handshakes.Load(),
 		Disconnections: srv.counters.disconnections.Load(),
 		Publishes:      srv.counters.publishes.Load(),
 		Deliveries:     srv.counters.deliveries.Load(),
 		SlowConsumers:  srv.counters.slowConsumers.Load(),
 		BrokerErrors:   srv.counters.brokerErrors.Load(),
 		HTTPRefusals:   srv.counters.httpRefusals.Load(),
+		BytesIn:        srv.counters.bytesIn.Load(),
+		BytesOut:       srv.counters.bytesOut.Load(),
 		Ready:          srv.ready.Load() && !srv.closing.Load(),
+		BrokerUp:       srv.BrokerConnected(),
 	}
 }

@@ -31,8 +31,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	sc "github.com/socketcluster-go/socketcluster"
@@ -276,9 +274,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	var draining atomic.Bool
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(prommetrics.NewCollector(srv, "socketcluster"),
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := prommetrics.NewRegistry(srv, "socketcluster")
 	mux := http.NewServeMux()
 	mux.Handle(c.Path, srv)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
