@@ -312,10 +312,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	draining.Store(true)
 	dctx, cancel := context.WithTimeout(context.Background(), c.DrainTimeout)
 	defer cancel()
-	_ = hs.Shutdown(dctx)
+	// Sockets first: while they drain, the HTTP server still answers
+	// /readyz (503), /healthz and /metrics, and new upgrades get 503.
 	if err := srv.Close(dctx); err != nil {
 		logger.Warn("scserver: drain timed out; remaining sockets were cut", "error", err.Error())
 	}
+	_ = hs.Shutdown(dctx)
 	return 0
 }
 
