@@ -82,6 +82,7 @@ func (s *Socket) readReady() bool {
 // endReading closes the connection once reading has failed.
 func (s *Socket) endReading() {
 	_ = s.conn.Close()
+	s.server.releaseLease(s.lease)
 	s.server.release()
 }
 
@@ -117,6 +118,9 @@ func (s *Socket) processInbound(isBinary bool, msg []byte, sc *inboundScratch) {
 	s.inboundReceived.Add(1)
 	s.server.counters.bytesIn.Add(int64(len(msg)))
 	defer s.inboundProcessed.Add(1)
+	if s.rate != nil && !s.allowInbound(len(msg)) {
+		return
+	}
 	if !isBinary && !utf8.Valid(msg) {
 		// As the reference's ws engine: a text frame must be UTF-8.
 		s.emitError(NewError("RangeError", "Invalid WebSocket frame: invalid UTF-8 sequence"))

@@ -17,8 +17,16 @@ type Stats struct {
 	HTTPRefusals   int64 // HTTP connections dropped before a complete request (see HTTPServer)
 	BytesIn        int64 // payload bytes of the WebSocket messages received
 	BytesOut       int64 // bytes of the WebSocket frames written (headers included)
-	Ready          bool  // broker ready and not closing
-	BrokerUp       bool  // the broker is connected to its bus (BrokerConnected)
+
+	// Upgrades refused by a connection limit (limits.go): MaxConnections
+	// (503), MaxConnectionsPerAddress (429), MaxHandshakesPerSecond (503).
+	RefusedConnections   int64
+	RefusedPerAddress    int64
+	RefusedHandshakeRate int64
+	// RateLimitedSockets counts sockets closed with CloseInboundRateLimit.
+	RateLimitedSockets int64
+	Ready              bool // broker ready and not closing
+	BrokerUp           bool // the broker is connected to its bus (BrokerConnected)
 }
 
 type counters struct {
@@ -27,11 +35,29 @@ type counters struct {
 	disconnections atomic.Int64
 	publishes      atomic.Int64
 	deliveries     atomic.Int64
-	slowConsumers  atomic.Int64
 	brokerErrors   atomic.Int64
 	httpRefusals   atomic.Int64
+	slowConsumers  atomic.Int64
 	bytesIn        atomic.Int64
 	bytesOut       atomic.Int64
+
+	refusedConnections   atomic.Int64
+	refusedPerAddress    atomic.Int64
+	refusedHandshakeRate atomic.Int64
+	rateLimited          atomic.Int64
+}
+
+// refused returns the counter of upgrades refused by limit (a Limit…
+// constant).
+func (c *counters) refused(limit string) *atomic.Int64 {
+	switch limit {
+	case LimitConnections:
+		return &c.refusedConnections
+	case LimitConnectionsPerAddr:
+		return &c.refusedPerAddress
+	default:
+		return &c.refusedHandshakeRate
+	}
 }
 
 // Stats returns a snapshot of the server's counters.
@@ -53,7 +79,12 @@ func (srv *Server) Stats() Stats {
 		HTTPRefusals:   srv.counters.httpRefusals.Load(),
 		BytesIn:        srv.counters.bytesIn.Load(),
 		BytesOut:       srv.counters.bytesOut.Load(),
-		Ready:          srv.ready.Load() && !srv.closing.Load(),
-		BrokerUp:       srv.BrokerConnected(),
+
+		RefusedConnections:   srv.counters.refusedConnections.Load(),
+		RefusedPerAddress:    srv.counters.refusedPerAddress.Load(),
+		RefusedHandshakeRate: srv.counters.refusedHandshakeRate.Load(),
+		RateLimitedSockets:   srv.counters.rateLimited.Load(),
+		Ready:                srv.ready.Load() && !srv.closing.Load(),
+		BrokerUp:             srv.BrokerConnected(),
 	}
 }
