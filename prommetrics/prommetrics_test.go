@@ -1,47 +1,56 @@
 package prommetrics_test
 
 import (
-	"context"
 	"testing"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/prommetrics"
 )
 
-func TestHistoryMetrics(t *testing.T) {
-	srv, err := sc.New(sc.Options{History: []sc.ChannelHistory{{Patterns: []string{"h.*"}, Size: 10, TTL: time.Minute}}})
+// The registry serves the server's metrics next to the Go and process ones.
+func TestNewRegistryGathers(t *testing.T) {
+	srv, err := sc.New(sc.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close(context.Background())
-	for range 3 {
-		if err := srv.Exchange().InvokePublish(context.Background(), "h.x", "m"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(prommetrics.NewCollector(srv, "sc"))
-	mfs, err := reg.Gather()
+	t.Cleanup(func() { srv.Terminate() })
+	mfs, err := prommetrics.NewRegistry(srv, "socketcluster").Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]float64{}
 	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			if c := m.GetCounter(); c != nil {
-				got[mf.GetName()] = c.GetValue()
-			}
+		m := mf.GetMetric()[0]
+		switch {
+		case m.GetGauge() != nil:
+			got[mf.GetName()] = m.GetGauge().GetValue()
+		case m.GetCounter() != nil:
+			got[mf.GetName()] = m.GetCounter().GetValue()
+		default:
+			got[mf.GetName()] = -1
 		}
 	}
 	for name, want := range map[string]float64{
-		"sc_history_publishes_total": 3, "sc_history_publish_failures_total": 0, "sc_history_recoveries_total": 0,
-		"sc_history_recovery_failures_total": 0, "sc_history_lost_total": 0, "sc_broker_outages_total": 0,
+		"socketcluster_clients":              0,
+		"socketcluster_ready":                1,
+		"socketcluster_broker_connected":     1,
+		"socketcluster_handshakes_total":     0,
+		"socketcluster_received_bytes_total": 0,
+		"socketcluster_sent_bytes_total":     0,
+		"socketcluster_slow_consumers_total": 0,
+		"socketcluster_deliveries_total":     0,
+		"socketcluster_broker_errors_total":  0,
 	} {
-		if v, ok := got[name]; !ok || v != want {
-			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
+		v, ok := got[name]
+		if !ok {
+			t.Errorf("%s is not exported", name)
+		} else if v != want {
+			t.Errorf("%s = %v, want %v", name, v, want)
+		}
+	}
+	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("%s is not exported", name)
 		}
 	}
 }
