@@ -124,7 +124,7 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 	s.channels[channel] = struct{}{}
 	s.mu.Unlock()
 	if !already {
-		if err := s.server.hub.add(s, channel); err != nil {
+		if err := s.server.hub.addWait(s, channel); err != nil {
 			s.mu.Lock()
 			delete(s.channels, channel)
 			s.mu.Unlock()

@@ -28,9 +28,7 @@ type counters struct {
 
 // Stats returns a snapshot of the server's counters.
 func (srv *Server) Stats() Stats {
-	srv.hub.mu.RLock()
-	channels := len(srv.hub.channels)
-	srv.hub.mu.RUnlock()
+	channels := srv.hub.channelCount()
 	return Stats{
 		Clients:        srv.ClientsCount(),
 		PendingClients: srv.PendingClientsCount(),
