@@ -19,9 +19,11 @@ import (
 
 var hubSizes = []int{1_000, 10_000, 100_000}
 
+var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 func benchServer(b *testing.B) *Server {
 	b.Helper()
-	srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := New(Options{Logger: discardLogger})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -52,7 +54,7 @@ func join(tb testing.TB, s *Socket, channel string) {
 	}
 	s.channels[channel] = struct{}{}
 	s.mu.Unlock()
-	if err := s.server.hub.add(s, channel); err != nil {
+	if err := s.server.hub.addWait(s, channel); err != nil {
 		tb.Fatal(err)
 	}
 }
