@@ -360,3 +360,20 @@ func TestHistoryOptionsValidate(t *testing.T) {
 
 // plainBroker hides the memory broker's history.
 type plainBroker struct{ broker.Broker }
+
+// Outbound middleware that rewrites the data keeps the position.
+func TestHistoryOutboundMiddlewareKeepsPosition(t *testing.T) {
+	ts := newServer(t, historyOptions(10), func(srv *sc.Server) {
+		_ = srv.SetMiddleware(sc.MiddlewareOutbound, func(_ context.Context, a *sc.Action) error {
+			return a.SetData(map[string]any{"wrapped": json.RawMessage(a.Data)})
+		})
+	})
+	c, _ := ts.connect(t, nil)
+	c.Subscribe("h.o")
+	nextRecovery(t, c)
+	publishAck(t, c, "h.o", 1)
+	p := nextPub(t, c)
+	if p.Offset == nil || *p.Offset != 1 || string(p.Data) != `{"wrapped":1}` {
+		t.Fatalf("rewritten publication: %+v data %s", p, p.Data)
+	}
+}

@@ -233,7 +233,7 @@ func (h *hub) encodeAt(channel string, data []byte, pos broker.Position) (*publi
 		return nil, err
 	}
 	frame := h.srv.plainFrame(buf, payload, bin)
-	return &publication{channel: channel, data: data, packet: buf[wsconn.MaxHeader:], payload: payload, binary: bin, frame: frame}, nil
+	return &publication{channel: channel, data: data, packet: buf[wsconn.MaxHeader:], payload: payload, binary: bin, frame: frame, pos: &pos}, nil
 }
 
 // appendPublishAt appends a #publish packet carrying the position:
