@@ -284,9 +284,10 @@ func (h *hub) outage(err error) {
 }
 
 // BrokerOutageEvent is emitted by the server when its broker connection is
-// lost. Publications on channels without history made meanwhile on other
-// instances are lost for this one (at most once); history channels are
-// caught up once the broker is back.
+// lost, or the broker dropped messages it could not deliver in time
+// (Error says which). Publications on channels without history made
+// meanwhile on other instances are lost for this one (at most once);
+// history channels are caught up once the broker is back.
 type BrokerOutageEvent struct {
 	Error error
 }
