@@ -134,6 +134,37 @@ type historyPublisher struct {
 	h *hub
 }
 
+// PublishBatch stores msgs in order, in one round trip when the broker can
+// (broker.HistoryBatchPublisher).
+func (p historyPublisher) PublishBatch(ctx context.Context, msgs []broker.Message) []error {
+	hist := make([]broker.HistoryMessage, len(msgs))
+	for i, m := range msgs {
+		opts, _ := p.h.historyOf(m.Channel)
+		hist[i] = broker.HistoryMessage{Channel: m.Channel, Payload: m.Payload, Options: opts}
+	}
+	var errs []error
+	if bp, ok := p.h.hist.b.(broker.HistoryBatchPublisher); ok {
+		_, errs = bp.PublishHistoryBatch(ctx, hist)
+	} else {
+		for i, m := range hist {
+			if _, err := p.h.hist.b.PublishHistory(ctx, m.Channel, m.Payload, m.Options); err != nil {
+				if errs == nil {
+					errs = make([]error, len(msgs))
+				}
+				errs[i] = err
+			}
+		}
+	}
+	ok := len(msgs)
+	for _, err := range errs {
+		if err != nil {
+			ok--
+		}
+	}
+	p.h.hist.counters.publishes.Add(int64(ok))
+	return errs
+}
+
 func (p historyPublisher) Publish(ctx context.Context, channel string, payload []byte) error {
 	opts, ok := p.h.historyOf(channel)
 	if !ok {
