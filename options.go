@@ -74,6 +74,20 @@ type Options struct {
 	// Broker carries publishes between server instances. Default: an
 	// in-process broker.Memory on a bus of its own.
 	Broker broker.Broker
+	// BrokerTimeout bounds each broker call (publish, subscribe,
+	// unsubscribe). A publish the broker has not confirmed in this time
+	// fails with a *ClusterPublishError (its local subscribers have it).
+	// Default 5s.
+	BrokerTimeout time.Duration
+	// BrokerQueueLimit caps the publishes waiting for the broker (while it
+	// is slow or hung); a publish beyond it is delivered locally and fails
+	// at once with a *ClusterPublishError (ErrBrokerQueueFull). Default
+	// 10 000.
+	BrokerQueueLimit int
+	// History makes the channels matching its rules keep a history, with
+	// positions, recovery and acknowledged publishes never lost (see
+	// ChannelHistory and docs/recovery.md). Default none.
+	History []ChannelHistory
 
 	// MiddlewareTimeout bounds each middleware decision; an inbound or
 	// handshake action not decided in time is blocked with a
@@ -225,6 +239,12 @@ func (o Options) withDefaults() Options {
 	if o.ReadHeaderTimeout == 0 {
 		o.ReadHeaderTimeout = 10 * time.Second
 	}
+	if o.BrokerTimeout == 0 {
+		o.BrokerTimeout = defaultBrokerTimeout
+	}
+	if o.BrokerQueueLimit == 0 {
+		o.BrokerQueueLimit = defaultBrokerQueueLimit
+	}
 	if o.InboundMessageBurst == 0 {
 		o.InboundMessageBurst = max(int(o.InboundMessageRate), 1)
 	}
@@ -253,7 +273,7 @@ func (o Options) Validate() error {
 	for name, v := range map[string]time.Duration{
 		"PingInterval": d.PingInterval, "PingTimeout": d.PingTimeout, "HandshakeTimeout": d.HandshakeTimeout,
 		"AckTimeout": d.AckTimeout, "BatchInterval": d.BatchInterval, "BatchOnHandshakeDuration": d.BatchOnHandshakeDuration,
-		"WriteTimeout": d.WriteTimeout, "ReadHeaderTimeout": d.ReadHeaderTimeout,
+		"WriteTimeout": d.WriteTimeout, "ReadHeaderTimeout": d.ReadHeaderTimeout, "BrokerTimeout": d.BrokerTimeout,
 	} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("socketcluster: Options.%s is negative (%v); leave it zero for the default", name, v))
@@ -264,6 +284,12 @@ func (o Options) Validate() error {
 	}
 	if d.MaxPayload < 0 || d.OutboundQueueLimit < 0 {
 		errs = append(errs, errors.New("socketcluster: Options.MaxPayload and OutboundQueueLimit must not be negative"))
+	}
+	if d.BrokerQueueLimit < 0 {
+		errs = append(errs, errors.New("socketcluster: Options.BrokerQueueLimit is negative; leave it zero for the default (10 000)"))
+	}
+	if err := validateHistory(d.History); err != nil {
+		errs = append(errs, err)
 	}
 	if d.MaxHeaderBytes < 0 {
 		errs = append(errs, errors.New("socketcluster: Options.MaxHeaderBytes is negative; leave it zero for the default (16 KiB)"))

@@ -273,6 +273,11 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 	case "#publish":
 		s.handlePublish(p)
 		return
+	case "sc.history":
+		if p.HasCid && s.server.hub.hist != nil {
+			s.handleHistory(p) // history.go
+			return
+		}
 	}
 	expired := s.checkTokenExpiry()
 	if p.HasCid {

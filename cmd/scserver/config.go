@@ -35,6 +35,8 @@ type config struct {
 	AllowClientPublish bool
 	MaxPayload         int64
 	OutboundQueueLimit int
+	BrokerTimeout      time.Duration
+	ProtocolVersion    int
 	DrainTimeout       time.Duration
 	DrainDelay         time.Duration
 	ClientJS           string
@@ -139,6 +141,14 @@ var specs = []spec{
 	{"ack-timeout", "SC_ACK_TIMEOUT", "deadline for server→client invokes", durationSetter(func(c *config) *time.Duration { return &c.AckTimeout }), "10s"},
 	{"channel-limit", "SC_CHANNEL_LIMIT", "channels per socket (0: no limit)", intSetter(func(c *config) *int { return &c.ChannelLimit }), "0"},
 	{"allow-client-publish", "SC_ALLOW_CLIENT_PUBLISH", "allow clients to publish", boolSetter(func(c *config) *bool { return &c.AllowClientPublish }), "true"},
+	{"protocol-version", "SC_PROTOCOL_VERSION", "ping protocol version: 2, or 1 for socketcluster-client 14 apps", func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || (n != 1 && n != 2) {
+			return fmt.Errorf("want 1 or 2 (1 for socketcluster-client 14)")
+		}
+		c.ProtocolVersion = n
+		return nil
+	}, "2"},
 	{"max-payload", "SC_MAX_PAYLOAD", "largest inbound message in bytes", func(c *config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
@@ -148,6 +158,14 @@ var specs = []spec{
 		return nil
 	}, strconv.Itoa(100 << 20)},
 	{"outbound-queue-limit", "SC_OUTBOUND_QUEUE_LIMIT", "bytes queued per socket before it is dropped as a slow consumer (close 4100)", intSetter(func(c *config) *int { return &c.OutboundQueueLimit }), strconv.Itoa(defaultOutboundQueueLimit)},
+	{"broker-timeout", "SC_BROKER_TIMEOUT", "deadline of each broker call; a publish the broker has not confirmed by then is answered with ClusterPublishError (delivered on this instance only)", func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as 5s")
+		}
+		c.BrokerTimeout = d
+		return nil
+	}, "5s"},
 	{"drain-delay", "SC_DRAIN_DELAY", "on SIGTERM, how long /readyz answers 503 before clients are closed (a second signal skips it)", durationSetter(func(c *config) *time.Duration { return &c.DrainDelay }), "5s"},
 	{"drain-timeout", "SC_DRAIN_TIMEOUT", "how long a shutdown then waits for clients", durationSetter(func(c *config) *time.Duration { return &c.DrainTimeout }), "10s"},
 	{"demo", "SC_DEMO", "serve the demo page at / and its echo procedure", boolSetter(func(c *config) *bool { return &c.Demo }), "true"},
@@ -269,6 +287,8 @@ func (c *config) options(logger *slog.Logger) (sc.Options, error) {
 		DisableClientPublish:     !c.AllowClientPublish,
 		MaxPayload:               c.MaxPayload,
 		OutboundQueueLimit:       c.OutboundQueueLimit,
+		BrokerTimeout:            c.BrokerTimeout,
+		ProtocolVersion:          c.ProtocolVersion,
 		MaxHeaderBytes:           c.MaxHeaderBytes,
 		MaxConnections:           c.MaxConnections,
 		MaxConnectionsPerAddress: c.MaxConnectionsPerAddress,

@@ -245,3 +245,25 @@ func TestServeEndpointsAndDrain(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+func TestBrokerTimeoutFlag(t *testing.T) {
+	c, err := parse([]string{"-broker-timeout", "750ms"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.options(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.BrokerTimeout != 750*time.Millisecond {
+		t.Fatalf("Options.BrokerTimeout = %v, want 750ms", o.BrokerTimeout)
+	}
+	if c, _ := parse(nil, env(nil), io.Discard); c.BrokerTimeout != 5*time.Second {
+		t.Fatalf("default -broker-timeout %v, want 5s", c.BrokerTimeout)
+	}
+	for _, v := range []string{"0s", "-1s", "soon"} {
+		if _, err := parse([]string{"-broker-timeout", v}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "-broker-timeout") {
+			t.Errorf("-broker-timeout %s: got %v, want an error naming the flag", v, err)
+		}
+	}
+}
