@@ -25,10 +25,12 @@ test('a client over the inbound rate limit is closed with 4101 and its reason, t
   const server = await startServer(['-inbound-message-rate', '5', '-inbound-message-burst', '20', '-drain-delay', '0', '-log-level', 'warn']);
   t.after(() => server.stop());
   const calm = client(server.port, {autoReconnect: false});
+  const calmConnected = withTimeout(calm.listener('connect').once(), WAIT, 'calm connect');
   const flood = client(server.port);
+  const floodConnected = withTimeout(flood.listener('connect').once(), WAIT, 'flood connect');
   t.after(() => { release(calm); release(flood); });
-  await withTimeout(calm.listener('connect').once(), WAIT, 'calm connect');
-  await withTimeout(flood.listener('connect').once(), WAIT, 'flood connect');
+  await calmConnected;
+  await floodConnected;
 
   const closed = withTimeout(flood.listener('close').once(), WAIT, 'close event of the flooding client');
   for (let i = 0; i < 100; i++) flood.transmit('noise', i);
