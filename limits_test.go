@@ -165,3 +165,24 @@ func TestLimitOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestOriginRefusalsCountedAndLogged: upgrades from an origin that is not
+// allowed are counted, and logged once per burst.
+func TestOriginRefusalsCountedAndLogged(t *testing.T) {
+	var logs lockedBuffer
+	ts := newServer(t, sc.Options{Origins: "example.com:443", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for i := 0; i < 3; i++ {
+		if code, _ := dialStatus(t, ts.addr, http.Header{"Origin": {"https://evil.example"}}); code != http.StatusForbidden {
+			t.Fatalf("bad origin: %d, want 403", code)
+		}
+	}
+	if code, _ := dialStatus(t, ts.addr, http.Header{"Origin": {"https://example.com"}}); code != 101 {
+		t.Fatalf("allowed origin: %d", code)
+	}
+	if n := ts.Stats().RefusedOrigins; n != 3 {
+		t.Fatalf("Stats.RefusedOrigins = %d, want 3", n)
+	}
+	if s := logs.String(); strings.Count(s, "origins not in Options.Origins") != 1 || !strings.Contains(s, "https://evil.example") {
+		t.Fatalf("want one log line naming the origin:\n%s", s)
+	}
+}

@@ -34,6 +34,9 @@ func TestDebugLogsConnections(t *testing.T) {
 			strings.Contains(s, "scserver: upgrade refused") && strings.Contains(s, "status=403") &&
 			strings.Contains(s, "https://evil.example")
 	})
+	if _, body := mustGet(t, "http://"+p.addr+"/metrics"); !strings.Contains(body, "socketcluster_origin_refusals_total 1") {
+		t.Fatal("the origin refusal is not counted in /metrics")
+	}
 }
 
 // TestInfoLogsNoConnections: at info level nothing is logged per
