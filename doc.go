@@ -72,7 +72,8 @@
 // slow for Options.OutboundQueueLimit is closed with CloseSlowConsumer
 // (4100). Every refusal is counted in Stats and logged at most once per
 // burst. All are off or generous in the zero Options, as in the reference;
-// cmd/scserver's README section "A production configuration" shows values.
+// the README's section "A production configuration" shows values for
+// cmd/scserver.
 //
 // CONCURRENCY.md in the repository states which goroutine owns which
 // state and the lock order.
