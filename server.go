@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/socketcluster-go/socketcluster/auth"
-	"github.com/socketcluster-go/socketcluster/internal/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+	"github.com/socketcluster-go/socketcluster/stream"
 )
 
 // Server is a SocketCluster server (AGServer). It is an http.Handler:
@@ -266,6 +266,8 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if origin, ok := srv.checkOrigin(r); !ok {
 		e := NewError("ServerProtocolError", "Failed to authorize socket handshake - Invalid origin: "+origin)
 		srv.emitWarning(e)
+		srv.counters.refusedOrigins.Add(1)
+		srv.limits.originLog.log(srv.opts.Logger, "socketcluster: refusing WebSocket upgrades from origins not in Options.Origins (403)", "origin", origin)
 		httpFail(w, http.StatusForbidden, e.Message)
 		return
 	}

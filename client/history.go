@@ -5,8 +5,8 @@ import (
 	"errors"
 	"strconv"
 
-	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // Channel history and recovery (the server's Options.History; the wire
@@ -18,8 +18,13 @@ import (
 // the server then sends exactly what was missed, in order, before the live
 // publications. Whether that worked is reported by a RecoveryEvent.
 
-// Position is the place of a publication in its channel's history.
-type Position = sc.Position
+// Position is the place of a publication in its channel's history: an
+// offset (1, 2, 3... without gaps) within an epoch, which changes when the
+// server lost the history.
+type Position struct {
+	Offset uint64 `json:"offset"`
+	Epoch  string `json:"epoch"`
+}
 
 // Recover makes the channel resubscribe, after a reconnection, from the
 // position of the last publication it received, so that nothing published
@@ -48,7 +53,7 @@ type RecoveryEvent struct {
 	Missed    int // publications recovered
 }
 
-// EventName implements sc.Event.
+// EventName implements Event.
 func (RecoveryEvent) EventName() string { return "recovery" }
 
 // Position returns, for a channel subscribed with Recover, the position of
@@ -84,7 +89,7 @@ var errRecoverData = errors.New("client: Recover needs the subscription data (Wi
 
 // notePosition records the position of a #publish packet's data. c.mu
 // held.
-func (ch *Channel) notePosition(data sc.Data) {
+func (ch *Channel) notePosition(data protocol.Data) {
 	var pos Position
 	var hasOff, hasEpoch bool
 	wire.Object(data, func(k string, v []byte) {
@@ -103,7 +108,7 @@ func (ch *Channel) notePosition(data sc.Data) {
 }
 
 // handleRecovery handles an sc.recovery event.
-func (c *Client) handleRecovery(data sc.Data) {
+func (c *Client) handleRecovery(data protocol.Data) {
 	var ev struct {
 		Channel   string `json:"channel"`
 		Offset    uint64 `json:"offset"`
@@ -125,7 +130,7 @@ func (c *Client) handleRecovery(data sc.Data) {
 // HistoryPublication is one publication read with History.
 type HistoryPublication struct {
 	Position
-	Data sc.Data
+	Data protocol.Data
 }
 
 // HistoryPage is the answer of History.
@@ -158,7 +163,7 @@ func (c *Client) History(ctx context.Context, channel string, limit int, since *
 		Publications []struct {
 			Offset uint64  `json:"offset"`
 			Epoch  string  `json:"epoch"`
-			Data   sc.Data `json:"data"`
+			Data   protocol.Data `json:"data"`
 		} `json:"publications"`
 	}
 	if err := res.Decode(&ans); err != nil {

@@ -24,7 +24,7 @@ type Collector struct {
 	clients, pending, channels, ready, brokerConnected            *prometheus.Desc
 	handshakes, bytesIn, bytesOut                                 *prometheus.Desc
 	connections, disconnections, publishes, deliveries, slow, brk *prometheus.Desc
-	httpRefusals, refusedUpgrades, rateLimited                    *prometheus.Desc
+	httpRefusals, refusedUpgrades, rateLimited, refusedOrigins    *prometheus.Desc
 	compressions, compressionIn, compressionOut                   *prometheus.Desc
 
 	history []historyMetric // Server.HistoryStats
@@ -79,6 +79,7 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 			{d("broker_outages_total", "Broker connection losses (channels without history lose what other instances publish meanwhile)."), func(h sc.HistoryStats) int64 { return h.BrokerOutages }},
 		},
 		rateLimited:    d("rate_limited_sockets_total", "Sockets closed for going over the inbound rate limit (close code 4101)."),
+		refusedOrigins: d("origin_refusals_total", "WebSocket upgrades refused (403) for an origin not allowed."),
 		compressions:   d("compressions_total", "Messages compressed with permessage-deflate (a publish counts once for all its subscribers)."),
 		compressionIn:  d("compression_in_bytes_total", "Size of the messages compressed with permessage-deflate."),
 		compressionOut: d("compression_out_bytes_total", "Size of those messages once compressed."),
@@ -87,7 +88,7 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited, c.compressions, c.compressionIn, c.compressionOut, c.brokerConnected, c.handshakes, c.bytesIn, c.bytesOut} {
+	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited, c.refusedOrigins, c.compressions, c.compressionIn, c.compressionOut, c.brokerConnected, c.handshakes, c.bytesIn, c.bytesOut} {
 		ch <- d
 	}
 	for _, m := range c.history {
@@ -132,6 +133,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.refusedUpgrades, prometheus.CounterValue, float64(l.v), l.name)
 	}
 	k(c.rateLimited, s.RateLimitedSockets)
+	k(c.refusedOrigins, s.RefusedOrigins)
 	k(c.compressions, s.Compressions)
 	k(c.compressionIn, s.CompressionInBytes)
 	k(c.compressionOut, s.CompressionOutBytes)
