@@ -16,6 +16,8 @@ var ErrClosed = errors.New("broker: closed")
 type Bus struct {
 	mu   sync.RWMutex
 	subs map[string]map[*Memory]struct{} // channel → brokers subscribed
+
+	hist busHistory // channel histories (memory_history.go)
 }
 
 // NewBus returns an empty bus.
@@ -131,6 +133,10 @@ func (m *Memory) Publish(_ context.Context, channel string, payload []byte) erro
 	return nil
 }
 
+// InProcess implements InProcess: Publish only queues to the handlers of
+// the brokers on the bus.
+func (m *Memory) InProcess() bool { return true }
+
 // PublishBatch implements BatchPublisher: Publish for each message, in
 // order.
 func (m *Memory) PublishBatch(ctx context.Context, msgs []Message) []error {
@@ -166,4 +172,5 @@ func (m *Memory) Close() error {
 var (
 	_ Broker         = (*Memory)(nil)
 	_ BatchPublisher = (*Memory)(nil)
+	_ InProcess      = (*Memory)(nil)
 )

@@ -15,6 +15,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dial"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
+	"github.com/socketcluster-go/socketcluster/broker/internal/hseq"
 )
 
 // ErrOverflow is reported through Handler.Status (wrapped) when messages
@@ -119,6 +120,12 @@ type Broker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// History (history.go): set by Start when the handler uses history.
+	hist     histState
+	hh       broker.HistoryHandler
+	seq      *hseq.Seq   // owned by the delivery goroutine
+	seqStale atomic.Bool // seq has fills to retry
 }
 
 var (
@@ -213,6 +220,10 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 		return errors.New("natsbroker: Start called twice")
 	}
 	b.h = h
+	if hh, ok := h.(broker.HistoryHandler); ok {
+		b.hh = hh
+		b.seq = newSeq(b)
+	}
 	b.state.Store(stateStarting)
 	b.mu.Unlock()
 
@@ -291,6 +302,9 @@ func (b *Broker) subscribeLocked(nc *nats.Conn, channels []string) error {
 			continue
 		}
 		subj, _ := b.subject(ch)
+		if opts, ok := b.historyOf(ch); ok {
+			subj = b.liveSubject(ch, opts)
+		}
 		s, err := nc.ChanSubscribe(subj, b.in)
 		if err != nil {
 			if firstErr == nil {
@@ -322,6 +336,19 @@ func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
 	nc, err := b.conn()
 	if err != nil {
 		return err
+	}
+	if b.state.Load() == stateRunning {
+		var fresh []string
+		b.mu.RLock()
+		for _, ch := range channels {
+			if _, ok := b.subs[ch]; !ok {
+				fresh = append(fresh, ch)
+			}
+		}
+		b.mu.RUnlock()
+		if err := b.startPositions(ctx, fresh); err != nil {
+			return b.wrap("subscribe (reading the history position)", err)
+		}
 	}
 	b.mu.Lock()
 	if b.state.Load() == stateClosed {
@@ -362,6 +389,13 @@ func (b *Broker) Unsubscribe(ctx context.Context, channels []string) error {
 		}
 		if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && firstErr == nil {
 			firstErr = err
+		}
+	}
+	if b.hh != nil && b.state.Load() == stateRunning {
+		for _, ch := range channels {
+			if _, ok := b.hh.History(ch); ok {
+				b.q.Push(dqueue.Item{Channel: ch, Kind: kindForget})
+			}
 		}
 	}
 	if firstErr != nil {
@@ -520,6 +554,7 @@ func (b *Broker) onReconnect(nc *nats.Conn) {
 		return
 	}
 	b.connected.Store(true)
+	b.queueCatchUp(b.ctx)
 	b.status(nil)
 }
 
@@ -547,11 +582,22 @@ func (b *Broker) pump() {
 		case <-b.ctx.Done():
 			return
 		case m := <-b.in:
-			ch, payload, err := b.decode(m.Subject, m.Data)
-			if err != nil {
-				continue
+			var it dqueue.Item
+			if strings.HasPrefix(m.Subject, b.prefix+".L") {
+				ch, payload, err := b.decodeHist(m.Subject, m.Data)
+				pos, ok := positionOf(m.Header)
+				if err != nil || !ok {
+					continue
+				}
+				it = dqueue.Item{Channel: ch, Payload: payload, Kind: kindHist, Pos: pos}
+			} else {
+				ch, payload, err := b.decode(m.Subject, m.Data)
+				if err != nil {
+					continue
+				}
+				it = dqueue.Item{Channel: ch, Payload: payload}
 			}
-			if !b.q.Push(dqueue.Item{Channel: ch, Payload: payload}) {
+			if !b.q.Push(it) {
 				b.signalOverflow()
 			}
 		}
@@ -562,7 +608,7 @@ func (b *Broker) pump() {
 // messages were received.
 func (b *Broker) deliverLoop() {
 	defer b.wg.Done()
-	b.q.Run(b.ctx, b.subscribed, b.h.Deliver)
+	b.q.RunItems(b.ctx, b.handleItem)
 }
 
 // subscribed reports whether the hub still wants channel.
@@ -589,6 +635,9 @@ func (b *Broker) monitor() {
 				b.status(dqueue.OverflowError(ErrOverflow, b.Stats().Dropped))
 			}
 		case <-tick.C:
+			if b.seqStale.Load() {
+				b.q.Push(dqueue.Item{Kind: kindRetry})
+			}
 			if shown && b.q.Low() && len(b.in) <= cap(b.in)/2 {
 				shown = false
 				if b.connected.Load() {

@@ -15,6 +15,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dial"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
+	"github.com/socketcluster-go/socketcluster/broker/internal/hseq"
 )
 
 // ErrOverflow is reported through Handler.Status (wrapped) when messages
@@ -134,6 +135,11 @@ type Broker struct {
 	wg     sync.WaitGroup
 
 	m *manager
+
+	// History (history.go): set by Start when the handler uses history.
+	hh       broker.HistoryHandler
+	seq      *hseq.Seq   // owned by the delivery goroutine
+	seqStale atomic.Bool // seq has fills to retry
 }
 
 var (
@@ -221,6 +227,10 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 		return errors.New("redisbroker: Start called twice")
 	}
 	b.h = h
+	if hh, ok := h.(broker.HistoryHandler); ok {
+		b.hh = hh
+		b.seq = newSeq(b)
+	}
 	b.state.Store(stateStarting)
 	b.mu.Unlock()
 
@@ -280,6 +290,16 @@ func (b *Broker) start(ctx context.Context) error {
 // fails with ErrNotConnected, but the channels stay wanted: they are
 // subscribed on reconnection, with everything Handler.Channels returns.
 func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
+	if b.state.Load() == stateRunning && !b.inChannels.Load() {
+		if err := b.startPositions(ctx, channels); err != nil {
+			// Redis is unreachable: Subscribe fails, but the channels stay
+			// wanted, as for any Subscribe during an outage.
+			if cerr := b.change(ctx, channels, true); cerr != nil {
+				return cerr
+			}
+			return fmt.Errorf("%w to %s: %w", ErrNotConnected, b.url, err)
+		}
+	}
 	return b.change(ctx, channels, true)
 }
 
@@ -288,7 +308,15 @@ func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
 // connection is down it succeeds at once: the channels will simply not be
 // subscribed on the new connection.
 func (b *Broker) Unsubscribe(ctx context.Context, channels []string) error {
-	return b.change(ctx, channels, false)
+	err := b.change(ctx, channels, false)
+	if b.hh != nil && b.state.Load() == stateRunning {
+		for _, ch := range channels {
+			if _, ok := b.hh.History(ch); ok {
+				b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: kindForget})
+			}
+		}
+	}
+	return err
 }
 
 func (b *Broker) change(ctx context.Context, channels []string, sub bool) error {
@@ -472,7 +500,17 @@ func (b *Broker) onMessage(m rueidis.PubSubMessage) {
 	if !ok {
 		return
 	}
-	if !b.q.Push(dqueue.Item{Channel: ch, Payload: []byte(m.Message)}) {
+	it := dqueue.Item{Channel: ch}
+	if _, hist := b.historyOf(ch); hist {
+		pos, payload, ok := parseHistoryMessage(m.Message)
+		if !ok {
+			return // not from a history publish: ignored
+		}
+		it.Kind, it.Pos, it.Payload = kindHist, pos, payload
+	} else {
+		it.Payload = []byte(m.Message)
+	}
+	if !b.q.Push(it) {
 		if b.overflow.CompareAndSwap(false, true) {
 			b.poke()
 		}
@@ -483,7 +521,7 @@ func (b *Broker) onMessage(m rueidis.PubSubMessage) {
 // messages were read.
 func (b *Broker) deliverLoop() {
 	defer b.wg.Done()
-	b.q.Run(b.ctx, b.wanted, b.h.Deliver)
+	b.q.RunItems(b.ctx, b.handleItem)
 }
 
 // wanted reports whether the hub still wants channel.
