@@ -99,4 +99,3 @@ type InProcess interface {
 	// InProcess reports whether Publish is in-process (true for Memory).
 	InProcess() bool
 }
-
