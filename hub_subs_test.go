@@ -41,8 +41,8 @@ func TestSubSetModel(t *testing.T) {
 					t.Fatalf("step %d: socket twice in the view", step)
 				}
 				seen[m] = true
-				if ss.index[m] != i {
-					t.Fatalf("step %d: index says %d, slot is %d", step, ss.index[m], i)
+				if j, ok := ss.find(m); !ok || j != i {
+					t.Fatalf("step %d: find says %d, %v; slot is %d", step, j, ok, i)
 				}
 			}
 		}
@@ -53,6 +53,9 @@ func TestSubSetModel(t *testing.T) {
 			if !seen[m] {
 				t.Fatalf("step %d: member missing from the view", step)
 			}
+		}
+		if (ss.index != nil) != (cap(view) > smallSet) {
+			t.Fatalf("step %d: index %v with %d slots", step, ss.index != nil, cap(view))
 		}
 		if live := len(model); live > 0 && len(view) > 16 && cap(view) > 4*2*live+16 {
 			t.Fatalf("step %d: %d slots for %d members", step, cap(view), live)
