@@ -213,8 +213,27 @@ func waitNoChannels(t *testing.T, h *hub) {
 // with the broker subscribed, the broker never gets a redundant call, and
 // once everyone left every channel is unsubscribed and forgotten.
 func TestHubReconcileConcurrent(t *testing.T) {
+	for _, inproc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inprocess=%v", inproc), func(t *testing.T) { testHubReconcileConcurrent(t, inproc) })
+	}
+}
+
+// inprocBroker is a stateBroker the hub calls without goroutines of its
+// own (broker.InProcess).
+type inprocBroker struct{ *stateBroker }
+
+func (inprocBroker) InProcess() bool { return true }
+
+func testHubReconcileConcurrent(t *testing.T, inproc bool) {
 	sb := &stateBroker{subscribed: map[string]bool{}}
-	srv := hubServer(t, sb)
+	var b broker.Broker = sb
+	if inproc {
+		b = inprocBroker{sb}
+	}
+	srv := hubServer(t, b)
+	if srv.hub.inproc != inproc {
+		t.Fatalf("hub.inproc = %v", srv.hub.inproc)
+	}
 	h := srv.hub
 	channels := []string{"a", "b", "c", "d"}
 	var wg sync.WaitGroup
