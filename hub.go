@@ -55,7 +55,8 @@ type hub struct {
 	id     [envelopeIDLen]byte
 	seed   maphash.Seed
 
-	out *outbox // broker publishes, in order (hub_publish.go)
+	out    *outbox // broker publishes, in order (hub_publish.go)
+	inproc bool    // the broker is in-process: reconcile without a goroutine
 
 	hist           *historyState   // nil without Options.History (hub_history.go)
 	noHistCounters historyCounters // outages counted when hist is nil
@@ -90,6 +91,9 @@ func newHub(srv *Server, b broker.Broker) *hub {
 		h.shards[i].channels = make(map[string]*hubChannel)
 	}
 	_, _ = rand.Read(h.id[:])
+	if ip, ok := b.(broker.InProcess); ok && ip.InProcess() {
+		h.inproc = true
+	}
 	h.out = newOutbox(b, srv.opts.BrokerTimeout, srv.opts.BrokerQueueLimit, func(n int) { srv.counters.brokerErrors.Add(int64(n)) })
 	return h
 }
@@ -144,10 +148,20 @@ func (h *hub) add(s *Socket, name string, done func(error)) {
 		c.busy = true
 		c.mu.Unlock()
 		if start {
-			go h.reconcile(sh, c)
+			h.startReconcile(sh, c)
 		}
 		return
 	}
+}
+
+// startReconcile runs reconcile for c, in a goroutine of its own unless
+// the broker is in-process (no call to wait for).
+func (h *hub) startReconcile(sh *hubShard, c *hubChannel) {
+	if h.inproc {
+		h.reconcile(sh, c)
+		return
+	}
+	go h.reconcile(sh, c)
 }
 
 // addWait is add for callers that wait for the broker; on error it
@@ -181,7 +195,7 @@ func (h *hub) remove(s *Socket, name string) {
 	}
 	c.mu.Unlock()
 	if start {
-		go h.reconcile(h.shard(name), c)
+		h.startReconcile(h.shard(name), c)
 	}
 }
 

@@ -41,8 +41,8 @@ func TestSubSetModel(t *testing.T) {
 					t.Fatalf("step %d: socket twice in the view", step)
 				}
 				seen[m] = true
-				if ss.index[m] != i {
-					t.Fatalf("step %d: index says %d, slot is %d", step, ss.index[m], i)
+				if j, ok := ss.find(m); !ok || j != i {
+					t.Fatalf("step %d: find says %d, %v; slot is %d", step, j, ok, i)
 				}
 			}
 		}
@@ -53,6 +53,9 @@ func TestSubSetModel(t *testing.T) {
 			if !seen[m] {
 				t.Fatalf("step %d: member missing from the view", step)
 			}
+		}
+		if (ss.index != nil) != (cap(view) > smallSet) {
+			t.Fatalf("step %d: index %v with %d slots", step, ss.index != nil, cap(view))
 		}
 		if live := len(model); live > 0 && len(view) > 16 && cap(view) > 4*2*live+16 {
 			t.Fatalf("step %d: %d slots for %d members", step, cap(view), live)
@@ -210,8 +213,27 @@ func waitNoChannels(t *testing.T, h *hub) {
 // with the broker subscribed, the broker never gets a redundant call, and
 // once everyone left every channel is unsubscribed and forgotten.
 func TestHubReconcileConcurrent(t *testing.T) {
+	for _, inproc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inprocess=%v", inproc), func(t *testing.T) { testHubReconcileConcurrent(t, inproc) })
+	}
+}
+
+// inprocBroker is a stateBroker the hub calls without goroutines of its
+// own (broker.InProcess).
+type inprocBroker struct{ *stateBroker }
+
+func (inprocBroker) InProcess() bool { return true }
+
+func testHubReconcileConcurrent(t *testing.T, inproc bool) {
 	sb := &stateBroker{subscribed: map[string]bool{}}
-	srv := hubServer(t, sb)
+	var b broker.Broker = sb
+	if inproc {
+		b = inprocBroker{sb}
+	}
+	srv := hubServer(t, b)
+	if srv.hub.inproc != inproc {
+		t.Fatalf("hub.inproc = %v", srv.hub.inproc)
+	}
 	h := srv.hub
 	channels := []string{"a", "b", "c", "d"}
 	var wg sync.WaitGroup

@@ -161,8 +161,8 @@ func (c *Client) History(ctx context.Context, channel string, limit int, since *
 		Epoch        string `json:"epoch"`
 		Recovered    *bool  `json:"recovered"`
 		Publications []struct {
-			Offset uint64  `json:"offset"`
-			Epoch  string  `json:"epoch"`
+			Offset uint64        `json:"offset"`
+			Epoch  string        `json:"epoch"`
 			Data   protocol.Data `json:"data"`
 		} `json:"publications"`
 	}
