@@ -134,6 +134,13 @@ type historyPublisher struct {
 	h *hub
 }
 
+// InProcess lets the outbox call an in-process history broker (Memory)
+// from each publisher directly, as for plain publishes.
+func (p historyPublisher) InProcess() bool {
+	ip, ok := p.Broker.(broker.InProcess)
+	return ok && ip.InProcess()
+}
+
 // PublishBatch stores msgs in order, in one round trip when the broker can
 // (broker.HistoryBatchPublisher).
 func (p historyPublisher) PublishBatch(ctx context.Context, msgs []broker.Message) []error {
