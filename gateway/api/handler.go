@@ -137,6 +137,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &Error{http.StatusNotFound, "not_found", "API methods are under /api/"})
 		return
 	}
+	if method == "openapi.yaml" && r.Method == http.MethodGet {
+		// The description is public: it holds no data.
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(OpenAPI)
+		return
+	}
 	if !h.authorized(r) {
 		// Checked first: without the key, nothing is revealed.
 		h.unauthorized.Add(1)
