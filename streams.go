@@ -2,7 +2,7 @@ package socketcluster
 
 import "github.com/socketcluster-go/socketcluster/internal/stream"
 
-// Streams follow the reference's semantics (PROTOCOL.md §11):
+// Streams follow the reference's semantics (docs/protocol.md §11):
 //
 //   - A named stream (a listener, receiver, procedure or channel) delivers
 //     each item to every consumer that exists when the item is written, in
