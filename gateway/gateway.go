@@ -63,9 +63,6 @@ type Options struct {
 	// Proxy, when not nil, proxies events to a backend.
 	Proxy *proxy.Options
 
-	// History, when set, serves the API's history method.
-	History func(ctx context.Context, channel string, limit int) ([]json.RawMessage, error)
-
 	// ReportInterval is how often the instance writes its report (channel
 	// counts, stats) to the store (default 5s); a report lasts three
 	// intervals, so cluster-wide counts lag by at most one.
@@ -476,19 +473,41 @@ func (g *Gateway) Presence(ctx context.Context, channel string) (api.PresenceRes
 	return api.PresenceResult{Channel: a.Channel, Clients: a.Clients, Count: a.Count, Users: a.Users}, nil
 }
 
-// History implements api.Service.
-func (g *Gateway) History(ctx context.Context, channel string, limit int) (api.HistoryResult, error) {
-	if g.o.History == nil {
-		return api.HistoryResult{}, api.ErrNotImplemented("history is not enabled on this gateway")
+// History implements api.Service with Server.History (channels with a
+// history: sc.Options.History, scserver -history).
+func (g *Gateway) History(ctx context.Context, r api.HistoryRequest) (api.HistoryResult, error) {
+	if len(g.srv.Options().History) == 0 {
+		return api.HistoryResult{}, api.ErrNotImplemented("history is not enabled on this server (scserver -history)")
 	}
-	pubs, err := g.o.History(ctx, channel, limit)
+	limit := -1
+	if r.Limit != nil {
+		limit = *r.Limit
+	}
+	var since *sc.Position
+	if r.Since != nil {
+		since = &sc.Position{Offset: r.Since.Offset, Epoch: r.Since.Epoch}
+	}
+	page, err := g.srv.History(ctx, r.Channel, limit, since)
 	if err != nil {
+		var e *sc.Error
+		if errors.As(err, &e) {
+			switch e.Name {
+			case "HistoryError":
+				return api.HistoryResult{}, api.ErrNotFound(e.Message)
+			case "InvalidArgumentsError":
+				return api.HistoryResult{}, api.ErrInvalid(e.Message)
+			}
+		}
 		return api.HistoryResult{}, err
 	}
-	if pubs == nil {
-		pubs = []json.RawMessage{}
+	res := api.HistoryResult{Channel: r.Channel, Position: api.Position{Offset: page.Top.Offset, Epoch: page.Top.Epoch}, Publications: make([]api.HistoryPublication, len(page.Publications))}
+	if since != nil {
+		res.Recovered = &page.Recovered
 	}
-	return api.HistoryResult{Channel: channel, Publications: pubs}, nil
+	for i, p := range page.Publications {
+		res.Publications[i] = api.HistoryPublication{Position: api.Position{Offset: p.Offset, Epoch: p.Epoch}, Data: json.RawMessage(p.Data)}
+	}
+	return res, nil
 }
 
 // Info implements api.Service.

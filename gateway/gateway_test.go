@@ -284,7 +284,7 @@ func TestAPIChannelsPresenceInfo(t *testing.T) {
 	if err := json.Unmarshal(info.Local, &local1); err != nil || local1.Stats.Clients != 1 {
 		t.Fatalf("local report %s %v", info.Local, err)
 	}
-	_, err = one.cli.History(ctx, "room1", 0)
+	_, err = one.cli.History(ctx, api.HistoryRequest{Channel: "room1"})
 	var ce *api.CallError
 	if !errors.As(err, &ce) || ce.Status != 501 {
 		t.Fatalf("history: %v", err)
@@ -300,4 +300,45 @@ func TestReservedChannels(t *testing.T) {
 	sctest.AsError(t, err, "InvalidActionError")
 	err = c.InvokePublish(ctx, gateway.ControlChannel, map[string]any{"op": "disconnect", "target": map[string]any{"user": "x"}})
 	sctest.AsError(t, err, "InvalidActionError")
+}
+
+func TestAPIHistory(t *testing.T) {
+	var gw *gateway.Gateway
+	sctest.StartServer(t, sc.Options{History: []sc.ChannelHistory{{Patterns: []string{"h.*"}, Size: 3, TTL: time.Minute}}}, func(srv *sc.Server) {
+		var err error
+		if gw, err = gateway.New(srv, gateway.Options{APIKey: apiKey}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Cleanup(gw.Close)
+	hs := httptest.NewServer(gw.API())
+	t.Cleanup(hs.Close)
+	cli := &api.Client{BaseURL: hs.URL, Key: apiKey}
+	ctx := sctest.Context(t)
+	for i := 1; i <= 4; i++ {
+		if _, err := cli.Publish(ctx, "h.a", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := cli.History(ctx, api.HistoryRequest{Channel: "h.a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Publications) != 3 || string(res.Publications[0].Data) != "2" || string(res.Publications[2].Data) != "4" || res.Offset != res.Publications[2].Offset || res.Recovered != nil {
+		t.Fatalf("history %+v", res)
+	}
+	one := 1
+	since := res.Publications[0].Position
+	res2, err := cli.History(ctx, api.HistoryRequest{Channel: "h.a", Limit: &one, Since: &since})
+	if err != nil || len(res2.Publications) != 1 || string(res2.Publications[0].Data) != "3" || res2.Recovered == nil || !*res2.Recovered {
+		t.Fatalf("history since %+v: %+v %v", since, res2, err)
+	}
+	var ce *api.CallError
+	if _, err := cli.History(ctx, api.HistoryRequest{Channel: "nohistory"}); !errors.As(err, &ce) || ce.Status != 404 {
+		t.Fatalf("channel without history: %v", err)
+	}
+	big := 1000
+	if _, err := cli.History(ctx, api.HistoryRequest{Channel: "h.a", Limit: &big}); !errors.As(err, &ce) || ce.Status != 400 {
+		t.Fatalf("limit over the size: %v", err)
+	}
 }

@@ -149,10 +149,10 @@ func (c *Client) PresenceStats(ctx context.Context, channel string) (PresenceSta
 	return res, err
 }
 
-// History returns channel's recent publications (limit 0: all kept).
-func (c *Client) History(ctx context.Context, channel string, limit int) (HistoryResult, error) {
+// History reads channel's history (see HistoryRequest).
+func (c *Client) History(ctx context.Context, r HistoryRequest) (HistoryResult, error) {
 	var res HistoryResult
-	err := c.Call(ctx, "history", ChannelRequest{Channel: channel, Limit: limit}, &res)
+	err := c.Call(ctx, "history", r, &res)
 	return res, err
 }
 

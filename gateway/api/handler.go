@@ -27,7 +27,7 @@ type Service interface {
 	Kick(ctx context.Context, r KickRequest) (CommandResult, error)
 	Channels(ctx context.Context, cluster bool, pattern string) (map[string]int, error)
 	Presence(ctx context.Context, channel string) (PresenceResult, error)
-	History(ctx context.Context, channel string, limit int) (HistoryResult, error)
+	History(ctx context.Context, r HistoryRequest) (HistoryResult, error)
 	Info(ctx context.Context) (InfoResult, error)
 }
 
@@ -275,7 +275,19 @@ func (h *Handler) call(ctx context.Context, method string, body []byte) (any, er
 			return nil, err
 		}
 		return ChannelsResult{Channels: chs}, nil
-	case "presence", "presenceStats", "history":
+	case "history":
+		var r HistoryRequest
+		if err := decode(body, &r); err != nil {
+			return nil, err
+		}
+		if err := h.checkChannel(r.Channel); err != nil {
+			return nil, err
+		}
+		if r.Limit != nil && *r.Limit < 0 {
+			return nil, ErrInvalid(`"limit" must not be negative`)
+		}
+		return h.svc.History(ctx, r)
+	case "presence", "presenceStats":
 		var r ChannelRequest
 		if err := decode(body, &r); err != nil {
 			return nil, err
@@ -283,13 +295,7 @@ func (h *Handler) call(ctx context.Context, method string, body []byte) (any, er
 		if err := h.checkChannel(r.Channel); err != nil {
 			return nil, err
 		}
-		if r.Limit < 0 {
-			return nil, ErrInvalid(`"limit" must not be negative`)
-		}
-		switch method {
-		case "history":
-			return h.svc.History(ctx, r.Channel, r.Limit)
-		case "presence":
+		if method == "presence" {
 			return h.svc.Presence(ctx, r.Channel)
 		}
 		p, err := h.svc.Presence(ctx, r.Channel)

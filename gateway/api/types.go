@@ -86,11 +86,24 @@ type ChannelsResult struct {
 	Channels map[string]int `json:"channels"`
 }
 
-// ChannelRequest names one channel (presence, presenceStats, history).
+// ChannelRequest names one channel (presence, presenceStats).
 type ChannelRequest struct {
 	Channel string `json:"channel"`
-	// Limit caps history entries (history only; 0: all kept).
-	Limit int `json:"limit,omitempty"`
+}
+
+// Position is a publication's place in its channel's history.
+type Position struct {
+	Offset uint64 `json:"offset"`
+	Epoch  string `json:"epoch"`
+}
+
+// HistoryRequest reads a channel's history: the newest Limit
+// publications, or with Since the oldest Limit after it. Limit omitted:
+// as many as the channel keeps.
+type HistoryRequest struct {
+	Channel string    `json:"channel"`
+	Limit   *int      `json:"limit,omitempty"`
+	Since   *Position `json:"since,omitempty"`
 }
 
 // PresenceResult lists the sockets present in a channel.
@@ -108,10 +121,21 @@ type PresenceStatsResult struct {
 	Users   int    `json:"users"`
 }
 
-// HistoryResult lists a channel's recent publishes, oldest first.
+// HistoryResult lists publications of a channel, oldest first, with the
+// channel's latest position.
 type HistoryResult struct {
-	Channel      string            `json:"channel"`
-	Publications []json.RawMessage `json:"publications"`
+	Channel string `json:"channel"`
+	Position
+	// Recovered (with Since) is false when publications right after Since
+	// are no longer kept, or Since is of another epoch.
+	Recovered    *bool                `json:"recovered,omitempty"`
+	Publications []HistoryPublication `json:"publications"`
+}
+
+// HistoryPublication is one publication of a history.
+type HistoryPublication struct {
+	Position
+	Data json.RawMessage `json:"data,omitempty"` // absent: published without data
 }
 
 // InfoResult describes this instance and the cluster.
