@@ -281,7 +281,6 @@ func (a *app) serveAPI(h http.Handler) error {
 		}
 	}()
 	a.logger.Info("scserver: API on", "addr", l.Addr().String())
-	fmt.Fprintf(a.stdout, "api on %s\n", l.Addr())
 	a.onClose = append([]func(){func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

@@ -278,6 +278,9 @@ func (p *Proxy) request(event string, s *sc.Socket, hr *http.Request) *Request {
 			}
 		}
 	}
+	if hr != nil {
+		r.Query = hr.URL.RawQuery
+	}
 	if len(p.o.Headers) > 0 {
 		if hr == nil {
 			hr = s.Request()
