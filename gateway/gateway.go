@@ -28,8 +28,8 @@ import (
 	"github.com/socketcluster-go/socketcluster/gateway/store"
 )
 
-// ControlChannel carries disconnect and kick commands between instances.
-// Clients may neither subscribe nor publish to channels under
+// The default ControlChannel carries disconnect and kick commands between
+// instances. Clients may neither subscribe nor publish to channels under
 // ReservedPrefix.
 const (
 	ReservedPrefix = "#gateway/"
@@ -44,6 +44,11 @@ type Options struct {
 	Store store.Store
 	// Instance identifies this instance (default: random).
 	Instance string
+	// ControlChannel carries commands between the instances of one
+	// gateway (default ControlChannel). Gateways of different applications
+	// sharing a broker need different ones; it must start with
+	// ReservedPrefix.
+	ControlChannel string
 
 	// APIKey turns the HTTP API on (API returns its handler).
 	APIKey string
@@ -105,6 +110,12 @@ func New(srv *sc.Server, o Options) (g *Gateway, err error) {
 	if o.ReportInterval <= 0 {
 		o.ReportInterval = 5 * time.Second
 	}
+	if o.ControlChannel == "" {
+		o.ControlChannel = ControlChannel
+	}
+	if !strings.HasPrefix(o.ControlChannel, ReservedPrefix) {
+		return nil, fmt.Errorf("gateway: Options.ControlChannel %q must start with %q", o.ControlChannel, ReservedPrefix)
+	}
 	g = &Gateway{srv: srv, o: o, log: o.Logger}
 	if g.o.Store == nil {
 		g.o.Store, g.ownStore = store.NewMemory(), true
@@ -151,7 +162,7 @@ func New(srv *sc.Server, o Options) (g *Gateway, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.stop = cancel
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-	ch, err := srv.Exchange().Subscribe(sctx, ControlChannel)
+	ch, err := srv.Exchange().Subscribe(sctx, o.ControlChannel)
 	scancel()
 	if err != nil {
 		return nil, fmt.Errorf("gateway: subscribe to the control channel: %w", err)
@@ -221,7 +232,7 @@ func (g *Gateway) Close() {
 			g.stop()
 		}
 		g.wg.Wait()
-		g.srv.Exchange().Unsubscribe(ControlChannel)
+		g.srv.Exchange().Unsubscribe(g.o.ControlChannel)
 		if g.tracker != nil {
 			g.tracker.Close()
 		}
@@ -374,7 +385,7 @@ func (g *Gateway) Kick(ctx context.Context, r api.KickRequest) (api.CommandResul
 // broadcast runs c here and sends it to the other instances.
 func (g *Gateway) broadcast(ctx context.Context, c command) (api.CommandResult, error) {
 	n := g.execute(c)
-	if err := g.srv.Exchange().InvokePublish(ctx, ControlChannel, c); err != nil {
+	if err := g.srv.Exchange().InvokePublish(ctx, g.o.ControlChannel, c); err != nil {
 		return api.CommandResult{Local: n}, err
 	}
 	return api.CommandResult{Local: n}, nil

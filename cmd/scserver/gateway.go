@@ -229,7 +229,7 @@ func (a *app) installGateway() (settingsErr, runtimeErr error) {
 		inst = strings.Trim(host+"-"+hex.EncodeToString(b[:]), "-")
 	}
 	o := gateway.Options{
-		Store: st, Instance: inst,
+		Store: st, Instance: inst, ControlChannel: gateway.ReservedPrefix + "control/" + g.StorePrefix,
 		APIKey: g.APIKey, APIMaxBodyBytes: int64(g.APIMaxBody), IdempotencyWindow: g.IdempotencyWindow,
 		PresenceChannels: list(g.Presence), PresenceTTL: g.PresenceTTL,
 		Logger: a.logger,
