@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/socketcluster-go/socketcluster/auth"
-	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 )
 

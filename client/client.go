@@ -18,7 +18,7 @@ import (
 	"github.com/gobwas/ws"
 
 	sc "github.com/socketcluster-go/socketcluster"
-	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
 
