@@ -421,7 +421,7 @@ func (g *Gateway) execute(c command) int {
 	for _, s := range targets {
 		switch c.Op {
 		case "disconnect":
-			_ = s.Disconnect(c.Code, c.Reason)
+			_ = s.Disconnect(sc.CloseCode(c.Code), c.Reason)
 			n++
 		case "kick":
 			if !s.IsSubscribed(c.Channel) {

@@ -221,7 +221,7 @@ func TestAPIDisconnectAndKick(t *testing.T) {
 		go func() {
 			defer cons.Stop()
 			if ev, err := cons.Next(ctx); err == nil {
-				closes <- ev.Code
+				closes <- int(ev.Code)
 			}
 		}()
 	}
