@@ -114,6 +114,7 @@ func TestAPIAuthAndBadInput(t *testing.T) {
 		{"no channel", "POST", "/api/publish", apiKey, `{"data":1}`, 400, "invalid_request"},
 		{"no data", "POST", "/api/publish", apiKey, `{"channel":"a"}`, 400, "invalid_request"},
 		{"both channel forms", "POST", "/api/publish", apiKey, `{"channel":"a","channels":["b"],"data":1}`, 400, "invalid_request"},
+		{"broadcast to one channel", "POST", "/api/broadcast", apiKey, `{"channel":"a","data":1}`, 400, "invalid_request"},
 		{"empty channel", "POST", "/api/publish", apiKey, `{"channels":[""],"data":1}`, 400, "invalid_request"},
 		{"control character", "POST", "/api/publish", apiKey, `{"channel":"a\u0000b","data":1}`, 400, "invalid_request"},
 		{"long channel", "POST", "/api/publish", apiKey, `{"channel":"` + strings.Repeat("c", 1025) + `","data":1}`, 400, "invalid_request"},
@@ -181,7 +182,7 @@ func TestAPIPublishAcrossInstances(t *testing.T) {
 			t.Fatalf("retry: %+v %v", res, err)
 		}
 	}
-	if _, err := one.cli.PublishMany(ctx, []string{"a"}, "after", ""); err != nil {
+	if _, err := one.cli.Broadcast(ctx, []string{"a"}, "after"); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{`"twice?"`, `"after"`} {

@@ -102,6 +102,17 @@ func (c *Client) PublishMany(ctx context.Context, channels []string, data any, i
 	return res, err
 }
 
+// Broadcast publishes data to every channel of channels.
+func (c *Client) Broadcast(ctx context.Context, channels []string, data any) (PublishResult, error) {
+	raw, err := rawData(data)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	var res PublishResult
+	err = c.Call(ctx, "broadcast", PublishRequest{Channels: channels, Data: raw}, &res)
+	return res, err
+}
+
 // Disconnect closes the sockets of t on every instance.
 func (c *Client) Disconnect(ctx context.Context, t Target, code int, reason string) (CommandResult, error) {
 	var res CommandResult

@@ -115,7 +115,7 @@ func (h *Handler) Stats() Stats {
 }
 
 // Methods lists the API's methods, as served under /api/.
-var Methods = []string{"publish", "disconnect", "kick", "channels", "presence", "presenceStats", "history", "info"}
+var Methods = []string{"publish", "broadcast", "disconnect", "kick", "channels", "presence", "presenceStats", "history", "info"}
 
 func (h *Handler) authorized(r *http.Request) bool {
 	got := r.Header.Get("X-API-Key")
@@ -194,10 +194,13 @@ func decode(body []byte, v any) error {
 
 func (h *Handler) call(ctx context.Context, method string, body []byte) (any, error) {
 	switch method {
-	case "publish":
+	case "publish", "broadcast":
 		var r PublishRequest
 		if err := decode(body, &r); err != nil {
 			return nil, err
+		}
+		if method == "broadcast" && (r.Channel != "" || len(r.Channels) == 0) {
+			return nil, ErrInvalid(`broadcast takes "channels" (a list); publish takes "channel"`)
 		}
 		chs := r.Channels
 		if r.Channel != "" {

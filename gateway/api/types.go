@@ -25,7 +25,8 @@ import (
 	"github.com/socketcluster-go/socketcluster/gateway/store"
 )
 
-// PublishRequest publishes data to one channel or many.
+// PublishRequest publishes data to one channel or many (publish), or to
+// many (broadcast: Channels only).
 type PublishRequest struct {
 	Channel  string          `json:"channel,omitempty"`
 	Channels []string        `json:"channels,omitempty"`
