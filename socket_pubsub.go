@@ -318,7 +318,11 @@ func (s *Socket) deliverPublish(p *publication) {
 		}
 		if a.dataChanged {
 			buf := newPacketBuf(len(p.channel) + len(a.Data) + 48)
-			buf = wire.AppendPublish(buf, p.channel, a.Data)
+			if p.pos != nil {
+				buf = appendPublishAt(buf, p.channel, a.Data, *p.pos) // hub_history.go
+			} else {
+				buf = wire.AppendPublish(buf, p.channel, a.Data)
+			}
 			s.sendPacket(buf)
 			return
 		}

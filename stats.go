@@ -115,17 +115,17 @@ func (srv *Server) Stats() Stats {
 // the number of this instance's sockets subscribed to it (the server's own
 // Exchange subscriptions are not counted).
 func (srv *Server) ChannelCounts() map[string]int {
-	h := srv.hub
-	out := make(map[string]int, h.channelCount())
-	for i := range h.shards {
-		sh := &h.shards[i]
+	out := make(map[string]int, srv.hub.channelCount())
+	for i := range srv.hub.shards {
+		sh := &srv.hub.shards[i]
 		sh.mu.RLock()
 		for name, c := range sh.channels {
 			c.mu.Lock()
-			if n := c.subs.len(); n > 0 {
+			n := c.subs.len()
+			c.mu.Unlock()
+			if n > 0 {
 				out[name] = n
 			}
-			c.mu.Unlock()
 		}
 		sh.mu.RUnlock()
 	}
