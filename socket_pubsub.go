@@ -211,7 +211,7 @@ func (s *Socket) handlePublish(p *wire.Packet) {
 		return
 	}
 	if p.HasCid {
-		s.sendResponse(p.Cid, nil, nil)
+		s.sendResponse(p.Cid, a.ackData, nil)
 		s.deliverAnswered("#publish", p)
 	} else {
 		s.deliverReceived("#publish", p)
