@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -75,6 +76,20 @@ type Options struct {
 	// Broker carries publishes between server instances. Default: an
 	// in-process broker.Memory on a bus of its own.
 	Broker broker.Broker
+	// BrokerTimeout bounds each broker call (publish, subscribe,
+	// unsubscribe). A publish the broker has not confirmed in this time
+	// fails with a *ClusterPublishError (its local subscribers have it).
+	// Default 5s.
+	BrokerTimeout time.Duration
+	// BrokerQueueLimit caps the publishes waiting for the broker (while it
+	// is slow or hung); a publish beyond it is delivered locally and fails
+	// at once with a *ClusterPublishError (ErrBrokerQueueFull). Default
+	// 10 000.
+	BrokerQueueLimit int
+	// History makes the channels matching its rules keep a history, with
+	// positions, recovery and acknowledged publishes never lost (see
+	// ChannelHistory and docs/recovery.md). Default none.
+	History []ChannelHistory
 
 	// MiddlewareTimeout bounds each middleware decision; an inbound or
 	// handshake action not decided in time is blocked with a
@@ -126,6 +141,50 @@ type Options struct {
 	// Default 10s.
 	ReadHeaderTimeout time.Duration
 
+	// MaxConnections caps the WebSockets open at once (connecting or
+	// connected); an upgrade over it gets 503 Service Unavailable. Default
+	// 0: no limit. See limits.go for how refusals are counted and logged.
+	MaxConnections int
+	// MaxConnectionsPerAddress caps the WebSockets open at once from one
+	// client address; an upgrade over it gets 429 Too Many Requests.
+	// Default 0: no limit. The address is the TCP peer's IP, or the one
+	// named by ClientAddressHeader.
+	MaxConnectionsPerAddress int
+	// ClientAddressHeader names a request header that carries the client's
+	// address when the server is behind a proxy ("X-Forwarded-For",
+	// "X-Real-IP"): the last address in it (the one your proxy added) is
+	// the client's for MaxConnectionsPerAddress. Set it only when every
+	// request comes through a proxy that sets the header: clients can send
+	// any value otherwise. Default "": the TCP peer's address.
+	ClientAddressHeader string
+	// MaxHandshakesPerSecond caps WebSocket upgrades accepted per second,
+	// over all clients (a token bucket holding one second's worth); an
+	// upgrade over it gets 503 with Retry-After: 1. Default 0: no limit.
+	MaxHandshakesPerSecond int
+	// InboundMessageRate limits each socket's inbound messages per second
+	// (a token bucket of InboundMessageBurst messages, default one
+	// second's worth); a socket over it is closed with
+	// CloseInboundRateLimit (4101) and InboundRateLimitReason. Default 0:
+	// no limit. Pongs count as messages.
+	InboundMessageRate  float64
+	InboundMessageBurst int
+	// InboundByteRate limits each socket's inbound message bytes per
+	// second the same way (a bucket of InboundByteBurst bytes, default one
+	// second's worth). A message is accepted while the bucket is not
+	// empty and its size is taken from it, perhaps into debt, so a message
+	// larger than the burst is not refused for its size alone. Default 0:
+	// no limit.
+	InboundByteRate  float64
+	InboundByteBurst int
+	// PerMessageDeflate turns on permessage-deflate compression (RFC 7692)
+	// with the clients that offer it (browsers and the Node client's ws
+	// engine do); &DeflateOptions{} gives the defaults. Default nil: off,
+	// as in the reference (an offer is then ignored). Compression is
+	// negotiated without context takeover both ways, so that a publish is
+	// compressed once for all its subscribers and an idle connection holds
+	// no compressor (see DeflateOptions and docs/performance.md).
+	PerMessageDeflate *DeflateOptions
+
 	// HandleProtocols picks a WebSocket subprotocol from those offered.
 	// Default: the first one offered.
 	HandleProtocols func(offered []string) string
@@ -138,6 +197,29 @@ type Options struct {
 	// CloneData has no effect: payloads are immutable raw JSON here. Kept
 	// for parity with the reference's cloneData option.
 	CloneData bool
+}
+
+// DeflateOptions configures permessage-deflate (Options.PerMessageDeflate).
+// The zero value gives the defaults.
+//
+// The server always answers with server_no_context_takeover and
+// client_no_context_takeover: each message is compressed on its own, so
+// that one compressed frame serves every subscriber of a channel, and no
+// connection keeps a compressor (about 600 KiB in compress/flate) or a
+// decompressor (about 40 KiB) between messages; both are pooled. The cost
+// is a lower ratio on small messages, which the threshold leaves
+// uncompressed anyway. An offer limiting server_max_window_bits below 15
+// is declined (the connection is then uncompressed).
+type DeflateOptions struct {
+	// Threshold: outbound messages shorter than this many bytes are sent
+	// uncompressed, and so is any message that compression does not make
+	// smaller. Default 1024, the reference's ws engine's; negative: every
+	// message is tried.
+	Threshold int
+	// Level is the compress/flate level: 1 (flate.BestSpeed, the default)
+	// to 9, or -2 (flate.HuffmanOnly). Levels above 1 cost several times
+	// the CPU for a few percent of size (docs/performance.md).
+	Level int
 }
 
 // withDefaults returns a copy with every zero field set to its default.
@@ -190,11 +272,33 @@ func (o Options) withDefaults() Options {
 	if o.ReadHeaderTimeout == 0 {
 		o.ReadHeaderTimeout = 10 * time.Second
 	}
+	if o.BrokerTimeout == 0 {
+		o.BrokerTimeout = defaultBrokerTimeout
+	}
+	if o.BrokerQueueLimit == 0 {
+		o.BrokerQueueLimit = defaultBrokerQueueLimit
+	}
+	if o.InboundMessageBurst == 0 {
+		o.InboundMessageBurst = max(int(o.InboundMessageRate), 1)
+	}
+	if o.InboundByteBurst == 0 {
+		o.InboundByteBurst = max(int(o.InboundByteRate), 1)
+	}
 	if o.MiddlewareTimeout == 0 {
 		o.MiddlewareTimeout = 10 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.PerMessageDeflate != nil {
+		d := *o.PerMessageDeflate
+		if d.Threshold == 0 {
+			d.Threshold = 1024
+		}
+		if d.Level == 0 {
+			d.Level = 1
+		}
+		o.PerMessageDeflate = &d
 	}
 	return o
 }
@@ -212,7 +316,7 @@ func (o Options) Validate() error {
 	for name, v := range map[string]time.Duration{
 		"PingInterval": d.PingInterval, "PingTimeout": d.PingTimeout, "HandshakeTimeout": d.HandshakeTimeout,
 		"AckTimeout": d.AckTimeout, "BatchInterval": d.BatchInterval, "BatchOnHandshakeDuration": d.BatchOnHandshakeDuration,
-		"WriteTimeout": d.WriteTimeout, "ReadHeaderTimeout": d.ReadHeaderTimeout,
+		"WriteTimeout": d.WriteTimeout, "ReadHeaderTimeout": d.ReadHeaderTimeout, "BrokerTimeout": d.BrokerTimeout,
 	} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("socketcluster: Options.%s is negative (%v); leave it zero for the default", name, v))
@@ -224,8 +328,32 @@ func (o Options) Validate() error {
 	if d.MaxPayload < 0 || d.OutboundQueueLimit < 0 {
 		errs = append(errs, errors.New("socketcluster: Options.MaxPayload and OutboundQueueLimit must not be negative"))
 	}
+	if d.BrokerQueueLimit < 0 {
+		errs = append(errs, errors.New("socketcluster: Options.BrokerQueueLimit is negative; leave it zero for the default (10 000)"))
+	}
+	if err := validateHistory(d.History); err != nil {
+		errs = append(errs, err)
+	}
 	if d.MaxHeaderBytes < 0 {
 		errs = append(errs, errors.New("socketcluster: Options.MaxHeaderBytes is negative; leave it zero for the default (16 KiB)"))
+	}
+	for name, v := range map[string]int{
+		"MaxConnections": d.MaxConnections, "MaxConnectionsPerAddress": d.MaxConnectionsPerAddress,
+		"MaxHandshakesPerSecond": d.MaxHandshakesPerSecond, "InboundMessageBurst": d.InboundMessageBurst,
+		"InboundByteBurst": d.InboundByteBurst,
+	} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("socketcluster: Options.%s is negative; use 0 for no limit", name))
+		}
+	}
+	if d.InboundMessageRate < 0 || d.InboundByteRate < 0 || math.IsNaN(d.InboundMessageRate) || math.IsNaN(d.InboundByteRate) {
+		errs = append(errs, errors.New("socketcluster: Options.InboundMessageRate and InboundByteRate must not be negative; use 0 for no limit"))
+	}
+	if strings.ContainsAny(d.ClientAddressHeader, " :\r\n") {
+		errs = append(errs, fmt.Errorf("socketcluster: Options.ClientAddressHeader %q is not a header name", d.ClientAddressHeader))
+	}
+	if z := d.PerMessageDeflate; z != nil && (z.Level < -2 || z.Level == -1 || z.Level > 9) {
+		errs = append(errs, fmt.Errorf("socketcluster: Options.PerMessageDeflate.Level is %d; use 1 (fastest) to 9 (smallest), -2 (Huffman only), or 0 for the default (1)", z.Level))
 	}
 	if (len(d.AuthPrivateKey) == 0) != (len(d.AuthPublicKey) == 0) {
 		errs = append(errs, NewError("InvalidOptionsError", "The authPrivateKey and authPublicKey options must be set together (both PEM keys) or not at all"))

@@ -28,6 +28,7 @@ type Server struct {
 
 	opts       Options
 	codec      Codec
+	compressor *wsconn.Compressor // nil unless Options.PerMessageDeflate
 	auth       auth.Engine
 	middleware middlewareSet
 	handlers   handlers
@@ -40,6 +41,7 @@ type Server struct {
 	refusalLog burstLog  // HTTPServer's refusals
 	slowLog    burstLog  // slow consumers
 	deadlines  deadlines // sockets' handshake, ping and pong deadlines
+	limits     limits    // connection limits (limits.go)
 
 	// Guarded by mu.
 	mu        sync.RWMutex
@@ -92,6 +94,11 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	srv.auth = eng
+	if z := o.PerMessageDeflate; z != nil {
+		if srv.compressor, err = wsconn.NewCompressor(z.Level, z.Threshold); err != nil {
+			return nil, err
+		}
+	}
 	if o.AuthEngine != nil {
 		srv.auth = o.AuthEngine
 	}
@@ -223,13 +230,32 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpFail(w, http.StatusBadRequest, "Bad Request")
 		return
 	}
+	var extensions string
+	if srv.compressor != nil {
+		var err error
+		if extensions, err = wsconn.NegotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions")); err != nil {
+			// As the reference's ws engine (PROTOCOL.md §1.2 step 7).
+			httpFail(w, http.StatusBadRequest, "Invalid or unacceptable Sec-WebSocket-Extensions header")
+			return
+		}
+	}
+	ls, status, body := srv.acquireLease(r)
+	if status != 0 {
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		httpFail(w, status, body)
+		return
+	}
 	if !srv.admit() {
+		srv.releaseLease(ls)
 		httpFail(w, http.StatusServiceUnavailable, "Server is shutting down")
 		return
 	}
 	accepted := false
 	defer func() {
 		if !accepted {
+			srv.releaseLease(ls)
 			srv.release()
 		}
 	}()
@@ -245,12 +271,12 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpFail(w, http.StatusForbidden, e.Message)
 		return
 	}
-	conn, err := wsconn.Upgrade(w, r, wsconn.UpgradeOptions{Protocol: srv.opts.HandleProtocols, WriteTimeout: srv.opts.WriteTimeout})
+	conn, err := wsconn.Upgrade(w, r, wsconn.UpgradeOptions{Protocol: srv.opts.HandleProtocols, WriteTimeout: srv.opts.WriteTimeout, Extensions: extensions})
 	if err != nil {
 		srv.emitWarning(err)
 		return
 	}
-	srv.accept(conn, r)
+	srv.accept(conn, r, ls)
 	accepted = true
 }
 
@@ -294,7 +320,7 @@ func (srv *Server) checkOrigin(r *http.Request) (string, bool) {
 
 // accept registers a new socket and starts its reader. The socket keeps
 // the request in its compact form (upgradeRequest).
-func (srv *Server) accept(conn *wsconn.Conn, r *http.Request) {
+func (srv *Server) accept(conn *wsconn.Conn, r *http.Request, ls *lease) {
 	s := &Socket{
 		Listeners:  newListeners(),
 		Receivers:  Receivers{d: stream.NewDemux[any]()},
@@ -307,6 +333,10 @@ func (srv *Server) accept(conn *wsconn.Conn, r *http.Request) {
 		state:      StateConnecting,
 		authState:  Unauthenticated,
 		slot:       -1,
+		lease:      ls,
+	}
+	if srv.opts.InboundMessageRate > 0 || srv.opts.InboundByteRate > 0 {
+		s.rate = new(inboundRate)
 	}
 	srv.mu.Lock()
 	srv.pending[s.id] = s

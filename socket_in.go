@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -82,6 +83,7 @@ func (s *Socket) readReady() bool {
 // endReading closes the connection once reading has failed.
 func (s *Socket) endReading() {
 	_ = s.conn.Close()
+	s.server.releaseLease(s.lease)
 	s.server.release()
 }
 
@@ -116,6 +118,9 @@ func (s *Socket) processInbound(isBinary bool, msg []byte, sc *inboundScratch) {
 	}
 	s.inboundReceived.Add(1)
 	defer s.inboundProcessed.Add(1)
+	if s.rate != nil && !s.allowInbound(len(msg)) {
+		return
+	}
 	if !isBinary && !utf8.Valid(msg) {
 		// As the reference's ws engine: a text frame must be UTF-8.
 		s.emitError(NewError("RangeError", "Invalid WebSocket frame: invalid UTF-8 sequence"))
@@ -163,6 +168,12 @@ func (s *Socket) readFailed(err error) {
 	case errors.Is(err, wsconn.ErrProtocol):
 		s.conn.WriteClose(CloseProtocolError, "")
 		s.closeWith(CloseProtocolError, "", false)
+	case errors.Is(err, wsconn.ErrBadDeflate):
+		// permessage-deflate data that does not inflate: 1007, as the
+		// reference's ws engine.
+		s.emitError(NewError("Error", "Invalid WebSocket frame: "+strings.TrimPrefix(err.Error(), "wsconn: ")))
+		s.conn.WriteClose(CloseInvalidPayload, "")
+		s.closeWith(CloseInvalidPayload, "", false)
 	case errors.Is(err, wsconn.ErrInvalidUTF8):
 		s.emitError(NewError("RangeError", "Invalid WebSocket frame: invalid UTF-8 sequence"))
 		s.conn.WriteClose(CloseInvalidPayload, "")
@@ -269,6 +280,11 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 	case "#publish":
 		s.handlePublish(p)
 		return
+	case "sc.history":
+		if p.HasCid && s.server.hub.hist != nil {
+			s.handleHistory(p) // history.go
+			return
+		}
 	}
 	expired := s.checkTokenExpiry()
 	if p.HasCid {

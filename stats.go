@@ -1,6 +1,10 @@
 package socketcluster
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+)
 
 // Stats is a snapshot of the server's counters, for metrics exporters.
 type Stats struct {
@@ -14,7 +18,22 @@ type Stats struct {
 	SlowConsumers  int64 // sockets disconnected for a full outbound queue
 	BrokerErrors   int64 // failed broker operations and outage reports
 	HTTPRefusals   int64 // HTTP connections dropped before a complete request (see HTTPServer)
-	Ready          bool  // broker ready and not closing
+
+	// Upgrades refused by a connection limit (limits.go): MaxConnections
+	// (503), MaxConnectionsPerAddress (429), MaxHandshakesPerSecond (503).
+	RefusedConnections   int64
+	RefusedPerAddress    int64
+	RefusedHandshakeRate int64
+	// RateLimitedSockets counts sockets closed with CloseInboundRateLimit.
+	RateLimitedSockets int64
+	Ready              bool // broker ready and not closing
+
+	// permessage-deflate (Options.PerMessageDeflate): messages compressed
+	// (a publish counts once, however many subscribers receive it), and
+	// their bytes before and after compression.
+	Compressions        int64
+	CompressionInBytes  int64
+	CompressionOutBytes int64
 }
 
 type counters struct {
@@ -24,6 +43,24 @@ type counters struct {
 	deliveries     atomic.Int64
 	brokerErrors   atomic.Int64
 	httpRefusals   atomic.Int64
+
+	refusedConnections   atomic.Int64
+	refusedPerAddress    atomic.Int64
+	refusedHandshakeRate atomic.Int64
+	rateLimited          atomic.Int64
+}
+
+// refused returns the counter of upgrades refused by limit (a Limit…
+// constant).
+func (c *counters) refused(limit string) *atomic.Int64 {
+	switch limit {
+	case LimitConnections:
+		return &c.refusedConnections
+	case LimitConnectionsPerAddr:
+		return &c.refusedPerAddress
+	default:
+		return &c.refusedHandshakeRate
+	}
 }
 
 // Stats returns a snapshot of the server's counters.
@@ -31,6 +68,10 @@ func (srv *Server) Stats() Stats {
 	srv.hub.mu.RLock()
 	channels := len(srv.hub.channels)
 	srv.hub.mu.RUnlock()
+	var z wsconn.CompressorStats
+	if srv.compressor != nil {
+		z = srv.compressor.Stats()
+	}
 	return Stats{
 		Clients:        srv.ClientsCount(),
 		PendingClients: srv.PendingClientsCount(),
@@ -42,6 +83,30 @@ func (srv *Server) Stats() Stats {
 		SlowConsumers:  srv.metrics.slowConsumers.Load(),
 		BrokerErrors:   srv.counters.brokerErrors.Load(),
 		HTTPRefusals:   srv.counters.httpRefusals.Load(),
-		Ready:          srv.ready.Load() && !srv.closing.Load(),
+
+		RefusedConnections:   srv.counters.refusedConnections.Load(),
+		RefusedPerAddress:    srv.counters.refusedPerAddress.Load(),
+		RefusedHandshakeRate: srv.counters.refusedHandshakeRate.Load(),
+		RateLimitedSockets:   srv.counters.rateLimited.Load(),
+		Ready:                srv.ready.Load() && !srv.closing.Load(),
+
+		Compressions:        z.Frames,
+		CompressionInBytes:  z.InBytes,
+		CompressionOutBytes: z.OutBytes,
 	}
+}
+
+// ChannelCounts returns, for every channel with a local socket subscribed,
+// the number of this instance's sockets subscribed to it (the server's own
+// Exchange subscriptions are not counted).
+func (srv *Server) ChannelCounts() map[string]int {
+	srv.hub.mu.RLock()
+	defer srv.hub.mu.RUnlock()
+	out := make(map[string]int, len(srv.hub.channels))
+	for name, c := range srv.hub.channels {
+		if n := len(c.sockets); n > 0 {
+			out[name] = n
+		}
+	}
+	return out
 }
