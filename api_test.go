@@ -9,12 +9,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/auth"
+	scclient "github.com/socketcluster-go/socketcluster/client"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
 )
 
@@ -290,4 +297,78 @@ func TestOptionsCodec(t *testing.T) {
 	// Plain JSON is not what this codec reads: an error event, no answer.
 	c.SendText(`{"event":"echo","data":"plain","cid":3}`)
 	c.ExpectNothing(300 * time.Millisecond)
+}
+
+func TestSocketSecureHostSourcePort(t *testing.T) {
+	ts := newServer(t, sc.Options{})
+	_, s := ts.connect(t, nil)
+	_, port, _ := net.SplitHostPort(ts.addr)
+	if s.Secure() || s.Host() != "127.0.0.1" || strconv.Itoa(s.SourcePort()) != port {
+		t.Fatalf("plain: secure %v host %q port %d, want false 127.0.0.1 %s", s.Secure(), s.Host(), s.SourcePort(), port)
+	}
+	// The Host header decides, as the client sent it; no port means the
+	// scheme's default.
+	for _, tc := range []struct {
+		header, host string
+		port         int
+	}{
+		{"chat.example.com", "chat.example.com", 80},
+		{"chat.example.com:8443", "chat.example.com", 8443},
+		{"[::1]:9000", "::1", 9000},
+		{"chat.example.com:99999", "chat.example.com", 80},
+	} {
+		s := upgradeWithHost(t, ts, tc.header)
+		if s.Host() != tc.host || s.SourcePort() != tc.port || s.Secure() {
+			t.Fatalf("Host %q: host %q port %d secure %v", tc.header, s.Host(), s.SourcePort(), s.Secure())
+		}
+		_ = s.Request() // parsed from now on: the same answers
+		if s.Host() != tc.host || s.SourcePort() != tc.port {
+			t.Fatalf("Host %q after Request: %q %d", tc.header, s.Host(), s.SourcePort())
+		}
+	}
+
+	// Over TLS.
+	srv, err := sc.New(sc.Options{Logger: quietLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewTLSServer(srv)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		_ = srv.Close(ctx)
+		hs.Close()
+	})
+	conns := sc.Listen[sc.ConnectionEvent](srv).Consumer()
+	defer conns.Stop()
+	u, _ := url.Parse(hs.URL)
+	cl, err := scclient.Dial(sctest.Context(t), "wss://"+u.Host+"/socketcluster/", &scclient.Options{TLSConfig: hs.Client().Transport.(*http.Transport).TLSClientConfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cl.Close(1000, "") }()
+	s = next(t, conns).Socket
+	if !s.Secure() || s.Host() != "127.0.0.1" || strconv.Itoa(s.SourcePort()) != u.Port() {
+		t.Fatalf("TLS: secure %v host %q port %d, want true 127.0.0.1 %s", s.Secure(), s.Host(), s.SourcePort(), u.Port())
+	}
+}
+
+// upgradeWithHost opens a WebSocket with the given Host header and returns its
+// socket (connecting).
+func upgradeWithHost(t *testing.T, ts *testServer, host string) *sc.Socket {
+	t.Helper()
+	hs := sc.Listen[sc.HandshakeEvent](ts).Consumer()
+	defer hs.Stop()
+	conn, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	_, _ = conn.Write([]byte("GET /socketcluster/ HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+	line := make([]byte, 12)
+	if _, err := io.ReadFull(conn, line); err != nil || string(line) != "HTTP/1.1 101" {
+		t.Fatalf("upgrade with Host %q: %q %v", host, line, err)
+	}
+	return next(t, hs).Socket
 }
