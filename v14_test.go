@@ -484,3 +484,41 @@ func TestV14MiddlewareTypes(t *testing.T) {
 	member.Expect(`{"event":"#publish","data":{"channel":"news","data":"for members: hello"}}`)
 	guest.ExpectNothing(300 * time.Millisecond)
 }
+
+// Bad input to the v14 layer: nil handlers, a panicking handler, and ack
+// data that cannot be encoded are refused or reported, never a crash.
+func TestV14BadInput(t *testing.T) {
+	srv, addr := startV14(t, sc.Options{})
+	if err := srv.On("connection", nil); err == nil {
+		t.Fatal("Server.On accepted a nil handler")
+	}
+	if _, err := srv.AddMiddleware(sc.V14MiddlewarePublishIn, func(req *sc.V14Request, next func(error)) {
+		req.AckData = func() {} // not JSON
+		next(nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	errs := sc.Listen[sc.ErrorEvent](srv).Consumer()
+	defer errs.Stop()
+	var cl *sctest.Client
+	sock := connected(t, srv, func() {
+		cl = sctest.Dial(t, addr, &sctest.Options{AutoPong: true})
+		cl.Handshake(nil)
+	})
+	if err := sock.On("x", nil); err == nil {
+		t.Fatal("Socket.On accepted a nil handler")
+	}
+	if err := sock.OnEvent("disconnect", nil); err == nil {
+		t.Fatal("Socket.OnEvent accepted a nil handler")
+	}
+	if err := sock.On("explode", func(sc.Data, func(error, any)) { panic("boom") }); err != nil {
+		t.Fatal(err)
+	}
+	cl.Transmit("explode", 1)
+	asError(t, next(t, errs).Error, "HandlerPanicError")
+	r := cl.Invoke("#publish", map[string]any{"channel": "c", "data": 1})
+	if !strings.Contains(r.Raw, "AckData") {
+		t.Fatalf("publish with unencodable AckData: %s", r.Raw)
+	}
+	barrier(t, cl) // the socket still works
+}
