@@ -11,7 +11,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
 
-// Authentication (PROTOCOL.md §6): the token in #handshake, #authenticate,
+// Authentication (docs/protocol.md §6): the token in #handshake, #authenticate,
 // #removeAuthToken, SetAuthToken, Deauthenticate and mid-session expiry.
 
 // SetAuthTokenOptions are the options of SetAuthToken.
@@ -193,8 +193,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 	var clientAuthErr error // authError in the response
 	if hasToken {
 		if authErr == nil {
-			old := s.setToken(claims, signed)
-			_ = old
+			s.setToken(claims, signed) // the state-change events follow the connect event (§6.7)
 			if err := s.runAuthenticate(claims, signed); err != nil {
 				clientAuthErr = err
 				if isBadToken(err) {
@@ -429,7 +428,7 @@ func (s *Socket) handleRemoveAuthToken(p *wire.Packet) {
 	s.deliverReceived("#removeAuthToken", p)
 }
 
-// checkTokenExpiry drops an expired token (PROTOCOL.md §6.6) and returns
+// checkTokenExpiry drops an expired token (docs/protocol.md §6.6) and returns
 // the AuthTokenExpiredError for the middleware action, or nil.
 func (s *Socket) checkTokenExpiry() error {
 	s.mu.Lock()

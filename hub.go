@@ -261,6 +261,7 @@ func (h *hub) Channels() []string {
 
 // Status implements broker.Handler.
 func (h *hub) Status(err error) {
+	h.srv.brokerDown.Store(err != nil)
 	if err != nil {
 		h.srv.counters.brokerErrors.Add(1)
 		h.outage(err)

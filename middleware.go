@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// MiddlewareLine names one of the four middleware lines (PROTOCOL.md §8).
+// MiddlewareLine names one of the four middleware lines (docs/protocol.md §8).
 type MiddlewareLine string
 
 // Middleware lines.
@@ -37,7 +37,7 @@ const (
 )
 
 // Action is what a middleware decides on. Fields are set according to
-// Type (PROTOCOL.md §8.2). A middleware allows an action by returning nil,
+// Type (docs/protocol.md §8.2). A middleware allows an action by returning nil,
 // after optionally replacing Data (SetData) — the reference's
 // allow({data}); it blocks by returning an error: the client gets that
 // error (an *Error keeps its name and fields), or, for ErrBlocked and
@@ -216,7 +216,7 @@ func (srv *Server) runInbound(s *Socket, a *Action) error {
 }
 
 // blockError turns a blocking error into the wire error the client gets,
-// and emits the failure as the reference does (PROTOCOL.md §8.4).
+// and emits the failure as the reference does (docs/protocol.md §8.4).
 func (srv *Server) blockError(err error, a *Action, line MiddlewareLine) []byte {
 	clientErr := err
 	var se silentError

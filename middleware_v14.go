@@ -8,7 +8,7 @@ import (
 
 // SocketCluster 14 middleware: AddMiddleware(type, fn(req, next)), several
 // functions per type run in series, as a thin layer over the same machinery
-// as SetMiddleware (PROTOCOL.md §8.6). They run after the line's
+// as SetMiddleware (docs/protocol.md §8.6). They run after the line's
 // SetMiddleware function, if any, allowed the action. Everything in this
 // file exists for porting SocketCluster 14 apps; new code uses
 // SetMiddleware with a MiddlewareLine and looks at Action.Type.

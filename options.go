@@ -14,7 +14,7 @@ import (
 )
 
 // Options configures a Server. The zero value gives the reference server's
-// defaults (socketcluster-server 20.x, PROTOCOL.md §10); each field
+// defaults (socketcluster-server 20.x, docs/protocol.md §10); each field
 // documents its default. Options that are true by default in the reference
 // are expressed as their negation here (DisableClientPublish for
 // allowClientPublish…) so that the zero value stays the default.
@@ -303,7 +303,9 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Validate reports the first option that cannot work, saying what to do.
+// Validate reports every option that cannot work, each saying what to do,
+// joined into one error (nil when all is well). The problems are always
+// listed in the same order, so the message is stable. New calls it.
 func (o Options) Validate() error {
 	d := o.withDefaults()
 	var errs []error
@@ -313,13 +315,16 @@ func (o Options) Validate() error {
 	if d.ProtocolVersion != 1 && d.ProtocolVersion != 2 {
 		errs = append(errs, fmt.Errorf("socketcluster: Options.ProtocolVersion is %d; use 1 or 2", d.ProtocolVersion))
 	}
-	for name, v := range map[string]time.Duration{
-		"PingInterval": d.PingInterval, "PingTimeout": d.PingTimeout, "HandshakeTimeout": d.HandshakeTimeout,
-		"AckTimeout": d.AckTimeout, "BatchInterval": d.BatchInterval, "BatchOnHandshakeDuration": d.BatchOnHandshakeDuration,
-		"WriteTimeout": d.WriteTimeout, "ReadHeaderTimeout": d.ReadHeaderTimeout, "BrokerTimeout": d.BrokerTimeout,
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"PingInterval", d.PingInterval}, {"PingTimeout", d.PingTimeout}, {"HandshakeTimeout", d.HandshakeTimeout},
+		{"AckTimeout", d.AckTimeout}, {"BatchOnHandshakeDuration", d.BatchOnHandshakeDuration}, {"BatchInterval", d.BatchInterval},
+		{"WriteTimeout", d.WriteTimeout}, {"ReadHeaderTimeout", d.ReadHeaderTimeout}, {"BrokerTimeout", d.BrokerTimeout},
 	} {
-		if v < 0 {
-			errs = append(errs, fmt.Errorf("socketcluster: Options.%s is negative (%v); leave it zero for the default", name, v))
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("socketcluster: Options.%s is negative (%v); leave it zero for the default", f.name, f.v))
 		}
 	}
 	if d.SocketChannelLimit < 0 {

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/socketcluster-go/socketcluster/auth"
-	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 )
 
@@ -36,7 +36,6 @@ type Server struct {
 	v14h       atomic.Pointer[v14Handlers] // Server.On (v14.go); set once
 	hub        *hub
 	exchange   *Exchange
-	metrics    metrics
 	counters   counters
 	refusalLog burstLog  // HTTPServer's refusals
 	slowLog    burstLog  // slow consumers
@@ -56,10 +55,7 @@ type Server struct {
 	pendingCount atomic.Int64
 	closing      atomic.Bool // set under mu: accept sees it or Close sees the socket
 	ready        atomic.Bool
-}
-
-type metrics struct {
-	slowConsumers atomic.Int64
+	brokerDown   atomic.Bool // the broker's last Status report was an error
 }
 
 // New returns a server configured by opts (the zero Options gives the
@@ -119,6 +115,12 @@ func (srv *Server) Exchange() *Exchange { return srv.exchange }
 // IsReady reports whether the server (its broker) is ready.
 func (srv *Server) IsReady() bool { return srv.ready.Load() }
 
+// BrokerConnected reports whether the broker is connected to its bus: true
+// once it started, false from an outage report until it reconnected (see
+// broker.Handler.Status). The in-process broker is always connected; the
+// server goes on serving its local sockets while this is false.
+func (srv *Server) BrokerConnected() bool { return srv.ready.Load() && !srv.brokerDown.Load() }
+
 // AckTimeout returns the timeout of server→client invokes.
 func (srv *Server) AckTimeout() time.Duration { return srv.opts.AckTimeout }
 
@@ -154,7 +156,7 @@ func (srv *Server) PendingClients() map[string]*Socket {
 }
 
 // SlowConsumerCount counts sockets disconnected for a full outbound queue.
-func (srv *Server) SlowConsumerCount() int64 { return srv.metrics.slowConsumers.Load() }
+func (srv *Server) SlowConsumerCount() int64 { return srv.counters.slowConsumers.Load() }
 
 // GenerateID returns a new socket id.
 func (srv *Server) GenerateID() string { return newSocketID() }
@@ -198,7 +200,7 @@ func httpFail(w http.ResponseWriter, code int, body string) {
 }
 
 // ServeHTTP accepts WebSocket upgrades at Options.Path with the checks of
-// PROTOCOL.md §1.2, and passes plain HTTP requests to Options.HTTPHandler
+// docs/protocol.md §1.2, and passes plain HTTP requests to Options.HTTPHandler
 // (default: 501 Not Implemented).
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !isUpgrade(r) {
@@ -288,7 +290,7 @@ func blockMessage(err error) string {
 	return err.Error()
 }
 
-// checkOrigin applies the origins option (PROTOCOL.md §1.3).
+// checkOrigin applies the origins option (docs/protocol.md §1.3).
 func (srv *Server) checkOrigin(r *http.Request) (string, bool) {
 	allowed := srv.opts.Origins
 	if strings.Contains(allowed, "*:*") {
@@ -407,6 +409,7 @@ func (srv *Server) promote(s *Socket) bool {
 	srv.pendingCount.Add(-1)
 	srv.clients[s.id] = s
 	srv.clientsCount.Add(1)
+	srv.counters.handshakes.Add(1)
 	return true
 }
 

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 )
 
@@ -196,7 +196,7 @@ func (s *Socket) Done() <-chan struct{} {
 // closedChan is Done's channel for sockets that ended before anyone asked.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// ---- Counters and backpressure (PROTOCOL.md §11.3) ----
+// ---- Counters and backpressure (docs/protocol.md §11.3) ----
 
 // InboundReceivedMessageCount counts every inbound message, pongs included.
 func (s *Socket) InboundReceivedMessageCount() int64 { return s.inboundReceived.Load() }

@@ -9,7 +9,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
 
-// Client pub/sub (PROTOCOL.md §3.7–3.10, §7).
+// Client pub/sub (docs/protocol.md §3.7–3.10, §7).
 
 // Subscriptions returns the channels the socket is subscribed to.
 func (s *Socket) Subscriptions() []string {

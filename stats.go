@@ -12,12 +12,15 @@ type Stats struct {
 	PendingClients int   // sockets still connecting
 	Channels       int   // channels with at least one local subscriber
 	Connections    int64 // WebSockets accepted since start
+	Handshakes     int64 // SocketCluster handshakes completed since start
 	Disconnections int64 // sockets closed since start
 	Publishes      int64 // messages published (client, server, and received from the broker)
 	Deliveries     int64 // publish frames queued to sockets
 	SlowConsumers  int64 // sockets disconnected for a full outbound queue
 	BrokerErrors   int64 // failed broker operations and outage reports
 	HTTPRefusals   int64 // HTTP connections dropped before a complete request (see HTTPServer)
+	BytesIn        int64 // payload bytes of the WebSocket messages received
+	BytesOut       int64 // bytes of the WebSocket frames written (headers included)
 
 	// Upgrades refused by a connection limit (limits.go): MaxConnections
 	// (503), MaxConnectionsPerAddress (429), MaxHandshakesPerSecond (503).
@@ -27,6 +30,7 @@ type Stats struct {
 	// RateLimitedSockets counts sockets closed with CloseInboundRateLimit.
 	RateLimitedSockets int64
 	Ready              bool // broker ready and not closing
+	BrokerUp           bool // the broker is connected to its bus (BrokerConnected)
 
 	// permessage-deflate (Options.PerMessageDeflate): messages compressed
 	// (a publish counts once, however many subscribers receive it), and
@@ -38,11 +42,15 @@ type Stats struct {
 
 type counters struct {
 	connections    atomic.Int64
+	handshakes     atomic.Int64
 	disconnections atomic.Int64
 	publishes      atomic.Int64
 	deliveries     atomic.Int64
 	brokerErrors   atomic.Int64
 	httpRefusals   atomic.Int64
+	slowConsumers  atomic.Int64
+	bytesIn        atomic.Int64
+	bytesOut       atomic.Int64
 
 	refusedConnections   atomic.Int64
 	refusedPerAddress    atomic.Int64
@@ -77,18 +85,22 @@ func (srv *Server) Stats() Stats {
 		PendingClients: srv.PendingClientsCount(),
 		Channels:       channels,
 		Connections:    srv.counters.connections.Load(),
+		Handshakes:     srv.counters.handshakes.Load(),
 		Disconnections: srv.counters.disconnections.Load(),
 		Publishes:      srv.counters.publishes.Load(),
 		Deliveries:     srv.counters.deliveries.Load(),
-		SlowConsumers:  srv.metrics.slowConsumers.Load(),
+		SlowConsumers:  srv.counters.slowConsumers.Load(),
 		BrokerErrors:   srv.counters.brokerErrors.Load(),
 		HTTPRefusals:   srv.counters.httpRefusals.Load(),
+		BytesIn:        srv.counters.bytesIn.Load(),
+		BytesOut:       srv.counters.bytesOut.Load(),
 
 		RefusedConnections:   srv.counters.refusedConnections.Load(),
 		RefusedPerAddress:    srv.counters.refusedPerAddress.Load(),
 		RefusedHandshakeRate: srv.counters.refusedHandshakeRate.Load(),
 		RateLimitedSockets:   srv.counters.rateLimited.Load(),
 		Ready:                srv.ready.Load() && !srv.closing.Load(),
+		BrokerUp:             srv.BrokerConnected(),
 
 		Compressions:        z.Frames,
 		CompressionInBytes:  z.InBytes,

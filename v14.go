@@ -2,6 +2,7 @@ package socketcluster
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -107,7 +108,7 @@ func (srv *Server) callEvent(p *atomic.Pointer[v14Handlers], e Event) {
 			func() {
 				defer func() {
 					if r := recover(); r != nil {
-						srv.opts.Logger.Error("socketcluster: error event handler panicked", "panic", fmtPanic(r))
+						srv.opts.Logger.Error("socketcluster: error event handler panicked", "panic", fmt.Sprint(r))
 					}
 				}()
 				fn(e)

@@ -1,7 +1,7 @@
-// Command interop-fixture is the interop fixture server of INTEROP.md: a
-// small SocketCluster server with fixed flags, procedures, receivers and
-// middleware, so that any test suite can drive it with the official
-// JavaScript client.
+// Command interop-fixture is the interop fixture server of
+// docs/interop-fixture.md: a small SocketCluster server with fixed flags,
+// procedures, receivers and middleware, so that any test suite can drive
+// it with the official JavaScript client.
 //
 //	interop-fixture -addr 127.0.0.1:0     # prints READY <port>
 package main
@@ -143,8 +143,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		PingTimeout:          ms(c.pingTimeout),
 		HandshakeTimeout:     ms(c.handshakeTimeout),
 		SocketChannelLimit:   c.channelLimit,
-		DisableClientPublish: !c.allowClientPublish,
 		ProtocolVersion:      c.protocolVersion,
+		DisableClientPublish: !c.allowClientPublish,
 		Broker:               b,
 		Logger:               logger,
 		HTTPHandler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -180,7 +180,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	return 0
 }
 
-// extraOptions reads settings beyond INTEROP.md's contract, for tests of
+// extraOptions reads settings beyond the fixture contract
+// (docs/interop-fixture.md, "Extensions"), for tests of
 // features the reference fixture does not expose: SC_AUTH_ALGORITHM with
 // SC_AUTH_PRIVATE_KEY_FILE and SC_AUTH_PUBLIC_KEY_FILE (PEM; the key pair
 // then replaces -auth-key), SC_CODEC=minbin (the sc-codec-min-bin

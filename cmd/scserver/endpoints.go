@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/socketcluster-go/socketcluster/prommetrics"
@@ -13,8 +12,8 @@ import (
 // routes mounts the WebSocket endpoint, the health endpoints, /metrics and
 // the demo page.
 func (a *app) routes() {
-	a.reg.MustRegister(prommetrics.NewCollector(a.srv, "socketcluster"),
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The metrics deploy/ (dashboard, alert rules) is checked against.
+	a.reg = prommetrics.NewRegistry(a.srv, "socketcluster")
 	a.mux.Handle(a.cfg.Path, a.wsHandler())
 	a.mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	a.mux.HandleFunc("/readyz", a.readyz)
