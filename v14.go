@@ -72,7 +72,7 @@ var (
 	serverEventNames = eventNames(HandshakeEvent{}, ConnectionEvent{}, ConnectionAbortEvent{}, DisconnectionEvent{},
 		ClosureEvent{}, SubscriptionEvent{}, UnsubscriptionEvent{}, AuthenticationEvent{}, DeauthenticationEvent{},
 		AuthenticationStateChangeEvent{}, BadSocketAuthTokenEvent{}, ReadyEvent{}, WarningEvent{}, ErrorEvent{},
-		SlowConsumerEvent{})
+		SlowConsumerEvent{}, BrokerOutageEvent{})
 	socketEventNames = eventNames(ConnectEvent{}, ConnectAbortEvent{}, DisconnectEvent{}, CloseEvent{}, EndEvent{},
 		SubscribeEvent{}, UnsubscribeEvent{}, AuthenticateEvent{}, DeauthenticateEvent{}, AuthStateChangeEvent{},
 		AuthTokenSignedEvent{}, BadAuthTokenEvent{}, MessageEvent{}, RawEvent{}, ErrorEvent{}, SlowConsumerEvent{})

@@ -301,7 +301,7 @@ func TestV14SocketOnRoutesOwnEvents(t *testing.T) {
 		case sc.SubscribeEvent:
 			events = append(events, "subscribe:"+e.Channel)
 		case sc.DisconnectEvent:
-			events = append(events, "disconnect:"+strconv.Itoa(e.Code))
+			events = append(events, "disconnect:"+strconv.Itoa(int(e.Code)))
 		case sc.EndEvent:
 			events = append(events, "end")
 		}
