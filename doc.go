@@ -40,8 +40,10 @@
 // getBackpressure → Backpressure, getInboundBackpressure →
 // InboundBackpressure, getListenerConsumerStatsList →
 // ListenerConsumerStats, getState → State, kickOut → KickOut, and so on.
-// The SocketCluster 14 forms emit/on/off exist as Socket.Emit, Socket.On
-// and Socket.Off.
+// The SocketCluster 14 forms exist for porting, all marked Deprecated:
+// Server.On/Off, Socket.On (client messages), Socket.OnEvent (the socket's
+// own events), Socket.Emit and Off, and AddMiddleware with the
+// V14Middleware… types (docs/client-versions.md).
 //
 // # Scaling out
 //

@@ -33,6 +33,7 @@ type Server struct {
 	middleware middlewareSet
 	handlers   handlers
 	v14        v14Set
+	v14h       atomic.Pointer[v14Handlers] // Server.On (v14.go); set once
 	hub        *hub
 	exchange   *Exchange
 	counters   counters
@@ -168,7 +169,10 @@ func (srv *Server) EmitWarning(err error) { srv.emitWarning(err) }
 
 func (srv *Server) emitWarning(err error) { srv.emit(WarningEvent{Warning: err}) }
 
-func (srv *Server) emit(e Event) { srv.Listeners.emit(e) }
+func (srv *Server) emit(e Event) {
+	srv.Listeners.emit(e)
+	srv.callEvent(&srv.v14h, e)
+}
 
 // ---- HTTP ----
 
