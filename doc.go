@@ -43,6 +43,13 @@
 // The SocketCluster 14 forms emit/on/off exist as Socket.Emit, Socket.On
 // and Socket.Off.
 //
+// # Compression
+//
+// Options.PerMessageDeflate turns on permessage-deflate (RFC 7692), off by
+// default as in the reference. It is negotiated without context takeover
+// both ways, so that a publish is compressed once for all its subscribers
+// and an idle connection holds no compression state; see DeflateOptions.
+//
 // # Scaling out
 //
 // Options.Broker connects instances: broker.Memory in one process
