@@ -45,6 +45,13 @@
 // own events), Socket.Emit and Off, and AddMiddleware with the
 // V14Middleware… types (docs/client-versions.md).
 //
+// # Compression
+//
+// Options.PerMessageDeflate turns on permessage-deflate (RFC 7692), off by
+// default as in the reference. It is negotiated without context takeover
+// both ways, so that a publish is compressed once for all its subscribers
+// and an idle connection holds no compression state; see DeflateOptions.
+//
 // # Scaling out
 //
 // Options.Broker connects instances: broker.Memory in one process
