@@ -37,6 +37,12 @@ const (
 	// reason SlowConsumerReason. It is in the application range where the
 	// official client reconnects with back-off.
 	CloseSlowConsumer = 4100
+	// CloseInboundRateLimit is this server's own code for a socket that
+	// sent more than Options.InboundMessageRate messages or
+	// InboundByteRate bytes per second (beyond their bursts), sent with
+	// the reason InboundRateLimitReason. The official client reconnects
+	// with back-off.
+	CloseInboundRateLimit = 4101
 )
 
 var closeTexts = map[int]string{

@@ -119,7 +119,7 @@ func stressEchoAndPubSub(t *testing.T, opts sc.Options) {
 			select {
 			case s.inflight <- struct{}{}:
 			case <-time.After(wait):
-				t.Fatalf("client %d: calls still unanswered", i)
+				t.Fatalf("client %d: calls still unanswered (%v)", i, s.failed.Load())
 			}
 		}
 	}
@@ -161,6 +161,9 @@ func (s *stressClient) read() {
 		f, err := s.c.Next(time.Hour)
 		if err != nil {
 			return
+		}
+		if f.Op == ws.OpClose {
+			s.failed.Store(fmt.Sprintf("closed by the server: %d %s", f.CloseCode, f.CloseReason))
 		}
 		if f.Op != ws.OpText || len(f.Payload) == 0 {
 			continue

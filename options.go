@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -73,6 +74,20 @@ type Options struct {
 	// Broker carries publishes between server instances. Default: an
 	// in-process broker.Memory on a bus of its own.
 	Broker broker.Broker
+	// BrokerTimeout bounds each broker call (publish, subscribe,
+	// unsubscribe). A publish the broker has not confirmed in this time
+	// fails with a *ClusterPublishError (its local subscribers have it).
+	// Default 5s.
+	BrokerTimeout time.Duration
+	// BrokerQueueLimit caps the publishes waiting for the broker (while it
+	// is slow or hung); a publish beyond it is delivered locally and fails
+	// at once with a *ClusterPublishError (ErrBrokerQueueFull). Default
+	// 10 000.
+	BrokerQueueLimit int
+	// History makes the channels matching its rules keep a history, with
+	// positions, recovery and acknowledged publishes never lost (see
+	// ChannelHistory and docs/recovery.md). Default none.
+	History []ChannelHistory
 
 	// MiddlewareTimeout bounds each middleware decision; an inbound or
 	// handshake action not decided in time is blocked with a
@@ -123,6 +138,42 @@ type Options struct {
 	// servers: a client still sending it then is dropped (slowloris).
 	// Default 10s.
 	ReadHeaderTimeout time.Duration
+
+	// MaxConnections caps the WebSockets open at once (connecting or
+	// connected); an upgrade over it gets 503 Service Unavailable. Default
+	// 0: no limit. See limits.go for how refusals are counted and logged.
+	MaxConnections int
+	// MaxConnectionsPerAddress caps the WebSockets open at once from one
+	// client address; an upgrade over it gets 429 Too Many Requests.
+	// Default 0: no limit. The address is the TCP peer's IP, or the one
+	// named by ClientAddressHeader.
+	MaxConnectionsPerAddress int
+	// ClientAddressHeader names a request header that carries the client's
+	// address when the server is behind a proxy ("X-Forwarded-For",
+	// "X-Real-IP"): the last address in it (the one your proxy added) is
+	// the client's for MaxConnectionsPerAddress. Set it only when every
+	// request comes through a proxy that sets the header: clients can send
+	// any value otherwise. Default "": the TCP peer's address.
+	ClientAddressHeader string
+	// MaxHandshakesPerSecond caps WebSocket upgrades accepted per second,
+	// over all clients (a token bucket holding one second's worth); an
+	// upgrade over it gets 503 with Retry-After: 1. Default 0: no limit.
+	MaxHandshakesPerSecond int
+	// InboundMessageRate limits each socket's inbound messages per second
+	// (a token bucket of InboundMessageBurst messages, default one
+	// second's worth); a socket over it is closed with
+	// CloseInboundRateLimit (4101) and InboundRateLimitReason. Default 0:
+	// no limit. Pongs count as messages.
+	InboundMessageRate  float64
+	InboundMessageBurst int
+	// InboundByteRate limits each socket's inbound message bytes per
+	// second the same way (a bucket of InboundByteBurst bytes, default one
+	// second's worth). A message is accepted while the bucket is not
+	// empty and its size is taken from it, perhaps into debt, so a message
+	// larger than the burst is not refused for its size alone. Default 0:
+	// no limit.
+	InboundByteRate  float64
+	InboundByteBurst int
 
 	// HandleProtocols picks a WebSocket subprotocol from those offered.
 	// Default: the first one offered.
@@ -188,6 +239,18 @@ func (o Options) withDefaults() Options {
 	if o.ReadHeaderTimeout == 0 {
 		o.ReadHeaderTimeout = 10 * time.Second
 	}
+	if o.BrokerTimeout == 0 {
+		o.BrokerTimeout = defaultBrokerTimeout
+	}
+	if o.BrokerQueueLimit == 0 {
+		o.BrokerQueueLimit = defaultBrokerQueueLimit
+	}
+	if o.InboundMessageBurst == 0 {
+		o.InboundMessageBurst = max(int(o.InboundMessageRate), 1)
+	}
+	if o.InboundByteBurst == 0 {
+		o.InboundByteBurst = max(int(o.InboundByteRate), 1)
+	}
 	if o.MiddlewareTimeout == 0 {
 		o.MiddlewareTimeout = 10 * time.Second
 	}
@@ -210,7 +273,7 @@ func (o Options) Validate() error {
 	for name, v := range map[string]time.Duration{
 		"PingInterval": d.PingInterval, "PingTimeout": d.PingTimeout, "HandshakeTimeout": d.HandshakeTimeout,
 		"AckTimeout": d.AckTimeout, "BatchInterval": d.BatchInterval, "BatchOnHandshakeDuration": d.BatchOnHandshakeDuration,
-		"WriteTimeout": d.WriteTimeout, "ReadHeaderTimeout": d.ReadHeaderTimeout,
+		"WriteTimeout": d.WriteTimeout, "ReadHeaderTimeout": d.ReadHeaderTimeout, "BrokerTimeout": d.BrokerTimeout,
 	} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("socketcluster: Options.%s is negative (%v); leave it zero for the default", name, v))
@@ -222,8 +285,29 @@ func (o Options) Validate() error {
 	if d.MaxPayload < 0 || d.OutboundQueueLimit < 0 {
 		errs = append(errs, errors.New("socketcluster: Options.MaxPayload and OutboundQueueLimit must not be negative"))
 	}
+	if d.BrokerQueueLimit < 0 {
+		errs = append(errs, errors.New("socketcluster: Options.BrokerQueueLimit is negative; leave it zero for the default (10 000)"))
+	}
+	if err := validateHistory(d.History); err != nil {
+		errs = append(errs, err)
+	}
 	if d.MaxHeaderBytes < 0 {
 		errs = append(errs, errors.New("socketcluster: Options.MaxHeaderBytes is negative; leave it zero for the default (16 KiB)"))
+	}
+	for name, v := range map[string]int{
+		"MaxConnections": d.MaxConnections, "MaxConnectionsPerAddress": d.MaxConnectionsPerAddress,
+		"MaxHandshakesPerSecond": d.MaxHandshakesPerSecond, "InboundMessageBurst": d.InboundMessageBurst,
+		"InboundByteBurst": d.InboundByteBurst,
+	} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("socketcluster: Options.%s is negative; use 0 for no limit", name))
+		}
+	}
+	if d.InboundMessageRate < 0 || d.InboundByteRate < 0 || math.IsNaN(d.InboundMessageRate) || math.IsNaN(d.InboundByteRate) {
+		errs = append(errs, errors.New("socketcluster: Options.InboundMessageRate and InboundByteRate must not be negative; use 0 for no limit"))
+	}
+	if strings.ContainsAny(d.ClientAddressHeader, " :\r\n") {
+		errs = append(errs, fmt.Errorf("socketcluster: Options.ClientAddressHeader %q is not a header name", d.ClientAddressHeader))
 	}
 	if (len(d.AuthPrivateKey) == 0) != (len(d.AuthPublicKey) == 0) {
 		errs = append(errs, NewError("InvalidOptionsError", "The authPrivateKey and authPublicKey options must be set together (both PEM keys) or not at all"))

@@ -39,6 +39,7 @@ type Server struct {
 	refusalLog burstLog  // HTTPServer's refusals
 	slowLog    burstLog  // slow consumers
 	deadlines  deadlines // sockets' handshake, ping and pong deadlines
+	limits     limits    // connection limits (limits.go)
 
 	// Guarded by mu.
 	mu        sync.RWMutex
@@ -219,13 +220,23 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpFail(w, http.StatusBadRequest, "Bad Request")
 		return
 	}
+	ls, status, body := srv.acquireLease(r)
+	if status != 0 {
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		httpFail(w, status, body)
+		return
+	}
 	if !srv.admit() {
+		srv.releaseLease(ls)
 		httpFail(w, http.StatusServiceUnavailable, "Server is shutting down")
 		return
 	}
 	accepted := false
 	defer func() {
 		if !accepted {
+			srv.releaseLease(ls)
 			srv.release()
 		}
 	}()
@@ -246,7 +257,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		srv.emitWarning(err)
 		return
 	}
-	srv.accept(conn, r)
+	srv.accept(conn, r, ls)
 	accepted = true
 }
 
@@ -290,7 +301,7 @@ func (srv *Server) checkOrigin(r *http.Request) (string, bool) {
 
 // accept registers a new socket and starts its reader. The socket keeps
 // the request in its compact form (upgradeRequest).
-func (srv *Server) accept(conn *wsconn.Conn, r *http.Request) {
+func (srv *Server) accept(conn *wsconn.Conn, r *http.Request, ls *lease) {
 	s := &Socket{
 		Listeners:  newListeners(),
 		Receivers:  Receivers{d: stream.NewDemux[any]()},
@@ -303,6 +314,10 @@ func (srv *Server) accept(conn *wsconn.Conn, r *http.Request) {
 		state:      StateConnecting,
 		authState:  Unauthenticated,
 		slot:       -1,
+		lease:      ls,
+	}
+	if srv.opts.InboundMessageRate > 0 || srv.opts.InboundByteRate > 0 {
+		s.rate = new(inboundRate)
 	}
 	srv.mu.Lock()
 	srv.pending[s.id] = s

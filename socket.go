@@ -44,6 +44,8 @@ type Socket struct {
 	conn    *wsconn.Conn
 	request *upgradeRequest
 	remote  string
+	lease   *lease       // connection limits held, nil without limits (limits.go)
+	rate    *inboundRate // inbound rate limit state, nil without one; the reader's
 
 	// Guarded by mu.
 	mu            sync.Mutex

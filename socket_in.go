@@ -82,6 +82,7 @@ func (s *Socket) readReady() bool {
 // endReading closes the connection once reading has failed.
 func (s *Socket) endReading() {
 	_ = s.conn.Close()
+	s.server.releaseLease(s.lease)
 	s.server.release()
 }
 
@@ -116,6 +117,9 @@ func (s *Socket) processInbound(isBinary bool, msg []byte, sc *inboundScratch) {
 	}
 	s.inboundReceived.Add(1)
 	defer s.inboundProcessed.Add(1)
+	if s.rate != nil && !s.allowInbound(len(msg)) {
+		return
+	}
 	if !isBinary && !utf8.Valid(msg) {
 		// As the reference's ws engine: a text frame must be UTF-8.
 		s.emitError(NewError("RangeError", "Invalid WebSocket frame: invalid UTF-8 sequence"))
@@ -269,6 +273,11 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 	case "#publish":
 		s.handlePublish(p)
 		return
+	case "sc.history":
+		if p.HasCid && s.server.hub.hist != nil {
+			s.handleHistory(p) // history.go
+			return
+		}
 	}
 	expired := s.checkTokenExpiry()
 	if p.HasCid {

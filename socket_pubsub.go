@@ -1,11 +1,11 @@
 package socketcluster
 
 import (
-	"context"
 	"errors"
 	"sort"
 	"strconv"
 
+	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
 
@@ -111,6 +111,20 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 		b = append(append(append(b, `"data":`...), a.Data...), '}')
 		opts = b
 	}
+	hub := s.server.hub
+	hopts, hist := hub.historyOf(channel)
+	var since *broker.Position
+	if hub.hist != nil {
+		var err error
+		if since, err = parseRecover(subData); err != nil {
+			s.respondOrEmit(p, err)
+			return
+		}
+		if since != nil && !hist {
+			s.respondOrEmit(p, errNoHistory(channel))
+			return
+		}
+	}
 	limit := s.server.opts.SocketChannelLimit
 	s.mu.Lock()
 	if limit > 0 && len(s.channels) >= limit {
@@ -124,18 +138,52 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 	_, already := s.channels[channel]
 	s.channels[channel] = struct{}{}
 	s.mu.Unlock()
+	undo := func(err error) {
+		s.mu.Lock()
+		delete(s.channels, channel)
+		s.mu.Unlock()
+		s.respondOrEmit(p, err)
+	}
+	recovering := hist && !already
+	var start broker.Position
+	var recovered broker.HistoryResult
+	if recovering {
+		// History channel (hub_history.go): from the client's position, or
+		// from now; live publications wait until those are sent.
+		if since != nil {
+			start = *since
+		} else {
+			var err error
+			if start, err = hub.startPosition(channel, hopts); err != nil {
+				undo(NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error()))
+				return
+			}
+		}
+		hub.beginRecovery(s, channel)
+	}
 	if !already {
-		if err := s.server.hub.add(s, channel); err != nil {
-			s.mu.Lock()
-			delete(s.channels, channel)
-			s.mu.Unlock()
-			s.respondOrEmit(p, NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error()))
+		if err := hub.add(s, channel); err != nil {
+			if recovering {
+				hub.endRecovery(s, channel)
+			}
+			undo(NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error()))
+			return
+		}
+	}
+	if recovering {
+		var err error
+		if recovered, err = hub.readRecovery(s, channel, start, hopts); err != nil {
+			hub.remove(s, channel)
+			undo(err)
 			return
 		}
 	}
 	s.emit(SubscribeEvent{Channel: channel, SubscriptionOptions: opts})
 	s.server.emit(SubscriptionEvent{Socket: s, Channel: channel, SubscriptionOptions: opts})
 	s.sendResponse(p.Cid, nil, nil)
+	if recovering {
+		hub.finishRecovery(s, channel, start, since != nil, recovered, hopts)
+	}
 	s.deliverAnswered("#subscribe", p)
 }
 
@@ -203,11 +251,21 @@ func (s *Socket) handlePublish(p *wire.Packet) {
 		}
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
-	err := s.server.hub.publish(ctx, channel, a.Data)
-	cancel()
+	// Local subscribers get it now; the answer waits for the broker, but
+	// this socket's next packets do not (the callback answers).
+	pk := *p
+	s.server.hub.publish(channel, a.Data, func(err error) { s.published(&pk, channel, err) })
+}
+
+// published answers a client's #publish once the broker has taken it (or
+// failed: a *ClusterPublishError is passed on as it is, the client then
+// sees a ClusterPublishError).
+func (s *Socket) published(p *wire.Packet, channel string, err error) {
 	if err != nil {
-		s.respondOrEmit(p, NewError("BrokerError", "Failed to publish to the "+channel+" channel - "+err.Error()))
+		if !errors.Is(err, ErrClusterPublish) {
+			err = NewError("BrokerError", "Failed to publish to the "+channel+" channel - "+err.Error())
+		}
+		s.respondOrEmit(p, err)
 		return
 	}
 	if p.HasCid {

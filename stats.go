@@ -14,7 +14,15 @@ type Stats struct {
 	SlowConsumers  int64 // sockets disconnected for a full outbound queue
 	BrokerErrors   int64 // failed broker operations and outage reports
 	HTTPRefusals   int64 // HTTP connections dropped before a complete request (see HTTPServer)
-	Ready          bool  // broker ready and not closing
+
+	// Upgrades refused by a connection limit (limits.go): MaxConnections
+	// (503), MaxConnectionsPerAddress (429), MaxHandshakesPerSecond (503).
+	RefusedConnections   int64
+	RefusedPerAddress    int64
+	RefusedHandshakeRate int64
+	// RateLimitedSockets counts sockets closed with CloseInboundRateLimit.
+	RateLimitedSockets int64
+	Ready              bool // broker ready and not closing
 }
 
 type counters struct {
@@ -24,6 +32,24 @@ type counters struct {
 	deliveries     atomic.Int64
 	brokerErrors   atomic.Int64
 	httpRefusals   atomic.Int64
+
+	refusedConnections   atomic.Int64
+	refusedPerAddress    atomic.Int64
+	refusedHandshakeRate atomic.Int64
+	rateLimited          atomic.Int64
+}
+
+// refused returns the counter of upgrades refused by limit (a Limit…
+// constant).
+func (c *counters) refused(limit string) *atomic.Int64 {
+	switch limit {
+	case LimitConnections:
+		return &c.refusedConnections
+	case LimitConnectionsPerAddr:
+		return &c.refusedPerAddress
+	default:
+		return &c.refusedHandshakeRate
+	}
 }
 
 // Stats returns a snapshot of the server's counters.
@@ -42,6 +68,11 @@ func (srv *Server) Stats() Stats {
 		SlowConsumers:  srv.metrics.slowConsumers.Load(),
 		BrokerErrors:   srv.counters.brokerErrors.Load(),
 		HTTPRefusals:   srv.counters.httpRefusals.Load(),
-		Ready:          srv.ready.Load() && !srv.closing.Load(),
+
+		RefusedConnections:   srv.counters.refusedConnections.Load(),
+		RefusedPerAddress:    srv.counters.refusedPerAddress.Load(),
+		RefusedHandshakeRate: srv.counters.refusedHandshakeRate.Load(),
+		RateLimitedSockets:   srv.counters.rateLimited.Load(),
+		Ready:                srv.ready.Load() && !srv.closing.Load(),
 	}
 }

@@ -18,7 +18,7 @@ type Collector struct {
 
 	clients, pending, channels, ready                             *prometheus.Desc
 	connections, disconnections, publishes, deliveries, slow, brk *prometheus.Desc
-	httpRefusals                                                  *prometheus.Desc
+	httpRefusals, refusedUpgrades, rateLimited                    *prometheus.Desc
 }
 
 // NewCollector returns a collector of srv's metrics under namespace.
@@ -39,12 +39,15 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 		slow:           d("slow_consumers_total", "Sockets disconnected because their outbound queue was full."),
 		brk:            d("broker_errors_total", "Failed broker operations and broker outages."),
 		httpRefusals:   d("http_refusals_total", "HTTP connections dropped before a complete request (header too large, too slow, malformed)."),
+		refusedUpgrades: prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "refused_upgrades_total"),
+			"WebSocket upgrades refused by a connection limit (connections, connections_per_address, handshake_rate).", []string{"limit"}, nil),
+		rateLimited: d("rate_limited_sockets_total", "Sockets closed for going over the inbound rate limit (close code 4101)."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals} {
+	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited} {
 		ch <- d
 	}
 }
@@ -71,4 +74,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	k(c.slow, s.SlowConsumers)
 	k(c.brk, s.BrokerErrors)
 	k(c.httpRefusals, s.HTTPRefusals)
+	for _, l := range []struct {
+		name string
+		v    int64
+	}{{sc.LimitConnections, s.RefusedConnections}, {sc.LimitConnectionsPerAddr, s.RefusedPerAddress}, {sc.LimitHandshakeRate, s.RefusedHandshakeRate}} {
+		ch <- prometheus.MustNewConstMetric(c.refusedUpgrades, prometheus.CounterValue, float64(l.v), l.name)
+	}
+	k(c.rateLimited, s.RateLimitedSockets)
 }

@@ -88,13 +88,16 @@ func runChannels(ctx context.Context, t *Target, cfg *channelsConfig) (*Result, 
 	if err := t.resolve(ctx, cfg.n); err != nil {
 		return nil, err
 	}
+	if !cfg.invoke && t.proto.newlines {
+		return nil, fmt.Errorf("-invoke=false: protocol %s answers every publish", t.proto.name)
+	}
 	r := &channelsRun{cfg: cfg, t: t, probe: serverProbe{t.ServerPID}, clients: make([]chClient, cfg.n)}
 	r.hist.Store(NewHist(64))
 	name := func(i int) string { return cfg.prefix + strconv.Itoa(i) }
 	for i := range r.clients {
 		peer := ((i+cfg.offset)%cfg.n + cfg.n) % cfg.n
 		r.clients[i].run = r
-		r.clients[i].prefix = publishPrefix(name(peer))
+		r.clients[i].prefix = t.proto.publishPrefix(name(peer))
 	}
 	t.progress("channels: connecting %d clients to %s", cfg.n, t.u)
 	ps, err := t.newRunPollers(cfg.n)
@@ -290,7 +293,7 @@ func (r *channelsRun) drive(ctx context.Context, group []*chClient, d time.Durat
 			if !r.cfg.invoke {
 				cid = -1
 			}
-			k.frame = appendPublish(k.frame[:0], k.prefix, suffix, k.seq, ts, cid)
+			k.frame = r.t.proto.appendPublish(k.frame[:0], k.prefix, suffix, k.seq, ts, cid)
 			if err := k.c.send(k.frame); err != nil {
 				return lagMax, err
 			}

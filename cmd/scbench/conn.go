@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,6 +43,7 @@ type connStats struct {
 // one write(2) at the next flush.
 type Conn struct {
 	ID    int
+	pr    *protocol
 	h     Handler
 	stats *connStats
 	log   func(format string, args ...any)
@@ -145,10 +145,7 @@ func parseHeader(b []byte) (h ws.Header, n int, ok bool) {
 // maxMessage bounds one inbound message.
 const maxMessage = 64 << 20
 
-var (
-	handshakeFrame = []byte(`{"event":"#handshake","data":{"authToken":null},"cid":1}`)
-	errNoHandshake = errors.New("connection ended during set-up")
-)
+var errNoHandshake = errors.New("connection ended during set-up")
 
 // closeError is a close frame received from the server.
 type closeError struct {
@@ -189,6 +186,7 @@ func (t *Target) dial(ctx context.Context, ps *pollSet, id int, channel string, 
 	}
 	c := &Conn{
 		ID:    id,
+		pr:    t.proto,
 		h:     h,
 		nc:    nc,
 		br:    br,
@@ -198,16 +196,12 @@ func (t *Target) dial(ctx context.Context, ps *pollSet, id int, channel string, 
 		log:   t.progress,
 		done:  make(chan struct{}),
 	}
-	if err := c.call(handshakeFrame, 1); err != nil {
+	if err := c.call(t.proto.handshake, 1); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("#handshake: %w", err)
+		return nil, fmt.Errorf("handshake: %w", err)
 	}
 	if channel != "" {
-		const cid = 2
-		p := []byte(`{"event":"#subscribe","data":{"channel":`)
-		p = strconv.AppendQuote(p, channel)
-		p = append(p, `},"cid":2}`...)
-		if err := c.call(p, cid); err != nil {
+		if err := c.call(t.proto.subscribe(channel), 2); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("#subscribe %q: %w", channel, err)
 		}
@@ -293,28 +287,22 @@ func (c *Conn) call(frame []byte, cid int64) error {
 			}
 			return err
 		}
-		if len(p) == 0 {
-			c.stats.pings.Add(1)
-			if _, err := c.nc.Write(appendFrame(nil, ws.OpText, nil, &c.mask)); err != nil {
-				return err
-			}
-			continue
-		}
-		if p[0] == '[' {
-			for i := 1; ; {
-				e, next, ok := nextElement(p, i)
-				if !ok {
-					break
+		var found error
+		var answered bool
+		c.pr.each(p, func(e []byte) {
+			switch s := c.pr.scan(e); {
+			case answered:
+			case c.pr.isPing(e):
+				c.stats.pings.Add(1)
+				if _, err := c.nc.Write(appendFrame(nil, ws.OpText, c.pr.ping, &c.mask)); err != nil {
+					found, answered = err, true
 				}
-				i = next
-				if s := scanPacket(e); s.kind == kindResponse && s.rid == cid {
-					return setupResult(s, e)
-				}
+			case s.kind == kindResponse && s.rid == cid:
+				found, answered = setupResult(s, e), true
 			}
-			continue
-		}
-		if s := scanPacket(p); s.kind == kindResponse && s.rid == cid {
-			return setupResult(s, p)
+		})
+		if answered {
+			return found
 		}
 	}
 }
@@ -503,28 +491,19 @@ func (c *Conn) process(data []byte, now int64) (int, error) {
 	}
 }
 
-// message handles one text message: a ping, a packet or a batch.
+// message handles one text message: a ping, a packet or a batch (the
+// protocol's each splits it).
 func (c *Conn) message(p []byte, now int64) {
-	if len(p) == 0 {
-		c.stats.pings.Add(1)
-		c.queueFrame(ws.OpText, nil)
-		return
-	}
-	if p[0] == '[' {
-		for i := 1; ; {
-			e, next, ok := nextElement(p, i)
-			if !ok {
-				return
-			}
-			i = next
-			c.packet(e, now)
-		}
-	}
-	c.packet(p, now)
+	c.pr.each(p, func(e []byte) { c.packet(e, now) })
 }
 
 func (c *Conn) packet(p []byte, now int64) {
-	s := scanPacket(p)
+	if c.pr.isPing(p) {
+		c.stats.pings.Add(1)
+		c.queueFrame(ws.OpText, c.pr.ping)
+		return
+	}
+	s := c.pr.scan(p)
 	switch s.kind {
 	case kindResponse:
 		c.h.OnResponse(c, s.rid, s.isErr, now)

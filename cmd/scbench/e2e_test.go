@@ -15,7 +15,7 @@ import (
 
 func startMini(t *testing.T, pingEvery time.Duration) (*miniServer, string) {
 	t.Helper()
-	s := newMiniServer(pingEvery)
+	s := newMiniServer(pingEvery, true)
 	hs := httptest.NewServer(s)
 	t.Cleanup(func() {
 		s.close()
@@ -236,5 +236,46 @@ func TestSetupFailure(t *testing.T) {
 	code := run(context.Background(), []string{"rpc", "-addr", "ws://" + addr + "/nope/", "-n", "2", "-q"}, &out, &errb)
 	if code == 0 || !strings.Contains(errb.String(), "upgrade") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// scbench floor serves until its context ends; fanout against it (one write
+// per delivery) is clean, and -label/-server reach the result line.
+func TestE2EFloor(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	exited := make(chan int, 1)
+	var errb bytes.Buffer
+	go func() {
+		exited <- runFloor(ctx, []string{"-listen", "127.0.0.1:0", "-ping", "50ms"}, pw, &errb)
+		pw.Close()
+	}()
+	line := make([]byte, 64)
+	n, err := pr.Read(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, ok := strings.CutPrefix(strings.TrimSpace(string(line[:n])), "READY ")
+	if !ok {
+		t.Fatalf("floor printed %q", line[:n])
+	}
+	m := runJSON(t, "fanout", "-addr", "127.0.0.1:"+port, "-n", "5", "-rate", "200",
+		"-duration", "300ms", "-warmup", "0", "-label", "floor fanout", "-server", "floor")
+	checkDeliveries(t, m, 5)
+	if m["label"] != "floor fanout" || m["server"] != "floor" {
+		t.Fatalf("label and server not in the result: %v", m)
+	}
+	cancel()
+	select {
+	case code := <-exited:
+		if code != 0 {
+			t.Fatalf("floor exited %d: %s", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("floor did not stop with its context")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -104,47 +103,12 @@ func (p fanPub) OnResponse(_ *Conn, _ int64, isErr bool, _ int64) {
 
 func (p fanPub) OnDelivery(*Conn, int64, int64, int64) { p.run.stats.others.Add(1) }
 
-// publishPrefix and publishSuffix frame a generator message: the data is
-// {"scb":SEQ,"ts":NANOS[,"pad":"xxx"]}; appendPublish adds the invoke's cid
-// (or none for a transmitted publish, cid < 0).
-func publishPrefix(channel string) []byte {
-	p := []byte(`{"event":"#publish","data":{"channel":`)
-	p = strconv.AppendQuote(p, channel)
-	return append(p, `,"data":{"scb":`...)
-}
-
-func publishSuffix(size int) []byte {
-	s := []byte{}
-	if size > 0 {
-		s = append(s, `,"pad":"`...)
-		for range size {
-			s = append(s, 'x')
-		}
-		s = append(s, '"')
-	}
-	return append(s, `}}`...)
-}
-
-func appendPublish(dst, prefix, suffix []byte, seq, ts, cid int64) []byte {
-	dst = append(dst, prefix...)
-	dst = strconv.AppendInt(dst, seq, 10)
-	dst = append(dst, `,"ts":`...)
-	dst = strconv.AppendInt(dst, ts, 10)
-	dst = append(dst, suffix...)
-	if cid < 0 {
-		return append(dst, '}')
-	}
-	dst = append(dst, `,"cid":`...)
-	dst = strconv.AppendInt(dst, cid, 10)
-	return append(dst, '}')
-}
-
 // queuePublishes queues k publishes on the publisher and writes them at once.
 func (r *fanoutRun) queuePublishes(k int64) error {
 	ts := nanotime()
 	for range k {
 		r.seq++
-		r.frame = appendPublish(r.frame[:0], r.prefix, r.suffix, r.seq, ts, r.seq)
+		r.frame = r.t.proto.appendPublish(r.frame[:0], r.prefix, r.suffix, r.seq, ts, r.seq)
 		r.pub.queue(r.frame)
 	}
 	return r.pub.flush()
@@ -166,7 +130,7 @@ func runFanout(ctx context.Context, t *Target, cfg *fanoutConfig) (*Result, erro
 		probe:  serverProbe{t.ServerPID},
 		subs:   make([]fanSub, cfg.n),
 		tokens: make(chan struct{}, max(cfg.window, 1)),
-		prefix: publishPrefix(cfg.channel),
+		prefix: t.proto.publishPrefix(cfg.channel),
 		suffix: publishSuffix(cfg.size),
 	}
 	for range max(cfg.window, 1) {

@@ -8,6 +8,8 @@
 //	scbench channels [flags]   N clients, each subscribed to its own channel and publishing to another's
 //	scbench rpc      [flags]   N clients invoking a procedure (echo) with K calls in flight each
 //	scbench compare  -a ADDR -b ADDR [-rounds R] <scenario> [flags]   the same scenario against A and B alternately
+//	scbench floor    [-listen ADDR] [-coalesce]   a minimal server that only routes (the floor of the head-to-head)
+//	scbench report   < results.jsonl   a Markdown table of medians per server from labelled result lines
 //
 // Every run prints one JSON line of figures on stdout; progress goes to
 // stderr. See README.md in this directory.
@@ -63,6 +65,8 @@ func main() {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: scbench <scenario> [flags]")
 	fmt.Fprintln(w, "       scbench compare -a ADDR -b ADDR [-rounds N] [-pid-a PID -pid-b PID] <scenario> [flags]")
+	fmt.Fprintln(w, "       scbench floor [-listen ADDR] [-coalesce]     (a minimal server: prints READY <port>)")
+	fmt.Fprintln(w, "       scbench report < results.jsonl             (medians per label and server, Markdown)")
 	fmt.Fprintln(w, "scenarios:")
 	for _, s := range scenarios {
 		fmt.Fprintf(w, "  %-9s %s\n", s.name, s.summary)
@@ -82,6 +86,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "compare":
 		return runCompare(ctx, args[1:], stdout, stderr)
+	case "floor":
+		return runFloor(ctx, args[1:], stdout, stderr)
+	case "report":
+		return runReport(args[1:], os.Stdin, stdout, stderr)
 	}
 	sc := findScenario(args[0])
 	if sc == nil {
@@ -141,7 +149,17 @@ func execute(ctx context.Context, t *Target, fn runFunc) (*Result, error) {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return fn(ctx, t)
+	res, err := fn(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if t.Label != "" {
+		res.set("label", t.Label)
+	}
+	if t.Server != "" {
+		res.set("server", t.Server)
+	}
+	return res, nil
 }
 
 func printResult(stdout, stderr io.Writer, res *Result) int {

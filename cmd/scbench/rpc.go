@@ -115,6 +115,9 @@ func runRPC(ctx context.Context, t *Target, cfg *rpcConfig) (*Result, error) {
 		k.cidOf = make([]atomic.Int64, cfg.inflight)
 		k.sentAt = make([]atomic.Int64, cfg.inflight)
 	}
+	if !t.proto.rpc {
+		return nil, fmt.Errorf("the rpc scenario needs procedure calls, which protocol %s has not", t.proto.name)
+	}
 	t.progress("rpc: connecting %d clients to %s", cfg.n, t.u)
 	ps, err := t.newRunPollers(cfg.n)
 	if err != nil {

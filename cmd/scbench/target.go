@@ -30,6 +30,11 @@ type Target struct {
 	Log         io.Writer     // where progress goes (stderr)
 	CPUProfile  string        // write the generator's CPU profile here
 	Pollers     int           // event loops reading the connections (0: GOMAXPROCS/2)
+	Proto       string        // protocol: sc or centrifugo
+	Label       string        // copied into the result (head-to-head reports)
+	Server      string        // server name, copied into the result
+
+	proto *protocol
 
 	u        *url.URL
 	dialAddr string
@@ -47,12 +52,16 @@ func (t *Target) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&t.Quiet, "q", false, "no progress output on stderr")
 	fs.IntVar(&t.Pollers, "pollers", 0, "event loops (epoll) reading the connections (0: half of GOMAXPROCS, at least 1)")
 	fs.StringVar(&t.CPUProfile, "cpuprofile", "", "write the generator's own CPU profile to this `file`")
+	fs.StringVar(&t.Proto, "proto", "sc", "protocol the server speaks: sc (SocketCluster v2) or centrifugo (Centrifugo's JSON protocol; default path /connection/websocket)")
+	fs.StringVar(&t.Label, "label", "", "a `label` copied into the result line (scbench report groups by it)")
+	fs.StringVar(&t.Server, "server", "", "the server's `name`, copied into the result line (scbench report's columns)")
 }
 
 var errRemote = errors.New("target is not a loopback address (pass -allow-remote to load a remote server)")
 
-// parseTarget turns an -addr value into a WebSocket URL.
-func parseTarget(addr string) (*url.URL, error) {
+// parseTarget turns an -addr value into a WebSocket URL; path is used when
+// the address names none.
+func parseTarget(addr, path string) (*url.URL, error) {
 	if !strings.Contains(addr, "://") {
 		addr = "ws://" + addr
 	}
@@ -77,7 +86,7 @@ func parseTarget(addr string) (*url.URL, error) {
 		u.Host = net.JoinHostPort(u.Hostname(), "80")
 	}
 	if u.Path == "" {
-		u.Path = "/socketcluster/"
+		u.Path = path
 	}
 	return u, nil
 }
@@ -85,7 +94,15 @@ func parseTarget(addr string) (*url.URL, error) {
 // resolve parses and checks the address and plans the source addresses for
 // n connections. It must be called before dial.
 func (t *Target) resolve(ctx context.Context, n int) error {
-	u, err := parseTarget(t.Addr)
+	if t.Proto == "" {
+		t.Proto = "sc"
+	}
+	pr, err := protocolNamed(t.Proto)
+	if err != nil {
+		return err
+	}
+	t.proto = pr
+	u, err := parseTarget(t.Addr, pr.path)
 	if err != nil {
 		return err
 	}

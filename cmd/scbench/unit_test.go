@@ -165,7 +165,7 @@ func TestProcessSplit(t *testing.T) {
 
 	for cut := 0; cut <= len(stream); cut++ {
 		rec := &recorder{}
-		c := &Conn{h: rec, stats: &connStats{}}
+		c := &Conn{pr: protocols["sc"], h: rec, stats: &connStats{}}
 		var pending []byte
 		for _, chunk := range [][]byte{stream[:cut], stream[cut:]} {
 			pending = append(pending, chunk...)
@@ -205,7 +205,7 @@ func TestProcessSplit(t *testing.T) {
 }
 
 func TestProcessClose(t *testing.T) {
-	c := &Conn{h: &recorder{}, stats: &connStats{}}
+	c := &Conn{pr: protocols["sc"], h: &recorder{}, stats: &connStats{}}
 	f := appendFrame(nil, ws.OpClose, []byte{0x0f, 0xa1, 'b', 'y', 'e'}, nil) // 4001
 	_, err := c.process(f, 0)
 	var ce *closeError
@@ -411,17 +411,17 @@ func (h *nopHandler) OnDelivery(c *Conn, seq, ts, now int64) {
 // BenchmarkProcessDeliveries measures the generator's cost per received
 // #publish frame once the bytes are in memory (no system calls).
 func BenchmarkProcessDeliveries(b *testing.B) {
-	prefix := publishPrefix("scbench-fanout")
+	prefix := protocols["sc"].publishPrefix("scbench-fanout")
 	suffix := publishSuffix(0)
 	var stream []byte
 	const perRead = 100
 	for i := range perRead {
-		p := appendPublish(nil, prefix, suffix, int64(i+1), 12345, -1)
+		p := protocols["sc"].appendPublish(nil, prefix, suffix, int64(i+1), 12345, -1)
 		// The server's form: no cid, channel and data inside "data".
 		stream = appendFrame(stream, ws.OpText, p, nil)
 	}
 	h := &nopHandler{hist: NewHist(1)}
-	c := &Conn{h: h, stats: &connStats{}}
+	c := &Conn{pr: protocols["sc"], h: h, stats: &connStats{}}
 	b.SetBytes(int64(len(stream)))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -108,8 +108,10 @@ type Client struct {
 	opts    Options
 	timeout time.Duration
 
-	wmu        sync.Mutex
-	handshaken atomic.Bool // a #handshake was sent (AutoPong)
+	wmu         sync.Mutex
+	fragmenting bool        // under wmu: a fragmented message is being sent
+	pongPending bool        // under wmu: an automatic pong waits for its end
+	handshaken  atomic.Bool // a #handshake was sent (AutoPong)
 
 	frames  chan Frame
 	done    chan struct{} // closed by Close
@@ -256,7 +258,7 @@ func (c *Client) readLoop(r *bufio.Reader) {
 		case ws.OpText:
 			if c.opts.AutoPong && len(f.Payload) == 0 {
 				if c.handshaken.Load() {
-					_ = c.writeFrame(ws.NewTextFrame(nil))
+					_ = c.writePong()
 				}
 				continue
 			}
@@ -279,7 +281,34 @@ func (c *Client) writeFrame(f ws.Frame) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_ = c.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	return ws.WriteFrame(c.conn, ws.MaskFrame(f))
+	if err := ws.WriteFrame(c.conn, ws.MaskFrame(f)); err != nil {
+		return err
+	}
+	switch op := f.Header.OpCode; {
+	case (op == ws.OpText || op == ws.OpBinary) && !f.Header.Fin:
+		c.fragmenting = true
+	case op == ws.OpContinuation && f.Header.Fin:
+		c.fragmenting = false
+		if c.pongPending {
+			c.pongPending = false
+			return ws.WriteFrame(c.conn, ws.MaskFrame(ws.NewTextFrame(nil)))
+		}
+	}
+	return nil
+}
+
+// writePong answers a ping with an empty text frame. A pong is a data
+// frame, which may not come between the fragments of a message: while
+// one is being sent, the pong waits for its last fragment.
+func (c *Client) writePong() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.fragmenting {
+		c.pongPending = true
+		return nil
+	}
+	_ = c.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	return ws.WriteFrame(c.conn, ws.MaskFrame(ws.NewTextFrame(nil)))
 }
 
 // WriteRaw writes bytes as they are (hand-made frames).

@@ -3,29 +3,28 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
-	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
 )
 
-// miniServer is a tiny SocketCluster server for the tests and for measuring
-// the generator's own ceiling: #handshake, "" pings, echo, #subscribe and
-// #publish with fan-out. Packets are taken apart with the scanner of
-// scan.go; a publish is encoded once and appended to every subscriber's
-// output, which is flushed when the publisher's input is drained.
+// miniServer is a tiny SocketCluster server: #handshake, "" pings, echo,
+// #subscribe and #publish with fan-out, and nothing else (no middleware, no
+// validation beyond what it needs to route). It serves the end-to-end tests
+// and `scbench floor` (floor.go). Packets are taken apart with the scanner of
+// scan.go; a publish is encoded once. With coalesce the frame is appended to
+// every subscriber's output, which is flushed when the publisher's input is
+// drained (the generator's ceiling); without it, every delivery is its own
+// write(2), the floor any server that writes one frame per delivery pays.
 type miniServer struct {
 	pingEvery time.Duration
+	coalesce  bool
 
 	mu    sync.RWMutex
 	chans map[string][]*miniConn // copy on write
@@ -58,9 +57,10 @@ type miniConn struct {
 	touched []string // channels published to since the last flush
 }
 
-func newMiniServer(pingEvery time.Duration) *miniServer {
+func newMiniServer(pingEvery time.Duration, coalesce bool) *miniServer {
 	s := &miniServer{
 		pingEvery: pingEvery,
+		coalesce:  coalesce,
 		chans:     map[string][]*miniConn{},
 		conns:     map[*miniConn]struct{}{},
 		stop:      make(chan struct{}),
@@ -352,9 +352,12 @@ func (c *miniConn) packet(p []byte) {
 		c.s.mu.RUnlock()
 		for _, sub := range subs {
 			sub.queueFrame(frame)
+			if !c.s.coalesce {
+				sub.flush()
+			}
 		}
 		c.s.delivered.Add(int64(len(subs)))
-		if len(c.touched) == 0 || c.touched[len(c.touched)-1] != ch {
+		if c.s.coalesce && (len(c.touched) == 0 || c.touched[len(c.touched)-1] != ch) {
 			c.touched = append(c.touched, ch)
 		}
 		if cid != nil {
@@ -372,31 +375,4 @@ func (c *miniConn) packet(p []byte) {
 			c.queue(b)
 		}
 	}
-}
-
-// TestMiniServer runs the mini server as a standalone process for measuring
-// the generator's ceiling, when SCBENCH_MINSERVER names an address:
-//
-//	go test -c -o /tmp/scbench.test ./cmd/scbench
-//	SCBENCH_MINSERVER=127.0.0.1:0 /tmp/scbench.test -test.run TestMiniServer -test.timeout 0
-//
-// It prints READY <port> and serves until SIGINT or SIGTERM.
-func TestMiniServer(t *testing.T) {
-	addr := os.Getenv("SCBENCH_MINSERVER")
-	if addr == "" {
-		t.Skip("set SCBENCH_MINSERVER=host:port to run the mini server")
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newMiniServer(8 * time.Second)
-	srv := &http.Server{Handler: s}
-	go srv.Serve(ln)
-	fmt.Printf("READY %d\n", ln.Addr().(*net.TCPAddr).Port)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	<-sig
-	srv.Close()
-	s.close()
 }
