@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/socketcluster-go/socketcluster/broker/sccbroker"
 	"github.com/socketcluster-go/socketcluster/prommetrics"
 )
 
@@ -15,6 +16,9 @@ import (
 func (a *app) routes() {
 	a.reg.MustRegister(prommetrics.NewCollector(a.srv, "socketcluster"),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if b, ok := a.srv.Options().Broker.(*sccbroker.Broker); ok {
+		a.reg.MustRegister(prommetrics.NewSCCBrokerCollector(b, "socketcluster_scc"))
+	}
 	a.mux.Handle(a.cfg.Path, a.wsHandler())
 	a.mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	a.mux.HandleFunc("/readyz", a.readyz)
