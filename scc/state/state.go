@@ -392,7 +392,7 @@ func (s *Server) workerJoin(r *sc.Request) {
 	if s.opts.StartupDelay > 0 && time.Since(s.started) < s.opts.StartupDelay {
 		s.early.Add(1)
 		s.log.Warn("scc-state: scc-worker not allowed to join yet: waiting for initial brokers", "instanceId", d.InstanceID, "socket", r.Socket.ID())
-		_ = r.Error(errors.New("The server is waiting for initial broker connections"))
+		_ = r.Error(sc.NewError("Error", "The server is waiting for initial broker connections")) // as the Node server's new Error(…)
 		return
 	}
 	joiner := r.Socket
