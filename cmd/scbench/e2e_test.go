@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/broker"
 )
 
 func startMini(t *testing.T, pingEvery time.Duration) (*miniServer, string) {
@@ -278,4 +281,29 @@ func TestE2EFloor(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("floor did not stop with its context")
 	}
+}
+
+// Cross-instance fan-out: subscribers on one socketcluster-go server, the
+// publisher on another, the two joined by a broker bus; every publish
+// crosses it.
+func TestE2EFanoutPubAddr(t *testing.T) {
+	bus := broker.NewBus()
+	var addrs []string
+	for range 2 {
+		// Reading goroutines on the server side: its epoll descriptors
+		// would otherwise count as left open by the run.
+		srv, err := sc.New(sc.Options{Broker: broker.NewMemory(bus), DisableEventReads: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewServer(srv)
+		t.Cleanup(func() {
+			_ = srv.Close(context.Background())
+			hs.Close()
+		})
+		addrs = append(addrs, strings.TrimPrefix(hs.URL, "http://"))
+	}
+	m := runJSON(t, "fanout", "-addr", addrs[0], "-pub-addr", addrs[1], "-n", "5", "-window", "4",
+		"-duration", "300ms", "-warmup", "100ms", "-q")
+	checkDeliveries(t, m, 5)
 }
