@@ -482,5 +482,77 @@ func TestParseURL(t *testing.T) {
 	if _, err := sccbroker.New("http://x", sccbroker.Options{}); err == nil {
 		t.Error("a non-ws state URL accepted")
 	}
-	_ = errors.New
+}
+
+// A state server that answers with garbage: unusable broker URIs, updates
+// without a list or a time. The worker counts and ignores them, fails
+// publishes with ErrNoBroker, and applies the next valid list.
+func TestGarbageFromState(t *testing.T) {
+	fake, err := sc.New(sc.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := make(chan *sc.Socket, 1)
+	fake.HandleProcedure("sccWorkerJoinCluster", func(r *sc.Request) {
+		_ = r.End(map[string]any{"sccBrokerURIs": []string{"ws://[::ffff:127.0.0.1]:undefined"}, "sccWorkerURIs": []string{}, "time": 1})
+		joined <- r.Socket
+	})
+	l := listen(t)
+	serve(t, l, fake.HTTPServer(fake))
+	t.Cleanup(func() { _ = fake.Close(context.Background()) })
+	url := "ws://" + l.Addr().String() + "/socketcluster/"
+
+	c := newCluster(t, "") // a real relay, announced by hand below
+	c.relay()
+	var uris []string
+	eventually(t, "the relay", func() bool { uris = c.state.Brokers(); return len(uris) == 1 })
+
+	b, err := sccbroker.New(url, sccbroker.Options{RetryDelay: 100 * time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := sc.New(sc.Options{Broker: b, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close(context.Background()) })
+	var sock *sc.Socket
+	select {
+	case sock = <-joined:
+	case <-time.After(wait):
+		t.Fatal("no join")
+	}
+	eventually(t, "the unusable URI counted", func() bool { return b.Stats().BadStateUpdates >= 1 })
+	if err := w.Exchange().InvokePublish(context.Background(), "x", 1); !errors.Is(err, sccbroker.ErrNoBroker) {
+		t.Fatalf("publish without a usable broker: %v", err)
+	}
+	for _, bad := range []any{"garbage", map[string]any{"time": "late"}, map[string]any{"sccBrokerURIs": 5, "time": 5}, map[string]any{"time": 6}} {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		_, err := sock.Invoke(ctx, "sccBrokerJoinCluster", bad)
+		cancel()
+		if err != nil {
+			t.Fatalf("the worker did not answer %v: %v", bad, err)
+		}
+	}
+	if s := b.Stats(); s.BadStateUpdates < 5 || s.NoBroker == 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	// A valid list is applied; an older snapshot after it is ignored.
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, err := sock.Invoke(ctx, "sccBrokerJoinCluster", map[string]any{"sccBrokerURIs": uris, "time": 10}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Brokers(); len(got) != 1 || got[0] != uris[0] {
+		t.Fatalf("the new list was not applied: %v", got)
+	}
+	if _, err := sock.Invoke(ctx, "sccBrokerLeaveCluster", map[string]any{"sccBrokerURIs": []string{}, "time": 9}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Brokers(); len(got) != 1 {
+		t.Fatalf("an old snapshot was applied: %v", got)
+	}
+	eventually(t, "publishing through the relay", func() bool {
+		return w.Exchange().InvokePublish(context.Background(), "x", 2) == nil
+	})
 }

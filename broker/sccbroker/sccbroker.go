@@ -205,6 +205,9 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 	go func() {
 		defer b.wg.Done()
 		for ev := range disconnects.All(b.ctx) {
+			if b.ctx.Err() != nil {
+				return // our own Close
+			}
 			b.c.stateLost.Add(1)
 			b.h.Status(fmt.Errorf("sccbroker: lost the connection to scc-state %s (code %d %s); reconnecting, the broker list is kept", b.stateURL, ev.Code, ev.Reason))
 		}
@@ -452,7 +455,7 @@ func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
 		sctx, cancel := context.WithTimeout(ctx, b.opts.BrokerAckTimeout)
 		_, err := s.pc.c.Subscribe(sctx, s.ch)
 		cancel()
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, client.ErrClosed) {
 			b.log.warn("subscribe", "sccbroker: subscription refused by scc-broker", "broker", s.pc.p.uri, "channel", s.ch, "error", err.Error())
 		}
 	}
