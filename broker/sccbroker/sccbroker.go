@@ -1,22 +1,24 @@
 package sccbroker
 
 import (
+	"bytes"
 	"context"
-
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/gobwas/ws"
 	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/ws"
+
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/client"
+	"github.com/socketcluster-go/socketcluster/internal/wire"
 	"github.com/socketcluster-go/socketcluster/scc/mapping"
 )
 
@@ -578,27 +580,45 @@ func (b *Broker) send(channel string, msgs [][]byte) error {
 
 // receive handles a publish from a broker: {sender, messages} from
 // another worker is delivered message by message; our own is dropped.
+// data is valid JSON (the client parsed the frame), read without decoding.
 func (b *Broker) receive(channel string, data sc.Data) {
-	var p struct {
-		Sender   any               `json:"sender"`
-		Messages []json.RawMessage `json:"messages"`
-	}
-	if err := data.Decode(&p); err != nil || p.Messages == nil {
+	var sender, msgs []byte
+	isObject := wire.Object(data, func(k string, v []byte) {
+		switch k {
+		case "sender":
+			sender = v
+		case "messages":
+			msgs = v
+		}
+	})
+	if !isObject || len(msgs) == 0 || msgs[0] != '[' {
 		b.c.badPackets.Add(1)
 		b.log.warn("bad-packet", "sccbroker: dropped a packet that is not {sender, messages}", "channel", channel, "data", truncate(data))
 		return
 	}
-	if s, ok := p.Sender.(string); ok && s == b.opts.InstanceID {
-		b.c.echoDropped.Add(uint64(len(p.Messages)))
+	if b.own(sender) {
+		wire.Array(msgs, func([]byte) { b.c.echoDropped.Add(1) })
 		return
 	}
-	for _, m := range p.Messages {
+	wire.Array(msgs, func(m []byte) {
 		env := make([]byte, 16+len(m))
 		copy(env, b.remoteID[:])
 		copy(env[16:], m)
 		b.c.received.Add(1)
 		b.h.Deliver(channel, env)
+	})
+}
+
+// own reports whether a packet's raw sender is this worker's id.
+func (b *Broker) own(sender []byte) bool {
+	if bytes.Equal(sender, b.sender) {
+		return true
 	}
+	if len(sender) == 0 || sender[0] != '"' || bytes.IndexByte(sender, '\\') < 0 {
+		return false
+	}
+	s, ok := wire.Unquote(sender) // the same id written with escapes
+	return ok && s == b.opts.InstanceID
 }
 
 // Close implements broker.Broker.
