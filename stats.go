@@ -22,7 +22,10 @@ type Stats struct {
 	RefusedHandshakeRate int64
 	// RateLimitedSockets counts sockets closed with CloseInboundRateLimit.
 	RateLimitedSockets int64
-	Ready              bool // broker ready and not closing
+	// RefusedOrigins counts upgrades refused (403) because their Origin is
+	// not allowed by Options.Origins.
+	RefusedOrigins int64
+	Ready          bool // broker ready and not closing
 }
 
 type counters struct {
@@ -37,6 +40,7 @@ type counters struct {
 	refusedPerAddress    atomic.Int64
 	refusedHandshakeRate atomic.Int64
 	rateLimited          atomic.Int64
+	refusedOrigins       atomic.Int64
 }
 
 // refused returns the counter of upgrades refused by limit (a Limit…
@@ -73,6 +77,7 @@ func (srv *Server) Stats() Stats {
 		RefusedPerAddress:    srv.counters.refusedPerAddress.Load(),
 		RefusedHandshakeRate: srv.counters.refusedHandshakeRate.Load(),
 		RateLimitedSockets:   srv.counters.rateLimited.Load(),
+		RefusedOrigins:       srv.counters.refusedOrigins.Load(),
 		Ready:                srv.ready.Load() && !srv.closing.Load(),
 	}
 }

@@ -18,7 +18,7 @@ type Collector struct {
 
 	clients, pending, channels, ready                             *prometheus.Desc
 	connections, disconnections, publishes, deliveries, slow, brk *prometheus.Desc
-	httpRefusals, refusedUpgrades, rateLimited                    *prometheus.Desc
+	httpRefusals, refusedUpgrades, rateLimited, refusedOrigins    *prometheus.Desc
 }
 
 // NewCollector returns a collector of srv's metrics under namespace.
@@ -41,13 +41,14 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 		httpRefusals:   d("http_refusals_total", "HTTP connections dropped before a complete request (header too large, too slow, malformed)."),
 		refusedUpgrades: prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "refused_upgrades_total"),
 			"WebSocket upgrades refused by a connection limit (connections, connections_per_address, handshake_rate).", []string{"limit"}, nil),
-		rateLimited: d("rate_limited_sockets_total", "Sockets closed for going over the inbound rate limit (close code 4101)."),
+		rateLimited:    d("rate_limited_sockets_total", "Sockets closed for going over the inbound rate limit (close code 4101)."),
+		refusedOrigins: d("origin_refusals_total", "WebSocket upgrades refused (403) for an origin not allowed."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited} {
+	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited, c.refusedOrigins} {
 		ch <- d
 	}
 }
@@ -81,4 +82,5 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.refusedUpgrades, prometheus.CounterValue, float64(l.v), l.name)
 	}
 	k(c.rateLimited, s.RateLimitedSockets)
+	k(c.refusedOrigins, s.RefusedOrigins)
 }
