@@ -11,7 +11,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
 
-// Authentication (PROTOCOL.md §6): the token in #handshake, #authenticate,
+// Authentication (docs/protocol.md §6): the token in #handshake, #authenticate,
 // #removeAuthToken, SetAuthToken, Deauthenticate and mid-session expiry.
 
 // SetAuthTokenOptions are the options of SetAuthToken.
@@ -193,8 +193,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 	var clientAuthErr error // authError in the response
 	if hasToken {
 		if authErr == nil {
-			old := s.setToken(claims, signed)
-			_ = old
+			s.setToken(claims, signed) // the state-change events follow the connect event (§6.7)
 			if err := s.runAuthenticate(claims, signed); err != nil {
 				clientAuthErr = err
 				if isBadToken(err) {
@@ -271,7 +270,7 @@ func (s *Socket) sendHandshakeResponse(cid float64, authErr error) bool {
 	}
 	buf = append(buf, "}}"...)
 	// The handshake response is never batched.
-	frame, err := s.server.packetFrame(buf)
+	frame, err := s.packetFrame(buf)
 	if err != nil {
 		s.emitError(err)
 		return isAuth
@@ -429,7 +428,7 @@ func (s *Socket) handleRemoveAuthToken(p *wire.Packet) {
 	s.deliverReceived("#removeAuthToken", p)
 }
 
-// checkTokenExpiry drops an expired token (PROTOCOL.md §6.6) and returns
+// checkTokenExpiry drops an expired token (docs/protocol.md §6.6) and returns
 // the AuthTokenExpiredError for the middleware action, or nil.
 func (s *Socket) checkTokenExpiry() error {
 	s.mu.Lock()

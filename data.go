@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+
+	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
 
 // Data is a payload as received from a client: the raw JSON text of the
@@ -105,7 +107,7 @@ func MarshalData(v any) (Data, error) {
 	case nil:
 		return []byte("null"), nil
 	case string:
-		return appendJSONString(nil, x), nil
+		return wire.AppendString(nil, x), nil
 	case *Error:
 		return appendError(nil, x)
 	}

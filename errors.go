@@ -10,7 +10,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
 
-// Close codes used by SocketCluster (PROTOCOL.md §5.3). Codes 1000 and
+// Close codes used by SocketCluster (docs/protocol.md §5.3). Codes 1000 and
 // 4500–4999 stop the official client from reconnecting; 4000, 4001 and 1005
 // make it reconnect at once; every other code makes it back off.
 const (
@@ -86,7 +86,7 @@ type Field struct {
 	Value any
 }
 
-// Error is a SocketCluster error as it crosses the wire (PROTOCOL.md §5.1):
+// Error is a SocketCluster error as it crosses the wire (docs/protocol.md §5.1):
 // a message, an optional name and extra fields in order. On the wire it is
 // {"message":…,"name":…,…fields}; an empty Name is left out (the client
 // then sees the name "Error").
@@ -160,7 +160,7 @@ var (
 	ErrAlreadySent = errors.New("socketcluster: response already sent")
 )
 
-// Errors the server produces, by name (PROTOCOL.md §5.2).
+// Errors the server produces, by name (docs/protocol.md §5.2).
 func errTimeout(event string) *Error {
 	return NewError("TimeoutError", "Event response for "+event+" event timed out")
 }
@@ -237,7 +237,7 @@ func appendError(dst []byte, err error) ([]byte, error) {
 }
 
 // UnmarshalError rebuilds the error of a response, or the authError of a
-// handshake response, from its raw JSON (PROTOCOL.md §5.1), as the
+// handshake response, from its raw JSON (docs/protocol.md §5.1), as the
 // reference client hydrates it: an object becomes an *Error (its
 // "message" and "name", and every other key as a field, in order; a
 // message that is not a string becomes "Invalid error message format");
@@ -272,10 +272,3 @@ func UnmarshalError(raw []byte) error {
 	}
 	return &ValueError{Value: Data(bytes.Clone(raw))}
 }
-
-// hydrateError is UnmarshalError, for an error that is not null.
-func hydrateError(raw []byte) error { return UnmarshalError(raw) }
-
-func appendJSONString(dst []byte, s string) []byte { return wire.AppendString(dst, s) }
-
-func fmtPanic(r any) string { return fmt.Sprint(r) }

@@ -6,7 +6,7 @@ import (
 	"iter"
 	"sync"
 
-	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/stream"
 )
 
 // ChannelState is the state of a server-side channel subscription.

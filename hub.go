@@ -166,7 +166,13 @@ type publication struct {
 	channel string
 	data    []byte // raw JSON, nil = undefined
 	packet  []byte // JSON packet (for batches)
-	frame   []byte // complete frame in the server's codec
+	payload []byte // the message in the server's codec
+	binary  bool   // payload is binary
+	frame   []byte // complete frame of payload
+
+	zonce  sync.Once
+	zframe []byte // deflatedFrame's
+
 	// outbound tells whether outbound middleware must see each delivery
 	// (looked up once per publish, not once per subscriber).
 	outbound bool
@@ -175,11 +181,26 @@ type publication struct {
 func (h *hub) encode(channel string, data []byte) (*publication, error) {
 	buf := newPacketBuf(len(channel) + len(data) + 48)
 	buf = wire.AppendPublish(buf, channel, data)
-	frame, err := h.srv.packetFrame(buf)
+	payload, bin, err := h.srv.packetPayload(buf)
 	if err != nil {
 		return nil, err
 	}
-	return &publication{channel: channel, data: data, packet: buf[wsconn.MaxHeader:], frame: frame}, nil
+	frame := h.srv.plainFrame(buf, payload, bin)
+	return &publication{channel: channel, data: data, packet: buf[wsconn.MaxHeader:], payload: payload, binary: bin, frame: frame}, nil
+}
+
+// deflatedFrame returns the frame for subscribers that negotiated
+// permessage-deflate: compressed once, by the first delivery that needs
+// it, and shared by all of them (no context takeover makes the bytes the
+// same for every connection); the plain frame when compression does not
+// pay.
+func (p *publication) deflatedFrame(z *wsconn.Compressor) []byte {
+	p.zonce.Do(func() {
+		if p.zframe = z.Frame(p.binary, p.payload); p.zframe == nil {
+			p.zframe = p.frame
+		}
+	})
+	return p.zframe
 }
 
 // deliverLocal queues a publish to the local subscribers of channel. The
@@ -240,6 +261,7 @@ func (h *hub) Channels() []string {
 
 // Status implements broker.Handler.
 func (h *hub) Status(err error) {
+	h.srv.brokerDown.Store(err != nil)
 	if err != nil {
 		h.srv.counters.brokerErrors.Add(1)
 		h.outage(err)

@@ -14,7 +14,7 @@ import (
 )
 
 // Options configures a Server. The zero value gives the reference server's
-// defaults (socketcluster-server 20.x, PROTOCOL.md §10); each field
+// defaults (socketcluster-server 20.x, docs/protocol.md §10); each field
 // documents its default. Options that are true by default in the reference
 // are expressed as their negation here (DisableClientPublish for
 // allowClientPublish…) so that the zero value stays the default.
@@ -174,6 +174,14 @@ type Options struct {
 	// no limit.
 	InboundByteRate  float64
 	InboundByteBurst int
+	// PerMessageDeflate turns on permessage-deflate compression (RFC 7692)
+	// with the clients that offer it (browsers and the Node client's ws
+	// engine do); &DeflateOptions{} gives the defaults. Default nil: off,
+	// as in the reference (an offer is then ignored). Compression is
+	// negotiated without context takeover both ways, so that a publish is
+	// compressed once for all its subscribers and an idle connection holds
+	// no compressor (see DeflateOptions and docs/performance.md).
+	PerMessageDeflate *DeflateOptions
 
 	// HandleProtocols picks a WebSocket subprotocol from those offered.
 	// Default: the first one offered.
@@ -187,6 +195,29 @@ type Options struct {
 	// CloneData has no effect: payloads are immutable raw JSON here. Kept
 	// for parity with the reference's cloneData option.
 	CloneData bool
+}
+
+// DeflateOptions configures permessage-deflate (Options.PerMessageDeflate).
+// The zero value gives the defaults.
+//
+// The server always answers with server_no_context_takeover and
+// client_no_context_takeover: each message is compressed on its own, so
+// that one compressed frame serves every subscriber of a channel, and no
+// connection keeps a compressor (about 600 KiB in compress/flate) or a
+// decompressor (about 40 KiB) between messages; both are pooled. The cost
+// is a lower ratio on small messages, which the threshold leaves
+// uncompressed anyway. An offer limiting server_max_window_bits below 15
+// is declined (the connection is then uncompressed).
+type DeflateOptions struct {
+	// Threshold: outbound messages shorter than this many bytes are sent
+	// uncompressed, and so is any message that compression does not make
+	// smaller. Default 1024, the reference's ws engine's; negative: every
+	// message is tried.
+	Threshold int
+	// Level is the compress/flate level: 1 (flate.BestSpeed, the default)
+	// to 9, or -2 (flate.HuffmanOnly). Levels above 1 cost several times
+	// the CPU for a few percent of size (docs/performance.md).
+	Level int
 }
 
 // withDefaults returns a copy with every zero field set to its default.
@@ -257,10 +288,22 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.PerMessageDeflate != nil {
+		d := *o.PerMessageDeflate
+		if d.Threshold == 0 {
+			d.Threshold = 1024
+		}
+		if d.Level == 0 {
+			d.Level = 1
+		}
+		o.PerMessageDeflate = &d
+	}
 	return o
 }
 
-// Validate reports the first option that cannot work, saying what to do.
+// Validate reports every option that cannot work, each saying what to do,
+// joined into one error (nil when all is well). The problems are always
+// listed in the same order, so the message is stable. New calls it.
 func (o Options) Validate() error {
 	d := o.withDefaults()
 	var errs []error
@@ -270,13 +313,16 @@ func (o Options) Validate() error {
 	if d.ProtocolVersion != 1 && d.ProtocolVersion != 2 {
 		errs = append(errs, fmt.Errorf("socketcluster: Options.ProtocolVersion is %d; use 1 or 2", d.ProtocolVersion))
 	}
-	for name, v := range map[string]time.Duration{
-		"PingInterval": d.PingInterval, "PingTimeout": d.PingTimeout, "HandshakeTimeout": d.HandshakeTimeout,
-		"AckTimeout": d.AckTimeout, "BatchInterval": d.BatchInterval, "BatchOnHandshakeDuration": d.BatchOnHandshakeDuration,
-		"WriteTimeout": d.WriteTimeout, "ReadHeaderTimeout": d.ReadHeaderTimeout, "BrokerTimeout": d.BrokerTimeout,
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"PingInterval", d.PingInterval}, {"PingTimeout", d.PingTimeout}, {"HandshakeTimeout", d.HandshakeTimeout},
+		{"AckTimeout", d.AckTimeout}, {"BatchOnHandshakeDuration", d.BatchOnHandshakeDuration}, {"BatchInterval", d.BatchInterval},
+		{"WriteTimeout", d.WriteTimeout}, {"ReadHeaderTimeout", d.ReadHeaderTimeout}, {"BrokerTimeout", d.BrokerTimeout},
 	} {
-		if v < 0 {
-			errs = append(errs, fmt.Errorf("socketcluster: Options.%s is negative (%v); leave it zero for the default", name, v))
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("socketcluster: Options.%s is negative (%v); leave it zero for the default", f.name, f.v))
 		}
 	}
 	if d.SocketChannelLimit < 0 {
@@ -308,6 +354,9 @@ func (o Options) Validate() error {
 	}
 	if strings.ContainsAny(d.ClientAddressHeader, " :\r\n") {
 		errs = append(errs, fmt.Errorf("socketcluster: Options.ClientAddressHeader %q is not a header name", d.ClientAddressHeader))
+	}
+	if z := d.PerMessageDeflate; z != nil && (z.Level < -2 || z.Level == -1 || z.Level > 9) {
+		errs = append(errs, fmt.Errorf("socketcluster: Options.PerMessageDeflate.Level is %d; use 1 (fastest) to 9 (smallest), -2 (Huffman only), or 0 for the default (1)", z.Level))
 	}
 	if (len(d.AuthPrivateKey) == 0) != (len(d.AuthPublicKey) == 0) {
 		errs = append(errs, NewError("InvalidOptionsError", "The authPrivateKey and authPublicKey options must be set together (both PEM keys) or not at all"))

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/socketcluster-go/socketcluster/auth"
-	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 )
 
@@ -28,13 +28,13 @@ type Server struct {
 
 	opts       Options
 	codec      Codec
+	compressor *wsconn.Compressor // nil unless Options.PerMessageDeflate
 	auth       auth.Engine
 	middleware middlewareSet
 	handlers   handlers
 	v14        v14Set
 	hub        *hub
 	exchange   *Exchange
-	metrics    metrics
 	counters   counters
 	refusalLog burstLog  // HTTPServer's refusals
 	slowLog    burstLog  // slow consumers
@@ -54,10 +54,7 @@ type Server struct {
 	pendingCount atomic.Int64
 	closing      atomic.Bool // set under mu: accept sees it or Close sees the socket
 	ready        atomic.Bool
-}
-
-type metrics struct {
-	slowConsumers atomic.Int64
+	brokerDown   atomic.Bool // the broker's last Status report was an error
 }
 
 // New returns a server configured by opts (the zero Options gives the
@@ -92,6 +89,11 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	srv.auth = eng
+	if z := o.PerMessageDeflate; z != nil {
+		if srv.compressor, err = wsconn.NewCompressor(z.Level, z.Threshold); err != nil {
+			return nil, err
+		}
+	}
 	if o.AuthEngine != nil {
 		srv.auth = o.AuthEngine
 	}
@@ -111,6 +113,12 @@ func (srv *Server) Exchange() *Exchange { return srv.exchange }
 
 // IsReady reports whether the server (its broker) is ready.
 func (srv *Server) IsReady() bool { return srv.ready.Load() }
+
+// BrokerConnected reports whether the broker is connected to its bus: true
+// once it started, false from an outage report until it reconnected (see
+// broker.Handler.Status). The in-process broker is always connected; the
+// server goes on serving its local sockets while this is false.
+func (srv *Server) BrokerConnected() bool { return srv.ready.Load() && !srv.brokerDown.Load() }
 
 // AckTimeout returns the timeout of server→client invokes.
 func (srv *Server) AckTimeout() time.Duration { return srv.opts.AckTimeout }
@@ -147,7 +155,7 @@ func (srv *Server) PendingClients() map[string]*Socket {
 }
 
 // SlowConsumerCount counts sockets disconnected for a full outbound queue.
-func (srv *Server) SlowConsumerCount() int64 { return srv.metrics.slowConsumers.Load() }
+func (srv *Server) SlowConsumerCount() int64 { return srv.counters.slowConsumers.Load() }
 
 // GenerateID returns a new socket id.
 func (srv *Server) GenerateID() string { return newSocketID() }
@@ -188,7 +196,7 @@ func httpFail(w http.ResponseWriter, code int, body string) {
 }
 
 // ServeHTTP accepts WebSocket upgrades at Options.Path with the checks of
-// PROTOCOL.md §1.2, and passes plain HTTP requests to Options.HTTPHandler
+// docs/protocol.md §1.2, and passes plain HTTP requests to Options.HTTPHandler
 // (default: 501 Not Implemented).
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !isUpgrade(r) {
@@ -219,6 +227,15 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != srv.opts.Path {
 		httpFail(w, http.StatusBadRequest, "Bad Request")
 		return
+	}
+	var extensions string
+	if srv.compressor != nil {
+		var err error
+		if extensions, err = wsconn.NegotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions")); err != nil {
+			// As the reference's ws engine (PROTOCOL.md §1.2 step 7).
+			httpFail(w, http.StatusBadRequest, "Invalid or unacceptable Sec-WebSocket-Extensions header")
+			return
+		}
 	}
 	ls, status, body := srv.acquireLease(r)
 	if status != 0 {
@@ -254,7 +271,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpFail(w, http.StatusForbidden, e.Message)
 		return
 	}
-	conn, err := wsconn.Upgrade(w, r, wsconn.UpgradeOptions{Protocol: srv.opts.HandleProtocols, WriteTimeout: srv.opts.WriteTimeout})
+	conn, err := wsconn.Upgrade(w, r, wsconn.UpgradeOptions{Protocol: srv.opts.HandleProtocols, WriteTimeout: srv.opts.WriteTimeout, Extensions: extensions})
 	if err != nil {
 		srv.emitWarning(err)
 		return
@@ -271,7 +288,7 @@ func blockMessage(err error) string {
 	return err.Error()
 }
 
-// checkOrigin applies the origins option (PROTOCOL.md §1.3).
+// checkOrigin applies the origins option (docs/protocol.md §1.3).
 func (srv *Server) checkOrigin(r *http.Request) (string, bool) {
 	allowed := srv.opts.Origins
 	if strings.Contains(allowed, "*:*") {
@@ -390,6 +407,7 @@ func (srv *Server) promote(s *Socket) bool {
 	srv.pendingCount.Add(-1)
 	srv.clients[s.id] = s
 	srv.clientsCount.Add(1)
+	srv.counters.handshakes.Add(1)
 	return true
 }
 

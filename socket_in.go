@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -13,7 +14,7 @@ import (
 
 // The inbound path. A socket's messages are read and processed one at a
 // time, each completely — middleware waits included — before the next, so
-// they are handled strictly in order (PROTOCOL.md §0 item 6) and a slow
+// they are handled strictly in order (docs/protocol.md §0 item 6) and a slow
 // socket only delays itself (TCP flow control pushes back on its client).
 // Procedures and receivers are streams: handing a request to a procedure
 // never waits for its answer, so a procedure may answer a later request
@@ -106,7 +107,7 @@ type inboundScratch struct {
 	oks     []bool
 }
 
-// processInbound runs the steps of PROTOCOL.md §2.3 for one message: count
+// processInbound runs the steps of docs/protocol.md §2.3 for one message: count
 // it, restart the pong timer, the raw middleware, the message event, then
 // decode and handle it. Whoever reads the socket calls it for each
 // message, one at a time.
@@ -116,6 +117,7 @@ func (s *Socket) processInbound(isBinary bool, msg []byte, sc *inboundScratch) {
 		return
 	}
 	s.inboundReceived.Add(1)
+	s.server.counters.bytesIn.Add(int64(len(msg)))
 	defer s.inboundProcessed.Add(1)
 	if s.rate != nil && !s.allowInbound(len(msg)) {
 		return
@@ -167,6 +169,12 @@ func (s *Socket) readFailed(err error) {
 	case errors.Is(err, wsconn.ErrProtocol):
 		s.conn.WriteClose(CloseProtocolError, "")
 		s.closeWith(CloseProtocolError, "", false)
+	case errors.Is(err, wsconn.ErrBadDeflate):
+		// permessage-deflate data that does not inflate: 1007, as the
+		// reference's ws engine.
+		s.emitError(NewError("Error", "Invalid WebSocket frame: "+strings.TrimPrefix(err.Error(), "wsconn: ")))
+		s.conn.WriteClose(CloseInvalidPayload, "")
+		s.closeWith(CloseInvalidPayload, "", false)
 	case errors.Is(err, wsconn.ErrInvalidUTF8):
 		s.emitError(NewError("RangeError", "Invalid WebSocket frame: invalid UTF-8 sequence"))
 		s.conn.WriteClose(CloseInvalidPayload, "")
@@ -185,7 +193,7 @@ func (s *Socket) strictConnecting() bool {
 	return !s.server.opts.DisableStrictHandshake && s.State() == StateConnecting
 }
 
-// handleMessage processes one inbound message (PROTOCOL.md §2.3 steps 6–9).
+// handleMessage processes one inbound message (docs/protocol.md §2.3 steps 6–9).
 func (s *Socket) handleMessage(isBinary bool, msg []byte, isPong bool, packets []wire.Packet, oks []bool) ([]wire.Packet, []bool) {
 	if isPong {
 		if s.strictConnecting() {
@@ -238,7 +246,7 @@ func (s *Socket) handleMessage(isBinary bool, msg []byte, isPong bool, packets [
 	return packets, oks
 }
 
-// handlePacket dispatches one packet (PROTOCOL.md §3).
+// handlePacket dispatches one packet (docs/protocol.md §3).
 func (s *Socket) handlePacket(p *wire.Packet) {
 	if !p.HasEvent {
 		// A response to a server invoke.
@@ -319,7 +327,7 @@ func (s *Socket) resolveCall(p *wire.Packet) {
 	}
 	var r callResult
 	if p.Error != nil && string(p.Error) != "null" {
-		r.err = hydrateError(p.Error)
+		r.err = UnmarshalError(p.Error)
 	} else {
 		r.data = Data(p.Data)
 	}
@@ -327,7 +335,7 @@ func (s *Socket) resolveCall(p *wire.Packet) {
 }
 
 // closeWith closes the socket once and runs the close sequence of
-// PROTOCOL.md §9.4. With send, a close frame with code and reason is queued
+// docs/protocol.md §9.4. With send, a close frame with code and reason is queued
 // after everything already queued.
 func (s *Socket) closeWith(code int, reason string, send bool) {
 	s.mu.Lock()

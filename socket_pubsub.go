@@ -9,7 +9,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
 
-// Client pub/sub (PROTOCOL.md §3.7–3.10, §7).
+// Client pub/sub (docs/protocol.md §3.7–3.10, §7).
 
 // Subscriptions returns the channels the socket is subscribed to.
 func (s *Socket) Subscriptions() []string {
@@ -112,7 +112,7 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 		opts = b
 	}
 	hub := s.server.hub
-	hopts, hist := hub.historyOf(channel)
+	_, hist := hub.historyOf(channel)
 	var since *broker.Position
 	if hub.hist != nil {
 		var err error
@@ -125,12 +125,43 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 			return
 		}
 	}
+	if err := s.join(channel, opts, since, func() { s.sendResponse(p.Cid, nil, nil) }); err != nil {
+		s.respondOrEmit(p, err)
+		return
+	}
+	s.deliverAnswered("#subscribe", p)
+}
+
+// Subscribe subscribes the socket to channel from the server side: no
+// middleware runs and the client is not asked, but it receives the
+// channel's publishes from now on (a client library shows them only for
+// channels it subscribed to itself), and the subscription events fire as
+// for a #subscribe. Subscribing twice is not an error. It fails before the
+// handshake, beyond Options.SocketChannelLimit, or when the broker cannot
+// subscribe.
+func (s *Socket) Subscribe(channel string) error {
+	if s.State() != StateOpen {
+		return errInvalidAction("Cannot subscribe socket to a channel before it has completed the handshake")
+	}
+	if s.IsSubscribed(channel) {
+		return nil
+	}
+	return s.join(channel, Data("{}"), nil, nil)
+}
+
+// join adds the socket to channel and emits the subscription events, then
+// calls answered (if not nil: the #subscribe response). On a history
+// channel (hub_history.go) the socket starts from since, or from now when
+// since is nil, and live publications wait until the missed ones, sent
+// after answered, are out.
+func (s *Socket) join(channel string, opts Data, since *broker.Position, answered func()) error {
+	hub := s.server.hub
+	hopts, hist := hub.historyOf(channel)
 	limit := s.server.opts.SocketChannelLimit
 	s.mu.Lock()
 	if limit > 0 && len(s.channels) >= limit {
 		s.mu.Unlock()
-		s.respondOrEmit(p, NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - InvalidActionError: Socket "+s.id+" tried to exceed the channel subscription limit of "+strconv.Itoa(limit)))
-		return
+		return NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - InvalidActionError: Socket "+s.id+" tried to exceed the channel subscription limit of "+strconv.Itoa(limit))
 	}
 	if s.channels == nil {
 		s.channels = make(map[string]struct{})
@@ -138,25 +169,24 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 	_, already := s.channels[channel]
 	s.channels[channel] = struct{}{}
 	s.mu.Unlock()
-	undo := func(err error) {
+	undo := func(err error) error {
 		s.mu.Lock()
 		delete(s.channels, channel)
 		s.mu.Unlock()
-		s.respondOrEmit(p, err)
+		return err
 	}
 	recovering := hist && !already
 	var start broker.Position
 	var recovered broker.HistoryResult
 	if recovering {
-		// History channel (hub_history.go): from the client's position, or
-		// from now; live publications wait until those are sent.
+		// From the client's position, or from now; live publications wait
+		// until those are sent.
 		if since != nil {
 			start = *since
 		} else {
 			var err error
 			if start, err = hub.startPosition(channel, hopts); err != nil {
-				undo(NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error()))
-				return
+				return undo(NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error()))
 			}
 		}
 		hub.beginRecovery(s, channel)
@@ -166,25 +196,25 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 			if recovering {
 				hub.endRecovery(s, channel)
 			}
-			undo(NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error()))
-			return
+			return undo(NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error()))
 		}
 	}
 	if recovering {
 		var err error
 		if recovered, err = hub.readRecovery(s, channel, start, hopts); err != nil {
 			hub.remove(s, channel)
-			undo(err)
-			return
+			return undo(err)
 		}
 	}
 	s.emit(SubscribeEvent{Channel: channel, SubscriptionOptions: opts})
 	s.server.emit(SubscriptionEvent{Socket: s, Channel: channel, SubscriptionOptions: opts})
-	s.sendResponse(p.Cid, nil, nil)
+	if answered != nil {
+		answered()
+	}
 	if recovering {
 		hub.finishRecovery(s, channel, start, since != nil, recovered, hopts)
 	}
-	s.deliverAnswered("#subscribe", p)
+	return nil
 }
 
 // leave removes the socket from channel; it reports whether it was in it.
@@ -293,7 +323,11 @@ func (s *Socket) deliverPublish(p *publication) {
 		}
 	}
 	if !s.addToBatch(p.packet) {
-		s.enqueue(p.frame) // a closed socket's queue refuses it
+		frame := p.frame
+		if s.conn.Deflate() {
+			frame = p.deflatedFrame(s.server.compressor)
+		}
+		s.enqueue(frame) // a closed socket's queue refuses it
 	}
 }
 

@@ -1,6 +1,10 @@
 package socketcluster
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+)
 
 // Stats is a snapshot of the server's counters, for metrics exporters.
 type Stats struct {
@@ -8,12 +12,15 @@ type Stats struct {
 	PendingClients int   // sockets still connecting
 	Channels       int   // channels with at least one local subscriber
 	Connections    int64 // WebSockets accepted since start
+	Handshakes     int64 // SocketCluster handshakes completed since start
 	Disconnections int64 // sockets closed since start
 	Publishes      int64 // messages published (client, server, and received from the broker)
 	Deliveries     int64 // publish frames queued to sockets
 	SlowConsumers  int64 // sockets disconnected for a full outbound queue
 	BrokerErrors   int64 // failed broker operations and outage reports
 	HTTPRefusals   int64 // HTTP connections dropped before a complete request (see HTTPServer)
+	BytesIn        int64 // payload bytes of the WebSocket messages received
+	BytesOut       int64 // bytes of the WebSocket frames written (headers included)
 
 	// Upgrades refused by a connection limit (limits.go): MaxConnections
 	// (503), MaxConnectionsPerAddress (429), MaxHandshakesPerSecond (503).
@@ -26,15 +33,27 @@ type Stats struct {
 	// not allowed by Options.Origins.
 	RefusedOrigins int64
 	Ready          bool // broker ready and not closing
+	BrokerUp       bool // the broker is connected to its bus (BrokerConnected)
+
+	// permessage-deflate (Options.PerMessageDeflate): messages compressed
+	// (a publish counts once, however many subscribers receive it), and
+	// their bytes before and after compression.
+	Compressions        int64
+	CompressionInBytes  int64
+	CompressionOutBytes int64
 }
 
 type counters struct {
 	connections    atomic.Int64
+	handshakes     atomic.Int64
 	disconnections atomic.Int64
 	publishes      atomic.Int64
 	deliveries     atomic.Int64
 	brokerErrors   atomic.Int64
 	httpRefusals   atomic.Int64
+	slowConsumers  atomic.Int64
+	bytesIn        atomic.Int64
+	bytesOut       atomic.Int64
 
 	refusedConnections   atomic.Int64
 	refusedPerAddress    atomic.Int64
@@ -61,17 +80,24 @@ func (srv *Server) Stats() Stats {
 	srv.hub.mu.RLock()
 	channels := len(srv.hub.channels)
 	srv.hub.mu.RUnlock()
+	var z wsconn.CompressorStats
+	if srv.compressor != nil {
+		z = srv.compressor.Stats()
+	}
 	return Stats{
 		Clients:        srv.ClientsCount(),
 		PendingClients: srv.PendingClientsCount(),
 		Channels:       channels,
 		Connections:    srv.counters.connections.Load(),
+		Handshakes:     srv.counters.handshakes.Load(),
 		Disconnections: srv.counters.disconnections.Load(),
 		Publishes:      srv.counters.publishes.Load(),
 		Deliveries:     srv.counters.deliveries.Load(),
-		SlowConsumers:  srv.metrics.slowConsumers.Load(),
+		SlowConsumers:  srv.counters.slowConsumers.Load(),
 		BrokerErrors:   srv.counters.brokerErrors.Load(),
 		HTTPRefusals:   srv.counters.httpRefusals.Load(),
+		BytesIn:        srv.counters.bytesIn.Load(),
+		BytesOut:       srv.counters.bytesOut.Load(),
 
 		RefusedConnections:   srv.counters.refusedConnections.Load(),
 		RefusedPerAddress:    srv.counters.refusedPerAddress.Load(),
@@ -79,5 +105,25 @@ func (srv *Server) Stats() Stats {
 		RateLimitedSockets:   srv.counters.rateLimited.Load(),
 		RefusedOrigins:       srv.counters.refusedOrigins.Load(),
 		Ready:                srv.ready.Load() && !srv.closing.Load(),
+		BrokerUp:             srv.BrokerConnected(),
+
+		Compressions:        z.Frames,
+		CompressionInBytes:  z.InBytes,
+		CompressionOutBytes: z.OutBytes,
 	}
+}
+
+// ChannelCounts returns, for every channel with a local socket subscribed,
+// the number of this instance's sockets subscribed to it (the server's own
+// Exchange subscriptions are not counted).
+func (srv *Server) ChannelCounts() map[string]int {
+	srv.hub.mu.RLock()
+	defer srv.hub.mu.RUnlock()
+	out := make(map[string]int, len(srv.hub.channels))
+	for name, c := range srv.hub.channels {
+		if n := len(c.sockets); n > 0 {
+			out[name] = n
+		}
+	}
+	return out
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/gobwas/ws"
 
 	sc "github.com/socketcluster-go/socketcluster"
-	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
 
@@ -425,7 +425,7 @@ func (c *Client) failHandshake(ctx context.Context, cn *conn, err error) (int, s
 }
 
 // reconnectPolicy says whether a close code leads to a reconnect, and
-// whether the first attempt is immediate (PROTOCOL.md §12.3).
+// whether the first attempt is immediate (docs/protocol.md §12.3).
 func reconnectPolicy(code int) (again, immediate bool) {
 	switch {
 	case code == 1000 || code >= 4500:

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	sc "github.com/socketcluster-go/socketcluster"
-	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
 

@@ -1,7 +1,7 @@
-// Command interop-fixture is the interop fixture server of INTEROP.md: a
-// small SocketCluster server with fixed flags, procedures, receivers and
-// middleware, so that any test suite can drive it with the official
-// JavaScript client.
+// Command interop-fixture is the interop fixture server of
+// docs/interop-fixture.md: a small SocketCluster server with fixed flags,
+// procedures, receivers and middleware, so that any test suite can drive
+// it with the official JavaScript client.
 //
 //	interop-fixture -addr 127.0.0.1:0     # prints READY <port>
 package main
@@ -137,13 +137,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		AuthPublicKey:        opts.AuthPublicKey,
 		Codec:                opts.Codec,
 		OutboundQueueLimit:   opts.OutboundQueueLimit,
+		PerMessageDeflate:    opts.PerMessageDeflate,
 		AckTimeout:           ms(c.ackTimeout),
 		PingInterval:         ms(c.pingInterval),
 		PingTimeout:          ms(c.pingTimeout),
 		HandshakeTimeout:     ms(c.handshakeTimeout),
 		SocketChannelLimit:   c.channelLimit,
-		DisableClientPublish: !c.allowClientPublish,
 		ProtocolVersion:      c.protocolVersion,
+		DisableClientPublish: !c.allowClientPublish,
 		Broker:               b,
 		Logger:               logger,
 		HTTPHandler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -179,11 +180,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	return 0
 }
 
-// extraOptions reads settings beyond INTEROP.md's contract, for tests of
+// extraOptions reads settings beyond the fixture contract
+// (docs/interop-fixture.md, "Extensions"), for tests of
 // features the reference fixture does not expose: SC_AUTH_ALGORITHM with
 // SC_AUTH_PRIVATE_KEY_FILE and SC_AUTH_PUBLIC_KEY_FILE (PEM; the key pair
 // then replaces -auth-key), SC_CODEC=minbin (the sc-codec-min-bin
-// compatible codec) and SC_OUTBOUND_QUEUE_LIMIT (bytes).
+// compatible codec), SC_OUTBOUND_QUEUE_LIMIT (bytes), and
+// SC_PER_MESSAGE_DEFLATE=true (permessage-deflate; SC_DEFLATE_THRESHOLD
+// sets its threshold in bytes).
 func extraOptions(getenv func(string) string) (sc.Options, error) {
 	o := sc.Options{AuthAlgorithm: "HS256"}
 	if alg := getenv("SC_AUTH_ALGORITHM"); alg != "" {
@@ -208,6 +212,22 @@ func extraOptions(getenv func(string) string) (sc.Options, error) {
 			return o, fmt.Errorf("SC_OUTBOUND_QUEUE_LIMIT=%q: want a positive number of bytes", v)
 		}
 		o.OutboundQueueLimit = n
+	}
+	if v := getenv("SC_PER_MESSAGE_DEFLATE"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return o, fmt.Errorf("SC_PER_MESSAGE_DEFLATE=%q: want true or false", v)
+		}
+		if on {
+			o.PerMessageDeflate = &sc.DeflateOptions{}
+		}
+	}
+	if v := getenv("SC_DEFLATE_THRESHOLD"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || o.PerMessageDeflate == nil {
+			return o, fmt.Errorf("SC_DEFLATE_THRESHOLD=%q: want a number of bytes, with SC_PER_MESSAGE_DEFLATE=true", v)
+		}
+		o.PerMessageDeflate.Threshold = n
 	}
 	switch getenv("SC_CODEC") {
 	case "", "json":

@@ -37,6 +37,9 @@ type config struct {
 	OutboundQueueLimit int
 	BrokerTimeout      time.Duration
 	ProtocolVersion    int
+	PerMessageDeflate  bool
+	DeflateThreshold   int
+	DeflateLevel       int
 	DrainTimeout       time.Duration
 	DrainDelay         time.Duration
 	ClientJS           string
@@ -168,6 +171,9 @@ var specs = []spec{
 	}, "5s"},
 	{"drain-delay", "SC_DRAIN_DELAY", "on SIGTERM, how long /readyz answers 503 before clients are closed (a second signal skips it)", durationSetter(func(c *config) *time.Duration { return &c.DrainDelay }), "5s"},
 	{"drain-timeout", "SC_DRAIN_TIMEOUT", "how long a shutdown then waits for clients", durationSetter(func(c *config) *time.Duration { return &c.DrainTimeout }), "10s"},
+	{"per-message-deflate", "SC_PER_MESSAGE_DEFLATE", "permessage-deflate compression with clients that offer it", boolSetter(func(c *config) *bool { return &c.PerMessageDeflate }), "false"},
+	{"deflate-threshold", "SC_DEFLATE_THRESHOLD", "with -per-message-deflate: messages under this many bytes are sent uncompressed (negative: try every message)", intSetter(func(c *config) *int { return &c.DeflateThreshold }), "1024"},
+	{"deflate-level", "SC_DEFLATE_LEVEL", "with -per-message-deflate: compression level, 1 (fastest) to 9", intSetter(func(c *config) *int { return &c.DeflateLevel }), "1"},
 	{"demo", "SC_DEMO", "serve the demo page at / and its echo procedure", boolSetter(func(c *config) *bool { return &c.Demo }), "true"},
 	{"client-js", "SC_CLIENT_JS", "serve this socketcluster-client.min.js to the demo page instead of the embedded one", strSetter(func(c *config) *string { return &c.ClientJS }), ""},
 	{"log-level", "SC_LOG_LEVEL", "debug (also each connection, disconnection and refusal), info, warn or error", strSetter(func(c *config) *string { return &c.LogLevel }), "info"},
@@ -302,6 +308,12 @@ func (c *config) options(logger *slog.Logger) (sc.Options, error) {
 	}
 	if c.AuthKey != "" {
 		o.AuthKey = []byte(c.AuthKey)
+	}
+	if c.PerMessageDeflate {
+		o.PerMessageDeflate = &sc.DeflateOptions{Threshold: c.DeflateThreshold, Level: c.DeflateLevel}
+		if c.DeflateThreshold == 0 {
+			o.PerMessageDeflate.Threshold = -1 // 0 bytes: every message
+		}
 	}
 	for _, kf := range []struct {
 		flag, path string

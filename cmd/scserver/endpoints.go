@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/socketcluster-go/socketcluster/broker/sccbroker"
@@ -14,8 +13,8 @@ import (
 // routes mounts the WebSocket endpoint, the health endpoints, /metrics and
 // the demo page.
 func (a *app) routes() {
-	a.reg.MustRegister(prommetrics.NewCollector(a.srv, "socketcluster"),
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The metrics deploy/ (dashboard, alert rules) is checked against.
+	a.reg = prommetrics.NewRegistry(a.srv, "socketcluster")
 	if b, ok := a.srv.Options().Broker.(*sccbroker.Broker); ok {
 		a.reg.MustRegister(prommetrics.NewSCCBrokerCollector(b, "socketcluster_scc"))
 	}

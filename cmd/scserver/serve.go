@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if c.AllowRandomAuthKey && c.Broker != "memory" && c.AuthKey == "" && c.AuthPrivateKeyFile == "" {
 		logger.Warn("scserver: each instance signs tokens with a random key of its own (-allow-random-auth-key): clients that reconnect to another instance lose their login; set -auth-key on every instance")
 	}
-	a := &app{cfg: c, logger: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), stdout: stdout, stderr: stderr}
+	a := &app{cfg: c, logger: logger, mux: http.NewServeMux(), stdout: stdout, stderr: stderr}
 	if c.TLSCert != "" {
 		if a.certs, err = newCertReloader(c.TLSCert, c.TLSKey, logger); err != nil {
 			return fail(exitSettings, err)
