@@ -556,3 +556,21 @@ func TestGarbageFromState(t *testing.T) {
 		return w.Exchange().InvokePublish(context.Background(), "x", 2) == nil
 	})
 }
+
+// The server's broker health follows the broker list: no broker in the
+// cluster is an outage (publishes reach this instance only), a broker
+// ends it; losing scc-state alone is not one.
+func TestBrokerHealthFollowsTheList(t *testing.T) {
+	c := newCluster(t, "")
+	w := c.worker(sccbroker.Options{})
+	eventually(t, "joined with no broker", func() bool { return w.b.Stats().Joined })
+	eventually(t, "an outage reported", func() bool { return !w.srv.BrokerConnected() })
+	c.relay()
+	w.settled(t, 1)
+	eventually(t, "the outage over", w.srv.BrokerConnected)
+	_ = c.state.Close(context.Background())
+	eventually(t, "scc-state lost", func() bool { return w.b.Stats().StateLost > 0 })
+	if !w.srv.BrokerConnected() {
+		t.Fatal("losing scc-state was reported as a broker outage")
+	}
+}

@@ -210,8 +210,10 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 			if b.ctx.Err() != nil {
 				return // our own Close
 			}
+			// Not a broker outage: messages keep flowing through the
+			// brokers of the list, which is kept.
 			b.c.stateLost.Add(1)
-			b.h.Status(fmt.Errorf("sccbroker: lost the connection to scc-state %s (code %d %s); reconnecting, the broker list is kept", b.stateURL, ev.Code, ev.Reason))
+			b.log.warn("state-lost", "sccbroker: lost the connection to scc-state; reconnecting, the broker list is kept", "state", b.stateURL, "code", ev.Code, "reason", ev.Reason)
 		}
 	}()
 	for name, cons := range procs {
@@ -285,9 +287,8 @@ func (b *Broker) join() {
 				b.workers = len(st.Workers)
 				b.joined = true
 				b.mu.Unlock()
-				b.setBrokers(st.Brokers)
 				b.o().Logger.Info("sccbroker: joined the cluster", "state", b.stateURL, "brokers", len(st.Brokers), "instanceId", b.opts.InstanceID)
-				b.h.Status(nil)
+				b.setBrokers(st.Brokers)
 				return
 			}
 			b.c.badState.Add(1)
@@ -297,7 +298,12 @@ func (b *Broker) join() {
 		}
 		b.c.joinFailures.Add(1)
 		b.log.warn("join", "sccbroker: joining the cluster failed; retrying", "state", b.stateURL, "error", err.Error())
-		b.h.Status(fmt.Errorf("sccbroker: joining the cluster at %s failed: %w", b.stateURL, err))
+		b.mu.Lock()
+		relaying := len(b.uris) > 0
+		b.mu.Unlock()
+		if !relaying { // nothing flows until a join gives brokers
+			b.h.Status(fmt.Errorf("sccbroker: joining the cluster at %s failed: %w", b.stateURL, err))
+		}
 		select {
 		case <-b.ctx.Done():
 			return
@@ -404,6 +410,11 @@ func (b *Broker) setBrokers(uris []string) {
 		p.close()
 	}
 	b.o().Logger.Info("sccbroker: broker list", "brokers", uris)
+	if len(uris) == 0 {
+		b.h.Status(fmt.Errorf("sccbroker: the cluster of scc-state %s has no scc-broker: publishes reach this instance only", b.stateURL))
+	} else {
+		b.h.Status(nil)
+	}
 }
 
 // targetLocked is the connection of a channel: the pool of the mapped
