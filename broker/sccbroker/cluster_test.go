@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/broker/sccbroker"
 	"github.com/socketcluster-go/socketcluster/client"
 	"github.com/socketcluster-go/socketcluster/scc/relay"
@@ -573,4 +574,47 @@ func TestBrokerHealthFollowsTheList(t *testing.T) {
 	if !w.srv.BrokerConnected() {
 		t.Fatal("losing scc-state was reported as a broker outage")
 	}
+}
+
+// PublishBatch sends what the server had queued as one packet per
+// channel, in order; the other workers get every message once.
+func TestPublishBatchOnePacketPerChannel(t *testing.T) {
+	c := newCluster(t, "")
+	r, _ := c.relay()
+	w1, w2 := c.worker(sccbroker.Options{}), c.worker(sccbroker.Options{})
+	col := subscribeAll(t, w2.url, []string{"a", "b"})
+	w1.settled(t, 1)
+	w2.settled(t, 1)
+	raw := dial(t, "ws://127.0.0.1:"+strconv.Itoa(relayPort(t, r, c))+"/socketcluster/")
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	ch, err := raw.Subscribe(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	packets := ch.Consumer()
+	env := func(m msg) []byte {
+		b, _ := json.Marshal(m)
+		return append(make([]byte, 16), b...)
+	}
+	errs := w1.b.PublishBatch(ctx, []broker.Message{
+		{Channel: "a", Payload: env(msg{0, 0})}, {Channel: "b", Payload: env(msg{0, 0})}, {Channel: "a", Payload: env(msg{0, 1})},
+	})
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	d, err := packets.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Sender   string `json:"sender"`
+		Messages []msg  `json:"messages"`
+	}
+	if err := d.Decode(&p); err != nil || p.Sender != w1.b.InstanceID() || len(p.Messages) != 2 || p.Messages[1].I != 1 {
+		t.Fatalf("packet %s: %v", d, err)
+	}
+	eventually(t, "the three messages", func() bool { return col.count() == 3 })
+	col.check(t, []string{"b"}, 1, 1)
+	col.check(t, []string{"a"}, 1, 2)
 }
