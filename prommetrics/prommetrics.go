@@ -24,9 +24,8 @@ type Collector struct {
 	clients, pending, channels, ready, brokerConnected            *prometheus.Desc
 	handshakes, bytesIn, bytesOut                                 *prometheus.Desc
 	connections, disconnections, publishes, deliveries, slow, brk *prometheus.Desc
-	httpRefusals, refusedUpgrades, rateLimited                    *prometheus.Desc
+	httpRefusals, refusedUpgrades, rateLimited, refusedOrigins    *prometheus.Desc
 	compressions, compressionIn, compressionOut                   *prometheus.Desc
-	refusedOrigins                                                *prometheus.Desc
 }
 
 // NewRegistry returns a registry with srv's collector under namespace, the
@@ -73,7 +72,7 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited, c.compressions, c.compressionIn, c.compressionOut, c.brokerConnected, c.handshakes, c.bytesIn, c.bytesOut, c.refusedOrigins} {
+	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited, c.refusedOrigins, c.compressions, c.compressionIn, c.compressionOut, c.brokerConnected, c.handshakes, c.bytesIn, c.bytesOut} {
 		ch <- d
 	}
 }
