@@ -64,6 +64,8 @@ type config struct {
 	InboundMessageBurst      int
 	InboundByteRate          float64
 	InboundByteBurst         int
+
+	gateway gatewayConfig // gateway.go
 }
 
 // spec is one setting: its flag name (also its key in the -config file),

@@ -36,6 +36,7 @@ type app struct {
 	internal *http.ServeMux // /metrics and other operator endpoints
 	draining atomic.Bool    // set when a shutdown began: /readyz answers 503
 	certs    *certReloader  // nil without -tls-cert
+	onClose  []func()       // run in order after the server closed (gateway.go)
 
 	stdout, stderr io.Writer
 }
@@ -97,6 +98,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		a.internal = http.NewServeMux()
 	}
 	a.routes()
+	if serr, rerr := a.installGateway(); serr != nil || rerr != nil {
+		_ = srv.Close(context.Background())
+		if serr != nil {
+			return fail(exitSettings, serr)
+		}
+		return fail(exitRuntime, rerr)
+	}
+	defer func() {
+		for _, f := range a.onClose {
+			f()
+		}
+	}()
 	return a.serve(ctx)
 }
 

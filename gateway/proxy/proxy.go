@@ -278,6 +278,9 @@ func (p *Proxy) request(event string, s *sc.Socket, hr *http.Request) *Request {
 			}
 		}
 	}
+	if hr != nil {
+		r.Query = hr.URL.RawQuery
+	}
 	if len(p.o.Headers) > 0 {
 		if hr == nil {
 			hr = s.Request()
@@ -292,24 +295,36 @@ func (p *Proxy) request(event string, s *sc.Socket, hr *http.Request) *Request {
 	return r
 }
 
-// clientError turns a call's error into what the middleware returns.
-// A refusal with disconnect closes the socket once the client got the
-// error.
-func (p *Proxy) clientError(s *sc.Socket, err error) error {
+// clientError turns a call's error into what the client gets, with the
+// disconnection a refusal asked for (nil if none), to run once the error
+// is on its way.
+func (p *Proxy) clientError(s *sc.Socket, err error) (disconnect func(), clientErr error) {
 	var ref *refusal
 	var be *backendError
 	switch {
 	case errors.As(err, &ref):
 		if ref.disconnect != nil && s != nil {
 			d := *ref.disconnect
-			go func() { _ = s.Disconnect(d.Code, d.Reason) }()
+			return func() { _ = s.Disconnect(d.Code, d.Reason) }, ref.err
 		}
-		return ref.err
+		return nil, ref.err
 	case errors.As(err, &be):
-		return be.err
+		return nil, be.err
 	}
 	p.log.Error("proxy: request not sent", "error", err.Error())
-	return sc.NewError(ErrNameUnavailable, "The backend is unavailable")
+	return nil, sc.NewError(ErrNameUnavailable, "The backend is unavailable")
+}
+
+// refuse ends a middleware decision with err. The answer to a refused
+// subscribe or publish is sent by the socket after the middleware
+// returned; a disconnection the backend asked for may overtake it (the
+// client then sees the close code and reason).
+func (p *Proxy) refuse(s *sc.Socket, err error, next func(error)) {
+	disconnect, e := p.clientError(s, err)
+	next(e)
+	if disconnect != nil {
+		disconnect()
+	}
 }
 
 // connect is the handshakeSC middleware.
@@ -486,7 +501,7 @@ func (p *Proxy) subscribe(req *sc.V14Request, next func(error)) {
 			r.Data = json.RawMessage(req.Data)
 		}
 		if _, err := p.c.call(context.Background(), p.o.SubscribeURL, r); err != nil {
-			next(p.clientError(req.Socket, err))
+			p.refuse(req.Socket, err, next)
 			return
 		}
 		next(nil)
@@ -508,7 +523,7 @@ func (p *Proxy) publish(req *sc.V14Request, next func(error)) {
 		}
 		res, err := p.c.call(context.Background(), p.o.PublishURL, r)
 		if err != nil {
-			next(p.clientError(req.Socket, err))
+			p.refuse(req.Socket, err, next)
 			return
 		}
 		var out struct {
@@ -531,7 +546,11 @@ func (p *Proxy) rpc(req *sc.Request) {
 	go func() {
 		res, err := p.c.call(context.Background(), p.o.RPCURL, r)
 		if err != nil {
-			_ = req.Error(p.clientError(req.Socket, err))
+			disconnect, e := p.clientError(req.Socket, err)
+			_ = req.Error(e) // queued before the close frame
+			if disconnect != nil {
+				disconnect()
+			}
 			return
 		}
 		var out struct {
