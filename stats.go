@@ -88,3 +88,41 @@ func (srv *Server) Stats() Stats {
 		BrokerUp:             srv.BrokerConnected(),
 	}
 }
+
+// ChannelCount is a channel and its number of local subscribers.
+type ChannelCount struct {
+	Channel     string
+	Subscribers int // local sockets subscribed (the server's own exchange not counted)
+}
+
+// BusiestChannels returns up to n channels with the most local
+// subscribers, most first (ties by name). It walks every channel: call it
+// for a dashboard, not per message.
+func (srv *Server) BusiestChannels(n int) []ChannelCount {
+	if n <= 0 {
+		return nil
+	}
+	less := func(a, b ChannelCount) bool {
+		return a.Subscribers > b.Subscribers || (a.Subscribers == b.Subscribers && a.Channel < b.Channel)
+	}
+	top := make([]ChannelCount, 0, n+1)
+	srv.hub.mu.RLock()
+	for name, c := range srv.hub.channels {
+		cc := ChannelCount{Channel: name, Subscribers: len(c.sockets)}
+		if len(top) == n && !less(cc, top[n-1]) {
+			continue
+		}
+		i := len(top)
+		for i > 0 && less(cc, top[i-1]) {
+			i--
+		}
+		top = append(top, ChannelCount{})
+		copy(top[i+1:], top[i:])
+		top[i] = cc
+		if len(top) > n {
+			top = top[:n]
+		}
+	}
+	srv.hub.mu.RUnlock()
+	return top
+}
