@@ -270,7 +270,7 @@ func (s *Socket) sendHandshakeResponse(cid float64, authErr error) bool {
 	}
 	buf = append(buf, "}}"...)
 	// The handshake response is never batched.
-	frame, err := s.server.packetFrame(buf)
+	frame, err := s.packetFrame(buf)
 	if err != nil {
 		s.emitError(err)
 		return isAuth

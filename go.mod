@@ -3,6 +3,7 @@ module github.com/socketcluster-go/socketcluster
 go 1.26.0
 
 require (
+	github.com/gobwas/httphead v0.1.0 // Sec-WebSocket-Extensions parsing (permessage-deflate negotiation); already gobwas/ws's own header parser
 	github.com/gobwas/ws v1.5.0 // WebSocket engine: frame-level control (pre-encoded frames, writev, event-driven reads)
 	github.com/golang-jwt/jwt/v5 v5.3.1 // JWT sign/verify for the auth package
 	github.com/nats-io/nats.go v1.55.0 // official NATS client (broker/natsbroker)
@@ -16,7 +17,6 @@ require (
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/gobwas/httphead v0.1.0 // indirect
 	github.com/klauspost/compress v1.20.1 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect

@@ -245,3 +245,17 @@ func isSilentField(e *Error) bool {
 	v, ok := e.Field("silent")
 	return ok && v == true
 }
+
+// CheckSubscribe decides, with the inbound middleware, whether s may
+// subscribe to channel, without subscribing it: a feature that reveals a
+// channel's state (presence, history) asks it so that it is guarded
+// exactly as the channel's data is. It returns nil when the action would
+// be allowed, else the blocking error as the client would get it (a failure
+// is emitted as for a blocked #subscribe).
+func (srv *Server) CheckSubscribe(s *Socket, channel string) error {
+	a := &Action{Type: ActionSubscribe, Socket: s, Channel: channel, AuthTokenExpiredError: s.checkTokenExpiry()}
+	if err := srv.runInbound(s, a); err != nil {
+		return &rawError{err: err, raw: srv.blockError(err, a, MiddlewareInbound)}
+	}
+	return nil
+}

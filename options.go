@@ -74,6 +74,20 @@ type Options struct {
 	// Broker carries publishes between server instances. Default: an
 	// in-process broker.Memory on a bus of its own.
 	Broker broker.Broker
+	// BrokerTimeout bounds each broker call (publish, subscribe,
+	// unsubscribe). A publish the broker has not confirmed in this time
+	// fails with a *ClusterPublishError (its local subscribers have it).
+	// Default 5s.
+	BrokerTimeout time.Duration
+	// BrokerQueueLimit caps the publishes waiting for the broker (while it
+	// is slow or hung); a publish beyond it is delivered locally and fails
+	// at once with a *ClusterPublishError (ErrBrokerQueueFull). Default
+	// 10 000.
+	BrokerQueueLimit int
+	// History makes the channels matching its rules keep a history, with
+	// positions, recovery and acknowledged publishes never lost (see
+	// ChannelHistory and docs/recovery.md). Default none.
+	History []ChannelHistory
 
 	// MiddlewareTimeout bounds each middleware decision; an inbound or
 	// handshake action not decided in time is blocked with a
@@ -160,6 +174,14 @@ type Options struct {
 	// no limit.
 	InboundByteRate  float64
 	InboundByteBurst int
+	// PerMessageDeflate turns on permessage-deflate compression (RFC 7692)
+	// with the clients that offer it (browsers and the Node client's ws
+	// engine do); &DeflateOptions{} gives the defaults. Default nil: off,
+	// as in the reference (an offer is then ignored). Compression is
+	// negotiated without context takeover both ways, so that a publish is
+	// compressed once for all its subscribers and an idle connection holds
+	// no compressor (see DeflateOptions and docs/performance.md).
+	PerMessageDeflate *DeflateOptions
 
 	// HandleProtocols picks a WebSocket subprotocol from those offered.
 	// Default: the first one offered.
@@ -173,6 +195,29 @@ type Options struct {
 	// CloneData has no effect: payloads are immutable raw JSON here. Kept
 	// for parity with the reference's cloneData option.
 	CloneData bool
+}
+
+// DeflateOptions configures permessage-deflate (Options.PerMessageDeflate).
+// The zero value gives the defaults.
+//
+// The server always answers with server_no_context_takeover and
+// client_no_context_takeover: each message is compressed on its own, so
+// that one compressed frame serves every subscriber of a channel, and no
+// connection keeps a compressor (about 600 KiB in compress/flate) or a
+// decompressor (about 40 KiB) between messages; both are pooled. The cost
+// is a lower ratio on small messages, which the threshold leaves
+// uncompressed anyway. An offer limiting server_max_window_bits below 15
+// is declined (the connection is then uncompressed).
+type DeflateOptions struct {
+	// Threshold: outbound messages shorter than this many bytes are sent
+	// uncompressed, and so is any message that compression does not make
+	// smaller. Default 1024, the reference's ws engine's; negative: every
+	// message is tried.
+	Threshold int
+	// Level is the compress/flate level: 1 (flate.BestSpeed, the default)
+	// to 9, or -2 (flate.HuffmanOnly). Levels above 1 cost several times
+	// the CPU for a few percent of size (docs/performance.md).
+	Level int
 }
 
 // withDefaults returns a copy with every zero field set to its default.
@@ -225,6 +270,12 @@ func (o Options) withDefaults() Options {
 	if o.ReadHeaderTimeout == 0 {
 		o.ReadHeaderTimeout = 10 * time.Second
 	}
+	if o.BrokerTimeout == 0 {
+		o.BrokerTimeout = defaultBrokerTimeout
+	}
+	if o.BrokerQueueLimit == 0 {
+		o.BrokerQueueLimit = defaultBrokerQueueLimit
+	}
 	if o.InboundMessageBurst == 0 {
 		o.InboundMessageBurst = max(int(o.InboundMessageRate), 1)
 	}
@@ -236,6 +287,16 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.PerMessageDeflate != nil {
+		d := *o.PerMessageDeflate
+		if d.Threshold == 0 {
+			d.Threshold = 1024
+		}
+		if d.Level == 0 {
+			d.Level = 1
+		}
+		o.PerMessageDeflate = &d
 	}
 	return o
 }
@@ -258,7 +319,7 @@ func (o Options) Validate() error {
 	}{
 		{"PingInterval", d.PingInterval}, {"PingTimeout", d.PingTimeout}, {"HandshakeTimeout", d.HandshakeTimeout},
 		{"AckTimeout", d.AckTimeout}, {"BatchOnHandshakeDuration", d.BatchOnHandshakeDuration}, {"BatchInterval", d.BatchInterval},
-		{"WriteTimeout", d.WriteTimeout}, {"ReadHeaderTimeout", d.ReadHeaderTimeout},
+		{"WriteTimeout", d.WriteTimeout}, {"ReadHeaderTimeout", d.ReadHeaderTimeout}, {"BrokerTimeout", d.BrokerTimeout},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("socketcluster: Options.%s is negative (%v); leave it zero for the default", f.name, f.v))
@@ -269,6 +330,12 @@ func (o Options) Validate() error {
 	}
 	if d.MaxPayload < 0 || d.OutboundQueueLimit < 0 {
 		errs = append(errs, errors.New("socketcluster: Options.MaxPayload and OutboundQueueLimit must not be negative"))
+	}
+	if d.BrokerQueueLimit < 0 {
+		errs = append(errs, errors.New("socketcluster: Options.BrokerQueueLimit is negative; leave it zero for the default (10 000)"))
+	}
+	if err := validateHistory(d.History); err != nil {
+		errs = append(errs, err)
 	}
 	if d.MaxHeaderBytes < 0 {
 		errs = append(errs, errors.New("socketcluster: Options.MaxHeaderBytes is negative; leave it zero for the default (16 KiB)"))
@@ -287,6 +354,9 @@ func (o Options) Validate() error {
 	}
 	if strings.ContainsAny(d.ClientAddressHeader, " :\r\n") {
 		errs = append(errs, fmt.Errorf("socketcluster: Options.ClientAddressHeader %q is not a header name", d.ClientAddressHeader))
+	}
+	if z := d.PerMessageDeflate; z != nil && (z.Level < -2 || z.Level == -1 || z.Level > 9) {
+		errs = append(errs, fmt.Errorf("socketcluster: Options.PerMessageDeflate.Level is %d; use 1 (fastest) to 9 (smallest), -2 (Huffman only), or 0 for the default (1)", z.Level))
 	}
 	if (len(d.AuthPrivateKey) == 0) != (len(d.AuthPublicKey) == 0) {
 		errs = append(errs, NewError("InvalidOptionsError", "The authPrivateKey and authPublicKey options must be set together (both PEM keys) or not at all"))

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/socketcluster-go/socketcluster/auth"
-	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 )
 
@@ -28,6 +28,7 @@ type Server struct {
 
 	opts       Options
 	codec      Codec
+	compressor *wsconn.Compressor // nil unless Options.PerMessageDeflate
 	auth       auth.Engine
 	middleware middlewareSet
 	handlers   handlers
@@ -88,6 +89,11 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	srv.auth = eng
+	if z := o.PerMessageDeflate; z != nil {
+		if srv.compressor, err = wsconn.NewCompressor(z.Level, z.Threshold); err != nil {
+			return nil, err
+		}
+	}
 	if o.AuthEngine != nil {
 		srv.auth = o.AuthEngine
 	}
@@ -222,6 +228,15 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpFail(w, http.StatusBadRequest, "Bad Request")
 		return
 	}
+	var extensions string
+	if srv.compressor != nil {
+		var err error
+		if extensions, err = wsconn.NegotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions")); err != nil {
+			// As the reference's ws engine (PROTOCOL.md §1.2 step 7).
+			httpFail(w, http.StatusBadRequest, "Invalid or unacceptable Sec-WebSocket-Extensions header")
+			return
+		}
+	}
 	ls, status, body := srv.acquireLease(r)
 	if status != 0 {
 		if status == http.StatusServiceUnavailable {
@@ -254,7 +269,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpFail(w, http.StatusForbidden, e.Message)
 		return
 	}
-	conn, err := wsconn.Upgrade(w, r, wsconn.UpgradeOptions{Protocol: srv.opts.HandleProtocols, WriteTimeout: srv.opts.WriteTimeout})
+	conn, err := wsconn.Upgrade(w, r, wsconn.UpgradeOptions{Protocol: srv.opts.HandleProtocols, WriteTimeout: srv.opts.WriteTimeout, Extensions: extensions})
 	if err != nil {
 		srv.emitWarning(err)
 		return

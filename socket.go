@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 )
 
@@ -339,16 +339,24 @@ func (s *Socket) dropCall(cid uint64) {
 // Send writes data raw, bypassing the codec: a string as a text frame,
 // []byte as a binary frame. The client emits it as a raw event.
 func (s *Socket) Send(data any) error {
-	var frame []byte
+	var payload []byte
+	bin := true
 	switch x := data.(type) {
 	case string:
-		frame = wsconn.Frame(false, []byte(x))
+		payload, bin = []byte(x), false
 	case []byte:
-		frame = wsconn.Frame(true, x)
+		payload = x
 	case Binary:
-		frame = wsconn.Frame(true, x)
+		payload = x
 	default:
 		return NewError("InvalidArgumentsError", "Send takes a string or []byte")
+	}
+	var frame []byte
+	if s.conn.Deflate() {
+		frame = s.server.compressor.Frame(bin, payload)
+	}
+	if frame == nil {
+		frame = wsconn.Frame(bin, payload)
 	}
 	if !s.enqueue(frame) {
 		return ErrClosed

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -168,6 +169,12 @@ func (s *Socket) readFailed(err error) {
 	case errors.Is(err, wsconn.ErrProtocol):
 		s.conn.WriteClose(CloseProtocolError, "")
 		s.closeWith(CloseProtocolError, "", false)
+	case errors.Is(err, wsconn.ErrBadDeflate):
+		// permessage-deflate data that does not inflate: 1007, as the
+		// reference's ws engine.
+		s.emitError(NewError("Error", "Invalid WebSocket frame: "+strings.TrimPrefix(err.Error(), "wsconn: ")))
+		s.conn.WriteClose(CloseInvalidPayload, "")
+		s.closeWith(CloseInvalidPayload, "", false)
 	case errors.Is(err, wsconn.ErrInvalidUTF8):
 		s.emitError(NewError("RangeError", "Invalid WebSocket frame: invalid UTF-8 sequence"))
 		s.conn.WriteClose(CloseInvalidPayload, "")
@@ -274,6 +281,11 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 	case "#publish":
 		s.handlePublish(p)
 		return
+	case "sc.history":
+		if p.HasCid && s.server.hub.hist != nil {
+			s.handleHistory(p) // history.go
+			return
+		}
 	}
 	expired := s.checkTokenExpiry()
 	if p.HasCid {

@@ -16,7 +16,10 @@ import (
 // disconnected with CloseSlowConsumer.
 //
 // Frames are immutable: a publish frame is encoded once and the same bytes
-// are queued to every subscriber.
+// are queued to every subscriber; with permessage-deflate, it is also
+// compressed once, and the compressed bytes are queued to every subscriber
+// that negotiated it (publication.deflatedFrame). Other frames are
+// compressed for their socket when it is built (Socket.packetFrame).
 
 type closeRequest struct {
 	code   int
@@ -29,21 +32,54 @@ func newPacketBuf(sizeHint int) []byte {
 }
 
 // packetFrame turns a JSON packet built in buf (after the reserved header
-// room) into a frame for this server's codec.
+// room) into an uncompressed frame for this server's codec.
 func (srv *Server) packetFrame(buf []byte) ([]byte, error) {
+	payload, bin, err := srv.packetPayload(buf)
+	if err != nil {
+		return nil, err
+	}
+	return srv.plainFrame(buf, payload, bin), nil
+}
+
+// packetPayload returns the message that carries a JSON packet built in
+// buf: the packet itself (buf after the header room), or its encoding by
+// the server's codec.
+func (srv *Server) packetPayload(buf []byte) (payload []byte, binary bool, err error) {
 	if srv.codec == nil {
-		start := wsconn.PutHeader(buf, false, len(buf)-wsconn.MaxHeader)
-		return buf[start:], nil
+		return buf[wsconn.MaxHeader:], false, nil
 	}
 	tree, err := jsonToTree(buf[wsconn.MaxHeader:])
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	out, bin, err := srv.codec.Encode(tree)
+	return srv.codec.Encode(tree)
+}
+
+// plainFrame frames the payload packetPayload returned for buf, in place
+// in buf when the payload is the JSON packet itself.
+func (srv *Server) plainFrame(buf, payload []byte, binary bool) []byte {
+	if srv.codec == nil {
+		start := wsconn.PutHeader(buf, false, len(payload))
+		return buf[start:]
+	}
+	return wsconn.Frame(binary, payload)
+}
+
+// packetFrame is Server.packetFrame for this socket: the frame is
+// compressed when the socket negotiated permessage-deflate and the
+// compressor finds it worth it (threshold, gain).
+func (s *Socket) packetFrame(buf []byte) ([]byte, error) {
+	if !s.conn.Deflate() {
+		return s.server.packetFrame(buf)
+	}
+	payload, bin, err := s.server.packetPayload(buf)
 	if err != nil {
 		return nil, err
 	}
-	return wsconn.Frame(bin, out), nil
+	if f := s.server.compressor.Frame(bin, payload); f != nil {
+		return f, nil
+	}
+	return s.server.plainFrame(buf, payload, bin), nil
 }
 
 // addToBatch appends a JSON packet to the batch when the socket is
@@ -64,7 +100,7 @@ func (s *Socket) sendPacket(buf []byte) {
 	if s.addToBatch(buf[wsconn.MaxHeader:]) {
 		return
 	}
-	frame, err := s.server.packetFrame(buf)
+	frame, err := s.packetFrame(buf)
 	if err != nil {
 		s.emitError(err)
 		return
@@ -290,7 +326,7 @@ func (s *Socket) writeBatch(packets [][]byte) {
 		buf = append(buf, p...)
 	}
 	buf = append(buf, ']')
-	frame, err := s.server.packetFrame(buf)
+	frame, err := s.packetFrame(buf)
 	if err != nil {
 		s.emitError(err)
 		return

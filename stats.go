@@ -1,6 +1,10 @@
 package socketcluster
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+)
 
 // Stats is a snapshot of the server's counters, for metrics exporters.
 type Stats struct {
@@ -27,6 +31,13 @@ type Stats struct {
 	RateLimitedSockets int64
 	Ready              bool // broker ready and not closing
 	BrokerUp           bool // the broker is connected to its bus (BrokerConnected)
+
+	// permessage-deflate (Options.PerMessageDeflate): messages compressed
+	// (a publish counts once, however many subscribers receive it), and
+	// their bytes before and after compression.
+	Compressions        int64
+	CompressionInBytes  int64
+	CompressionOutBytes int64
 }
 
 type counters struct {
@@ -65,6 +76,10 @@ func (srv *Server) Stats() Stats {
 	srv.hub.mu.RLock()
 	channels := len(srv.hub.channels)
 	srv.hub.mu.RUnlock()
+	var z wsconn.CompressorStats
+	if srv.compressor != nil {
+		z = srv.compressor.Stats()
+	}
 	return Stats{
 		Clients:        srv.ClientsCount(),
 		PendingClients: srv.PendingClientsCount(),
@@ -86,6 +101,10 @@ func (srv *Server) Stats() Stats {
 		RateLimitedSockets:   srv.counters.rateLimited.Load(),
 		Ready:                srv.ready.Load() && !srv.closing.Load(),
 		BrokerUp:             srv.BrokerConnected(),
+
+		Compressions:        z.Frames,
+		CompressionInBytes:  z.InBytes,
+		CompressionOutBytes: z.OutBytes,
 	}
 }
 
@@ -96,7 +115,8 @@ type ChannelCount struct {
 }
 
 // BusiestChannels returns up to n channels with the most local
-// subscribers, most first (ties by name). It walks every channel: call it
+// subscribers, most first (ties by name); channels only the server's own
+// Exchange is subscribed to are left out. It walks every channel: call it
 // for a dashboard, not per message.
 func (srv *Server) BusiestChannels(n int) []ChannelCount {
 	if n <= 0 {
@@ -109,7 +129,7 @@ func (srv *Server) BusiestChannels(n int) []ChannelCount {
 	srv.hub.mu.RLock()
 	for name, c := range srv.hub.channels {
 		cc := ChannelCount{Channel: name, Subscribers: len(c.sockets)}
-		if len(top) == n && !less(cc, top[n-1]) {
+		if cc.Subscribers == 0 || (len(top) == n && !less(cc, top[n-1])) {
 			continue
 		}
 		i := len(top)
@@ -125,4 +145,19 @@ func (srv *Server) BusiestChannels(n int) []ChannelCount {
 	}
 	srv.hub.mu.RUnlock()
 	return top
+}
+
+// ChannelCounts returns, for every channel with a local socket subscribed,
+// the number of this instance's sockets subscribed to it (the server's own
+// Exchange subscriptions are not counted).
+func (srv *Server) ChannelCounts() map[string]int {
+	srv.hub.mu.RLock()
+	defer srv.hub.mu.RUnlock()
+	out := make(map[string]int, len(srv.hub.channels))
+	for name, c := range srv.hub.channels {
+		if n := len(c.sockets); n > 0 {
+			out[name] = n
+		}
+	}
+	return out
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/gobwas/ws"
 
 	sc "github.com/socketcluster-go/socketcluster"
-	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
 
@@ -87,6 +87,13 @@ type Options struct {
 	ProtocolVersion int
 	// TLSConfig is used for wss:// URLs.
 	TLSConfig *tls.Config
+	// OnPublish, if set, is called with every publish received on a
+	// channel the client has (subscribed or pending), in the order
+	// received, from the connection's reader goroutine: it must return
+	// quickly and must not call the client back synchronously. It sees
+	// what the channel streams see, without a stream per channel (data
+	// is nil for a publish without data).
+	OnPublish func(channel string, data sc.Data)
 }
 
 func (o Options) withDefaults() Options {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"iter"
 	"slices"
+	"sync/atomic"
+	"time"
 
 	sc "github.com/socketcluster-go/socketcluster"
-	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
 
@@ -309,6 +311,40 @@ func (c *Client) InvokePublish(ctx context.Context, channel string, data any) er
 	return err
 }
 
+// InvokePublishAsync publishes data to channel as InvokePublish does (an
+// invoke the server acknowledges) but returns once the packet is written,
+// or queued while reconnecting. done, if not nil, is called once with the
+// outcome: nil when the server acknowledged, the server's error, a
+// TimeoutError after AckTimeout or a BadConnectionError; it runs on the
+// client's goroutines and must not block. Calls made one after the other
+// are sent in that order.
+func (c *Client) InvokePublishAsync(channel string, data any, done func(error)) error {
+	raw, err := sc.MarshalData(data)
+	if err != nil {
+		return err
+	}
+	if done == nil {
+		done = func(error) {}
+	}
+	var cidv atomic.Uint64
+	t := time.AfterFunc(c.opts.AckTimeout, func() {
+		if cid := cidv.Load(); cid != 0 && c.abandon(cid) {
+			done(errTimeout("#publish"))
+		}
+	})
+	cl := &call{event: "#publish", done: func(_ sc.Data, err error) {
+		t.Stop()
+		done(err)
+	}}
+	cid, err := c.send("#publish", publishData(channel, raw), cl)
+	if err != nil {
+		t.Stop()
+		return err
+	}
+	cidv.Store(cid)
+	return nil
+}
+
 // TransmitPublish publishes data to channel without acknowledgement.
 func (c *Client) TransmitPublish(channel string, data any) error {
 	raw, err := sc.MarshalData(data)
@@ -373,10 +409,14 @@ func (c *Client) handlePublish(data sc.Data) {
 		return
 	}
 	c.mu.Lock()
-	if c.channels[name] != nil {
+	have := c.channels[name] != nil
+	if have {
 		c.channelData.Write(name, payload)
 	}
 	c.mu.Unlock()
+	if have && c.opts.OnPublish != nil {
+		c.opts.OnPublish(name, payload)
+	}
 }
 
 // handleKickOut drops a channel the server kicked the client out of.

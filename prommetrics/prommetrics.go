@@ -25,6 +25,7 @@ type Collector struct {
 	handshakes, bytesIn, bytesOut                                 *prometheus.Desc
 	connections, disconnections, publishes, deliveries, slow, brk *prometheus.Desc
 	httpRefusals, refusedUpgrades, rateLimited                    *prometheus.Desc
+	compressions, compressionIn, compressionOut                   *prometheus.Desc
 }
 
 // NewRegistry returns a registry with srv's collector under namespace, the
@@ -61,13 +62,16 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 		httpRefusals:    d("http_refusals_total", "HTTP connections dropped before a complete request (header too large, too slow, malformed)."),
 		refusedUpgrades: prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "refused_upgrades_total"),
 			"WebSocket upgrades refused by a connection limit (connections, connections_per_address, handshake_rate).", []string{"limit"}, nil),
-		rateLimited: d("rate_limited_sockets_total", "Sockets closed for going over the inbound rate limit (close code 4101)."),
+		rateLimited:    d("rate_limited_sockets_total", "Sockets closed for going over the inbound rate limit (close code 4101)."),
+		compressions:   d("compressions_total", "Messages compressed with permessage-deflate (a publish counts once for all its subscribers)."),
+		compressionIn:  d("compression_in_bytes_total", "Size of the messages compressed with permessage-deflate."),
+		compressionOut: d("compression_out_bytes_total", "Size of those messages once compressed."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited, c.brokerConnected, c.handshakes, c.bytesIn, c.bytesOut} {
+	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited, c.compressions, c.compressionIn, c.compressionOut, c.brokerConnected, c.handshakes, c.bytesIn, c.bytesOut} {
 		ch <- d
 	}
 }
@@ -109,4 +113,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.refusedUpgrades, prometheus.CounterValue, float64(l.v), l.name)
 	}
 	k(c.rateLimited, s.RateLimitedSockets)
+	k(c.compressions, s.Compressions)
+	k(c.compressionIn, s.CompressionInBytes)
+	k(c.compressionOut, s.CompressionOutBytes)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dial"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
+	"github.com/socketcluster-go/socketcluster/broker/internal/hseq"
 )
 
 // ErrOverflow is reported through Handler.Status (wrapped) when messages
@@ -119,9 +120,18 @@ type Broker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// History (history.go): set by Start when the handler uses history.
+	hist     histState
+	hh       broker.HistoryHandler
+	seq      *hseq.Seq   // owned by the delivery goroutine
+	seqStale atomic.Bool // seq has fills to retry
 }
 
-var _ broker.Broker = (*Broker)(nil)
+var (
+	_ broker.Broker         = (*Broker)(nil)
+	_ broker.BatchPublisher = (*Broker)(nil)
+)
 
 // New returns a Broker for the NATS server(s) at url, which are not
 // contacted before Start: "nats://host:4222", "tls://...", with optional
@@ -210,6 +220,10 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 		return errors.New("natsbroker: Start called twice")
 	}
 	b.h = h
+	if hh, ok := h.(broker.HistoryHandler); ok {
+		b.hh = hh
+		b.seq = newSeq(b)
+	}
 	b.state.Store(stateStarting)
 	b.mu.Unlock()
 
@@ -288,6 +302,9 @@ func (b *Broker) subscribeLocked(nc *nats.Conn, channels []string) error {
 			continue
 		}
 		subj, _ := b.subject(ch)
+		if opts, ok := b.historyOf(ch); ok {
+			subj = b.liveSubject(ch, opts)
+		}
 		s, err := nc.ChanSubscribe(subj, b.in)
 		if err != nil {
 			if firstErr == nil {
@@ -319,6 +336,19 @@ func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
 	nc, err := b.conn()
 	if err != nil {
 		return err
+	}
+	if b.state.Load() == stateRunning {
+		var fresh []string
+		b.mu.RLock()
+		for _, ch := range channels {
+			if _, ok := b.subs[ch]; !ok {
+				fresh = append(fresh, ch)
+			}
+		}
+		b.mu.RUnlock()
+		if err := b.startPositions(ctx, fresh); err != nil {
+			return b.wrap("subscribe (reading the history position)", err)
+		}
 	}
 	b.mu.Lock()
 	if b.state.Load() == stateClosed {
@@ -361,6 +391,13 @@ func (b *Broker) Unsubscribe(ctx context.Context, channels []string) error {
 			firstErr = err
 		}
 	}
+	if b.hh != nil && b.state.Load() == stateRunning {
+		for _, ch := range channels {
+			if _, ok := b.hh.History(ch); ok {
+				b.q.Push(dqueue.Item{Channel: ch, Kind: kindForget})
+			}
+		}
+	}
 	if firstErr != nil {
 		return b.wrap("unsubscribe", firstErr)
 	}
@@ -386,6 +423,35 @@ func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) er
 	}
 	if err := nc.Publish(subj, payload); err != nil {
 		return b.wrap("publish", err)
+	}
+	return nil
+}
+
+// PublishBatch implements broker.BatchPublisher, the way the server's hub
+// publishes: Publish for each message, in order, then one PING/PONG round
+// trip (Flush), so that it returns once the NATS server has processed them
+// all, or fails when it does not answer before ctx is done (a hung
+// server). A publish that fails stops the batch; it and the rest fail
+// with its error.
+func (b *Broker) PublishBatch(ctx context.Context, msgs []broker.Message) []error {
+	fail := func(i int, err error) []error {
+		errs := make([]error, len(msgs))
+		for j := i; j < len(msgs); j++ {
+			errs[j] = err
+		}
+		return errs
+	}
+	for i, m := range msgs {
+		if err := b.Publish(ctx, m.Channel, m.Payload); err != nil {
+			return fail(i, err)
+		}
+	}
+	nc, err := b.conn()
+	if err != nil {
+		return fail(0, err)
+	}
+	if err := b.flush(ctx, nc); err != nil {
+		return fail(0, b.wrap("publish", err))
 	}
 	return nil
 }
@@ -488,6 +554,7 @@ func (b *Broker) onReconnect(nc *nats.Conn) {
 		return
 	}
 	b.connected.Store(true)
+	b.queueCatchUp(b.ctx)
 	b.status(nil)
 }
 
@@ -515,11 +582,22 @@ func (b *Broker) pump() {
 		case <-b.ctx.Done():
 			return
 		case m := <-b.in:
-			ch, payload, err := b.decode(m.Subject, m.Data)
-			if err != nil {
-				continue
+			var it dqueue.Item
+			if strings.HasPrefix(m.Subject, b.prefix+".L") {
+				ch, payload, err := b.decodeHist(m.Subject, m.Data)
+				pos, ok := positionOf(m.Header)
+				if err != nil || !ok {
+					continue
+				}
+				it = dqueue.Item{Channel: ch, Payload: payload, Kind: kindHist, Pos: pos}
+			} else {
+				ch, payload, err := b.decode(m.Subject, m.Data)
+				if err != nil {
+					continue
+				}
+				it = dqueue.Item{Channel: ch, Payload: payload}
 			}
-			if !b.q.Push(dqueue.Item{Channel: ch, Payload: payload}) {
+			if !b.q.Push(it) {
 				b.signalOverflow()
 			}
 		}
@@ -530,7 +608,7 @@ func (b *Broker) pump() {
 // messages were received.
 func (b *Broker) deliverLoop() {
 	defer b.wg.Done()
-	b.q.Run(b.ctx, b.subscribed, b.h.Deliver)
+	b.q.RunItems(b.ctx, b.handleItem)
 }
 
 // subscribed reports whether the hub still wants channel.
@@ -557,6 +635,9 @@ func (b *Broker) monitor() {
 				b.status(dqueue.OverflowError(ErrOverflow, b.Stats().Dropped))
 			}
 		case <-tick.C:
+			if b.seqStale.Load() {
+				b.q.Push(dqueue.Item{Kind: kindRetry})
+			}
 			if shown && b.q.Low() && len(b.in) <= cap(b.in)/2 {
 				shown = false
 				if b.connected.Load() {

@@ -15,6 +15,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dial"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
+	"github.com/socketcluster-go/socketcluster/broker/internal/hseq"
 )
 
 // ErrOverflow is reported through Handler.Status (wrapped) when messages
@@ -134,9 +135,17 @@ type Broker struct {
 	wg     sync.WaitGroup
 
 	m *manager
+
+	// History (history.go): set by Start when the handler uses history.
+	hh       broker.HistoryHandler
+	seq      *hseq.Seq   // owned by the delivery goroutine
+	seqStale atomic.Bool // seq has fills to retry
 }
 
-var _ broker.Broker = (*Broker)(nil)
+var (
+	_ broker.Broker         = (*Broker)(nil)
+	_ broker.BatchPublisher = (*Broker)(nil)
+)
 
 // New returns a Broker for the Redis at url, which is not contacted before
 // Start. Accepted forms (those of rueidis.ParseURL):
@@ -218,6 +227,10 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 		return errors.New("redisbroker: Start called twice")
 	}
 	b.h = h
+	if hh, ok := h.(broker.HistoryHandler); ok {
+		b.hh = hh
+		b.seq = newSeq(b)
+	}
 	b.state.Store(stateStarting)
 	b.mu.Unlock()
 
@@ -277,6 +290,16 @@ func (b *Broker) start(ctx context.Context) error {
 // fails with ErrNotConnected, but the channels stay wanted: they are
 // subscribed on reconnection, with everything Handler.Channels returns.
 func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
+	if b.state.Load() == stateRunning && !b.inChannels.Load() {
+		if err := b.startPositions(ctx, channels); err != nil {
+			// Redis is unreachable: Subscribe fails, but the channels stay
+			// wanted, as for any Subscribe during an outage.
+			if cerr := b.change(ctx, channels, true); cerr != nil {
+				return cerr
+			}
+			return fmt.Errorf("%w to %s: %w", ErrNotConnected, b.url, err)
+		}
+	}
 	return b.change(ctx, channels, true)
 }
 
@@ -285,7 +308,15 @@ func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
 // connection is down it succeeds at once: the channels will simply not be
 // subscribed on the new connection.
 func (b *Broker) Unsubscribe(ctx context.Context, channels []string) error {
-	return b.change(ctx, channels, false)
+	err := b.change(ctx, channels, false)
+	if b.hh != nil && b.state.Load() == stateRunning {
+		for _, ch := range channels {
+			if _, ok := b.hh.History(ch); ok {
+				b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: kindForget})
+			}
+		}
+	}
+	return err
 }
 
 func (b *Broker) change(ctx context.Context, channels []string, sub bool) error {
@@ -353,35 +384,80 @@ func (b *Broker) poke() {
 // PUBLISH (or SPUBLISH). Concurrent publishes are pipelined on shared
 // connections by rueidis.
 func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) error {
+	c, err := b.publishClient()
+	if err != nil {
+		return err
+	}
+	return b.publishErr(c.Do(ctx, b.publishCmd(c, channel, payload)).Error())
+}
+
+// PublishBatch implements broker.BatchPublisher: the publishes are sent in
+// one pipeline (per node on a cluster), in order, and it returns once
+// Redis replied to all of them.
+func (b *Broker) PublishBatch(ctx context.Context, msgs []broker.Message) []error {
+	c, err := b.publishClient()
+	if err != nil {
+		return fillErr(len(msgs), err)
+	}
+	cmds := make(rueidis.Commands, len(msgs))
+	for i, m := range msgs {
+		cmds[i] = b.publishCmd(c, m.Channel, m.Payload)
+	}
+	var errs []error
+	for i, r := range c.DoMulti(ctx, cmds...) {
+		if err := b.publishErr(r.Error()); err != nil {
+			if errs == nil {
+				errs = make([]error, len(msgs))
+			}
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+func fillErr(n int, err error) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}
+
+func (b *Broker) publishClient() (rueidis.Client, error) {
 	if b.state.Load() == stateClosed {
-		return broker.ErrClosed
+		return nil, broker.ErrClosed
 	}
 	cp := b.client.Load()
 	if cp == nil {
-		return errors.New("redisbroker: Publish before Start")
+		return nil, errors.New("redisbroker: Publish before Start")
 	}
-	c := *cp
+	return *cp, nil
+}
+
+func (b *Broker) publishCmd(c rueidis.Client, channel string, payload []byte) rueidis.Completed {
 	name := b.opts.Prefix + channel
-	var cmd rueidis.Completed
 	switch {
 	case b.keyedPublish:
 		// Classic PUBLISH on a cluster: any node accepts it and broadcasts
 		// it, and rueidis would pick a node at random. Sending all the
 		// publishes of a channel through one node (the owner of the
 		// channel's slot) keeps their order.
-		cmd = c.B().Arbitrary("PUBLISH").Keys(name).Args(rueidis.BinaryString(payload)).Build()
+		return c.B().Arbitrary("PUBLISH").Keys(name).Args(rueidis.BinaryString(payload)).Build()
 	case b.opts.Sharded:
-		cmd = c.B().Spublish().Channel(name).Message(rueidis.BinaryString(payload)).Build()
+		return c.B().Spublish().Channel(name).Message(rueidis.BinaryString(payload)).Build()
 	default:
-		cmd = c.B().Publish().Channel(name).Message(rueidis.BinaryString(payload)).Build()
+		return c.B().Publish().Channel(name).Message(rueidis.BinaryString(payload)).Build()
 	}
-	if err := c.Do(ctx, cmd).Error(); err != nil {
-		if b.state.Load() == stateClosed {
-			return broker.ErrClosed
-		}
-		return fmt.Errorf("redisbroker: publish on %s: %w", b.url, err)
+}
+
+func (b *Broker) publishErr(err error) error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	if b.state.Load() == stateClosed {
+		return broker.ErrClosed
+	}
+	return fmt.Errorf("redisbroker: publish on %s: %w", b.url, err)
 }
 
 // Close implements broker.Broker. It closes every connection and waits for
@@ -424,7 +500,17 @@ func (b *Broker) onMessage(m rueidis.PubSubMessage) {
 	if !ok {
 		return
 	}
-	if !b.q.Push(dqueue.Item{Channel: ch, Payload: []byte(m.Message)}) {
+	it := dqueue.Item{Channel: ch}
+	if _, hist := b.historyOf(ch); hist {
+		pos, payload, ok := parseHistoryMessage(m.Message)
+		if !ok {
+			return // not from a history publish: ignored
+		}
+		it.Kind, it.Pos, it.Payload = kindHist, pos, payload
+	} else {
+		it.Payload = []byte(m.Message)
+	}
+	if !b.q.Push(it) {
 		if b.overflow.CompareAndSwap(false, true) {
 			b.poke()
 		}
@@ -435,7 +521,7 @@ func (b *Broker) onMessage(m rueidis.PubSubMessage) {
 // messages were read.
 func (b *Broker) deliverLoop() {
 	defer b.wg.Done()
-	b.q.Run(b.ctx, b.wanted, b.h.Deliver)
+	b.q.RunItems(b.ctx, b.handleItem)
 }
 
 // wanted reports whether the hub still wants channel.

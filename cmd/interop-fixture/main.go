@@ -91,7 +91,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 	fs.IntVar(&c.handshakeTimeout, "handshake-timeout", envInt("SC_HANDSHAKE_TIMEOUT", 10000), "handshake timeout in ms [SC_HANDSHAKE_TIMEOUT]")
 	fs.IntVar(&c.channelLimit, "channel-limit", envInt("SC_CHANNEL_LIMIT", 1000), "channels per socket [SC_CHANNEL_LIMIT]")
 	fs.BoolVar(&c.allowClientPublish, "allow-client-publish", envBool("SC_ALLOW_CLIENT_PUBLISH", true), "allow client publishes [SC_ALLOW_CLIENT_PUBLISH]")
-	fs.IntVar(&c.protocolVersion, "protocol-version", envInt("SC_PROTOCOL_VERSION", 2), "ping format: 2 (empty frames) or 1 (#1/#2, socketcluster-client 14) [SC_PROTOCOL_VERSION]")
+	fs.IntVar(&c.protocolVersion, "protocol-version", envInt("SC_PROTOCOL_VERSION", 2), "ping protocol version: 2, or 1 for socketcluster-client 14 apps [SC_PROTOCOL_VERSION]")
 	fs.StringVar(&c.broker, "broker", envStr("SC_BROKER", "memory"), "broker: memory, redis://…, nats://… [SC_BROKER]")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -103,7 +103,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if c.protocolVersion != 1 && c.protocolVersion != 2 {
-		return nil, fmt.Errorf("invalid -protocol-version %d: use 1 or 2", c.protocolVersion)
+		return nil, fmt.Errorf("-protocol-version %d: use 1 or 2 (1 for socketcluster-client 14)", c.protocolVersion)
 	}
 	return c, nil
 }
@@ -137,6 +137,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		AuthPublicKey:        opts.AuthPublicKey,
 		Codec:                opts.Codec,
 		OutboundQueueLimit:   opts.OutboundQueueLimit,
+		PerMessageDeflate:    opts.PerMessageDeflate,
 		AckTimeout:           ms(c.ackTimeout),
 		PingInterval:         ms(c.pingInterval),
 		PingTimeout:          ms(c.pingTimeout),
@@ -184,7 +185,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 // features the reference fixture does not expose: SC_AUTH_ALGORITHM with
 // SC_AUTH_PRIVATE_KEY_FILE and SC_AUTH_PUBLIC_KEY_FILE (PEM; the key pair
 // then replaces -auth-key), SC_CODEC=minbin (the sc-codec-min-bin
-// compatible codec) and SC_OUTBOUND_QUEUE_LIMIT (bytes).
+// compatible codec), SC_OUTBOUND_QUEUE_LIMIT (bytes), and
+// SC_PER_MESSAGE_DEFLATE=true (permessage-deflate; SC_DEFLATE_THRESHOLD
+// sets its threshold in bytes).
 func extraOptions(getenv func(string) string) (sc.Options, error) {
 	o := sc.Options{AuthAlgorithm: "HS256"}
 	if alg := getenv("SC_AUTH_ALGORITHM"); alg != "" {
@@ -209,6 +212,22 @@ func extraOptions(getenv func(string) string) (sc.Options, error) {
 			return o, fmt.Errorf("SC_OUTBOUND_QUEUE_LIMIT=%q: want a positive number of bytes", v)
 		}
 		o.OutboundQueueLimit = n
+	}
+	if v := getenv("SC_PER_MESSAGE_DEFLATE"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return o, fmt.Errorf("SC_PER_MESSAGE_DEFLATE=%q: want true or false", v)
+		}
+		if on {
+			o.PerMessageDeflate = &sc.DeflateOptions{}
+		}
+	}
+	if v := getenv("SC_DEFLATE_THRESHOLD"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || o.PerMessageDeflate == nil {
+			return o, fmt.Errorf("SC_DEFLATE_THRESHOLD=%q: want a number of bytes, with SC_PER_MESSAGE_DEFLATE=true", v)
+		}
+		o.PerMessageDeflate.Threshold = n
 	}
 	switch getenv("SC_CODEC") {
 	case "", "json":

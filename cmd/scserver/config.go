@@ -35,6 +35,11 @@ type config struct {
 	AllowClientPublish bool
 	MaxPayload         int64
 	OutboundQueueLimit int
+	BrokerTimeout      time.Duration
+	ProtocolVersion    int
+	PerMessageDeflate  bool
+	DeflateThreshold   int
+	DeflateLevel       int
 	DrainTimeout       time.Duration
 	DrainDelay         time.Duration
 	ClientJS           string
@@ -139,6 +144,14 @@ var specs = []spec{
 	{"ack-timeout", "SC_ACK_TIMEOUT", "deadline for server→client invokes", durationSetter(func(c *config) *time.Duration { return &c.AckTimeout }), "10s"},
 	{"channel-limit", "SC_CHANNEL_LIMIT", "channels per socket (0: no limit)", intSetter(func(c *config) *int { return &c.ChannelLimit }), "0"},
 	{"allow-client-publish", "SC_ALLOW_CLIENT_PUBLISH", "allow clients to publish", boolSetter(func(c *config) *bool { return &c.AllowClientPublish }), "true"},
+	{"protocol-version", "SC_PROTOCOL_VERSION", "ping protocol version: 2, or 1 for socketcluster-client 14 apps", func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || (n != 1 && n != 2) {
+			return fmt.Errorf("want 1 or 2 (1 for socketcluster-client 14)")
+		}
+		c.ProtocolVersion = n
+		return nil
+	}, "2"},
 	{"max-payload", "SC_MAX_PAYLOAD", "largest inbound message in bytes", func(c *config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
@@ -148,8 +161,19 @@ var specs = []spec{
 		return nil
 	}, strconv.Itoa(100 << 20)},
 	{"outbound-queue-limit", "SC_OUTBOUND_QUEUE_LIMIT", "bytes queued per socket before it is dropped as a slow consumer (close 4100)", intSetter(func(c *config) *int { return &c.OutboundQueueLimit }), strconv.Itoa(defaultOutboundQueueLimit)},
+	{"broker-timeout", "SC_BROKER_TIMEOUT", "deadline of each broker call; a publish the broker has not confirmed by then is answered with ClusterPublishError (delivered on this instance only)", func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as 5s")
+		}
+		c.BrokerTimeout = d
+		return nil
+	}, "5s"},
 	{"drain-delay", "SC_DRAIN_DELAY", "on SIGTERM, how long /readyz answers 503 before clients are closed (a second signal skips it)", durationSetter(func(c *config) *time.Duration { return &c.DrainDelay }), "5s"},
 	{"drain-timeout", "SC_DRAIN_TIMEOUT", "how long a shutdown then waits for clients", durationSetter(func(c *config) *time.Duration { return &c.DrainTimeout }), "10s"},
+	{"per-message-deflate", "SC_PER_MESSAGE_DEFLATE", "permessage-deflate compression with clients that offer it", boolSetter(func(c *config) *bool { return &c.PerMessageDeflate }), "false"},
+	{"deflate-threshold", "SC_DEFLATE_THRESHOLD", "with -per-message-deflate: messages under this many bytes are sent uncompressed (negative: try every message)", intSetter(func(c *config) *int { return &c.DeflateThreshold }), "1024"},
+	{"deflate-level", "SC_DEFLATE_LEVEL", "with -per-message-deflate: compression level, 1 (fastest) to 9", intSetter(func(c *config) *int { return &c.DeflateLevel }), "1"},
 	{"demo", "SC_DEMO", "serve the demo page at / and its echo procedure", boolSetter(func(c *config) *bool { return &c.Demo }), "true"},
 	{"client-js", "SC_CLIENT_JS", "serve this socketcluster-client.min.js to the demo page instead of the embedded one", strSetter(func(c *config) *string { return &c.ClientJS }), ""},
 	{"log-level", "SC_LOG_LEVEL", "debug (also each connection, disconnection and refusal), info, warn or error", strSetter(func(c *config) *string { return &c.LogLevel }), "info"},
@@ -269,6 +293,8 @@ func (c *config) options(logger *slog.Logger) (sc.Options, error) {
 		DisableClientPublish:     !c.AllowClientPublish,
 		MaxPayload:               c.MaxPayload,
 		OutboundQueueLimit:       c.OutboundQueueLimit,
+		BrokerTimeout:            c.BrokerTimeout,
+		ProtocolVersion:          c.ProtocolVersion,
 		MaxHeaderBytes:           c.MaxHeaderBytes,
 		MaxConnections:           c.MaxConnections,
 		MaxConnectionsPerAddress: c.MaxConnectionsPerAddress,
@@ -282,6 +308,12 @@ func (c *config) options(logger *slog.Logger) (sc.Options, error) {
 	}
 	if c.AuthKey != "" {
 		o.AuthKey = []byte(c.AuthKey)
+	}
+	if c.PerMessageDeflate {
+		o.PerMessageDeflate = &sc.DeflateOptions{Threshold: c.DeflateThreshold, Level: c.DeflateLevel}
+		if c.DeflateThreshold == 0 {
+			o.PerMessageDeflate.Threshold = -1 // 0 bytes: every message
+		}
 	}
 	for _, kf := range []struct {
 		flag, path string

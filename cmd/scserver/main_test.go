@@ -57,6 +57,33 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 	}
 }
 
+func TestPerMessageDeflateFlags(t *testing.T) {
+	c, err := parse(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.options(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.PerMessageDeflate != nil {
+		t.Fatal("compression on by default")
+	}
+	c, err = parse([]string{"-per-message-deflate", "-deflate-level", "6"}, env(map[string]string{"SC_DEFLATE_THRESHOLD": "0"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, err = c.options(nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := o.PerMessageDeflate; d == nil || d.Level != 6 || d.Threshold != -1 {
+		t.Fatalf("deflate options %+v, want level 6, every message", d)
+	}
+	if _, err := parse([]string{"-per-message-deflate=maybe"}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "-per-message-deflate") {
+		t.Fatalf("got %v", err)
+	}
+}
+
 func TestBadBrokerURLFailsAtStart(t *testing.T) {
 	var stderr strings.Builder
 	code := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-broker", "kafka://x", "-auth-key", "k"}, env(nil), io.Discard, &stderr)
@@ -243,5 +270,27 @@ func TestServeEndpointsAndDrain(t *testing.T) {
 	}
 	if code := p.wait(t); code != 0 {
 		t.Fatalf("exit %d", code)
+	}
+}
+
+func TestBrokerTimeoutFlag(t *testing.T) {
+	c, err := parse([]string{"-broker-timeout", "750ms"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.options(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.BrokerTimeout != 750*time.Millisecond {
+		t.Fatalf("Options.BrokerTimeout = %v, want 750ms", o.BrokerTimeout)
+	}
+	if c, _ := parse(nil, env(nil), io.Discard); c.BrokerTimeout != 5*time.Second {
+		t.Fatalf("default -broker-timeout %v, want 5s", c.BrokerTimeout)
+	}
+	for _, v := range []string{"0s", "-1s", "soon"} {
+		if _, err := parse([]string{"-broker-timeout", v}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "-broker-timeout") {
+			t.Errorf("-broker-timeout %s: got %v, want an error naming the flag", v, err)
+		}
 	}
 }

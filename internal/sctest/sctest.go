@@ -18,6 +18,7 @@ package sctest
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -33,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 )
 
@@ -67,6 +69,12 @@ type Options struct {
 	// Timeout is the default timeout of the Expect… helpers. Default
 	// DefaultTimeout.
 	Timeout time.Duration
+	// Deflate offers permessage-deflate ("permessage-deflate;
+	// client_max_window_bits", as browsers and the Node ws engine do).
+	// When the server accepts it (Client.Extensions), compressed frames
+	// are inflated by the reader (Frame.Compressed) and SendCompressed may
+	// be used.
+	Deflate bool
 }
 
 // Frame is one frame received from the server.
@@ -77,6 +85,11 @@ type Frame struct {
 	// frame carried no code).
 	CloseCode   int
 	CloseReason string
+	// Compressed is set for a message that came compressed (RSV1); Wire
+	// then holds its compressed bytes as they were on the wire, and
+	// Payload the inflated message.
+	Compressed bool
+	Wire       []byte
 }
 
 // Text returns the payload as a string.
@@ -126,6 +139,9 @@ type Client struct {
 
 	// ID is the socket id from the handshake response.
 	ID string
+	// Extensions is the server's Sec-WebSocket-Extensions answer, "" when
+	// it accepted none.
+	Extensions string
 }
 
 // Connect is Dial outside a test (examples, tools): failures that would
@@ -193,9 +209,15 @@ func DialErr(tb testing.TB, addr string, o *Options) (*Client, error) {
 	if opts.Header != nil {
 		d.Header = ws.HandshakeHeaderHTTP(opts.Header)
 	}
+	if opts.Deflate {
+		var offer httphead.Option
+		offer.Name = []byte("permessage-deflate")
+		offer.Parameters.Set([]byte("client_max_window_bits"), nil)
+		d.Extensions = []httphead.Option{offer}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, br, _, err := d.Dial(ctx, URL(addr, &opts))
+	conn, br, hs, err := d.Dial(ctx, URL(addr, &opts))
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +236,11 @@ func DialErr(tb testing.TB, addr string, o *Options) (*Client, error) {
 		done:    make(chan struct{}),
 		exited:  make(chan struct{}),
 	}
+	var exts []string
+	for _, e := range hs.Extensions {
+		exts = append(exts, e.String())
+	}
+	c.Extensions = strings.Join(exts, ", ")
 	go c.readLoop(r)
 	if tb != nil {
 		tb.Cleanup(c.Close)
@@ -230,6 +257,14 @@ func (c *Client) readLoop(r *bufio.Reader) {
 			return
 		}
 		fr := Frame{Op: f.Header.OpCode, Payload: f.Payload}
+		if f.Header.Rsv1() && c.Extensions != "" {
+			msg, err := Inflate(f.Payload)
+			if err != nil {
+				c.readErr = err
+				return
+			}
+			fr.Compressed, fr.Wire, fr.Payload = true, f.Payload, msg
+		}
 		switch f.Header.OpCode {
 		case ws.OpPing:
 			_ = c.writeFrame(ws.NewPongFrame(f.Payload))
@@ -323,6 +358,35 @@ func (c *Client) WriteRaw(b []byte) error {
 // SendFrame writes one masked frame with the given opcode and fin bit.
 func (c *Client) SendFrame(op ws.OpCode, fin bool, payload []byte) error {
 	return c.writeFrame(ws.NewFrame(op, fin, payload))
+}
+
+// SendCompressed sends a message compressed as by a permessage-deflate
+// client without context takeover (RFC 7692 §7.2.1), RSV1 set.
+func (c *Client) SendCompressed(op ws.OpCode, payload []byte) error {
+	f := ws.NewFrame(op, true, Deflate(payload))
+	f.Header.Rsv = ws.Rsv(true, false, false)
+	return c.writeFrame(f)
+}
+
+// Deflate compresses a message as a permessage-deflate sender does: a
+// sync flush, its final 00 00 ff ff left out.
+func Deflate(msg []byte) []byte {
+	var buf bytes.Buffer
+	w, _ := flate.NewWriter(&buf, flate.BestSpeed)
+	_, _ = w.Write(msg)
+	_ = w.Flush()
+	return bytes.TrimSuffix(buf.Bytes(), []byte{0, 0, 0xff, 0xff})
+}
+
+// Inflate decompresses a permessage-deflate message (RFC 7692 §7.2.2),
+// up to MaxFrame bytes.
+func Inflate(data []byte) ([]byte, error) {
+	r := flate.NewReader(io.MultiReader(bytes.NewReader(data), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff})))
+	out, err := io.ReadAll(io.LimitReader(r, MaxFrame+1))
+	if err == nil && len(out) > MaxFrame {
+		err = fmt.Errorf("sctest: inflated message over MaxFrame")
+	}
+	return out, err
 }
 
 // SendText sends a text frame; it fails the test on a write error.

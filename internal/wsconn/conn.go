@@ -85,6 +85,10 @@ type Conn struct {
 	blk *blockingReader          // ReadMessage's state, from its first call
 	ev  atomic.Pointer[evReader] // event-driven reads, set by Watch
 
+	// deflate: permessage-deflate was negotiated. Set before the first
+	// read, then only read.
+	deflate bool
+
 	wmu       sync.Mutex
 	closeSent atomic.Bool
 	wtimeout  time.Duration
@@ -144,6 +148,10 @@ type UpgradeOptions struct {
 	Protocol func(offered []string) string
 	// WriteTimeout bounds every write (0: none).
 	WriteTimeout time.Duration
+	// Extensions is the response's Sec-WebSocket-Extensions header, from
+	// NegotiateDeflate: when set, permessage-deflate is on for the
+	// connection.
+	Extensions string
 }
 
 // Upgrade completes the WebSocket handshake on an HTTP request whose headers
@@ -165,11 +173,16 @@ func Upgrade(w http.ResponseWriter, r *http.Request, o UpgradeOptions) (*Conn, e
 	if chosen != "" {
 		u.Protocol = func(p string) bool { return p == chosen }
 	}
+	if o.Extensions != "" {
+		u.Header = http.Header{"Sec-Websocket-Extensions": {o.Extensions}}
+	}
 	nc, rw, _, err := u.Upgrade(r, w)
 	if err != nil {
 		return nil, err
 	}
-	return New(nc, rw.Reader, o.WriteTimeout), nil
+	c := New(nc, rw.Reader, o.WriteTimeout)
+	c.deflate = o.Extensions != ""
+	return c, nil
 }
 
 // New wraps an already upgraded connection (tests, custom listeners). br,
@@ -204,6 +217,15 @@ func splitComma(s string) []string {
 	}
 	return out
 }
+
+// EnableDeflate turns permessage-deflate on for a connection made with
+// New whose handshake negotiated it (NegotiateDeflate). Call it before
+// the first read.
+func (c *Conn) EnableDeflate() { c.deflate = true }
+
+// Deflate reports whether permessage-deflate is on: the peer may send
+// compressed messages, and frames from a Compressor may be written.
+func (c *Conn) Deflate() bool { return c.deflate }
 
 // RemoteAddr returns the peer's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
@@ -371,6 +393,7 @@ func (e *evReader) release() {
 // answering control frames on the way; it consumes all of data when no
 // message completes.
 func (c *Conn) parse(fr *frameReader, data []byte, limit int64) (n int, isBinary bool, msg []byte, ok bool, err error) {
+	fr.deflate = c.deflate
 	for {
 		m, ev, body, err := fr.parse(data[n:], limit)
 		n += m
@@ -381,7 +404,12 @@ func (c *Conn) parse(fr *frameReader, data []byte, limit int64) (n int, isBinary
 		case evNone:
 			return n, false, nil, false, nil
 		case evMessage:
-			isBinary, msg = fr.takeMessage()
+			isBinary, msg, compressed := fr.takeMessage()
+			if compressed {
+				if msg, err = inflate(msg, limit); err != nil {
+					return n, false, nil, false, err
+				}
+			}
 			return n, isBinary, msg, true, nil
 		case evPing:
 			_ = c.writeControl(ws.OpPong, body)

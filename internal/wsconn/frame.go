@@ -14,8 +14,10 @@ import (
 // unmasked as they are copied into the message, so nothing else of a read
 // buffer is kept.
 //
-// Validation is that of the original blocking reader: reserved bits,
-// unmasked client frames, reserved opcodes, control frames over 125 bytes
+// Validation is that of the original blocking reader: reserved bits
+// (RSV1 is allowed only on the first frame of a data message, and only
+// when permessage-deflate was negotiated: RFC 7692 §6), unmasked client
+// frames, reserved opcodes, control frames over 125 bytes
 // or fragmented, continuation frames without a message and data frames
 // within one are protocol errors; a message over the limit, or a 64-bit
 // length with its top bit set, is ErrTooBig as soon as the header
@@ -31,9 +33,14 @@ type frameReader struct {
 	off  int   // payload bytes of the current frame already read
 	ctl  []byte
 
-	started bool      // a data message is being reassembled
-	msgOp   ws.OpCode // its opcode
-	msg     []byte
+	started    bool      // a data message is being reassembled
+	msgOp      ws.OpCode // its opcode
+	compressed bool      // it is compressed (RSV1 on its first frame)
+	msg        []byte
+
+	// deflate allows RSV1 on the first frame of a data message
+	// (permessage-deflate was negotiated); set by the Conn before parsing.
+	deflate bool
 }
 
 // frameEvent is what parse completed.
@@ -168,7 +175,12 @@ func (r *frameReader) begin(h []byte, limit int64) error {
 	op := ws.OpCode(h[0] & 0x0f)
 	masked := h[1]&0x80 != 0
 	l7 := h[1] & 0x7f
-	if rsv != 0 || !masked || op.IsReserved() {
+	if rsv&^rsv1 != 0 || !masked || op.IsReserved() {
+		return ErrProtocol
+	}
+	if rsv&rsv1 != 0 && (!r.deflate || op.IsControl() || op == ws.OpContinuation) {
+		// A compressed control frame or continuation frame, or
+		// compression that was not negotiated.
 		return ErrProtocol
 	}
 	if op.IsControl() && (l7 > 125 || !fin) {
@@ -203,6 +215,7 @@ func (r *frameReader) begin(h []byte, limit int64) error {
 			}
 			r.started = true
 			r.msgOp = op
+			r.compressed = rsv&rsv1 != 0
 		}
 		if int64(len(r.msg))+length > limit {
 			return ErrTooBig
@@ -224,15 +237,16 @@ func (r *frameReader) controlEvent() frameEvent {
 	return evPong
 }
 
-// takeMessage hands over the message parse reported (evMessage); the
-// reader forgets it. An empty message is a non-nil empty slice.
-func (r *frameReader) takeMessage() (isBinary bool, msg []byte) {
-	isBinary, msg = r.msgOp == ws.OpBinary, r.msg
+// takeMessage hands over the message parse reported (evMessage), still
+// compressed when compressed is true; the reader forgets it. An empty
+// message is a non-nil empty slice.
+func (r *frameReader) takeMessage() (isBinary bool, msg []byte, compressed bool) {
+	isBinary, msg, compressed = r.msgOp == ws.OpBinary, r.msg, r.compressed
 	if msg == nil {
 		msg = []byte{}
 	}
-	r.msg, r.started, r.msgOp = nil, false, 0
-	return isBinary, msg
+	r.msg, r.started, r.msgOp, r.compressed = nil, false, 0, false
+	return isBinary, msg, compressed
 }
 
 // atBoundary reports whether the reader is between messages, holding

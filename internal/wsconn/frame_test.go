@@ -70,7 +70,7 @@ func feed(t *testing.T, limit int64, chunks ...[]byte) ([]parsed, error) {
 			c = c[n:]
 			switch ev {
 			case evMessage:
-				bin, msg := fr.takeMessage()
+				bin, msg, _ := fr.takeMessage()
 				if msg == nil {
 					t.Fatal("takeMessage returned a nil message")
 				}
@@ -308,7 +308,7 @@ func TestParseKeepsOnlyWhatItMust(t *testing.T) {
 	if n != len(in)-9 || ev != evMessage || err != nil {
 		t.Fatalf("parse = %d, %v, %v", n, ev, err)
 	}
-	if _, msg := fr.takeMessage(); string(msg) != "hello world" {
+	if _, msg, _ := fr.takeMessage(); string(msg) != "hello world" {
 		t.Fatalf("message %q", msg)
 	}
 	if !fr.atBoundary() {

@@ -56,6 +56,13 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 // server's buffer holding bytes sent right behind the upgrade request.
 func newWatched(t *testing.T, limit int64, early []byte) *watched {
 	t.Helper()
+	return newWatchedConn(t, limit, early, false)
+}
+
+// newWatchedConn is newWatched, with permessage-deflate on when deflate is
+// set.
+func newWatchedConn(t *testing.T, limit int64, early []byte, deflate bool) *watched {
+	t.Helper()
 	if !netpoll.Available() {
 		t.Skip("event-driven reads are not available on this build")
 	}
@@ -66,6 +73,9 @@ func newWatched(t *testing.T, limit int64, early []byte) *watched {
 		_, _ = br.Peek(len(early))
 	}
 	w := &watched{t: t, srv: wsconn.New(sc, br, time.Second), client: cc, msgs: make(chan string, 1000), errc: make(chan error, 1)}
+	if deflate {
+		w.srv.EnableDeflate()
+	}
 	ok := w.srv.Watch(func() bool {
 		if w.active.Add(1) != 1 {
 			t.Error("handler running twice at once")
