@@ -34,8 +34,9 @@ type limits struct {
 	perAddr map[string]int // the same, by client address
 	hs      tokenBucket    // handshakes
 
-	log     burstLog // upgrade refusals
-	rateLog burstLog // sockets closed by the inbound rate limit
+	log       burstLog // upgrade refusals
+	rateLog   burstLog // sockets closed by the inbound rate limit
+	originLog burstLog // upgrades refused for their origin (server.go)
 }
 
 // lease is what one connection holds of the connection limits, given back

@@ -266,6 +266,8 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if origin, ok := srv.checkOrigin(r); !ok {
 		e := NewError("ServerProtocolError", "Failed to authorize socket handshake - Invalid origin: "+origin)
 		srv.emitWarning(e)
+		srv.counters.refusedOrigins.Add(1)
+		srv.limits.originLog.log(srv.opts.Logger, "socketcluster: refusing WebSocket upgrades from origins not in Options.Origins (403)", "origin", origin)
 		httpFail(w, http.StatusForbidden, e.Message)
 		return
 	}

@@ -29,8 +29,11 @@ type Stats struct {
 	RefusedHandshakeRate int64
 	// RateLimitedSockets counts sockets closed with CloseInboundRateLimit.
 	RateLimitedSockets int64
-	Ready              bool // broker ready and not closing
-	BrokerUp           bool // the broker is connected to its bus (BrokerConnected)
+	// RefusedOrigins counts upgrades refused (403) because their Origin is
+	// not allowed by Options.Origins.
+	RefusedOrigins int64
+	Ready          bool // broker ready and not closing
+	BrokerUp       bool // the broker is connected to its bus (BrokerConnected)
 
 	// permessage-deflate (Options.PerMessageDeflate): messages compressed
 	// (a publish counts once, however many subscribers receive it), and
@@ -56,6 +59,7 @@ type counters struct {
 	refusedPerAddress    atomic.Int64
 	refusedHandshakeRate atomic.Int64
 	rateLimited          atomic.Int64
+	refusedOrigins       atomic.Int64
 }
 
 // refused returns the counter of upgrades refused by limit (a Limit…
@@ -99,6 +103,7 @@ func (srv *Server) Stats() Stats {
 		RefusedPerAddress:    srv.counters.refusedPerAddress.Load(),
 		RefusedHandshakeRate: srv.counters.refusedHandshakeRate.Load(),
 		RateLimitedSockets:   srv.counters.rateLimited.Load(),
+		RefusedOrigins:       srv.counters.refusedOrigins.Load(),
 		Ready:                srv.ready.Load() && !srv.closing.Load(),
 		BrokerUp:             srv.BrokerConnected(),
 

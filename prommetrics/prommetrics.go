@@ -26,6 +26,7 @@ type Collector struct {
 	connections, disconnections, publishes, deliveries, slow, brk *prometheus.Desc
 	httpRefusals, refusedUpgrades, rateLimited                    *prometheus.Desc
 	compressions, compressionIn, compressionOut                   *prometheus.Desc
+	refusedOrigins                                                *prometheus.Desc
 }
 
 // NewRegistry returns a registry with srv's collector under namespace, the
@@ -66,12 +67,13 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 		compressions:   d("compressions_total", "Messages compressed with permessage-deflate (a publish counts once for all its subscribers)."),
 		compressionIn:  d("compression_in_bytes_total", "Size of the messages compressed with permessage-deflate."),
 		compressionOut: d("compression_out_bytes_total", "Size of those messages once compressed."),
+		refusedOrigins: d("origin_refusals_total", "WebSocket upgrades refused (403) for an origin not allowed."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited, c.compressions, c.compressionIn, c.compressionOut, c.brokerConnected, c.handshakes, c.bytesIn, c.bytesOut} {
+	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited, c.compressions, c.compressionIn, c.compressionOut, c.brokerConnected, c.handshakes, c.bytesIn, c.bytesOut, c.refusedOrigins} {
 		ch <- d
 	}
 }
@@ -116,4 +118,5 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	k(c.compressions, s.Compressions)
 	k(c.compressionIn, s.CompressionInBytes)
 	k(c.compressionOut, s.CompressionOutBytes)
+	k(c.refusedOrigins, s.RefusedOrigins)
 }
