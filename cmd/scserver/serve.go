@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/internal/admin"
 )
 
 // app is one running scserver: the library's Server and what the binary
@@ -36,6 +37,7 @@ type app struct {
 	internal *http.ServeMux // /metrics and other operator endpoints
 	draining atomic.Bool    // set when a shutdown began: /readyz answers 503
 	certs    *certReloader  // nil without -tls-cert
+	admin    *admin.Admin   // nil without -admin-password
 
 	stdout, stderr io.Writer
 }
@@ -118,6 +120,7 @@ func (a *app) serve(ctx context.Context) int {
 	if c.MetricsAddr != "" {
 		listeners = append(listeners, listenSpec{"metrics-addr", c.MetricsAddr, "metrics on", a.internal})
 	}
+	listeners = append(listeners, a.adminListeners()...)
 	var servers []*http.Server
 	served := make(chan error, len(listeners))
 	var wg sync.WaitGroup
@@ -134,6 +137,7 @@ func (a *app) serve(ctx context.Context) int {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	a.logEvents(ctx, &wg)
+	a.runAdmin(ctx, &wg)
 	for i, ln := range listeners {
 		l, err := net.Listen("tcp", ln.addr)
 		if err != nil {
