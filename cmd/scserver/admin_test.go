@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,5 +131,18 @@ func TestAdminServed(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), adminPW) {
 		t.Error("the admin password is in the log")
+	}
+}
+
+// Without -tls-cert, SIGHUP (systemctl reload, deploy/systemd) is logged
+// and ignored instead of ending the process.
+func TestSIGHUPWithoutTLSIsIgnored(t *testing.T) {
+	p := start(t)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the SIGHUP logged", func() bool { return strings.Contains(p.stderr.String(), "SIGHUP: nothing to reload") })
+	if code, _ := mustGet(t, "http://"+p.addr+"/healthz"); code != 200 {
+		t.Fatalf("healthz after SIGHUP: %d", code)
 	}
 }

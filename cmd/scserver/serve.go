@@ -130,6 +130,8 @@ func (a *app) serve(ctx context.Context) int {
 		defer signal.Stop(hup)
 		wg.Add(1)
 		go func() { defer wg.Done(); a.certs.watch(ctx, hup) }()
+	} else {
+		a.ignoreHUP(ctx, &wg) // systemctl reload must not end the process
 	}
 	// Signals and event logs are set up before the process says it
 	// listens: a SIGTERM then always drains.
