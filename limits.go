@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // Connection limits (Options.MaxConnections, MaxConnectionsPerAddress,
@@ -24,7 +26,7 @@ const (
 
 // InboundRateLimitReason is the close reason sent with
 // CloseInboundRateLimit.
-const InboundRateLimitReason = "Socket inbound rate limit exceeded"
+const InboundRateLimitReason = protocol.InboundRateLimitReason
 
 // limits holds the server-wide state of the connection limits. Its fields
 // are guarded by mu; the refusal counters are atomics in counters.

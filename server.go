@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/socketcluster-go/socketcluster/auth"
-	"github.com/socketcluster-go/socketcluster/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+	"github.com/socketcluster-go/socketcluster/stream"
 )
 
 // Server is a SocketCluster server (AGServer). It is an http.Handler:

@@ -7,6 +7,7 @@ import (
 
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // Client pub/sub (docs/protocol.md §3.7–3.10, §7).
@@ -93,7 +94,7 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 		return
 	}
 	if !p.HasCid {
-		s.deliverReceived("#subscribe", p)
+		s.deliverReceived(protocol.EventSubscribe, p)
 		return // the reference subscribes nothing without a cid
 	}
 	if s.State() != StateOpen {
@@ -129,7 +130,7 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 		s.respondOrEmit(p, err)
 		return
 	}
-	s.deliverAnswered("#subscribe", p)
+	s.deliverAnswered(protocol.EventSubscribe, p)
 }
 
 // Subscribe subscribes the socket to channel from the server side: no
@@ -244,9 +245,9 @@ func (s *Socket) handleUnsubscribe(p *wire.Packet) {
 	}
 	if p.HasCid {
 		s.sendResponse(p.Cid, nil, nil)
-		s.deliverAnswered("#unsubscribe", p)
+		s.deliverAnswered(protocol.EventUnsubscribe, p)
 	} else {
-		s.deliverReceived("#unsubscribe", p)
+		s.deliverReceived(protocol.EventUnsubscribe, p)
 	}
 }
 
@@ -300,9 +301,9 @@ func (s *Socket) published(p *wire.Packet, channel string, err error) {
 	}
 	if p.HasCid {
 		s.sendResponse(p.Cid, nil, nil)
-		s.deliverAnswered("#publish", p)
+		s.deliverAnswered(protocol.EventPublish, p)
 	} else {
-		s.deliverReceived("#publish", p)
+		s.deliverReceived(protocol.EventPublish, p)
 	}
 }
 
@@ -350,7 +351,7 @@ func (s *Socket) KickOut(channels []string, message any) error {
 			data = append(append(data, `,"message":`...), msg...)
 		}
 		data = append(data, '}')
-		s.sendEvent("#kickOut", data)
+		s.sendEvent(protocol.EventKickOut, data)
 		if !s.leave(ch) {
 			errs = append(errs, errInvalidAction("Socket "+s.id+" tried to kick out of a channel which it is not subscribed to: "+ch))
 		}

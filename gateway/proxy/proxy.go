@@ -430,7 +430,7 @@ func (p *Proxy) refresh(s *sc.Socket) {
 	if err != nil {
 		var ref *refusal
 		if errors.As(err, &ref) {
-			code, reason := 4403, "Token refresh refused"
+			code, reason := sc.CloseCode(4403), "Token refresh refused"
 			if ref.disconnect != nil {
 				code, reason = ref.disconnect.Code, ref.disconnect.Reason
 			}

@@ -133,7 +133,7 @@ func TestConnectRefusedOrFailed(t *testing.T) {
 		name     string
 		answer   func(w http.ResponseWriter, done <-chan struct{})
 		wantErr  string
-		wantCode int
+		wantCode sc.CloseCode
 	}{
 		{"error", func(w http.ResponseWriter, done <-chan struct{}) {
 			reply(w, `{"error":{"name":"NotLoggedInError","message":"log in first"}}`)
@@ -170,7 +170,7 @@ func TestConnectRefusedOrFailed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBackend(t, func(w http.ResponseWriter, _ proxy.Request, done <-chan struct{}) { tc.answer(w, done) })
 			srv, addr, p := start(t, proxy.Options{ConnectURL: b.URL, Timeout: time.Second})
-			closes := make(chan int, 1)
+			closes := make(chan sc.CloseCode, 1)
 			c, err := client.New("ws://"+addr+"/socketcluster/", nil)
 			if err != nil {
 				t.Fatal(err)
