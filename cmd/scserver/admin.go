@@ -47,8 +47,11 @@ func (a *app) adminListeners() []listenSpec {
 	if err != nil || host == "" {
 		host = "scserver"
 	}
-	_, port, _ := net.SplitHostPort(a.cfg.Addr)
-	adm, err := admin.New(admin.Config{Server: a.srv, Password: a.cfg.AdminPassword, Logger: a.logger, Instance: host + ":" + port})
+	instance := host // the public port tells instances on one host apart
+	if _, port, _ := net.SplitHostPort(a.cfg.Addr); port != "" && port != "0" {
+		instance += ":" + port
+	}
+	adm, err := admin.New(admin.Config{Server: a.srv, Password: a.cfg.AdminPassword, Logger: a.logger, Instance: instance})
 	if err != nil {
 		panic(err) // validateAdmin checked the settings
 	}
