@@ -61,6 +61,20 @@
 // cluster": publishing it again delivers it a second time here. Other
 // errors mean nothing was delivered.
 //
+// # Public servers
+//
+// Serve the Server with Server.HTTPServer (or ListenAndServe): request
+// headers are capped (Options.MaxHeaderBytes, 431) and slow ones timed out.
+// Options.MaxConnections, MaxConnectionsPerAddress (ClientAddressHeader
+// behind a proxy) and MaxHandshakesPerSecond refuse upgrades over them
+// (503, 429, 503); InboundMessageRate and InboundByteRate close a socket
+// that sends too much with CloseInboundRateLimit (4101). A subscriber too
+// slow for Options.OutboundQueueLimit is closed with CloseSlowConsumer
+// (4100). Every refusal is counted in Stats and logged at most once per
+// burst. All are off or generous in the zero Options, as in the reference;
+// the README's section "A production configuration" shows values for
+// cmd/scserver.
+//
 // CONCURRENCY.md in the repository states which goroutine owns which
 // state and the lock order.
 package socketcluster

@@ -83,7 +83,7 @@ func TestLimitMaxConnectionsPerAddress(t *testing.T) {
 			{"10.0.0.1", http.StatusTooManyRequests},
 			{"10.0.0.1, 10.0.0.2", 101},
 			{"[2001:db8::1]:1234", 101},
-			{"2001:db8::1", 101},
+			{"2001:db8:0::1", 101}, // the same address, second connection
 			{"2001:db8::1", http.StatusTooManyRequests},
 		} {
 			if code, _ := dialStatus(t, ts.addr, xff(tc.header)); code != tc.want {

@@ -118,6 +118,7 @@ type Options struct {
 	// CloseSlowConsumer (4100), a SlowConsumerEvent is emitted and the
 	// socket's messages are dropped: the publisher and other subscribers
 	// are never blocked. Default 64 MiB. The reference has no limit.
+	// cmd/scserver uses 2 MiB (docs/performance.md has the measurement).
 	OutboundQueueLimit int
 	// WriteTimeout bounds each write to a socket; a socket that accepts no
 	// data for this long is terminated (1006). Default 30s.

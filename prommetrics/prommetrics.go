@@ -24,9 +24,8 @@ type Collector struct {
 	clients, pending, channels, ready, brokerConnected            *prometheus.Desc
 	handshakes, bytesIn, bytesOut                                 *prometheus.Desc
 	connections, disconnections, publishes, deliveries, slow, brk *prometheus.Desc
-	httpRefusals, refusedUpgrades, rateLimited                    *prometheus.Desc
+	httpRefusals, refusedUpgrades, rateLimited, refusedOrigins    *prometheus.Desc
 	compressions, compressionIn, compressionOut                   *prometheus.Desc
-	refusedOrigins                                                *prometheus.Desc
 }
 
 // NewRegistry returns a registry with srv's collector under namespace, the
@@ -64,16 +63,16 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 		refusedUpgrades: prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "refused_upgrades_total"),
 			"WebSocket upgrades refused by a connection limit (connections, connections_per_address, handshake_rate).", []string{"limit"}, nil),
 		rateLimited:    d("rate_limited_sockets_total", "Sockets closed for going over the inbound rate limit (close code 4101)."),
+		refusedOrigins: d("origin_refusals_total", "WebSocket upgrades refused (403) for an origin not allowed."),
 		compressions:   d("compressions_total", "Messages compressed with permessage-deflate (a publish counts once for all its subscribers)."),
 		compressionIn:  d("compression_in_bytes_total", "Size of the messages compressed with permessage-deflate."),
 		compressionOut: d("compression_out_bytes_total", "Size of those messages once compressed."),
-		refusedOrigins: d("origin_refusals_total", "WebSocket upgrades refused (403) for an origin not allowed."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited, c.compressions, c.compressionIn, c.compressionOut, c.brokerConnected, c.handshakes, c.bytesIn, c.bytesOut, c.refusedOrigins} {
+	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited, c.refusedOrigins, c.compressions, c.compressionIn, c.compressionOut, c.brokerConnected, c.handshakes, c.bytesIn, c.bytesOut} {
 		ch <- d
 	}
 }
@@ -115,8 +114,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.refusedUpgrades, prometheus.CounterValue, float64(l.v), l.name)
 	}
 	k(c.rateLimited, s.RateLimitedSockets)
+	k(c.refusedOrigins, s.RefusedOrigins)
 	k(c.compressions, s.Compressions)
 	k(c.compressionIn, s.CompressionInBytes)
 	k(c.compressionOut, s.CompressionOutBytes)
-	k(c.refusedOrigins, s.RefusedOrigins)
 }
