@@ -169,14 +169,7 @@ func (h *hub) publishHistory(channel string, data []byte, done func(error)) {
 // DeliverHistory implements broker.HistoryHandler: a publication of a
 // history channel, in offset order.
 func (h *hub) DeliverHistory(channel string, pub broker.Publication) {
-	h.mu.RLock()
-	c := h.channels[channel]
-	var subs []*Socket
-	exch := false
-	if c != nil {
-		subs, exch = c.snapshot, c.exchange
-	}
-	h.mu.RUnlock()
+	c := h.lookup(channel)
 	h.srv.counters.publishes.Add(1)
 	data := pub.Payload
 	if len(data) == 0 {
@@ -200,23 +193,33 @@ func (h *hub) DeliverHistory(channel string, pub broker.Publication) {
 		}
 		h.hist.mu.Unlock()
 	}
-	if len(subs) > len(held) {
-		p, err := h.encodeAt(channel, data, pub.Position)
-		if err != nil {
-			h.srv.emitWarning(err)
-			return
-		}
-		p.outbound = h.srv.HasMiddleware(MiddlewareOutbound)
-		n := 0
-		for _, s := range subs {
-			if _, wait := held[s]; !wait {
-				s.deliverPublish(p)
-				n++
-			}
-		}
-		h.srv.counters.deliveries.Add(int64(n))
+	if c == nil {
+		return
 	}
-	if exch {
+	var p *publication
+	n := 0
+	slots := c.subs.view()
+	for i := range slots {
+		s := slots[i].Load()
+		if s == nil {
+			continue
+		}
+		if _, wait := held[s]; wait {
+			continue
+		}
+		if p == nil {
+			var err error
+			if p, err = h.encodeAt(channel, data, pub.Position); err != nil {
+				h.srv.emitWarning(err)
+				return
+			}
+			p.outbound = h.srv.HasMiddleware(MiddlewareOutbound)
+		}
+		s.deliverPublish(p)
+		n++
+	}
+	h.srv.counters.deliveries.Add(int64(n))
+	if c.exch.Load() {
 		h.srv.exchange.deliver(channel, Data(data))
 	}
 }
@@ -256,15 +259,16 @@ func (h *hub) HistoryLost(channel string, last broker.Position, err error) {
 	h.hist.counters.lost.Add(1)
 	h.srv.emitWarning(NewError("HistoryLostError", "Publications of the "+channel+" channel after offset "+strconv.FormatUint(last.Offset, 10)+" of epoch "+last.Epoch+" were missed by this instance and are no longer in the history - "+err.Error()))
 	h.srv.opts.Logger.Warn("socketcluster: channel history lost", "channel", channel, "offset", last.Offset, "epoch", last.Epoch, "error", err.Error())
-	h.mu.RLock()
-	var subs []*Socket
-	if c := h.channels[channel]; c != nil {
-		subs = c.snapshot
+	c := h.lookup(channel)
+	if c == nil {
+		return
 	}
-	h.mu.RUnlock()
 	ev := recoveryEvent(channel, last, false, true, 0)
-	for _, s := range subs {
-		s.sendEvent("sc.recovery", ev)
+	slots := c.subs.view()
+	for i := range slots {
+		if s := slots[i].Load(); s != nil {
+			s.sendEvent("sc.recovery", ev)
+		}
 	}
 }
 

@@ -193,7 +193,7 @@ func (s *Socket) join(channel string, opts Data, since *broker.Position, answere
 		hub.beginRecovery(s, channel)
 	}
 	if !already {
-		if err := hub.add(s, channel); err != nil {
+		if err := hub.addWait(s, channel); err != nil {
 			if recovering {
 				hub.endRecovery(s, channel)
 			}

@@ -77,9 +77,7 @@ func (c *counters) refused(limit string) *atomic.Int64 {
 
 // Stats returns a snapshot of the server's counters.
 func (srv *Server) Stats() Stats {
-	srv.hub.mu.RLock()
-	channels := len(srv.hub.channels)
-	srv.hub.mu.RUnlock()
+	channels := srv.hub.channelCount()
 	var z wsconn.CompressorStats
 	if srv.compressor != nil {
 		z = srv.compressor.Stats()
@@ -156,13 +154,19 @@ func (srv *Server) BusiestChannels(n int) []ChannelCount {
 // the number of this instance's sockets subscribed to it (the server's own
 // Exchange subscriptions are not counted).
 func (srv *Server) ChannelCounts() map[string]int {
-	srv.hub.mu.RLock()
-	defer srv.hub.mu.RUnlock()
-	out := make(map[string]int, len(srv.hub.channels))
-	for name, c := range srv.hub.channels {
-		if n := len(c.sockets); n > 0 {
-			out[name] = n
+	h := srv.hub
+	out := make(map[string]int, h.channelCount())
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for name, c := range sh.channels {
+			c.mu.Lock()
+			if n := c.subs.len(); n > 0 {
+				out[name] = n
+			}
+			c.mu.Unlock()
 		}
+		sh.mu.RUnlock()
 	}
 	return out
 }

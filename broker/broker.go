@@ -27,6 +27,7 @@
 //     is the server's Options.BrokerTimeout; a call that outlives it makes
 //     the publisher's answer a ClusterPublishError (delivered locally, not
 //     confirmed for the cluster). A broker should return when ctx is done.
+//     An InProcess broker is instead called directly by each publisher.
 package broker
 
 import "context"
@@ -87,4 +88,14 @@ type BatchPublisher interface {
 	// else one error (nil for a message accepted) per message. The
 	// payloads follow the same rules as Publish's.
 	PublishBatch(ctx context.Context, msgs []Message) []error
+}
+
+// InProcess is implemented by brokers whose Publish never waits for the
+// network or another process and never blocks (Memory). The hub then
+// calls Publish directly from the publisher's goroutine, without a
+// deadline, instead of handing it to its outbox goroutine: there is no
+// round trip to keep the publisher from, and no hop to pay for.
+type InProcess interface {
+	// InProcess reports whether Publish is in-process (true for Memory).
+	InProcess() bool
 }

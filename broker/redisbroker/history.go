@@ -12,6 +12,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
 	"github.com/socketcluster-go/socketcluster/broker/internal/hseq"
+	"github.com/socketcluster-go/socketcluster/broker/internal/lifecycle"
 )
 
 // Channel history on Redis Streams (see the package documentation).
@@ -109,7 +110,7 @@ func (b *Broker) PublishHistory(ctx context.Context, channel string, payload []b
 	if err := opts.Valid(); err != nil {
 		return broker.Position{}, err
 	}
-	if b.state.Load() == stateClosed {
+	if b.state.Load() == lifecycle.Closed {
 		return broker.Position{}, broker.ErrClosed
 	}
 	cp := b.client.Load()
@@ -151,7 +152,7 @@ func (b *Broker) PublishHistory(ctx context.Context, channel string, payload []b
 		}
 	}
 	if err != nil {
-		if b.state.Load() == stateClosed {
+		if b.state.Load() == lifecycle.Closed {
 			return broker.Position{}, broker.ErrClosed
 		}
 		return broker.Position{}, fmt.Errorf("redisbroker: publish with history on %s: %w", b.url, err)
@@ -166,7 +167,7 @@ func (b *Broker) ReadHistory(ctx context.Context, channel string, q broker.Histo
 	if err := opts.Valid(); err != nil {
 		return broker.HistoryResult{}, err
 	}
-	if b.state.Load() == stateClosed {
+	if b.state.Load() == lifecycle.Closed {
 		return broker.HistoryResult{}, broker.ErrClosed
 	}
 	cp := b.client.Load()
@@ -183,7 +184,7 @@ func (b *Broker) ReadHistory(ctx context.Context, channel string, q broker.Histo
 		strconv.Itoa(max(q.Limit, 0)), since, soff, sep,
 	}).ToArray()
 	if err != nil {
-		if b.state.Load() == stateClosed {
+		if b.state.Load() == lifecycle.Closed {
 			return broker.HistoryResult{}, broker.ErrClosed
 		}
 		return broker.HistoryResult{}, fmt.Errorf("redisbroker: read history on %s: %w", b.url, err)
