@@ -129,24 +129,30 @@ func (srv *Server) BusiestChannels(n int) []ChannelCount {
 		return a.Subscribers > b.Subscribers || (a.Subscribers == b.Subscribers && a.Channel < b.Channel)
 	}
 	top := make([]ChannelCount, 0, n+1)
-	srv.hub.mu.RLock()
-	for name, c := range srv.hub.channels {
-		cc := ChannelCount{Channel: name, Subscribers: len(c.sockets)}
-		if cc.Subscribers == 0 || (len(top) == n && !less(cc, top[n-1])) {
-			continue
+	h := srv.hub
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for name, c := range sh.channels {
+			c.mu.Lock()
+			cc := ChannelCount{Channel: name, Subscribers: c.subs.len()}
+			c.mu.Unlock()
+			if cc.Subscribers == 0 || (len(top) == n && !less(cc, top[n-1])) {
+				continue
+			}
+			j := len(top)
+			for j > 0 && less(cc, top[j-1]) {
+				j--
+			}
+			top = append(top, ChannelCount{})
+			copy(top[j+1:], top[j:])
+			top[j] = cc
+			if len(top) > n {
+				top = top[:n]
+			}
 		}
-		i := len(top)
-		for i > 0 && less(cc, top[i-1]) {
-			i--
-		}
-		top = append(top, ChannelCount{})
-		copy(top[i+1:], top[i:])
-		top[i] = cc
-		if len(top) > n {
-			top = top[:n]
-		}
+		sh.mu.RUnlock()
 	}
-	srv.hub.mu.RUnlock()
 	return top
 }
 
