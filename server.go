@@ -236,7 +236,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if srv.compressor != nil {
 		var err error
 		if extensions, err = wsconn.NegotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions")); err != nil {
-			// As the reference's ws engine (PROTOCOL.md §1.2 step 7).
+			// As the reference's ws engine (docs/protocol.md §1.2 step 7).
 			httpFail(w, http.StatusBadRequest, "Invalid or unacceptable Sec-WebSocket-Extensions header")
 			return
 		}

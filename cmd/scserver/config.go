@@ -50,6 +50,8 @@ type config struct {
 	Demo               bool
 	LogLevel           string
 	MetricsAddr        string
+	AdminAddr          string // admin.go
+	AdminPassword      string // admin.go
 	MaxHeaderBytes     int
 	AllowRandomAuthKey bool
 	TLSCert            string
