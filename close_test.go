@@ -339,7 +339,7 @@ func TestSocketDisconnect(t *testing.T) {
 				if tc.protocolText != "" && e.Message != tc.protocolText {
 					t.Fatalf("SocketProtocolError %q, want %q", e.Message, tc.protocolText)
 				}
-				if code, _ := e.Field("code"); fmt.Sprint(code) != fmt.Sprint(tc.wantCode) {
+				if code, _ := e.Field("code"); fmt.Sprint(code) != fmt.Sprint(int(tc.wantCode)) {
 					t.Fatalf("SocketProtocolError code %v", code)
 				}
 			} else if len(errEvents) != 0 {
@@ -359,7 +359,7 @@ func TestSocketDisconnect(t *testing.T) {
 		for _, code := range []sc.CloseCode{-1, 999, 1004, 1005, 1006, 1015, 2999, 5000, 65535} {
 			err := s.Disconnect(code, "")
 			e := asError(t, err, "InvalidArgumentsError")
-			if !strings.Contains(e.Message, fmt.Sprint(code)) {
+			if !strings.Contains(e.Message, fmt.Sprint(int(code))) {
 				t.Fatalf("message %q", e.Message)
 			}
 		}

@@ -69,6 +69,7 @@ type Action struct {
 	WaitForAuth bool
 
 	dataChanged bool
+	ackData     []byte // v14 publishIn AckData, JSON (middleware_v14.go)
 }
 
 // SetData replaces the action's data (allow({data: v})). v follows the
