@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"os"
 	"os/exec"
@@ -202,5 +203,26 @@ func TestAPIAddr(t *testing.T) {
 	}
 	if code, _ := mustGet(t, "http://"+p.addr+"/api/info"); code == 200 || code == 401 || code == 405 {
 		t.Fatalf("the API is also served on -addr (status %d)", code)
+	}
+}
+
+// The API's history method on channels of -history.
+func TestAPIHistoryFlag(t *testing.T) {
+	p := start(t, "-api-key", testAPIKey, "-history", "news*", "-history-size", "2")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cli := &api.Client{BaseURL: "http://" + p.addr, Key: testAPIKey}
+	for _, d := range []string{"a", "b", "c"} {
+		if _, err := cli.Publish(ctx, "news", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := cli.History(ctx, api.HistoryRequest{Channel: "news"})
+	if err != nil || len(res.Publications) != 2 || string(res.Publications[0].Data) != `"b"` || string(res.Publications[1].Data) != `"c"` {
+		t.Fatalf("history: %+v %v", res, err)
+	}
+	var ce *api.CallError
+	if _, err := cli.History(ctx, api.HistoryRequest{Channel: "other"}); !errors.As(err, &ce) || ce.Status != 404 {
+		t.Fatalf("a channel without history: %v", err)
 	}
 }
