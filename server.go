@@ -31,6 +31,7 @@ type Server struct {
 	compressor *wsconn.Compressor // nil unless Options.PerMessageDeflate
 	auth       auth.Engine
 	middleware middlewareSet
+	stack      middlewareStack // UseMiddleware
 	handlers   handlers
 	v14        v14Set
 	v14h       atomic.Pointer[v14Handlers] // Server.On (v14.go); set once

@@ -125,16 +125,11 @@ func New(srv *sc.Server, o Options) (g *Gateway, err error) {
 			g.Close()
 		}
 	}()
-	for _, mw := range []struct {
-		t  sc.V14MiddlewareType
-		fn sc.V14Middleware
-	}{{sc.MiddlewareSubscribe, guardReserved}, {sc.MiddlewarePublishIn, guardReserved}} {
-		rm, err := srv.AddMiddleware(mw.t, mw.fn)
-		if err != nil {
-			return nil, err
-		}
-		g.removeMW = append(g.removeMW, rm)
+	rm, err := srv.UseMiddleware(sc.MiddlewareInbound, guardReserved)
+	if err != nil {
+		return nil, err
 	}
+	g.removeMW = append(g.removeMW, rm)
 	if len(o.PresenceChannels) > 0 {
 		g.tracker, err = presence.New(srv, presence.Options{
 			Store: g.o.Store, Channels: o.PresenceChannels, Instance: o.Instance, TTL: o.PresenceTTL,
@@ -198,12 +193,11 @@ func New(srv *sc.Server, o Options) (g *Gateway, err error) {
 }
 
 // guardReserved keeps clients off the gateway's internal channels.
-func guardReserved(req *sc.V14Request, next func(error)) {
-	if strings.HasPrefix(req.Channel, ReservedPrefix) {
-		next(sc.NewError("InvalidActionError", "Channels starting with "+ReservedPrefix+" are reserved for the gateway"))
-		return
+func guardReserved(_ context.Context, a *sc.Action) error {
+	if (a.Type == sc.ActionSubscribe || a.Type == sc.ActionPublishIn) && strings.HasPrefix(a.Channel, ReservedPrefix) {
+		return sc.NewError("InvalidActionError", "Channels starting with "+ReservedPrefix+" are reserved for the gateway")
 	}
-	next(nil)
+	return nil
 }
 
 // API returns the HTTP API handler (serving /api/…), or nil when no
