@@ -40,8 +40,17 @@
 // getBackpressure → Backpressure, getInboundBackpressure →
 // InboundBackpressure, getListenerConsumerStatsList →
 // ListenerConsumerStats, getState → State, kickOut → KickOut, and so on.
-// The SocketCluster 14 forms emit/on/off exist as Socket.Emit, Socket.On
-// and Socket.Off.
+// The SocketCluster 14 forms exist for porting, all marked Deprecated:
+// Server.On/Off, Socket.On (client messages), Socket.OnEvent (the socket's
+// own events), Socket.Emit and Off, and AddMiddleware with the
+// V14Middleware… types (docs/client-versions.md).
+//
+// # Compression
+//
+// Options.PerMessageDeflate turns on permessage-deflate (RFC 7692), off by
+// default as in the reference. It is negotiated without context takeover
+// both ways, so that a publish is compressed once for all its subscribers
+// and an idle connection holds no compression state; see DeflateOptions.
 //
 // # Scaling out
 //

@@ -12,6 +12,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
 	"github.com/socketcluster-go/socketcluster/broker/internal/hseq"
+	"github.com/socketcluster-go/socketcluster/broker/internal/lifecycle"
 )
 
 // Channel history on Redis Streams (see the package documentation).
@@ -126,7 +127,7 @@ func (b *Broker) PublishHistoryBatch(ctx context.Context, msgs []broker.HistoryM
 		if errs == nil {
 			errs = make([]error, len(msgs))
 		}
-		if b.state.Load() == stateClosed {
+		if b.state.Load() == lifecycle.Closed {
 			err = broker.ErrClosed
 		} else if !errors.Is(err, broker.ErrClosed) {
 			err = fmt.Errorf("redisbroker: publish with history on %s: %w", b.url, err)
@@ -203,7 +204,7 @@ func (b *Broker) ReadHistory(ctx context.Context, channel string, q broker.Histo
 	if err := opts.Valid(); err != nil {
 		return broker.HistoryResult{}, err
 	}
-	if b.state.Load() == stateClosed {
+	if b.state.Load() == lifecycle.Closed {
 		return broker.HistoryResult{}, broker.ErrClosed
 	}
 	cp := b.client.Load()
@@ -220,7 +221,7 @@ func (b *Broker) ReadHistory(ctx context.Context, channel string, q broker.Histo
 		strconv.Itoa(max(q.Limit, 0)), since, soff, sep,
 	}).ToArray()
 	if err != nil {
-		if b.state.Load() == stateClosed {
+		if b.state.Load() == lifecycle.Closed {
 			return broker.HistoryResult{}, broker.ErrClosed
 		}
 		return broker.HistoryResult{}, fmt.Errorf("redisbroker: read history on %s: %w", b.url, err)

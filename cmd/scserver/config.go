@@ -50,6 +50,8 @@ type config struct {
 	Demo               bool
 	LogLevel           string
 	MetricsAddr        string
+	AdminAddr          string // admin.go
+	AdminPassword      string // admin.go
 	MaxHeaderBytes     int
 	AllowRandomAuthKey bool
 	TLSCert            string
@@ -64,6 +66,8 @@ type config struct {
 	InboundMessageBurst      int
 	InboundByteRate          float64
 	InboundByteBurst         int
+
+	gateway gatewayConfig // gateway.go
 }
 
 // spec is one setting: its flag name (also its key in the -config file),
@@ -136,7 +140,7 @@ var specs = []spec{
 	{"addr", "SC_ADDR", "listen address", strSetter(func(c *config) *string { return &c.Addr }), ":8000"},
 	{"path", "SC_PATH", "WebSocket endpoint path", strSetter(func(c *config) *string { return &c.Path }), "/socketcluster/"},
 	{"origins", "SC_ORIGINS", "allowed origins, e.g. \"example.com:* *:443\"", strSetter(func(c *config) *string { return &c.Origins }), "*:*"},
-	{"broker", "SC_BROKER", "broker: memory, redis://host:port[/db], nats://host:port", strSetter(func(c *config) *string { return &c.Broker }), "memory"},
+	{"broker", "SC_BROKER", "broker: memory, redis://host:port[/db], nats://host:port, scc://scc-state-host:7777?authKey=… (docs/scc-migration.md)", strSetter(func(c *config) *string { return &c.Broker }), "memory"},
 	{"auth-key", "SC_AUTH_KEY", "HMAC key for tokens (default: random at start)", strSetter(func(c *config) *string { return &c.AuthKey }), ""},
 	{"auth-private-key-file", "SC_AUTH_PRIVATE_KEY_FILE", "PEM private key (RSA/EC) to sign tokens", strSetter(func(c *config) *string { return &c.AuthPrivateKeyFile }), ""},
 	{"auth-public-key-file", "SC_AUTH_PUBLIC_KEY_FILE", "PEM public key to verify tokens", strSetter(func(c *config) *string { return &c.AuthPublicKeyFile }), ""},
@@ -365,9 +369,9 @@ func (c *config) options(logger *slog.Logger) (sc.Options, error) {
 }
 
 // openBroker opens the broker of -broker (it connects when the server
-// starts).
+// starts). An scc:// broker without instancePort reports the port of -addr.
 func (c *config) openBroker() (broker.Broker, error) {
-	b, err := brokerurl.Open(c.Broker)
+	b, err := brokerurl.OpenListening(c.Broker, c.Addr)
 	if err != nil {
 		return nil, flagError("broker", "%v", err)
 	}
