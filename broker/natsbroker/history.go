@@ -72,8 +72,20 @@ func optsKey(o broker.HistoryOptions) string {
 	return strconv.Itoa(o.Size) + "_" + strconv.FormatInt(o.TTL.Milliseconds(), 10)
 }
 
+// streamName is the stream of the channels with limits o: the prefix
+// upper-cased, every character a stream name may not hold (".", "*", ">",
+// path separators, whitespace...) replaced by "_".
 func (b *Broker) streamName(o broker.HistoryOptions) string {
-	return strings.ToUpper(strings.ReplaceAll(b.prefix, ".", "_")) + "_H" + optsKey(o)
+	name := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, b.prefix)
+	return name + "_H" + optsKey(o)
 }
 
 // histSubject is the subject a history channel is stored under; hashed
