@@ -51,8 +51,9 @@ func (c *countingConn) Read(b []byte) (int, error) { return c.in.Read(b) }
 func (c *countingConn) Write(b []byte) (int, error) {
 	if c.counting.Load() {
 		// One Write per frame (net.Buffers on a non-TCP conn); pings
-		// (empty text frames) are not deliveries.
-		if len(b) > 2 && b[0] == 0x81 {
+		// (empty text frames) are not deliveries. 0xc1: compressed
+		// (permessage-deflate).
+		if len(b) > 2 && (b[0] == 0x81 || b[0] == 0xc1) {
 			c.counter.Add(1)
 		}
 		return len(b), nil
@@ -78,6 +79,12 @@ func (c *countingConn) SetWriteDeadline(time.Time) error { return nil }
 // to channel; from then on every frame sent to it is counted in delivered.
 // The returned function closes the client's side.
 func pipeSubscribe(tb testing.TB, srv *sc.Server, channel string, delivered *atomic.Int64) (closeClient func()) {
+	return pipeSubscribeExt(tb, srv, channel, delivered, "")
+}
+
+// pipeSubscribeExt is pipeSubscribe with a Sec-WebSocket-Extensions offer
+// (extensions, when not empty).
+func pipeSubscribeExt(tb testing.TB, srv *sc.Server, channel string, delivered *atomic.Int64, extensions string) (closeClient func()) {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	conn := &countingConn{in: inR, out: outW, counter: delivered}
@@ -86,6 +93,9 @@ func pipeSubscribe(tb testing.TB, srv *sc.Server, channel string, delivered *ato
 	req.Header.Set("Upgrade", "websocket")
 	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
 	req.Header.Set("Sec-WebSocket-Version", "13")
+	if extensions != "" {
+		req.Header.Set("Sec-WebSocket-Extensions", extensions)
+	}
 	req.RemoteAddr = "127.0.0.1:1"
 	go srv.ServeHTTP(&hijackWriter{h: http.Header{}, conn: conn}, req)
 

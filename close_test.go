@@ -194,7 +194,7 @@ func TestRejectedHandshake(t *testing.T) {
 		name string
 		err  error
 		want string
-		code int
+		code sc.CloseCode
 	}{
 		{"named error", sc.NewError("HandshakeRejectedError", "go away"),
 			`{"rid":1,"error":{"message":"go away","name":"HandshakeRejectedError","statusCode":4008}}`, 4008},
@@ -291,9 +291,9 @@ func TestRejectedUpgrade(t *testing.T) {
 func TestSocketDisconnect(t *testing.T) {
 	ts := newServer(t, sc.Options{})
 	for _, tc := range []struct {
-		code         int
+		code         sc.CloseCode
 		reason       string
-		wantCode     int
+		wantCode     sc.CloseCode
 		wantReason   string
 		eventReason  string
 		protocolErr  bool
@@ -339,7 +339,7 @@ func TestSocketDisconnect(t *testing.T) {
 				if tc.protocolText != "" && e.Message != tc.protocolText {
 					t.Fatalf("SocketProtocolError %q, want %q", e.Message, tc.protocolText)
 				}
-				if code, _ := e.Field("code"); fmt.Sprint(code) != fmt.Sprint(tc.wantCode) {
+				if code, _ := e.Field("code"); fmt.Sprint(code) != fmt.Sprint(int(tc.wantCode)) {
 					t.Fatalf("SocketProtocolError code %v", code)
 				}
 			} else if len(errEvents) != 0 {
@@ -356,10 +356,10 @@ func TestSocketDisconnect(t *testing.T) {
 	}
 	t.Run("invalid codes", func(t *testing.T) {
 		c, s := ts.connect(t, nil)
-		for _, code := range []int{-1, 999, 1004, 1005, 1006, 1015, 2999, 5000, 65535} {
+		for _, code := range []sc.CloseCode{-1, 999, 1004, 1005, 1006, 1015, 2999, 5000, 65535} {
 			err := s.Disconnect(code, "")
 			e := asError(t, err, "InvalidArgumentsError")
-			if !strings.Contains(e.Message, fmt.Sprint(code)) {
+			if !strings.Contains(e.Message, fmt.Sprint(int(code))) {
 				t.Fatalf("message %q", e.Message)
 			}
 		}

@@ -40,8 +40,17 @@
 // getBackpressure → Backpressure, getInboundBackpressure →
 // InboundBackpressure, getListenerConsumerStatsList →
 // ListenerConsumerStats, getState → State, kickOut → KickOut, and so on.
-// The SocketCluster 14 forms emit/on/off exist as Socket.Emit, Socket.On
-// and Socket.Off.
+// The SocketCluster 14 forms exist for porting, all marked Deprecated:
+// Server.On/Off, Socket.On (client messages), Socket.OnEvent (the socket's
+// own events), Socket.Emit and Off, and AddMiddleware with the
+// V14Middleware… types (docs/client-versions.md).
+//
+// # Compression
+//
+// Options.PerMessageDeflate turns on permessage-deflate (RFC 7692), off by
+// default as in the reference. It is negotiated without context takeover
+// both ways, so that a publish is compressed once for all its subscribers
+// and an idle connection holds no compression state; see DeflateOptions.
 //
 // # Scaling out
 //
@@ -60,6 +69,30 @@
 // clients) meaning "delivered on this instance, not confirmed for the
 // cluster": publishing it again delivers it a second time here. Other
 // errors mean nothing was delivered.
+//
+// Channels with history (Options.History, ChannelHistory) are stronger: a
+// publish is answered once the broker stored it, and then reaches every
+// subscriber of every instance exactly once and in order, broker outages
+// included; publications carry a position (offset, epoch), a client that
+// resubscribes with the last one it saw gets what it missed (or is told it
+// cannot), and Server.History and the sc.history procedure read the
+// history. Loss that cannot be avoided is reported: HistoryLostError
+// warnings, BrokerOutageEvent, HistoryStats. The wire convention, the
+// contract per broker and the JavaScript helper are in docs/recovery.md.
+//
+// # Public servers
+//
+// Serve the Server with Server.HTTPServer (or ListenAndServe): request
+// headers are capped (Options.MaxHeaderBytes, 431) and slow ones timed out.
+// Options.MaxConnections, MaxConnectionsPerAddress (ClientAddressHeader
+// behind a proxy) and MaxHandshakesPerSecond refuse upgrades over them
+// (503, 429, 503); InboundMessageRate and InboundByteRate close a socket
+// that sends too much with CloseInboundRateLimit (4101). A subscriber too
+// slow for Options.OutboundQueueLimit is closed with CloseSlowConsumer
+// (4100). Every refusal is counted in Stats and logged at most once per
+// burst. All are off or generous in the zero Options, as in the reference;
+// the README's section "A production configuration" shows values for
+// cmd/scserver.
 //
 // CONCURRENCY.md in the repository states which goroutine owns which
 // state and the lock order.

@@ -286,6 +286,8 @@ type publication struct {
 	// outbound tells whether outbound middleware must see each delivery
 	// (looked up once per publish, not once per subscriber).
 	outbound bool
+
+	pos *broker.Position // history channels: the publication's position
 }
 
 func (h *hub) encode(channel string, data []byte) (*publication, error) {

@@ -134,6 +134,44 @@ type historyPublisher struct {
 	h *hub
 }
 
+// InProcess lets the outbox call an in-process history broker (Memory)
+// from each publisher directly, as for plain publishes.
+func (p historyPublisher) InProcess() bool {
+	ip, ok := p.Broker.(broker.InProcess)
+	return ok && ip.InProcess()
+}
+
+// PublishBatch stores msgs in order, in one round trip when the broker can
+// (broker.HistoryBatchPublisher).
+func (p historyPublisher) PublishBatch(ctx context.Context, msgs []broker.Message) []error {
+	hist := make([]broker.HistoryMessage, len(msgs))
+	for i, m := range msgs {
+		opts, _ := p.h.historyOf(m.Channel)
+		hist[i] = broker.HistoryMessage{Channel: m.Channel, Payload: m.Payload, Options: opts}
+	}
+	var errs []error
+	if bp, ok := p.h.hist.b.(broker.HistoryBatchPublisher); ok {
+		_, errs = bp.PublishHistoryBatch(ctx, hist)
+	} else {
+		for i, m := range hist {
+			if _, err := p.h.hist.b.PublishHistory(ctx, m.Channel, m.Payload, m.Options); err != nil {
+				if errs == nil {
+					errs = make([]error, len(msgs))
+				}
+				errs[i] = err
+			}
+		}
+	}
+	ok := len(msgs)
+	for _, err := range errs {
+		if err != nil {
+			ok--
+		}
+	}
+	p.h.hist.counters.publishes.Add(int64(ok))
+	return errs
+}
+
 func (p historyPublisher) Publish(ctx context.Context, channel string, payload []byte) error {
 	opts, ok := p.h.historyOf(channel)
 	if !ok {
@@ -169,8 +207,11 @@ func (h *hub) publishHistory(channel string, data []byte, done func(error)) {
 // DeliverHistory implements broker.HistoryHandler: a publication of a
 // history channel, in offset order.
 func (h *hub) DeliverHistory(channel string, pub broker.Publication) {
-	c := h.lookup(channel)
 	h.srv.counters.publishes.Add(1)
+	c := h.lookup(channel)
+	if c == nil {
+		return
+	}
 	data := pub.Payload
 	if len(data) == 0 {
 		data = nil
@@ -192,9 +233,6 @@ func (h *hub) DeliverHistory(channel string, pub broker.Publication) {
 			}
 		}
 		h.hist.mu.Unlock()
-	}
-	if c == nil {
-		return
 	}
 	var p *publication
 	n := 0
@@ -228,11 +266,12 @@ func (h *hub) DeliverHistory(channel string, pub broker.Publication) {
 func (h *hub) encodeAt(channel string, data []byte, pos broker.Position) (*publication, error) {
 	buf := newPacketBuf(len(channel) + len(data) + len(pos.Epoch) + 80)
 	buf = appendPublishAt(buf, channel, data, pos)
-	frame, err := h.srv.packetFrame(buf)
+	payload, bin, err := h.srv.packetPayload(buf)
 	if err != nil {
 		return nil, err
 	}
-	return &publication{channel: channel, data: data, packet: buf[wsconn.MaxHeader:], frame: frame}, nil
+	frame := h.srv.plainFrame(buf, payload, bin)
+	return &publication{channel: channel, data: data, packet: buf[wsconn.MaxHeader:], payload: payload, binary: bin, frame: frame, pos: &pos}, nil
 }
 
 // appendPublishAt appends a #publish packet carrying the position:
@@ -283,9 +322,10 @@ func (h *hub) outage(err error) {
 }
 
 // BrokerOutageEvent is emitted by the server when its broker connection is
-// lost. Publications on channels without history made meanwhile on other
-// instances are lost for this one (at most once); history channels are
-// caught up once the broker is back.
+// lost, or the broker dropped messages it could not deliver in time
+// (Error says which). Publications on channels without history made
+// meanwhile on other instances are lost for this one (at most once);
+// history channels are caught up once the broker is back.
 type BrokerOutageEvent struct {
 	Error error
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // Connection limits (Options.MaxConnections, MaxConnectionsPerAddress,
@@ -24,7 +26,7 @@ const (
 
 // InboundRateLimitReason is the close reason sent with
 // CloseInboundRateLimit.
-const InboundRateLimitReason = "Socket inbound rate limit exceeded"
+const InboundRateLimitReason = protocol.InboundRateLimitReason
 
 // limits holds the server-wide state of the connection limits. Its fields
 // are guarded by mu; the refusal counters are atomics in counters.
@@ -34,8 +36,9 @@ type limits struct {
 	perAddr map[string]int // the same, by client address
 	hs      tokenBucket    // handshakes
 
-	log     burstLog // upgrade refusals
-	rateLog burstLog // sockets closed by the inbound rate limit
+	log       burstLog // upgrade refusals
+	rateLog   burstLog // sockets closed by the inbound rate limit
+	originLog burstLog // upgrades refused for their origin (server.go)
 }
 
 // lease is what one connection holds of the connection limits, given back
@@ -146,13 +149,25 @@ func (srv *Server) clientAddress(r *http.Request) string {
 	return stripPort(r.RemoteAddr)
 }
 
-// stripPort returns the host of "host:port" or "[v6]:port", else s.
+// stripPort returns the IP of "ip", "ip:port" or "[v6]:port" in its
+// canonical form; anything else (a proxy's odd value) at most
+// maxAddrKey bytes of it, so that a header cannot make large map keys.
 func stripPort(s string) string {
 	if h, _, err := net.SplitHostPort(s); err == nil {
-		return h
+		s = h
 	}
-	return strings.Trim(s, "[]")
+	s = strings.Trim(s, "[]")
+	if ip := net.ParseIP(s); ip != nil {
+		return ip.String()
+	}
+	if len(s) > maxAddrKey {
+		s = s[:maxAddrKey]
+	}
+	return s
 }
+
+// maxAddrKey bounds a client address that is not an IP.
+const maxAddrKey = 64
 
 // inboundRate is a socket's state of the inbound rate limit, made at
 // accept when a rate is set, and used only by the socket's reader.

@@ -2,6 +2,7 @@ package socketcluster_test
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -27,14 +28,21 @@ func dialStatus(t *testing.T, addr string, header http.Header) (int, *sctest.Cli
 }
 
 func TestLimitMaxConnections(t *testing.T) {
-	ts := newServer(t, sc.Options{MaxConnections: 2})
+	var logs lockedBuffer
+	ts := newServer(t, sc.Options{MaxConnections: 2, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	a, _ := ts.connect(t, nil)
 	ts.dial(t, nil) // pending (no handshake) counts too
-	if code, _ := dialStatus(t, ts.addr, nil); code != http.StatusServiceUnavailable {
-		t.Fatalf("third connection: %d, want 503", code)
+	for i := 0; i < 5; i++ {
+		if code, _ := dialStatus(t, ts.addr, nil); code != http.StatusServiceUnavailable {
+			t.Fatalf("connection over the limit: %d, want 503", code)
+		}
 	}
-	if n := ts.Stats().RefusedConnections; n != 1 {
-		t.Fatalf("Stats.RefusedConnections = %d, want 1", n)
+	if n := ts.Stats().RefusedConnections; n != 5 {
+		t.Fatalf("Stats.RefusedConnections = %d, want 5", n)
+	}
+	// Counted each time, logged once per burst.
+	if n := strings.Count(logs.String(), "refusing WebSocket upgrades over a connection limit"); n != 1 {
+		t.Fatalf("%d log lines for a burst of 5 refusals, want 1:\n%s", n, logs.String())
 	}
 	barrier(t, a) // the refusal harmed no one
 	a.Close()
@@ -75,7 +83,7 @@ func TestLimitMaxConnectionsPerAddress(t *testing.T) {
 			{"10.0.0.1", http.StatusTooManyRequests},
 			{"10.0.0.1, 10.0.0.2", 101},
 			{"[2001:db8::1]:1234", 101},
-			{"2001:db8::1", 101},
+			{"2001:db8:0::1", 101}, // the same address, second connection
 			{"2001:db8::1", http.StatusTooManyRequests},
 		} {
 			if code, _ := dialStatus(t, ts.addr, xff(tc.header)); code != tc.want {
@@ -155,5 +163,26 @@ func TestLimitOptionsValidate(t *testing.T) {
 		if err := o.Validate(); err == nil {
 			t.Errorf("%+v: no error", o)
 		}
+	}
+}
+
+// TestOriginRefusalsCountedAndLogged: upgrades from an origin that is not
+// allowed are counted, and logged once per burst.
+func TestOriginRefusalsCountedAndLogged(t *testing.T) {
+	var logs lockedBuffer
+	ts := newServer(t, sc.Options{Origins: "example.com:443", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for i := 0; i < 3; i++ {
+		if code, _ := dialStatus(t, ts.addr, http.Header{"Origin": {"https://evil.example"}}); code != http.StatusForbidden {
+			t.Fatalf("bad origin: %d, want 403", code)
+		}
+	}
+	if code, _ := dialStatus(t, ts.addr, http.Header{"Origin": {"https://example.com"}}); code != 101 {
+		t.Fatalf("allowed origin: %d", code)
+	}
+	if n := ts.Stats().RefusedOrigins; n != 3 {
+		t.Fatalf("Stats.RefusedOrigins = %d, want 3", n)
+	}
+	if s := logs.String(); strings.Count(s, "origins not in Options.Origins") != 1 || !strings.Contains(s, "https://evil.example") {
+		t.Fatalf("want one log line naming the origin:\n%s", s)
 	}
 }

@@ -30,7 +30,8 @@ type Options struct {
 	// PingInterval is the ping period. Default 8s.
 	PingInterval time.Duration
 	// PingTimeout is the pong deadline, also announced in the handshake.
-	// Default 30s.
+	// Default 30s, what the reference's code uses; its API document says
+	// 20000 ms.
 	PingTimeout time.Duration
 	// PingTimeoutDisabled turns off pings and the pong deadline. The
 	// official client then disconnects by itself after PingTimeout.
@@ -47,7 +48,8 @@ type Options struct {
 	// DisableClientPublish refuses #publish from clients
 	// (allowClientPublish: false).
 	DisableClientPublish bool
-	// SocketChannelLimit caps the channels per socket. Default 0: no limit.
+	// SocketChannelLimit caps the channels per socket. Default 0: no
+	// limit, as the reference's code (its API document says 1000).
 	SocketChannelLimit int
 
 	// AuthKey is the HMAC secret for tokens. Default: 32 random bytes as
@@ -118,6 +120,7 @@ type Options struct {
 	// CloseSlowConsumer (4100), a SlowConsumerEvent is emitted and the
 	// socket's messages are dropped: the publisher and other subscribers
 	// are never blocked. Default 64 MiB. The reference has no limit.
+	// cmd/scserver uses 2 MiB (docs/performance.md has the measurement).
 	OutboundQueueLimit int
 	// WriteTimeout bounds each write to a socket; a socket that accepts no
 	// data for this long is terminated (1006). Default 30s.
@@ -203,8 +206,9 @@ type Options struct {
 // The server always answers with server_no_context_takeover and
 // client_no_context_takeover: each message is compressed on its own, so
 // that one compressed frame serves every subscriber of a channel, and no
-// connection keeps a compressor (about 600 KiB in compress/flate) or a
-// decompressor (about 40 KiB) between messages; both are pooled. The cost
+// connection keeps a compressor (1.2 MB at level 1 in compress/flate) or
+// a decompressor (44 KB) between messages; both are pooled, up to
+// min(4, GOMAXPROCS) of each kept for the server once first needed. The cost
 // is a lower ratio on small messages, which the threshold leaves
 // uncompressed anyway. An offer limiting server_max_window_bits below 15
 // is declined (the connection is then uncompressed).

@@ -10,6 +10,7 @@ import (
 
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // The inbound path. A socket's messages are read and processed one at a
@@ -161,23 +162,23 @@ func (s *Socket) readFailed(err error) {
 	var ce *wsconn.CloseError
 	switch {
 	case errors.As(err, &ce):
-		s.closeWith(ce.Code, ce.Reason, false)
+		s.closeWith(CloseCode(ce.Code), ce.Reason, false)
 	case errors.Is(err, wsconn.ErrTooBig):
 		s.emitError(NewError("RangeError", "Max payload size exceeded"))
-		s.conn.WriteClose(CloseMessageTooBig, "")
+		s.conn.WriteClose(int(CloseMessageTooBig), "")
 		s.closeWith(CloseMessageTooBig, "", false)
 	case errors.Is(err, wsconn.ErrProtocol):
-		s.conn.WriteClose(CloseProtocolError, "")
+		s.conn.WriteClose(int(CloseProtocolError), "")
 		s.closeWith(CloseProtocolError, "", false)
 	case errors.Is(err, wsconn.ErrBadDeflate):
 		// permessage-deflate data that does not inflate: 1007, as the
 		// reference's ws engine.
 		s.emitError(NewError("Error", "Invalid WebSocket frame: "+strings.TrimPrefix(err.Error(), "wsconn: ")))
-		s.conn.WriteClose(CloseInvalidPayload, "")
+		s.conn.WriteClose(int(CloseInvalidPayload), "")
 		s.closeWith(CloseInvalidPayload, "", false)
 	case errors.Is(err, wsconn.ErrInvalidUTF8):
 		s.emitError(NewError("RangeError", "Invalid WebSocket frame: invalid UTF-8 sequence"))
-		s.conn.WriteClose(CloseInvalidPayload, "")
+		s.conn.WriteClose(int(CloseInvalidPayload), "")
 		s.closeWith(CloseInvalidPayload, "", false)
 	default:
 		reason := ""
@@ -257,7 +258,7 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 		s.resolveCall(p)
 		return
 	}
-	if p.Event == "#handshake" {
+	if p.Event == protocol.EventHandshake {
 		s.handleHandshake(p)
 		return
 	}
@@ -266,19 +267,19 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 		return
 	}
 	switch p.Event {
-	case "#authenticate":
+	case protocol.EventAuthenticate:
 		s.handleAuthenticate(p)
 		return
-	case "#removeAuthToken":
+	case protocol.EventRemoveAuthToken:
 		s.handleRemoveAuthToken(p)
 		return
-	case "#subscribe":
+	case protocol.EventSubscribe:
 		s.handleSubscribe(p)
 		return
-	case "#unsubscribe":
+	case protocol.EventUnsubscribe:
 		s.handleUnsubscribe(p)
 		return
-	case "#publish":
+	case protocol.EventPublish:
 		s.handlePublish(p)
 		return
 	case "sc.history":
@@ -299,6 +300,7 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 		if h := s.server.procedureHandler(p.Event); h != nil {
 			s.server.safeCall(func() { h(req) })
 		}
+		s.callClientHandlers(p.Event, req.Data, req)
 		return
 	}
 	a := &Action{Type: ActionTransmit, Socket: s, Receiver: p.Event, Data: Data(p.Data), AuthTokenExpiredError: expired}
@@ -310,6 +312,7 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 	if h := s.server.receiverHandler(p.Event); h != nil {
 		s.server.safeCall(func() { h(s, a.Data) })
 	}
+	s.callClientHandlers(p.Event, a.Data, nil)
 }
 
 // resolveCall hands a client's response to the waiting Invoke.
@@ -337,7 +340,7 @@ func (s *Socket) resolveCall(p *wire.Packet) {
 // closeWith closes the socket once and runs the close sequence of
 // docs/protocol.md §9.4. With send, a close frame with code and reason is queued
 // after everything already queued.
-func (s *Socket) closeWith(code int, reason string, send bool) {
+func (s *Socket) closeWith(code CloseCode, reason string, send bool) {
 	s.mu.Lock()
 	if s.state == StateClosed {
 		s.mu.Unlock()
@@ -370,7 +373,7 @@ func (s *Socket) closeWith(code int, reason string, send bool) {
 
 	evReason := reason
 	if evReason == "" {
-		evReason = closeTexts[code]
+		evReason = code.Text()
 	}
 	typ := "disconnect"
 	if prev == StateConnecting {

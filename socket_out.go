@@ -236,14 +236,14 @@ func (s *Socket) flush() {
 
 // queueClose makes the close frame the last thing written: everything
 // queued before it is flushed first, nothing after it is accepted.
-func (s *Socket) queueClose(code int, reason string) {
+func (s *Socket) queueClose(code CloseCode, reason string) {
 	s.outMu.Lock()
 	if s.outClosed {
 		s.outMu.Unlock()
 		return
 	}
 	s.outClosed = true
-	s.closeReq = &closeRequest{code: code, reason: reason}
+	s.closeReq = &closeRequest{code: int(code), reason: reason}
 	start := !s.flushing
 	if start {
 		s.flushing = true

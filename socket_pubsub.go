@@ -7,6 +7,7 @@ import (
 
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // Client pub/sub (docs/protocol.md §3.7–3.10, §7).
@@ -93,7 +94,7 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 		return
 	}
 	if !p.HasCid {
-		s.deliverReceived("#subscribe", p)
+		s.deliverReceived(protocol.EventSubscribe, p)
 		return // the reference subscribes nothing without a cid
 	}
 	if s.State() != StateOpen {
@@ -129,7 +130,7 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 		s.respondOrEmit(p, err)
 		return
 	}
-	s.deliverAnswered("#subscribe", p)
+	s.deliverAnswered(protocol.EventSubscribe, p)
 }
 
 // Subscribe subscribes the socket to channel from the server side: no
@@ -244,9 +245,9 @@ func (s *Socket) handleUnsubscribe(p *wire.Packet) {
 	}
 	if p.HasCid {
 		s.sendResponse(p.Cid, nil, nil)
-		s.deliverAnswered("#unsubscribe", p)
+		s.deliverAnswered(protocol.EventUnsubscribe, p)
 	} else {
-		s.deliverReceived("#unsubscribe", p)
+		s.deliverReceived(protocol.EventUnsubscribe, p)
 	}
 }
 
@@ -284,13 +285,15 @@ func (s *Socket) handlePublish(p *wire.Packet) {
 	// Local subscribers get it now; the answer waits for the broker, but
 	// this socket's next packets do not (the callback answers).
 	pk := *p
-	s.server.hub.publish(channel, a.Data, func(err error) { s.published(&pk, channel, err) })
+	ack := a.ackData
+	s.server.hub.publish(channel, a.Data, func(err error) { s.published(&pk, channel, ack, err) })
 }
 
 // published answers a client's #publish once the broker has taken it (or
 // failed: a *ClusterPublishError is passed on as it is, the client then
-// sees a ClusterPublishError).
-func (s *Socket) published(p *wire.Packet, channel string, err error) {
+// sees a ClusterPublishError). ack is the data of the acknowledgement (v14
+// publishIn AckData), nil for none.
+func (s *Socket) published(p *wire.Packet, channel string, ack []byte, err error) {
 	if err != nil {
 		if !errors.Is(err, ErrClusterPublish) {
 			err = NewError("BrokerError", "Failed to publish to the "+channel+" channel - "+err.Error())
@@ -299,10 +302,10 @@ func (s *Socket) published(p *wire.Packet, channel string, err error) {
 		return
 	}
 	if p.HasCid {
-		s.sendResponse(p.Cid, nil, nil)
-		s.deliverAnswered("#publish", p)
+		s.sendResponse(p.Cid, ack, nil)
+		s.deliverAnswered(protocol.EventPublish, p)
 	} else {
-		s.deliverReceived("#publish", p)
+		s.deliverReceived(protocol.EventPublish, p)
 	}
 }
 
@@ -317,7 +320,11 @@ func (s *Socket) deliverPublish(p *publication) {
 		}
 		if a.dataChanged {
 			buf := newPacketBuf(len(p.channel) + len(a.Data) + 48)
-			buf = wire.AppendPublish(buf, p.channel, a.Data)
+			if p.pos != nil {
+				buf = appendPublishAt(buf, p.channel, a.Data, *p.pos) // hub_history.go
+			} else {
+				buf = wire.AppendPublish(buf, p.channel, a.Data)
+			}
 			s.sendPacket(buf)
 			return
 		}
@@ -350,7 +357,7 @@ func (s *Socket) KickOut(channels []string, message any) error {
 			data = append(append(data, `,"message":`...), msg...)
 		}
 		data = append(data, '}')
-		s.sendEvent("#kickOut", data)
+		s.sendEvent(protocol.EventKickOut, data)
 		if !s.leave(ch) {
 			errs = append(errs, errInvalidAction("Socket "+s.id+" tried to kick out of a channel which it is not subscribed to: "+ch))
 		}

@@ -29,8 +29,11 @@ type Stats struct {
 	RefusedHandshakeRate int64
 	// RateLimitedSockets counts sockets closed with CloseInboundRateLimit.
 	RateLimitedSockets int64
-	Ready              bool // broker ready and not closing
-	BrokerUp           bool // the broker is connected to its bus (BrokerConnected)
+	// RefusedOrigins counts upgrades refused (403) because their Origin is
+	// not allowed by Options.Origins.
+	RefusedOrigins int64
+	Ready          bool // broker ready and not closing
+	BrokerUp       bool // the broker is connected to its bus (BrokerConnected)
 
 	// permessage-deflate (Options.PerMessageDeflate): messages compressed
 	// (a publish counts once, however many subscribers receive it), and
@@ -56,6 +59,7 @@ type counters struct {
 	refusedPerAddress    atomic.Int64
 	refusedHandshakeRate atomic.Int64
 	rateLimited          atomic.Int64
+	refusedOrigins       atomic.Int64
 }
 
 // refused returns the counter of upgrades refused by limit (a Limit…
@@ -97,6 +101,7 @@ func (srv *Server) Stats() Stats {
 		RefusedPerAddress:    srv.counters.refusedPerAddress.Load(),
 		RefusedHandshakeRate: srv.counters.refusedHandshakeRate.Load(),
 		RateLimitedSockets:   srv.counters.rateLimited.Load(),
+		RefusedOrigins:       srv.counters.refusedOrigins.Load(),
 		Ready:                srv.ready.Load() && !srv.closing.Load(),
 		BrokerUp:             srv.BrokerConnected(),
 
@@ -106,21 +111,66 @@ func (srv *Server) Stats() Stats {
 	}
 }
 
-// ChannelCounts returns, for every channel with a local socket subscribed,
-// the number of this instance's sockets subscribed to it (the server's own
-// Exchange subscriptions are not counted).
-func (srv *Server) ChannelCounts() map[string]int {
+// ChannelCount is a channel and its number of local subscribers.
+type ChannelCount struct {
+	Channel     string
+	Subscribers int // local sockets subscribed (the server's own exchange not counted)
+}
+
+// BusiestChannels returns up to n channels with the most local
+// subscribers, most first (ties by name); channels only the server's own
+// Exchange is subscribed to are left out. It walks every channel: call it
+// for a dashboard, not per message.
+func (srv *Server) BusiestChannels(n int) []ChannelCount {
+	if n <= 0 {
+		return nil
+	}
+	less := func(a, b ChannelCount) bool {
+		return a.Subscribers > b.Subscribers || (a.Subscribers == b.Subscribers && a.Channel < b.Channel)
+	}
+	top := make([]ChannelCount, 0, n+1)
 	h := srv.hub
-	out := make(map[string]int, h.channelCount())
 	for i := range h.shards {
 		sh := &h.shards[i]
 		sh.mu.RLock()
 		for name, c := range sh.channels {
 			c.mu.Lock()
-			if n := c.subs.len(); n > 0 {
+			cc := ChannelCount{Channel: name, Subscribers: c.subs.len()}
+			c.mu.Unlock()
+			if cc.Subscribers == 0 || (len(top) == n && !less(cc, top[n-1])) {
+				continue
+			}
+			j := len(top)
+			for j > 0 && less(cc, top[j-1]) {
+				j--
+			}
+			top = append(top, ChannelCount{})
+			copy(top[j+1:], top[j:])
+			top[j] = cc
+			if len(top) > n {
+				top = top[:n]
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return top
+}
+
+// ChannelCounts returns, for every channel with a local socket subscribed,
+// the number of this instance's sockets subscribed to it (the server's own
+// Exchange subscriptions are not counted).
+func (srv *Server) ChannelCounts() map[string]int {
+	out := make(map[string]int, srv.hub.channelCount())
+	for i := range srv.hub.shards {
+		sh := &srv.hub.shards[i]
+		sh.mu.RLock()
+		for name, c := range sh.channels {
+			c.mu.Lock()
+			n := c.subs.len()
+			c.mu.Unlock()
+			if n > 0 {
 				out[name] = n
 			}
-			c.mu.Unlock()
 		}
 		sh.mu.RUnlock()
 	}

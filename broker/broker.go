@@ -21,7 +21,9 @@
 //     through Handler.Status.
 //   - Delivery is at most once: what is published while the bus is down, or
 //     while an instance is disconnected from it, is lost for the remote
-//     instances (as in SocketCluster's own cluster).
+//     instances (as in SocketCluster's own cluster). Channels with history
+//     (brokers implementing History, history.go) are the exception: their
+//     publications are stored, and delivered exactly once and in order.
 //   - The hub calls Publish (or BatchPublisher.PublishBatch) from one
 //     goroutine at a time, in publish order, with a context whose deadline
 //     is the server's Options.BrokerTimeout; a call that outlives it makes

@@ -1,7 +1,7 @@
 package client
 
 import (
-	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"github.com/socketcluster-go/socketcluster/stream"
 )
 
@@ -30,8 +30,8 @@ func (c *Client) Listener(name string) Stream[Event] {
 
 // Receiver returns the stream of the data the server transmits to name
 // (socket.Transmit(name, data) on the server).
-func (c *Client) Receiver(name string) Stream[sc.Data] {
-	return stream.NewStream[sc.Data](c.receivers, name)
+func (c *Client) Receiver(name string) Stream[protocol.Data] {
+	return stream.NewStream[protocol.Data](c.receivers, name)
 }
 
 // Procedure returns the stream of the server's invokes of name

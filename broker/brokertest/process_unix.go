@@ -4,8 +4,8 @@ package brokertest
 
 import (
 	"bytes"
+	"fmt"
 	"os"
-	"strconv"
 	"syscall"
 	"time"
 )
@@ -21,21 +21,38 @@ func (p *Process) Pause() {
 	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		p.tb.Fatalf("brokertest: SIGSTOP %s: %v", p.args[0], err)
 	}
-	// The signal is asynchronous: on a busy machine the process may still
-	// answer for a moment. Where /proc tells, wait until it is stopped.
-	stat := "/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/stat"
-	for i := 0; i < 1000; i++ {
-		b, err := os.ReadFile(stat)
-		if err != nil {
-			return // no /proc: nothing to wait on
+	// The signal is delivered asynchronously: a busy server may still
+	// handle a few commands after kill(2) returned. Wait until every thread
+	// is stopped, so that what the test sends next meets a hung server.
+	for deadline := time.Now().Add(10 * time.Second); !stopped(p.cmd.Process.Pid); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			p.tb.Fatalf("brokertest: %s (pid %d) did not stop within 10s of SIGSTOP", p.args[0], p.cmd.Process.Pid)
 		}
-		// pid (comm) state ...: the state follows the last ')'.
-		if j := bytes.LastIndexByte(b, ')'); j >= 0 && j+2 < len(b) && b[j+2] == 'T' {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
-	p.tb.Fatalf("brokertest: %s did not stop after SIGSTOP", p.args[0])
+}
+
+// stopped reports whether every thread of process pid is stopped (state T
+// in /proc/PID/task/*/stat). Without /proc it reports true.
+func stopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return true
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		// pid (comm) state ...: comm may contain spaces, so look after ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			continue
+		}
+		if st := b[i+2]; st != 'T' && st != 't' {
+			return false
+		}
+	}
+	return true
 }
 
 // Resume continues a paused process (SIGCONT); it does nothing when the

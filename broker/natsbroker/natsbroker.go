@@ -16,6 +16,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/broker/internal/dial"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
 	"github.com/socketcluster-go/socketcluster/broker/internal/hseq"
+	"github.com/socketcluster-go/socketcluster/broker/internal/lifecycle"
 )
 
 // ErrOverflow is reported through Handler.Status (wrapped) when messages
@@ -87,13 +88,6 @@ type Stats struct {
 	Queued  int    // messages waiting for Deliver now
 }
 
-const (
-	stateNew int32 = iota
-	stateStarting
-	stateRunning
-	stateClosed
-)
-
 // Broker is a broker.Broker on NATS core publish/subscribe. Create it
 // with New.
 type Broker struct {
@@ -102,7 +96,7 @@ type Broker struct {
 	opts   Options
 	prefix string
 
-	state atomic.Int32
+	state lifecycle.Machine
 	nc    atomic.Pointer[nats.Conn]
 
 	mu   sync.RWMutex
@@ -209,50 +203,38 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 	if h == nil {
 		return errors.New("natsbroker: Start with a nil Handler")
 	}
-	b.mu.Lock()
-	switch b.state.Load() {
-	case stateClosed:
-		b.mu.Unlock()
-		return broker.ErrClosed
-	case stateNew:
-	default:
-		b.mu.Unlock()
-		return errors.New("natsbroker: Start called twice")
-	}
-	b.h = h
-	if hh, ok := h.(broker.HistoryHandler); ok {
-		b.hh = hh
-		b.seq = newSeq(b)
-	}
-	b.state.Store(stateStarting)
-	b.mu.Unlock()
+	return b.state.Start(ctx, b.steps(h))
+}
 
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
-	defer context.AfterFunc(b.ctx, stop)() // Close aborts Start
-	err := b.start(ctx)
-	if err == nil {
-		b.mu.Lock()
-		if b.state.Load() == stateStarting {
-			b.state.Store(stateRunning)
+// steps are this broker's parts of the shared lifecycle (Start and Close).
+func (b *Broker) steps(h broker.Handler) *lifecycle.Steps {
+	closeConn := func() {
+		if nc := b.nc.Load(); nc != nil {
+			nc.Close()
+		}
+	}
+	return &lifecycle.Steps{
+		Name: "natsbroker", Mu: &b.mu, Done: b.ctx, Cancel: b.cancel,
+		Begin: func() {
+			b.h = h
+			if hh, ok := h.(broker.HistoryHandler); ok {
+				b.hh = hh
+				b.seq = newSeq(b)
+			}
+		},
+		Connect: b.start,
+		Run: func() {
 			b.wg.Add(3)
 			go b.pump()
 			go b.deliverLoop()
 			go b.monitor()
-			b.mu.Unlock()
-			return nil
-		}
-		b.mu.Unlock()
-		err = broker.ErrClosed
+		},
+		Abort: closeConn,
+		Stop: func() {
+			closeConn()
+			b.wg.Wait()
+		},
 	}
-	if nc := b.nc.Load(); nc != nil {
-		nc.Close()
-	}
-	b.mu.Lock()
-	b.state.Store(stateClosed)
-	b.mu.Unlock()
-	b.cancel()
-	return err
 }
 
 func (b *Broker) start(ctx context.Context) error {
@@ -337,7 +319,7 @@ func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
 	if err != nil {
 		return err
 	}
-	if b.state.Load() == stateRunning {
+	if b.state.Load() == lifecycle.Running {
 		var fresh []string
 		b.mu.RLock()
 		for _, ch := range channels {
@@ -351,7 +333,7 @@ func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
 		}
 	}
 	b.mu.Lock()
-	if b.state.Load() == stateClosed {
+	if b.state.Load() == lifecycle.Closed {
 		b.mu.Unlock()
 		return broker.ErrClosed
 	}
@@ -360,7 +342,7 @@ func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
 	if err != nil {
 		return b.wrap("subscribe", err)
 	}
-	if len(channels) == 0 || b.state.Load() == stateStarting {
+	if len(channels) == 0 || b.state.Load() == lifecycle.Starting {
 		return nil // Start flushes
 	}
 	if !nc.IsConnected() {
@@ -391,10 +373,10 @@ func (b *Broker) Unsubscribe(ctx context.Context, channels []string) error {
 			firstErr = err
 		}
 	}
-	if b.hh != nil && b.state.Load() == stateRunning {
+	if b.hh != nil && b.state.Load() == lifecycle.Running {
 		for _, ch := range channels {
 			if _, ok := b.hh.History(ch); ok {
-				b.q.Push(dqueue.Item{Channel: ch, Kind: kindForget})
+				b.q.Push(dqueue.Item{Channel: ch, Kind: hseq.KindForget})
 			}
 		}
 	}
@@ -457,7 +439,7 @@ func (b *Broker) PublishBatch(ctx context.Context, msgs []broker.Message) []erro
 }
 
 func (b *Broker) conn() (*nats.Conn, error) {
-	if b.state.Load() == stateClosed {
+	if b.state.Load() == lifecycle.Closed {
 		return nil, broker.ErrClosed
 	}
 	nc := b.nc.Load()
@@ -469,7 +451,7 @@ func (b *Broker) conn() (*nats.Conn, error) {
 
 func (b *Broker) wrap(op string, err error) error {
 	switch {
-	case b.state.Load() == stateClosed:
+	case b.state.Load() == lifecycle.Closed:
 		return broker.ErrClosed
 	case errors.Is(err, nats.ErrReconnectBufExceeded),
 		errors.Is(err, nats.ErrConnectionClosed), // a Flush interrupted by a disconnection
@@ -484,22 +466,7 @@ func (b *Broker) wrap(op string, err error) error {
 // the background goroutines: Deliver is not called after Close returns.
 // Close must not be called from inside Handler.Deliver.
 func (b *Broker) Close() error {
-	b.mu.Lock()
-	prev := b.state.Load()
-	if prev == stateClosed {
-		b.mu.Unlock()
-		return nil
-	}
-	b.state.Store(stateClosed)
-	b.mu.Unlock()
-	b.cancel()
-	if prev == stateStarting {
-		return nil // Start cleans up
-	}
-	if nc := b.nc.Load(); nc != nil {
-		nc.Close()
-	}
-	b.wg.Wait()
+	b.state.Close(b.steps(nil))
 	return nil
 }
 
@@ -520,7 +487,7 @@ func (b *Broker) Stats() Stats {
 func (b *Broker) status(err error) {
 	b.statusMu.Lock()
 	defer b.statusMu.Unlock()
-	if b.state.Load() == stateRunning {
+	if b.state.Load() == lifecycle.Running {
 		b.h.Status(err)
 	}
 }
@@ -537,7 +504,7 @@ func (b *Broker) onDisconnect(_ *nats.Conn, err error) {
 // subscription again. It also subscribes what Handler.Channels returns and
 // the broker lacks, waits for the server, then reports health.
 func (b *Broker) onReconnect(nc *nats.Conn) {
-	if b.state.Load() != stateRunning {
+	if b.state.Load() != lifecycle.Running {
 		return
 	}
 	chs := b.h.Channels()
@@ -589,7 +556,7 @@ func (b *Broker) pump() {
 				if err != nil || !ok {
 					continue
 				}
-				it = dqueue.Item{Channel: ch, Payload: payload, Kind: kindHist, Pos: pos}
+				it = dqueue.Item{Channel: ch, Payload: payload, Kind: hseq.KindHist, Pos: pos}
 			} else {
 				ch, payload, err := b.decode(m.Subject, m.Data)
 				if err != nil {
@@ -636,7 +603,7 @@ func (b *Broker) monitor() {
 			}
 		case <-tick.C:
 			if b.seqStale.Load() {
-				b.q.Push(dqueue.Item{Kind: kindRetry})
+				b.q.Push(dqueue.Item{Kind: hseq.KindRetry})
 			}
 			if shown && b.q.Low() && len(b.in) <= cap(b.in)/2 {
 				shown = false

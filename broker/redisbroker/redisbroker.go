@@ -16,6 +16,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/broker/internal/dial"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
 	"github.com/socketcluster-go/socketcluster/broker/internal/hseq"
+	"github.com/socketcluster-go/socketcluster/broker/internal/lifecycle"
 )
 
 // ErrOverflow is reported through Handler.Status (wrapped) when messages
@@ -98,20 +99,13 @@ type Stats struct {
 	Queued  int    // messages waiting for Deliver now
 }
 
-const (
-	stateNew int32 = iota
-	stateStarting
-	stateRunning
-	stateClosed
-)
-
 // Broker is a broker.Broker on Redis pub/sub. Create it with New.
 type Broker struct {
 	url  string // redacted, for messages
 	opts Options
 	copt rueidis.ClientOption
 
-	state        atomic.Int32
+	state        lifecycle.Machine
 	client       atomic.Pointer[rueidis.Client]
 	keyedPublish bool          // set before client is stored
 	q            *dqueue.Queue // counts the drops
@@ -216,51 +210,47 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 	if h == nil {
 		return errors.New("redisbroker: Start with a nil Handler")
 	}
-	b.mu.Lock()
-	switch b.state.Load() {
-	case stateClosed:
-		b.mu.Unlock()
-		return broker.ErrClosed
-	case stateNew:
-	default:
-		b.mu.Unlock()
-		return errors.New("redisbroker: Start called twice")
-	}
-	b.h = h
-	if hh, ok := h.(broker.HistoryHandler); ok {
-		b.hh = hh
-		b.seq = newSeq(b)
-	}
-	b.state.Store(stateStarting)
-	b.mu.Unlock()
+	return b.state.Start(ctx, b.steps(h))
+}
 
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
-	defer context.AfterFunc(b.ctx, stop)() // Close aborts Start
-	err := b.start(ctx)
-	if err == nil {
-		b.mu.Lock()
-		if b.state.Load() == stateStarting {
-			b.state.Store(stateRunning)
+// steps are this broker's parts of the shared lifecycle (Start and Close).
+func (b *Broker) steps(h broker.Handler) *lifecycle.Steps {
+	closeClient := func() {
+		if c := b.client.Load(); c != nil {
+			(*c).Close()
+		}
+	}
+	return &lifecycle.Steps{
+		Name: "redisbroker", Mu: &b.mu, Done: b.ctx, Cancel: b.cancel,
+		Begin: func() {
+			b.h = h
+			if hh, ok := h.(broker.HistoryHandler); ok {
+				b.hh = hh
+				b.seq = newSeq(b)
+			}
+		},
+		Connect: b.start,
+		Run: func() {
 			b.wg.Add(2)
 			go b.deliverLoop()
 			go b.m.run()
-			b.mu.Unlock()
 			b.poke()
-			return nil
-		}
-		b.mu.Unlock()
-		err = broker.ErrClosed // Close raced with Start
+		},
+		Abort: func() {
+			b.m.shutdown()
+			closeClient()
+		},
+		Closing: func() {
+			for _, w := range b.waiters {
+				w.done <- broker.ErrClosed // buffered
+			}
+			b.waiters = nil
+		},
+		Stop: func() {
+			b.wg.Wait() // manager (closes pub/sub connections), delivery, watchers
+			closeClient()
+		},
 	}
-	b.m.shutdown()
-	if c := b.client.Load(); c != nil {
-		(*c).Close()
-	}
-	b.mu.Lock()
-	b.state.Store(stateClosed)
-	b.mu.Unlock()
-	b.cancel()
-	return err
 }
 
 func (b *Broker) start(ctx context.Context) error {
@@ -290,7 +280,7 @@ func (b *Broker) start(ctx context.Context) error {
 // fails with ErrNotConnected, but the channels stay wanted: they are
 // subscribed on reconnection, with everything Handler.Channels returns.
 func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
-	if b.state.Load() == stateRunning && !b.inChannels.Load() {
+	if b.state.Load() == lifecycle.Running && !b.inChannels.Load() {
 		if err := b.startPositions(ctx, channels); err != nil {
 			// Redis is unreachable: Subscribe fails, but the channels stay
 			// wanted, as for any Subscribe during an outage.
@@ -309,10 +299,10 @@ func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
 // subscribed on the new connection.
 func (b *Broker) Unsubscribe(ctx context.Context, channels []string) error {
 	err := b.change(ctx, channels, false)
-	if b.hh != nil && b.state.Load() == stateRunning {
+	if b.hh != nil && b.state.Load() == lifecycle.Running {
 		for _, ch := range channels {
 			if _, ok := b.hh.History(ch); ok {
-				b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: kindForget})
+				b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: hseq.KindForget})
 			}
 		}
 	}
@@ -322,9 +312,9 @@ func (b *Broker) Unsubscribe(ctx context.Context, channels []string) error {
 func (b *Broker) change(ctx context.Context, channels []string, sub bool) error {
 	b.mu.Lock()
 	st := b.state.Load()
-	if st == stateClosed || st == stateNew && sub {
+	if st == lifecycle.Closed || st == lifecycle.New && sub {
 		b.mu.Unlock()
-		if st == stateNew {
+		if st == lifecycle.New {
 			return errors.New("redisbroker: Subscribe before Start")
 		}
 		return broker.ErrClosed
@@ -337,7 +327,7 @@ func (b *Broker) change(ctx context.Context, channels []string, sub bool) error 
 		}
 		b.dirty[ch] = struct{}{}
 	}
-	if len(channels) == 0 || st != stateRunning || b.inChannels.Load() {
+	if len(channels) == 0 || st != lifecycle.Running || b.inChannels.Load() {
 		// During Start, or while the manager asks Handler.Channels (which
 		// may call back here: waiting would deadlock), the resubscription
 		// that follows picks the change up.
@@ -424,7 +414,7 @@ func fillErr(n int, err error) []error {
 }
 
 func (b *Broker) publishClient() (rueidis.Client, error) {
-	if b.state.Load() == stateClosed {
+	if b.state.Load() == lifecycle.Closed {
 		return nil, broker.ErrClosed
 	}
 	cp := b.client.Load()
@@ -454,7 +444,7 @@ func (b *Broker) publishErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	if b.state.Load() == stateClosed {
+	if b.state.Load() == lifecycle.Closed {
 		return broker.ErrClosed
 	}
 	return fmt.Errorf("redisbroker: publish on %s: %w", b.url, err)
@@ -464,27 +454,7 @@ func (b *Broker) publishErr(err error) error {
 // the background goroutines: Deliver is not called after Close returns.
 // Close must not be called from inside Handler.Deliver.
 func (b *Broker) Close() error {
-	b.mu.Lock()
-	prev := b.state.Load()
-	if prev == stateClosed {
-		b.mu.Unlock()
-		return nil
-	}
-	b.state.Store(stateClosed)
-	waiters := b.waiters
-	b.waiters = nil
-	b.mu.Unlock()
-	for _, w := range waiters {
-		w.done <- broker.ErrClosed
-	}
-	b.cancel()
-	if prev == stateStarting {
-		return nil // Start sees the state and cleans up
-	}
-	b.wg.Wait() // manager (closes pub/sub connections), delivery, watchers
-	if c := b.client.Load(); c != nil {
-		(*c).Close()
-	}
+	b.state.Close(b.steps(nil))
 	return nil
 }
 
@@ -506,7 +476,7 @@ func (b *Broker) onMessage(m rueidis.PubSubMessage) {
 		if !ok {
 			return // not from a history publish: ignored
 		}
-		it.Kind, it.Pos, it.Payload = kindHist, pos, payload
+		it.Kind, it.Pos, it.Payload = hseq.KindHist, pos, payload
 	} else {
 		it.Payload = []byte(m.Message)
 	}

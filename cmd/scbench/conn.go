@@ -64,6 +64,7 @@ type Conn struct {
 	rbuf   []byte // bytes of an incomplete frame carried to the next read
 	frag   []byte // a fragmented message being assembled
 	inFrag bool
+	fragZ  bool // it is compressed
 
 	mu      sync.Mutex
 	fd      int    // the socket once set up; -1 after it was closed
@@ -176,10 +177,20 @@ func (t *Target) dial(ctx context.Context, ps *pollSet, id int, channel string, 
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	br, _, err := ws.Dialer{ReadBufferSize: t.ReadBuffer}.Upgrade(nc, t.u)
+	dialer := ws.Dialer{ReadBufferSize: t.ReadBuffer}
+	if t.Deflate {
+		dialer.Extensions = deflateOffer()
+	}
+	br, hs, err := dialer.Upgrade(nc, t.u)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("upgrade: %w", err)
+	}
+	if t.Deflate {
+		if err := checkDeflateAnswer(hs.Extensions); err != nil {
+			nc.Close()
+			return nil, err
+		}
 	}
 	if br == nil {
 		br = bufio.NewReaderSize(nc, t.ReadBuffer)
@@ -355,14 +366,15 @@ func (c *Conn) next() ([]byte, error) {
 		}
 		switch h.OpCode {
 		case ws.OpText, ws.OpBinary:
+			c.fragZ = h.Rsv1()
 			if h.Fin {
-				return p, nil
+				return c.setupMessage(p)
 			}
 			c.scratch = append(c.scratch[:0], p...)
 		case ws.OpContinuation:
 			c.scratch = append(c.scratch, p...)
 			if h.Fin {
-				return c.scratch, nil
+				return c.setupMessage(c.scratch)
 			}
 		case ws.OpPing:
 			if _, err := c.nc.Write(appendFrame(nil, ws.OpPong, p, &c.mask)); err != nil {
@@ -375,6 +387,17 @@ func (c *Conn) next() ([]byte, error) {
 			return nil, fmt.Errorf("unknown opcode %d", h.OpCode)
 		}
 	}
+}
+
+// setupMessage returns a set-up message, inflated when it came
+// compressed.
+func (c *Conn) setupMessage(p []byte) ([]byte, error) {
+	if !c.fragZ {
+		return p, nil
+	}
+	var out []byte
+	err := withInflated(p, func(m []byte) { out = append(c.big[:0:0], m...) })
+	return out, err
 }
 
 func closeFrameError(p []byte) *closeError {
@@ -458,10 +481,13 @@ func (c *Conn) process(data []byte, now int64) (int, error) {
 		switch h.OpCode {
 		case ws.OpText, ws.OpBinary:
 			if h.Fin {
-				c.message(p, now)
+				if err := c.compressedMessage(h.Rsv1(), p, now); err != nil {
+					return i, err
+				}
 			} else {
 				c.frag = append(c.frag[:0], p...)
 				c.inFrag = true
+				c.fragZ = h.Rsv1()
 			}
 		case ws.OpContinuation:
 			if !c.inFrag {
@@ -473,7 +499,9 @@ func (c *Conn) process(data []byte, now int64) (int, error) {
 			}
 			if h.Fin {
 				c.inFrag = false
-				c.message(c.frag, now)
+				if err := c.compressedMessage(c.fragZ, c.frag, now); err != nil {
+					return i, err
+				}
 			}
 		case ws.OpPing:
 			c.queueFrame(ws.OpPong, p)
@@ -489,6 +517,15 @@ func (c *Conn) process(data []byte, now int64) (int, error) {
 			return i, fmt.Errorf("unknown opcode %d", h.OpCode)
 		}
 	}
+}
+
+// compressedMessage handles a message that may have come compressed.
+func (c *Conn) compressedMessage(compressed bool, p []byte, now int64) error {
+	if !compressed {
+		c.message(p, now)
+		return nil
+	}
+	return withInflated(p, func(m []byte) { c.message(m, now) })
 }
 
 // message handles one text message: a ping, a packet or a batch (the

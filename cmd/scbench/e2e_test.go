@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"runtime"
@@ -11,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/broker"
 )
 
 func startMini(t *testing.T, pingEvery time.Duration) (*miniServer, string) {
@@ -27,6 +32,14 @@ func startMini(t *testing.T, pingEvery time.Duration) (*miniServer, string) {
 // runJSON runs scbench with args and decodes its one line of JSON.
 func runJSON(t *testing.T, args ...string) map[string]any {
 	t.Helper()
+	return runJSONFDs(t, true, args...)
+}
+
+// runJSONFDs is runJSON; checkFDs false skips the descriptor count (for a
+// server in this process that keeps its side open a while, as
+// socketcluster-go does while it waits for the client's close frame).
+func runJSONFDs(t *testing.T, checkFDs bool, args ...string) map[string]any {
+	t.Helper()
 	var out, errb bytes.Buffer
 	fds := openFDs(t)
 	code := run(context.Background(), args, &out, &errb)
@@ -35,7 +48,7 @@ func runJSON(t *testing.T, args ...string) map[string]any {
 	}
 	// Every socket and epoll descriptor of the run is closed again (the
 	// mini server closes its side when it reads the end).
-	for end := time.Now().Add(2 * time.Second); openFDs(t) > fds; time.Sleep(5 * time.Millisecond) {
+	for end := time.Now().Add(2 * time.Second); checkFDs && openFDs(t) > fds; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(end) {
 			t.Fatalf("%d descriptors open after the run, %d before", openFDs(t), fds)
 		}
@@ -278,4 +291,60 @@ func TestE2EFloor(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("floor did not stop with its context")
 	}
+}
+
+// TestE2EDeflate: against socketcluster-go with permessage-deflate, the
+// generator negotiates it, inflates the compressed publishes (2 KB each)
+// and counts them like plain ones; against a server without it, -deflate
+// fails at set-up instead of measuring something else.
+func TestE2EDeflate(t *testing.T) {
+	srv, err := sc.New(sc.Options{PerMessageDeflate: &sc.DeflateOptions{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		_ = srv.Close(context.Background())
+		hs.Close()
+	})
+	m := runJSONFDs(t, false, "fanout", "-addr", strings.TrimPrefix(hs.URL, "http://"), "-deflate", "-n", "5", "-window", "4",
+		"-size", "2000", "-duration", "300ms", "-warmup", "50ms", "-q")
+	checkDeliveries(t, m, 5)
+	if m["deflate"] != true {
+		t.Fatalf("result does not say deflate: %v", m)
+	}
+	if st := srv.Stats(); st.Compressions < int64(num(t, m, "published")) || st.CompressionOutBytes*4 > st.CompressionInBytes {
+		t.Fatalf("server stats %+v for %v publishes", st, m["published"])
+	}
+
+	_, addr := startMini(t, 0)
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"conns", "-addr", addr, "-deflate", "-n", "1", "-hold", "0s", "-q"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "permessage-deflate") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// Cross-instance fan-out: subscribers on one socketcluster-go server, the
+// publisher on another, the two joined by a broker bus; every publish
+// crosses it.
+func TestE2EFanoutPubAddr(t *testing.T) {
+	bus := broker.NewBus()
+	var addrs []string
+	for range 2 {
+		// Reading goroutines on the server side: its epoll descriptors
+		// would otherwise count as left open by the run.
+		srv, err := sc.New(sc.Options{Broker: broker.NewMemory(bus), DisableEventReads: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewServer(srv)
+		t.Cleanup(func() {
+			_ = srv.Close(context.Background())
+			hs.Close()
+		})
+		addrs = append(addrs, strings.TrimPrefix(hs.URL, "http://"))
+	}
+	m := runJSON(t, "fanout", "-addr", addrs[0], "-pub-addr", addrs[1], "-n", "5", "-window", "4",
+		"-duration", "300ms", "-warmup", "100ms", "-q")
+	checkDeliveries(t, m, 5)
 }

@@ -153,6 +153,9 @@ func execute(ctx context.Context, t *Target, fn runFunc) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.Deflate {
+		res.set("deflate", true)
+	}
 	if t.Label != "" {
 		res.set("label", t.Label)
 	}

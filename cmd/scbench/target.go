@@ -33,6 +33,7 @@ type Target struct {
 	Proto       string        // protocol: sc or centrifugo
 	Label       string        // copied into the result (head-to-head reports)
 	Server      string        // server name, copied into the result
+	Deflate     bool          // offer permessage-deflate and inflate what comes compressed
 
 	proto *protocol
 
@@ -54,6 +55,7 @@ func (t *Target) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&t.CPUProfile, "cpuprofile", "", "write the generator's own CPU profile to this `file`")
 	fs.StringVar(&t.Proto, "proto", "sc", "protocol the server speaks: sc (SocketCluster v2) or centrifugo (Centrifugo's JSON protocol; default path /connection/websocket)")
 	fs.StringVar(&t.Label, "label", "", "a `label` copied into the result line (scbench report groups by it)")
+	fs.BoolVar(&t.Deflate, "deflate", false, "offer permessage-deflate as browsers do (the server must accept it, without context takeover) and inflate compressed messages; the generator's own messages stay uncompressed")
 	fs.StringVar(&t.Server, "server", "", "the server's `name`, copied into the result line (scbench report's columns)")
 }
 

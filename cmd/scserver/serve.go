@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/internal/admin"
 )
 
 // app is one running scserver: the library's Server and what the binary
@@ -36,6 +37,8 @@ type app struct {
 	internal *http.ServeMux // /metrics and other operator endpoints
 	draining atomic.Bool    // set when a shutdown began: /readyz answers 503
 	certs    *certReloader  // nil without -tls-cert
+	onClose  []func()       // run in order after the server closed (gateway.go)
+	admin    *admin.Admin   // nil without -admin-password
 
 	stdout, stderr io.Writer
 }
@@ -97,7 +100,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		a.internal = http.NewServeMux()
 	}
 	a.routes()
+	if serr, rerr := a.installGateway(); serr != nil || rerr != nil {
+		_ = srv.Close(context.Background())
+		if serr != nil {
+			return fail(exitSettings, serr)
+		}
+		return fail(exitRuntime, rerr)
+	}
+	defer func() {
+		for _, f := range a.onClose {
+			f()
+		}
+	}()
 	return a.serve(ctx)
+}
+
+// listenSpec is one listen address of the binary.
+type listenSpec struct {
+	flag, addr string
+	what       string // how its address is announced on stdout
+	h          http.Handler
 }
 
 // serve listens, serves until ctx is done or SIGTERM/SIGINT, then drains:
@@ -107,31 +129,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func (a *app) serve(ctx context.Context) int {
 	c := a.cfg
 	ctx, cancel := context.WithCancel(ctx) // ends the helper goroutines below
-	listeners := []struct {
-		addr, what string
-		h          http.Handler
-	}{{c.Addr, "listening on", a.mux}}
+	listeners := []listenSpec{{"addr", c.Addr, "listening on", a.mux}}
 	if c.MetricsAddr != "" {
-		listeners = append(listeners, struct {
-			addr, what string
-			h          http.Handler
-		}{c.MetricsAddr, "metrics on", a.internal})
+		listeners = append(listeners, listenSpec{"metrics-addr", c.MetricsAddr, "metrics on", a.internal})
 	}
+	listeners = append(listeners, a.adminListeners()...)
 	var servers []*http.Server
 	served := make(chan error, len(listeners))
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	if a.certs != nil {
-		// Caught before the process says it listens.
 		hup := notifyHUP()
 		defer signal.Stop(hup)
 		wg.Add(1)
 		go func() { defer wg.Done(); a.certs.watch(ctx, hup) }()
+	} else {
+		a.ignoreHUP(ctx, &wg) // systemctl reload must not end the process
 	}
+	// Signals and event logs are set up before the process says it
+	// listens: a SIGTERM then always drains.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	a.logEvents(ctx, &wg)
+	a.runAdmin(ctx, &wg)
 	for i, ln := range listeners {
 		l, err := net.Listen("tcp", ln.addr)
 		if err != nil {
-			fmt.Fprintf(a.stderr, "scserver: -%s %s: %v\n", []string{"addr", "metrics-addr"}[i], ln.addr, err)
+			fmt.Fprintf(a.stderr, "scserver: -%s %s: %v\n", ln.flag, ln.addr, err)
 			for _, hs := range servers {
 				_ = hs.Close()
 			}
@@ -167,11 +192,6 @@ func (a *app) serve(ctx context.Context) int {
 			}
 		}()
 	}
-	a.logEvents(ctx, &wg)
-
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	code := exitOK
 	select {
 	case <-ctx.Done():

@@ -34,6 +34,9 @@ func TestDebugLogsConnections(t *testing.T) {
 			strings.Contains(s, "scserver: upgrade refused") && strings.Contains(s, "status=403") &&
 			strings.Contains(s, "https://evil.example")
 	})
+	if _, body := mustGet(t, "http://"+p.addr+"/metrics"); !strings.Contains(body, "socketcluster_origin_refusals_total 1") {
+		t.Fatal("the origin refusal is not counted in /metrics")
+	}
 }
 
 // TestInfoLogsNoConnections: at info level nothing is logged per
@@ -143,5 +146,34 @@ func TestEmbeddedClientIsTheNPMBuild(t *testing.T) {
 	pj, _ := os.ReadFile(filepath.Join(dir, "package.json"))
 	if err := json.Unmarshal(pj, &pkg); err != nil || pkg.Version != clientJSVersion {
 		t.Fatalf("npm package version %q, embedded %q", pkg.Version, clientJSVersion)
+	}
+}
+
+// TestMaxHeaderBytesFlag: -max-header-bytes sets the cap of request
+// headers (431 above it) on every listener.
+func TestMaxHeaderBytesFlag(t *testing.T) {
+	p := start(t, "-max-header-bytes", "8192", "-metrics-addr", "127.0.0.1:0", "-drain-delay", "0", "-log-level", "error")
+	for _, tc := range []struct {
+		addr string
+		size int
+		want int
+	}{
+		{p.addr, 4 << 10, http.StatusOK},
+		{p.addr, 10 << 10, http.StatusRequestHeaderFieldsTooLarge}, // under the default 16 KiB
+		{p.metricsAddr, 10 << 10, http.StatusRequestHeaderFieldsTooLarge},
+	} {
+		req, _ := http.NewRequest("GET", "http://"+tc.addr+"/healthz", nil)
+		if tc.addr == p.metricsAddr {
+			req.URL.Path = "/metrics"
+		}
+		req.Header.Set("X-Big", strings.Repeat("a", tc.size))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("%s with a %d-byte header: %d, want %d", req.URL, tc.size, resp.StatusCode, tc.want)
+		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/socketcluster-go/socketcluster/broker/brokertest"
 )
 
 // writeKeyPair writes a PEM key pair (RSA or EC) and returns the paths.
@@ -144,5 +146,21 @@ func TestGoodAuthSettingsStart(t *testing.T) {
 		if code := p.wait(t); code != 0 {
 			t.Fatalf("%q: exit %d\n%s", args, code, p.stderr)
 		}
+	}
+}
+
+// TestRandomAuthKeyWithBroker: with a broker and no key, scserver refuses
+// to start (TestSettingsThatCannotWork); -allow-random-auth-key starts it
+// and warns, naming the flag.
+func TestRandomAuthKeyWithBroker(t *testing.T) {
+	url := brokertest.URL(t, "nats")
+	p := start(t, "-broker", url, "-allow-random-auth-key", "-drain-delay", "0", "-log-level", "warn")
+	if s := p.stderr.String(); !strings.Contains(s, "random key") || !strings.Contains(s, "-auth-key") {
+		t.Fatalf("no warning naming -auth-key:\n%s", s)
+	}
+	// With a shared key: no warning.
+	q := start(t, "-broker", url, "-auth-key", "shared", "-drain-delay", "0", "-log-level", "warn")
+	if s := q.stderr.String(); strings.Contains(s, "random key") {
+		t.Fatalf("warning with -auth-key:\n%s", s)
 	}
 }

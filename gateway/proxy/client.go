@@ -42,6 +42,7 @@ type Request struct {
 	AuthToken     map[string]any    `json:"authToken,omitempty"`
 	RemoteAddress string            `json:"remoteAddress,omitempty"`
 	Headers       map[string]string `json:"headers,omitempty"`
+	Query         string            `json:"query,omitempty"`     // the upgrade URL's query string (connect)
 	Channel       string            `json:"channel,omitempty"`   // subscribe, publish
 	Procedure     string            `json:"procedure,omitempty"` // rpc
 	Data          json.RawMessage   `json:"data,omitempty"`      // publish, rpc, subscribe
@@ -56,8 +57,8 @@ type Reply struct {
 
 // Disconnect asks for the socket to be closed.
 type Disconnect struct {
-	Code   int    `json:"code"`
-	Reason string `json:"reason"`
+	Code   sc.CloseCode `json:"code"`
+	Reason string       `json:"reason"`
 }
 
 // Errors of the backend as the client gets them (their Name).
@@ -183,7 +184,7 @@ func parseReply(raw []byte) (*Reply, error) {
 	}
 	if rep.Disconnect != nil {
 		n++
-		if !sc.ValidCloseCode(rep.Disconnect.Code) || rep.Disconnect.Code < 4000 {
+		if !rep.Disconnect.Code.Valid() || rep.Disconnect.Code < 4000 {
 			return nil, fmt.Errorf("disconnect code %d is not an application close code (4000-4999)", rep.Disconnect.Code)
 		}
 	}

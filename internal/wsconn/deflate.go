@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,9 +25,12 @@ import (
 //     own history and the message would be compressed once per
 //     subscriber);
 //   - no connection holds a compressor or a decompressor between
-//     messages: both are borrowed from pools (sync.Pool) for the length
-//     of one message, so an idle connection costs no deflate memory (a
-//     compress/flate writer holds about 600 KiB, a reader about 40 KiB).
+//     messages: both are borrowed from pools for the length of one
+//     message, so an idle connection costs no deflate memory. A
+//     compress/flate writer weighs 1.2 MB at level 1 and takes
+//     milliseconds to make, a reader 44 KB: the pools (flatePool) keep a
+//     few of each across garbage collections, which a bare sync.Pool
+//     would not (it would make a new writer after every other GC).
 //
 // Window sizes: the decompressor accepts any window up to 32 KiB, so the
 // client's client_max_window_bits is left as the client chooses. The
@@ -151,7 +155,7 @@ func validBits(v string) bool {
 type Compressor struct {
 	level     int
 	threshold int
-	writers   sync.Pool // of *deflater
+	writers   flatePool[*deflater]
 
 	frames, in, out atomic.Int64 // CompressorStats
 }
@@ -190,11 +194,11 @@ func NewCompressor(level, threshold int) (*Compressor, error) {
 		return nil, fmt.Errorf("wsconn: compression level %d: want 1 to 9, or %d (Huffman only)", level, flate.HuffmanOnly)
 	}
 	z := &Compressor{level: level, threshold: threshold}
-	z.writers.New = func() any {
+	z.writers = newFlatePool(func() *deflater {
 		d := &deflater{}
 		d.w, _ = flate.NewWriter(d, level) // the level was checked
 		return d
-	}
+	})
 	return z, nil
 }
 
@@ -207,7 +211,7 @@ func (z *Compressor) Frame(binaryFrame bool, payload []byte) []byte {
 	if len(payload) < z.threshold {
 		return nil
 	}
-	d := z.writers.Get().(*deflater)
+	d := z.writers.get()
 	d.out = d.out[:0]
 	d.w.Reset(d)
 	_, _ = d.w.Write(payload) // writes to d never fail
@@ -229,12 +233,50 @@ func (z *Compressor) Frame(binaryFrame bool, payload []byte) []byte {
 	if cap(d.out) > maxPooledOut {
 		d.out = nil
 	}
-	z.writers.Put(d)
+	z.writers.put(d)
 	return frame
 }
 
 // rsv1 marks a compressed message (RFC 7692 §6).
 const rsv1 = 0x40
+
+// flatePool lends flate writers or readers. Up to keptFlate of them are
+// kept for good (a channel, which garbage collection leaves alone); more,
+// under heavier concurrency, go through a sync.Pool. Nothing is made
+// before it is first needed.
+type flatePool[T any] struct {
+	kept     chan T
+	overflow *sync.Pool
+	newT     func() T
+}
+
+// keptFlate is how many flate writers (and readers) a pool keeps across
+// garbage collections: at most 4 × 1.2 MB of writers for a server.
+var keptFlate = min(4, max(1, runtime.GOMAXPROCS(0)))
+
+func newFlatePool[T any](newT func() T) flatePool[T] {
+	return flatePool[T]{kept: make(chan T, keptFlate), overflow: &sync.Pool{}, newT: newT}
+}
+
+func (p *flatePool[T]) get() T {
+	select {
+	case v := <-p.kept:
+		return v
+	default:
+	}
+	if v, ok := p.overflow.Get().(T); ok {
+		return v
+	}
+	return p.newT()
+}
+
+func (p *flatePool[T]) put(v T) {
+	select {
+	case p.kept <- v:
+	default:
+		p.overflow.Put(v)
+	}
+}
 
 // ---- Decompression ----
 
@@ -244,11 +286,11 @@ type inflater struct {
 	src msgSource
 }
 
-var inflaters = sync.Pool{New: func() any {
+var inflaters = newFlatePool(func() *inflater {
 	f := &inflater{}
 	f.r = flate.NewReader(&f.src)
 	return f
-}}
+})
 
 // inflateTail ends a message's deflate data: the 00 00 ff ff that the
 // sender removed (RFC 7692 §7.2.2), then an empty final block so that the
@@ -259,8 +301,8 @@ var inflateTail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 // output passes limit bytes: memory is bounded by the limit whatever the
 // compressed data says.
 func inflate(data []byte, limit int64) ([]byte, error) {
-	f := inflaters.Get().(*inflater)
-	defer inflaters.Put(f)
+	f := inflaters.get()
+	defer inflaters.put(f)
 	f.src = msgSource{a: data, b: inflateTail}
 	if err := f.r.(flate.Resetter).Reset(&f.src, nil); err != nil {
 		return nil, err

@@ -70,3 +70,35 @@ func TestParseRSV1(t *testing.T) {
 		t.Fatalf("RSV1 without deflate: %v", err)
 	}
 }
+
+// TestFlatePoolsSurviveGC: a flate writer (1.2 MB at level 1) and reader
+// are made once and kept across garbage collections, not made again for
+// the next message.
+func TestFlatePoolsSurviveGC(t *testing.T) {
+	z, err := NewCompressor(flate.BestSpeed, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := bytes.Repeat([]byte(`{"symbol":"ACME","bid":101.25},`), 100)
+	frame := z.Frame(false, msg)
+	if frame == nil {
+		t.Fatal("not compressed")
+	}
+	payload := frame[headerLen(frame):]
+	if _, err := inflate(payload, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	z.Frame(false, msg)
+	got, err := inflate(payload, 1<<20)
+	runtime.ReadMemStats(&after)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("round trip: %v", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+		t.Fatalf("a message after two collections allocated %d bytes: the pools made a new writer or reader", n)
+	}
+}
