@@ -9,9 +9,10 @@ import (
 
 	"github.com/socketcluster-go/socketcluster/auth"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
-// Authentication (PROTOCOL.md §6): the token in #handshake, #authenticate,
+// Authentication (docs/protocol.md §6): the token in #handshake, #authenticate,
 // #removeAuthToken, SetAuthToken, Deauthenticate and mid-session expiry.
 
 // SetAuthTokenOptions are the options of SetAuthToken.
@@ -105,7 +106,7 @@ func (s *Socket) deauth(send bool) {
 	s.emit(DeauthenticateEvent{OldAuthToken: tok})
 	s.server.emit(DeauthenticationEvent{Socket: s, OldAuthToken: tok})
 	if send {
-		s.sendEvent("#removeAuthToken", nil)
+		s.sendEvent(protocol.EventRemoveAuthToken, nil)
 	}
 }
 
@@ -193,8 +194,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 	var clientAuthErr error // authError in the response
 	if hasToken {
 		if authErr == nil {
-			old := s.setToken(claims, signed)
-			_ = old
+			s.setToken(claims, signed) // the state-change events follow the connect event (§6.7)
 			if err := s.runAuthenticate(claims, signed); err != nil {
 				clientAuthErr = err
 				if isBadToken(err) {
@@ -222,7 +222,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 	s.mu.Unlock()
 	isAuth := s.sendHandshakeResponse(p.Cid, clientAuthErr)
 	if clientAuthErr != nil && isBadToken(clientAuthErr) {
-		s.sendEvent("#removeAuthToken", nil)
+		s.sendEvent(protocol.EventRemoveAuthToken, nil)
 	}
 	o := &s.server.opts
 	s.emit(ConnectEvent{ID: s.id, PingTimeout: o.PingTimeout, IsAuthenticated: isAuth, AuthError: clientAuthErr})
@@ -243,7 +243,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 			}
 		})
 	}
-	s.deliverAnswered("#handshake", p)
+	s.deliverAnswered(protocol.EventHandshake, p)
 }
 
 // sendHandshakeResponse answers #handshake; it returns isAuthenticated.
@@ -306,13 +306,13 @@ func mustError(err error) []byte {
 
 // handshakeRejection builds the error answer of a blocked HANDSHAKE_SC
 // action and the close code (its statusCode, default 4008).
-func (s *Socket) handshakeRejection(err error, a *Action) ([]byte, int) {
+func (s *Socket) handshakeRejection(err error, a *Action) ([]byte, CloseCode) {
 	code := CloseHandshakeRejected
 	var e *Error
 	if errors.As(err, &e) {
 		if v, ok := e.Field("statusCode"); ok {
-			if f, ok := toFloat(v); ok && ValidCloseCode(int(f)) {
-				code = int(f)
+			if f, ok := toFloat(v); ok && CloseCode(f).Valid() && float64(int(f)) == f {
+				code = CloseCode(f)
 			}
 		}
 	}
@@ -339,7 +339,7 @@ func (s *Socket) handshakeRejection(err error, a *Action) ([]byte, int) {
 		clientErr = &Error{Message: err.Error()}
 	}
 	if _, ok := clientErr.Field("statusCode"); !ok {
-		clientErr.With("statusCode", code)
+		clientErr.With("statusCode", int(code))
 	}
 	raw, _ := appendError(nil, clientErr)
 	return raw, code
@@ -382,7 +382,7 @@ func (s *Socket) handleAuthenticate(p *wire.Packet) {
 		} else {
 			s.sendAuthStatus(p.Cid, err)
 		}
-		s.deliverAnswered("#authenticate", p)
+		s.deliverAnswered(protocol.EventAuthenticate, p)
 		return
 	}
 	old := s.setToken(claims, signed)
@@ -398,12 +398,12 @@ func (s *Socket) handleAuthenticate(p *wire.Packet) {
 			}
 			s.sendAuthStatus(p.Cid, aerr)
 		}
-		s.deliverAnswered("#authenticate", p)
+		s.deliverAnswered(protocol.EventAuthenticate, p)
 		return
 	}
 	s.sendAuthStatus(p.Cid, nil)
 	s.emitAuthenticated(old, claims)
-	s.deliverAnswered("#authenticate", p)
+	s.deliverAnswered(protocol.EventAuthenticate, p)
 }
 
 // sendAuthStatus answers #authenticate with {isAuthenticated, authError}.
@@ -426,10 +426,10 @@ func (s *Socket) sendAuthStatus(cid float64, authErr error) {
 
 func (s *Socket) handleRemoveAuthToken(p *wire.Packet) {
 	s.deauth(false)
-	s.deliverReceived("#removeAuthToken", p)
+	s.deliverReceived(protocol.EventRemoveAuthToken, p)
 }
 
-// checkTokenExpiry drops an expired token (PROTOCOL.md §6.6) and returns
+// checkTokenExpiry drops an expired token (docs/protocol.md §6.6) and returns
 // the AuthTokenExpiredError for the middleware action, or nil.
 func (s *Socket) checkTokenExpiry() error {
 	s.mu.Lock()
@@ -471,14 +471,14 @@ func (s *Socket) SetAuthToken(ctx context.Context, payload AuthToken, opts *SetA
 	s.emitAuthenticated(old, claims)
 	data := append(append([]byte(`{"token":`), wire.AppendString(nil, signed)...), '}')
 	if opts != nil && opts.RejectOnFailedDelivery {
-		if _, err := s.Invoke(ctx, "#setAuthToken", Data(data)); err != nil {
+		if _, err := s.Invoke(ctx, protocol.EventSetAuthToken, Data(data)); err != nil {
 			e := NewError("AuthError", "Failed to deliver auth token to client - "+err.Error())
 			s.emitError(e)
 			return e
 		}
 		return nil
 	}
-	s.sendEvent("#setAuthToken", data)
+	s.sendEvent(protocol.EventSetAuthToken, data)
 	return nil
 }
 
@@ -492,7 +492,7 @@ func (s *Socket) Deauthenticate() {
 // (rejectOnFailedDelivery): it waits for the client's receipt.
 func (s *Socket) DeauthenticateConfirmed(ctx context.Context) error {
 	s.deauth(false)
-	if _, err := s.Invoke(ctx, "#removeAuthToken", Undefined); err != nil {
+	if _, err := s.Invoke(ctx, protocol.EventRemoveAuthToken, Undefined); err != nil {
 		e := NewError("AuthError", "Failed to confirm delete of auth token from client - "+err.Error())
 		s.emitError(e)
 		return e

@@ -55,7 +55,7 @@ func tokenFrom(t *testing.T, frame string) string {
 	return p.Data.Token
 }
 
-// PROTOCOL.md §14.2: login through a procedure, then reconnect with the
+// docs/protocol.md §14.2: login through a procedure, then reconnect with the
 // token.
 func TestLoginAndReconnectWithToken(t *testing.T) {
 	ts := newServer(t, sc.Options{AuthKey: authKey}, fixture.Install)
@@ -113,7 +113,7 @@ func TestLoginAndReconnectWithToken(t *testing.T) {
 	}
 }
 
-// PROTOCOL.md §3.3.1 and §14.3: a refused token is not a refused
+// docs/protocol.md §3.3.1 and §14.3: a refused token is not a refused
 // handshake; bad tokens are followed by #removeAuthToken.
 func TestHandshakeWithBadTokens(t *testing.T) {
 	ts := newServer(t, sc.Options{AuthKey: authKey})
@@ -158,7 +158,7 @@ func TestHandshakeWithBadTokens(t *testing.T) {
 	}
 }
 
-// PROTOCOL.md §3.4: #authenticate.
+// docs/protocol.md §3.4: #authenticate.
 func TestAuthenticate(t *testing.T) {
 	var blockUser = "mallory"
 	ts := newServer(t, sc.Options{AuthKey: authKey}, func(srv *sc.Server) {
@@ -220,7 +220,7 @@ func TestAuthenticate(t *testing.T) {
 	barrier(t, c2)
 }
 
-// Deauthentication from either side (PROTOCOL.md §3.5, §6.6, §14.6).
+// Deauthentication from either side (docs/protocol.md §3.5, §6.6, §14.6).
 func TestDeauthenticate(t *testing.T) {
 	ts := newServer(t, sc.Options{AuthKey: authKey, AckTimeout: 200 * time.Millisecond})
 	token := sign(t, authKey, jwt.MapClaims{"username": "bob"})
@@ -315,7 +315,7 @@ func TestSetAuthTokenErrors(t *testing.T) {
 
 // A token that expires mid-session is dropped on the next message: the
 // middleware sees AuthTokenExpiredError and the client gets
-// #removeAuthToken (PROTOCOL.md §6.6).
+// #removeAuthToken (docs/protocol.md §6.6).
 func TestTokenExpiresMidSession(t *testing.T) {
 	seen := make(chan sc.Action, 4)
 	ts := newServer(t, sc.Options{AuthKey: authKey}, func(srv *sc.Server) {

@@ -16,7 +16,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
 )
 
-// PROTOCOL.md §14.7: pings are empty text frames; without pongs the
+// docs/protocol.md §14.7: pings are empty text frames; without pongs the
 // server closes with 4001 and an empty reason.
 func TestPongTimeout(t *testing.T) {
 	t.Parallel()
@@ -82,7 +82,7 @@ func TestProtocolVersion1Pings(t *testing.T) {
 	}
 }
 
-// PROTOCOL.md §9.3: no #handshake within HandshakeTimeout → 4005.
+// docs/protocol.md §9.3: no #handshake within HandshakeTimeout → 4005.
 func TestHandshakeTimeout(t *testing.T) {
 	t.Parallel()
 	ts := newServer(t, sc.Options{HandshakeTimeout: 150 * time.Millisecond})
@@ -177,7 +177,7 @@ func TestMalformedHandshakeAndAuthenticate(t *testing.T) {
 	})
 }
 
-// PROTOCOL.md §3.3.2 and §14.4: a blocked HANDSHAKE_SC action answers
+// docs/protocol.md §3.3.2 and §14.4: a blocked HANDSHAKE_SC action answers
 // with the error (statusCode added) then closes with that code.
 func TestRejectedHandshake(t *testing.T) {
 	t.Run("fixture", func(t *testing.T) {
@@ -194,7 +194,7 @@ func TestRejectedHandshake(t *testing.T) {
 		name string
 		err  error
 		want string
-		code int
+		code sc.CloseCode
 	}{
 		{"named error", sc.NewError("HandshakeRejectedError", "go away"),
 			`{"rid":1,"error":{"message":"go away","name":"HandshakeRejectedError","statusCode":4008}}`, 4008},
@@ -231,7 +231,7 @@ func TestRejectedHandshake(t *testing.T) {
 }
 
 // A plain error (a JavaScript Error without a name) is an object too: the
-// reference adds statusCode 4008 to it (PROTOCOL.md §3.3.2); only string
+// reference adds statusCode 4008 to it (docs/protocol.md §3.3.2); only string
 // errors cannot carry one.
 func TestRejectedHandshakePlainError(t *testing.T) {
 	for _, tc := range []struct {
@@ -291,9 +291,9 @@ func TestRejectedUpgrade(t *testing.T) {
 func TestSocketDisconnect(t *testing.T) {
 	ts := newServer(t, sc.Options{})
 	for _, tc := range []struct {
-		code         int
+		code         sc.CloseCode
 		reason       string
-		wantCode     int
+		wantCode     sc.CloseCode
 		wantReason   string
 		eventReason  string
 		protocolErr  bool
@@ -339,7 +339,7 @@ func TestSocketDisconnect(t *testing.T) {
 				if tc.protocolText != "" && e.Message != tc.protocolText {
 					t.Fatalf("SocketProtocolError %q, want %q", e.Message, tc.protocolText)
 				}
-				if code, _ := e.Field("code"); fmt.Sprint(code) != fmt.Sprint(tc.wantCode) {
+				if code, _ := e.Field("code"); fmt.Sprint(code) != fmt.Sprint(int(tc.wantCode)) {
 					t.Fatalf("SocketProtocolError code %v", code)
 				}
 			} else if len(errEvents) != 0 {
@@ -356,10 +356,10 @@ func TestSocketDisconnect(t *testing.T) {
 	}
 	t.Run("invalid codes", func(t *testing.T) {
 		c, s := ts.connect(t, nil)
-		for _, code := range []int{-1, 999, 1004, 1005, 1006, 1015, 2999, 5000, 65535} {
+		for _, code := range []sc.CloseCode{-1, 999, 1004, 1005, 1006, 1015, 2999, 5000, 65535} {
 			err := s.Disconnect(code, "")
 			e := asError(t, err, "InvalidArgumentsError")
-			if !strings.Contains(e.Message, fmt.Sprint(code)) {
+			if !strings.Contains(e.Message, fmt.Sprint(int(code))) {
 				t.Fatalf("message %q", e.Message)
 			}
 		}
@@ -370,7 +370,7 @@ func TestSocketDisconnect(t *testing.T) {
 	})
 }
 
-// PROTOCOL.md §9.4: events on a client-initiated disconnect, and their
+// docs/protocol.md §9.4: events on a client-initiated disconnect, and their
 // order. Each event is read by a probe consumer; when the probe sees an
 // event, a second, unread witness consumer of each earlier event must
 // already hold it. (The check can only miss a wrong order, never flag a
@@ -491,7 +491,7 @@ func TestDisconnectEventOrder(t *testing.T) {
 
 // The reference's text for application codes: a client closing with an
 // application code must give "Socket connection closed with status code
-// <code> and reason: <reason>" (PROTOCOL.md §5.2, §5.4).
+// <code> and reason: <reason>" (docs/protocol.md §5.2, §5.4).
 func TestSocketProtocolErrorTextForApplicationCodes(t *testing.T) {
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, nil)
@@ -509,7 +509,7 @@ func TestSocketProtocolErrorTextForApplicationCodes(t *testing.T) {
 	}
 }
 
-// Server events and the client counts (PROTOCOL.md §9.2, §9.5).
+// Server events and the client counts (docs/protocol.md §9.2, §9.5).
 func TestServerEventsAndCounts(t *testing.T) {
 	ts := newServer(t, sc.Options{})
 	hs := sc.Listen[sc.HandshakeEvent](ts).Consumer()
@@ -649,7 +649,7 @@ func startOn(t *testing.T, srv *sc.Server) *testServer {
 	return ts
 }
 
-// PROTOCOL.md §9.8: after end, "kill" drops the streams' backlogs, "close"
+// docs/protocol.md §9.8: after end, "kill" drops the streams' backlogs, "close"
 // lets loops finish them, anything else leaves the streams alone.
 func TestSocketStreamCleanupMode(t *testing.T) {
 	for _, tc := range []struct {
@@ -690,7 +690,7 @@ func TestSocketStreamCleanupMode(t *testing.T) {
 	}
 }
 
-// PROTOCOL.md §2.3 step 2: any message restarts the pong timer when a
+// docs/protocol.md §2.3 step 2: any message restarts the pong timer when a
 // quarter of PingTimeout passed, so a busy client needs no pongs.
 func TestTrafficKeepsSocketAlive(t *testing.T) {
 	t.Parallel()

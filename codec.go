@@ -94,6 +94,8 @@ func toFloat(v any) (float64, bool) {
 	switch n := v.(type) {
 	case float64:
 		return n, true
+	case CloseCode: // e.g. a statusCode field set from a constant
+		return float64(n), true
 	case float32:
 		return float64(n), true
 	case int:

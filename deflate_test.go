@@ -182,7 +182,7 @@ func TestDeflateBadInput(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		frames []ws.Frame
-		code   int
+		code   sc.CloseCode
 	}{
 		{"bomb", []ws.Frame{rsv1(ws.NewTextFrame(bomb))}, sc.CloseMessageTooBig},
 		{"invalid deflate data", []ws.Frame{rsv1(ws.NewTextFrame(badData))}, sc.CloseInvalidPayload},

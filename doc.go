@@ -56,6 +56,32 @@
 // (default), broker/redisbroker and broker/natsbroker across machines. A
 // publish reaches every subscriber of every instance exactly once.
 //
+// Delivery guarantees: a publish is delivered to the subscribers of the
+// instance it was made on at once, without waiting for the broker, then
+// handed to the broker in order (Options.BrokerTimeout bounds each call,
+// Options.BrokerQueueLimit the publishes waiting for it). Each
+// publisher's messages reach every subscriber in publish order. Other
+// instances get them at most once: what the broker loses during an outage
+// is lost for them. The publisher is answered once the broker confirmed
+// (success), or with a *ClusterPublishError (a "ClusterPublishError" for
+// clients) meaning "delivered on this instance, not confirmed for the
+// cluster": publishing it again delivers it a second time here. Other
+// errors mean nothing was delivered.
+//
+// # Public servers
+//
+// Serve the Server with Server.HTTPServer (or ListenAndServe): request
+// headers are capped (Options.MaxHeaderBytes, 431) and slow ones timed out.
+// Options.MaxConnections, MaxConnectionsPerAddress (ClientAddressHeader
+// behind a proxy) and MaxHandshakesPerSecond refuse upgrades over them
+// (503, 429, 503); InboundMessageRate and InboundByteRate close a socket
+// that sends too much with CloseInboundRateLimit (4101). A subscriber too
+// slow for Options.OutboundQueueLimit is closed with CloseSlowConsumer
+// (4100). Every refusal is counted in Stats and logged at most once per
+// burst. All are off or generous in the zero Options, as in the reference;
+// the README's section "A production configuration" shows values for
+// cmd/scserver.
+//
 // CONCURRENCY.md in the repository states which goroutine owns which
 // state and the lock order.
 package socketcluster

@@ -1,22 +1,26 @@
 package socketcluster
 
-import "time"
+import (
+	"time"
+
+	"github.com/socketcluster-go/socketcluster/protocol"
+)
 
 // Event is any value produced by a listener stream. Each event type's
 // EventName is the reference's event name; use a type switch, or Listen to
 // get a typed stream.
-type Event interface{ EventName() string }
+type Event = protocol.Event
 
 // AuthToken is the decoded payload of a socket's JWT.
-type AuthToken = map[string]any
+type AuthToken = protocol.AuthToken
 
 // AuthState is "authenticated" or "unauthenticated".
-type AuthState string
+type AuthState = protocol.AuthState
 
 // Authentication states.
 const (
-	Authenticated   AuthState = "authenticated"
-	Unauthenticated AuthState = "unauthenticated"
+	Authenticated   = protocol.Authenticated
+	Unauthenticated = protocol.Unauthenticated
 )
 
 // ---- Server events (Server.Listener) ----
@@ -36,21 +40,21 @@ type ConnectionEvent struct {
 // ConnectionAbortEvent: a socket closed before completing its handshake.
 type ConnectionAbortEvent struct {
 	Socket *Socket
-	Code   int
+	Code   CloseCode
 	Reason string
 }
 
 // DisconnectionEvent: an open socket closed.
 type DisconnectionEvent struct {
 	Socket *Socket
-	Code   int
+	Code   CloseCode
 	Reason string
 }
 
 // ClosureEvent: a socket closed, in any state.
 type ClosureEvent struct {
 	Socket *Socket
-	Code   int
+	Code   CloseCode
 	Reason string
 }
 
@@ -124,19 +128,19 @@ type ConnectEvent struct {
 
 // ConnectAbortEvent: closed while connecting.
 type ConnectAbortEvent struct {
-	Code   int
+	Code   CloseCode
 	Reason string
 }
 
 // DisconnectEvent: closed while open.
 type DisconnectEvent struct {
-	Code   int
+	Code   CloseCode
 	Reason string
 }
 
 // CloseEvent: closed in any state.
 type CloseEvent struct {
-	Code   int
+	Code   CloseCode
 	Reason string
 }
 

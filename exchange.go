@@ -2,10 +2,11 @@ package socketcluster
 
 import (
 	"context"
+	"errors"
 	"iter"
 	"sync"
 
-	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/stream"
 )
 
 // ChannelState is the state of a server-side channel subscription.
@@ -43,31 +44,34 @@ func newExchange(srv *Server) *Exchange {
 }
 
 // TransmitPublish publishes data to channel. Publish-out middleware still
-// applies per receiving socket. Broker failures are emitted as warnings.
+// applies per receiving socket. It does not wait for the broker: a
+// publish the broker does not confirm is emitted as a warning (a
+// *ClusterPublishError).
 func (e *Exchange) TransmitPublish(channel string, data any) error {
 	raw, err := encodeValue(data)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
-	defer cancel()
-	if err := e.srv.hub.publish(ctx, channel, raw); err != nil {
-		e.srv.emitWarning(NewError("BrokerError", "Failed to publish to the "+channel+" channel - "+err.Error()))
-	}
+	e.srv.hub.publish(channel, raw, nil) // broker failures: warnings
 	return nil
 }
 
 // InvokePublish publishes data to channel and returns once the broker has
-// taken the message (local subscribers already have it queued).
+// taken the message. Local subscribers have it queued before the broker is
+// called; when the broker fails, does not answer within
+// Options.BrokerTimeout or ctx is done first, the error is a
+// *ClusterPublishError (errors.Is(err, ErrClusterPublish)): delivered
+// here, not known to have reached the other instances.
 func (e *Exchange) InvokePublish(ctx context.Context, channel string, data any) error {
 	raw, err := encodeValue(data)
 	if err != nil {
 		return err
 	}
-	if err := e.srv.hub.publish(ctx, channel, raw); err != nil {
+	err = e.srv.hub.publishWait(ctx, channel, raw)
+	if err != nil && !errors.Is(err, ErrClusterPublish) {
 		return NewError("BrokerError", "Failed to publish to the "+channel+" channel - "+err.Error())
 	}
-	return nil
+	return err
 }
 
 // Publish is the SocketCluster 14 form of InvokePublish.

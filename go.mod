@@ -8,7 +8,6 @@ require (
 	github.com/golang-jwt/jwt/v5 v5.3.1 // JWT sign/verify for the auth package
 	github.com/nats-io/nats.go v1.55.0 // official NATS client (broker/natsbroker)
 	github.com/prometheus/client_golang v1.25.0 // metrics of cmd/scserver (prommetrics)
-	github.com/redis/go-redis/v9 v9.23.0 // only in the redisbroker library-choice benchmark (tag libchoice)
 	github.com/redis/rueidis v1.0.79 // Redis client of broker/redisbroker (auto-pipelining; see its doc)
 	github.com/vmihailenco/msgpack/v5 v5.4.1 // independent MessagePack reader in codec/minbin tests
 	go.uber.org/goleak v1.3.0 // goroutine-leak checks in tests
@@ -26,7 +25,6 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
-	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )

@@ -1,6 +1,9 @@
 package socketcluster
 
-import "sync"
+import (
+	"fmt"
+	"sync"
+)
 
 // Handlers are the callback alternative to procedure and receiver streams:
 // a handler registered on the server serves a name for every socket, is
@@ -61,8 +64,8 @@ func (srv *Server) receiverHandler(name string) func(*Socket, Data) {
 func (srv *Server) safeCall(fn func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			srv.EmitError(NewError("HandlerPanicError", fmtPanic(r)))
-			srv.opts.Logger.Error("socketcluster: handler panicked", "panic", fmtPanic(r))
+			srv.EmitError(NewError("HandlerPanicError", fmt.Sprint(r)))
+			srv.opts.Logger.Error("socketcluster: handler panicked", "panic", fmt.Sprint(r))
 		}
 	}()
 	fn()

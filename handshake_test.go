@@ -73,7 +73,7 @@ func TestSocketIDsAreUniqueAndURLSafe(t *testing.T) {
 }
 
 // A second #handshake is answered with the same id and does not count the
-// socket twice (PROTOCOL.md §13).
+// socket twice (docs/protocol.md §13).
 func TestRepeatedHandshake(t *testing.T) {
 	ts := newServer(t, sc.Options{})
 	c, _ := ts.connect(t, nil)
@@ -84,7 +84,7 @@ func TestRepeatedHandshake(t *testing.T) {
 	}
 }
 
-// PROTOCOL.md §14.1, end to end with raw frames.
+// docs/protocol.md §14.1, end to end with raw frames.
 func TestTranscriptAnonymousPubSub(t *testing.T) {
 	ts := newServer(t, sc.Options{PingTimeout: 3 * time.Second, PingInterval: time.Second}, fixture.Install)
 	txs := make(chan string, 4)

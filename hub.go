@@ -27,7 +27,8 @@ import (
 // concurrent subscribe/unsubscribe never leave the broker out of step.
 //
 // Exactly once across instances: a publish is delivered to local
-// subscribers at once, then published to the broker in an envelope
+// subscribers at once, then published to the broker (through the outbox,
+// hub_publish.go) in an envelope
 // carrying this hub's instance id; envelopes coming back with our own id
 // are dropped. Envelope: 16-byte instance id, then the data's raw JSON.
 
@@ -37,6 +38,11 @@ type hub struct {
 	srv    *Server
 	broker broker.Broker
 	id     [envelopeIDLen]byte
+
+	out *outbox // broker publishes, in order (hub_publish.go)
+
+	hist           *historyState   // nil without Options.History (hub_history.go)
+	noHistCounters historyCounters // outages counted when hist is nil
 
 	mu       sync.RWMutex
 	channels map[string]*hubChannel
@@ -66,11 +72,9 @@ func (c *hubChannel) rebuild() {
 func newHub(srv *Server, b broker.Broker) *hub {
 	h := &hub{srv: srv, broker: b, channels: make(map[string]*hubChannel)}
 	_, _ = rand.Read(h.id[:])
+	h.out = newOutbox(b, srv.opts.BrokerTimeout, srv.opts.BrokerQueueLimit, func(n int) { srv.counters.brokerErrors.Add(int64(n)) })
 	return h
 }
-
-// brokerTimeout bounds broker calls made on behalf of a client.
-const brokerTimeout = 10 * time.Second
 
 // add registers a subscriber (a socket, or the exchange when s is nil) and
 // makes sure the broker is subscribed before returning.
@@ -136,7 +140,7 @@ func (h *hub) reconcile(c *hubChannel) error {
 			}
 			return nil
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), h.srv.opts.BrokerTimeout)
 		var err error
 		if want {
 			err = h.broker.Subscribe(ctx, []string{c.name})
@@ -199,17 +203,6 @@ func (p *publication) deflatedFrame(z *wsconn.Compressor) []byte {
 	return p.zframe
 }
 
-// publish delivers locally, then through the broker.
-func (h *hub) publish(ctx context.Context, channel string, data []byte) error {
-	if err := h.deliverLocal(channel, data); err != nil {
-		return err
-	}
-	env := make([]byte, envelopeIDLen+len(data))
-	copy(env, h.id[:])
-	copy(env[envelopeIDLen:], data)
-	return h.broker.Publish(ctx, channel, env)
-}
-
 // deliverLocal queues a publish to the local subscribers of channel. The
 // frame is encoded once, and only when somebody here is subscribed.
 func (h *hub) deliverLocal(channel string, data []byte) error {
@@ -268,8 +261,10 @@ func (h *hub) Channels() []string {
 
 // Status implements broker.Handler.
 func (h *hub) Status(err error) {
+	h.srv.brokerDown.Store(err != nil)
 	if err != nil {
 		h.srv.counters.brokerErrors.Add(1)
+		h.outage(err)
 		h.srv.emitWarning(NewError("BrokerError", "Broker connection problem - "+err.Error()))
 		h.srv.opts.Logger.Warn("socketcluster: broker unavailable", "error", err.Error())
 		return
@@ -284,6 +279,9 @@ func (srv *Server) startPubSub() error {
 	}
 	srv.hub = newHub(srv, b)
 	srv.exchange = newExchange(srv)
+	if err := srv.hub.initHistory(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := b.Start(ctx, srv.hub); err != nil {

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// MiddlewareLine names one of the four middleware lines (PROTOCOL.md §8).
+// MiddlewareLine names one of the four middleware lines (docs/protocol.md §8).
 type MiddlewareLine string
 
 // Middleware lines.
@@ -37,7 +37,7 @@ const (
 )
 
 // Action is what a middleware decides on. Fields are set according to
-// Type (PROTOCOL.md §8.2). A middleware allows an action by returning nil,
+// Type (docs/protocol.md §8.2). A middleware allows an action by returning nil,
 // after optionally replacing Data (SetData) — the reference's
 // allow({data}); it blocks by returning an error: the client gets that
 // error (an *Error keeps its name and fields), or, for ErrBlocked and
@@ -215,7 +215,7 @@ func (srv *Server) runInbound(s *Socket, a *Action) error {
 }
 
 // blockError turns a blocking error into the wire error the client gets,
-// and emits the failure as the reference does (PROTOCOL.md §8.4).
+// and emits the failure as the reference does (docs/protocol.md §8.4).
 func (srv *Server) blockError(err error, a *Action, line MiddlewareLine) []byte {
 	clientErr := err
 	var se silentError
@@ -244,4 +244,18 @@ func (srv *Server) blockError(err error, a *Action, line MiddlewareLine) []byte 
 func isSilentField(e *Error) bool {
 	v, ok := e.Field("silent")
 	return ok && v == true
+}
+
+// CheckSubscribe decides, with the inbound middleware, whether s may
+// subscribe to channel, without subscribing it: a feature that reveals a
+// channel's state (presence, history) asks it so that it is guarded
+// exactly as the channel's data is. It returns nil when the action would
+// be allowed, else the blocking error as the client would get it (a failure
+// is emitted as for a blocked #subscribe).
+func (srv *Server) CheckSubscribe(s *Socket, channel string) error {
+	a := &Action{Type: ActionSubscribe, Socket: s, Channel: channel, AuthTokenExpiredError: s.checkTokenExpiry()}
+	if err := srv.runInbound(s, a); err != nil {
+		return &rawError{err: err, raw: srv.blockError(err, a, MiddlewareInbound)}
+	}
+	return nil
 }

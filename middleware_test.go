@@ -47,7 +47,7 @@ func TestSetMiddlewareRules(t *testing.T) {
 }
 
 // Inbound middleware: what it sees, and what the client gets when it
-// blocks (PROTOCOL.md §8.2–8.4).
+// blocks (docs/protocol.md §8.2–8.4).
 func TestInboundMiddleware(t *testing.T) {
 	actions := make(chan sc.Action, 64)
 	release := make(chan struct{})
@@ -276,7 +276,7 @@ func TestHandshakeActionData(t *testing.T) {
 }
 
 // MIDDLEWARE_INBOUND_RAW sees every message, pongs included; a block drops
-// the message, allow with data replaces it (PROTOCOL.md §2.3 step 3).
+// the message, allow with data replaces it (docs/protocol.md §2.3 step 3).
 func TestInboundRawMiddleware(t *testing.T) {
 	seen := make(chan string, 16)
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {

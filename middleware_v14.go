@@ -8,7 +8,7 @@ import (
 
 // SocketCluster 14 middleware: AddMiddleware(type, fn(req, next)), several
 // functions per type run in series, as a thin layer over the same machinery
-// as SetMiddleware (PROTOCOL.md §8.6). They run after the line's
+// as SetMiddleware (docs/protocol.md §8.6). They run after the line's
 // SetMiddleware function, if any, allowed the action.
 
 // V14MiddlewareType is a version 14 middleware type.

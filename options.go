@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -13,7 +14,7 @@ import (
 )
 
 // Options configures a Server. The zero value gives the reference server's
-// defaults (socketcluster-server 20.x, PROTOCOL.md §10); each field
+// defaults (socketcluster-server 20.x, docs/protocol.md §10); each field
 // documents its default. Options that are true by default in the reference
 // are expressed as their negation here (DisableClientPublish for
 // allowClientPublish…) so that the zero value stays the default.
@@ -73,6 +74,20 @@ type Options struct {
 	// Broker carries publishes between server instances. Default: an
 	// in-process broker.Memory on a bus of its own.
 	Broker broker.Broker
+	// BrokerTimeout bounds each broker call (publish, subscribe,
+	// unsubscribe). A publish the broker has not confirmed in this time
+	// fails with a *ClusterPublishError (its local subscribers have it).
+	// Default 5s.
+	BrokerTimeout time.Duration
+	// BrokerQueueLimit caps the publishes waiting for the broker (while it
+	// is slow or hung); a publish beyond it is delivered locally and fails
+	// at once with a *ClusterPublishError (ErrBrokerQueueFull). Default
+	// 10 000.
+	BrokerQueueLimit int
+	// History makes the channels matching its rules keep a history, with
+	// positions, recovery and acknowledged publishes never lost (see
+	// ChannelHistory and docs/recovery.md). Default none.
+	History []ChannelHistory
 
 	// MiddlewareTimeout bounds each middleware decision; an inbound or
 	// handshake action not decided in time is blocked with a
@@ -103,6 +118,7 @@ type Options struct {
 	// CloseSlowConsumer (4100), a SlowConsumerEvent is emitted and the
 	// socket's messages are dropped: the publisher and other subscribers
 	// are never blocked. Default 64 MiB. The reference has no limit.
+	// cmd/scserver uses 2 MiB (docs/performance.md has the measurement).
 	OutboundQueueLimit int
 	// WriteTimeout bounds each write to a socket; a socket that accepts no
 	// data for this long is terminated (1006). Default 30s.
@@ -124,6 +140,41 @@ type Options struct {
 	// Default 10s.
 	ReadHeaderTimeout time.Duration
 
+	// MaxConnections caps the WebSockets open at once (connecting or
+	// connected); an upgrade over it gets 503 Service Unavailable. Default
+	// 0: no limit. See limits.go for how refusals are counted and logged.
+	MaxConnections int
+	// MaxConnectionsPerAddress caps the WebSockets open at once from one
+	// client address; an upgrade over it gets 429 Too Many Requests.
+	// Default 0: no limit. The address is the TCP peer's IP, or the one
+	// named by ClientAddressHeader.
+	MaxConnectionsPerAddress int
+	// ClientAddressHeader names a request header that carries the client's
+	// address when the server is behind a proxy ("X-Forwarded-For",
+	// "X-Real-IP"): the last address in it (the one your proxy added) is
+	// the client's for MaxConnectionsPerAddress. Set it only when every
+	// request comes through a proxy that sets the header: clients can send
+	// any value otherwise. Default "": the TCP peer's address.
+	ClientAddressHeader string
+	// MaxHandshakesPerSecond caps WebSocket upgrades accepted per second,
+	// over all clients (a token bucket holding one second's worth); an
+	// upgrade over it gets 503 with Retry-After: 1. Default 0: no limit.
+	MaxHandshakesPerSecond int
+	// InboundMessageRate limits each socket's inbound messages per second
+	// (a token bucket of InboundMessageBurst messages, default one
+	// second's worth); a socket over it is closed with
+	// CloseInboundRateLimit (4101) and InboundRateLimitReason. Default 0:
+	// no limit. Pongs count as messages.
+	InboundMessageRate  float64
+	InboundMessageBurst int
+	// InboundByteRate limits each socket's inbound message bytes per
+	// second the same way (a bucket of InboundByteBurst bytes, default one
+	// second's worth). A message is accepted while the bucket is not
+	// empty and its size is taken from it, perhaps into debt, so a message
+	// larger than the burst is not refused for its size alone. Default 0:
+	// no limit.
+	InboundByteRate  float64
+	InboundByteBurst int
 	// PerMessageDeflate turns on permessage-deflate compression (RFC 7692)
 	// with the clients that offer it (browsers and the Node client's ws
 	// engine do); &DeflateOptions{} gives the defaults. Default nil: off,
@@ -221,6 +272,18 @@ func (o Options) withDefaults() Options {
 	if o.ReadHeaderTimeout == 0 {
 		o.ReadHeaderTimeout = 10 * time.Second
 	}
+	if o.BrokerTimeout == 0 {
+		o.BrokerTimeout = defaultBrokerTimeout
+	}
+	if o.BrokerQueueLimit == 0 {
+		o.BrokerQueueLimit = defaultBrokerQueueLimit
+	}
+	if o.InboundMessageBurst == 0 {
+		o.InboundMessageBurst = max(int(o.InboundMessageRate), 1)
+	}
+	if o.InboundByteBurst == 0 {
+		o.InboundByteBurst = max(int(o.InboundByteRate), 1)
+	}
 	if o.MiddlewareTimeout == 0 {
 		o.MiddlewareTimeout = 10 * time.Second
 	}
@@ -240,7 +303,9 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Validate reports the first option that cannot work, saying what to do.
+// Validate reports every option that cannot work, each saying what to do,
+// joined into one error (nil when all is well). The problems are always
+// listed in the same order, so the message is stable. New calls it.
 func (o Options) Validate() error {
 	d := o.withDefaults()
 	var errs []error
@@ -250,13 +315,16 @@ func (o Options) Validate() error {
 	if d.ProtocolVersion != 1 && d.ProtocolVersion != 2 {
 		errs = append(errs, fmt.Errorf("socketcluster: Options.ProtocolVersion is %d; use 1 or 2", d.ProtocolVersion))
 	}
-	for name, v := range map[string]time.Duration{
-		"PingInterval": d.PingInterval, "PingTimeout": d.PingTimeout, "HandshakeTimeout": d.HandshakeTimeout,
-		"AckTimeout": d.AckTimeout, "BatchInterval": d.BatchInterval, "BatchOnHandshakeDuration": d.BatchOnHandshakeDuration,
-		"WriteTimeout": d.WriteTimeout, "ReadHeaderTimeout": d.ReadHeaderTimeout,
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"PingInterval", d.PingInterval}, {"PingTimeout", d.PingTimeout}, {"HandshakeTimeout", d.HandshakeTimeout},
+		{"AckTimeout", d.AckTimeout}, {"BatchOnHandshakeDuration", d.BatchOnHandshakeDuration}, {"BatchInterval", d.BatchInterval},
+		{"WriteTimeout", d.WriteTimeout}, {"ReadHeaderTimeout", d.ReadHeaderTimeout}, {"BrokerTimeout", d.BrokerTimeout},
 	} {
-		if v < 0 {
-			errs = append(errs, fmt.Errorf("socketcluster: Options.%s is negative (%v); leave it zero for the default", name, v))
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("socketcluster: Options.%s is negative (%v); leave it zero for the default", f.name, f.v))
 		}
 	}
 	if d.SocketChannelLimit < 0 {
@@ -265,8 +333,29 @@ func (o Options) Validate() error {
 	if d.MaxPayload < 0 || d.OutboundQueueLimit < 0 {
 		errs = append(errs, errors.New("socketcluster: Options.MaxPayload and OutboundQueueLimit must not be negative"))
 	}
+	if d.BrokerQueueLimit < 0 {
+		errs = append(errs, errors.New("socketcluster: Options.BrokerQueueLimit is negative; leave it zero for the default (10 000)"))
+	}
+	if err := validateHistory(d.History); err != nil {
+		errs = append(errs, err)
+	}
 	if d.MaxHeaderBytes < 0 {
 		errs = append(errs, errors.New("socketcluster: Options.MaxHeaderBytes is negative; leave it zero for the default (16 KiB)"))
+	}
+	for name, v := range map[string]int{
+		"MaxConnections": d.MaxConnections, "MaxConnectionsPerAddress": d.MaxConnectionsPerAddress,
+		"MaxHandshakesPerSecond": d.MaxHandshakesPerSecond, "InboundMessageBurst": d.InboundMessageBurst,
+		"InboundByteBurst": d.InboundByteBurst,
+	} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("socketcluster: Options.%s is negative; use 0 for no limit", name))
+		}
+	}
+	if d.InboundMessageRate < 0 || d.InboundByteRate < 0 || math.IsNaN(d.InboundMessageRate) || math.IsNaN(d.InboundByteRate) {
+		errs = append(errs, errors.New("socketcluster: Options.InboundMessageRate and InboundByteRate must not be negative; use 0 for no limit"))
+	}
+	if strings.ContainsAny(d.ClientAddressHeader, " :\r\n") {
+		errs = append(errs, fmt.Errorf("socketcluster: Options.ClientAddressHeader %q is not a header name", d.ClientAddressHeader))
 	}
 	if z := d.PerMessageDeflate; z != nil && (z.Level < -2 || z.Level == -1 || z.Level > 9) {
 		errs = append(errs, fmt.Errorf("socketcluster: Options.PerMessageDeflate.Level is %d; use 1 (fastest) to 9 (smallest), -2 (Huffman only), or 0 for the default (1)", z.Level))

@@ -44,7 +44,7 @@ func TestSubscribeAndUnsubscribeErrors(t *testing.T) {
 	}
 }
 
-// subscribe events carry the subscription options (PROTOCOL.md §3.7).
+// subscribe events carry the subscription options (docs/protocol.md §3.7).
 func TestSubscribeEvents(t *testing.T) {
 	ts := newServer(t, sc.Options{})
 	subs := sc.Listen[sc.SubscriptionEvent](ts).Consumer()
@@ -274,7 +274,7 @@ func TestTwoServersSharingABus(t *testing.T) {
 }
 
 // PUBLISH_OUT middleware decides per socket: allow, rewrite, or block
-// (PROTOCOL.md §7.4), for client and server publishes alike.
+// (docs/protocol.md §7.4), for client and server publishes alike.
 func TestOutboundMiddleware(t *testing.T) {
 	var seen = make(chan string, 64)
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
@@ -338,7 +338,7 @@ func TestOutboundMiddleware(t *testing.T) {
 	asError(t, w.Warning, "SilentMiddlewareBlockedError")
 }
 
-// Batching (PROTOCOL.md §2.4): packets become one array frame.
+// Batching (docs/protocol.md §2.4): packets become one array frame.
 func TestBatching(t *testing.T) {
 	t.Run("StartBatching then StopBatching", func(t *testing.T) {
 		ts := newServer(t, sc.Options{BatchInterval: time.Hour})

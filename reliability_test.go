@@ -37,9 +37,9 @@ func TestInvalidCloseCodes(t *testing.T) {
 	canary, _ := ts.connect(t, nil)
 	cases := []struct {
 		body       []byte
-		code       int
+		code       sc.CloseCode
 		reason     string
-		serverCode int
+		serverCode sc.CloseCode
 	}{
 		{ws.NewCloseFrameBody(1000, "bye"), 1000, "bye", 1000},
 		{ws.NewCloseFrameBody(3000, "bye"), 3000, "bye", 3000},
@@ -50,9 +50,9 @@ func TestInvalidCloseCodes(t *testing.T) {
 	for _, code := range []int{999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535} {
 		cases = append(cases, struct {
 			body       []byte
-			code       int
+			code       sc.CloseCode
 			reason     string
-			serverCode int
+			serverCode sc.CloseCode
 		}{ws.NewCloseFrameBody(ws.StatusCode(code), "bye"), 1002, "", 1002})
 	}
 	for _, tc := range cases {

@@ -38,7 +38,7 @@ func result(t *testing.T, ch <-chan invokeResult) invokeResult {
 	return invokeResult{}
 }
 
-// PROTOCOL.md §14.5: the server invokes the client.
+// docs/protocol.md §14.5: the server invokes the client.
 func TestServerInvokesClient(t *testing.T) {
 	ts := newServer(t, sc.Options{AckTimeout: 300 * time.Millisecond})
 	c, s := ts.connect(t, nil)
@@ -177,7 +177,7 @@ func TestServerInvokeSocketClosing(t *testing.T) {
 	}
 }
 
-// Request.End and Request.Error: the exact response frames of PROTOCOL.md
+// Request.End and Request.Error: the exact response frames of docs/protocol.md
 // §3.1 and §2.6, and only one answer per request.
 func TestRequestAnswers(t *testing.T) {
 	type payload struct {
@@ -372,7 +372,7 @@ func TestHandleProcedureAndReceiver(t *testing.T) {
 }
 
 // A consumer stats list, its ids, and backpressure on receivers; close
-// drains, kill drops (PROTOCOL.md §11).
+// drains, kill drops (docs/protocol.md §11).
 func TestReceiverCloseKillAndBackpressure(t *testing.T) {
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, nil)

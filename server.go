@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/socketcluster-go/socketcluster/auth"
-	"github.com/socketcluster-go/socketcluster/internal/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+	"github.com/socketcluster-go/socketcluster/stream"
 )
 
 // Server is a SocketCluster server (AGServer). It is an http.Handler:
@@ -35,11 +35,11 @@ type Server struct {
 	v14        v14Set
 	hub        *hub
 	exchange   *Exchange
-	metrics    metrics
 	counters   counters
 	refusalLog burstLog  // HTTPServer's refusals
 	slowLog    burstLog  // slow consumers
 	deadlines  deadlines // sockets' handshake, ping and pong deadlines
+	limits     limits    // connection limits (limits.go)
 
 	// Guarded by mu.
 	mu        sync.RWMutex
@@ -54,10 +54,7 @@ type Server struct {
 	pendingCount atomic.Int64
 	closing      atomic.Bool // set under mu: accept sees it or Close sees the socket
 	ready        atomic.Bool
-}
-
-type metrics struct {
-	slowConsumers atomic.Int64
+	brokerDown   atomic.Bool // the broker's last Status report was an error
 }
 
 // New returns a server configured by opts (the zero Options gives the
@@ -117,6 +114,12 @@ func (srv *Server) Exchange() *Exchange { return srv.exchange }
 // IsReady reports whether the server (its broker) is ready.
 func (srv *Server) IsReady() bool { return srv.ready.Load() }
 
+// BrokerConnected reports whether the broker is connected to its bus: true
+// once it started, false from an outage report until it reconnected (see
+// broker.Handler.Status). The in-process broker is always connected; the
+// server goes on serving its local sockets while this is false.
+func (srv *Server) BrokerConnected() bool { return srv.ready.Load() && !srv.brokerDown.Load() }
+
 // AckTimeout returns the timeout of server→client invokes.
 func (srv *Server) AckTimeout() time.Duration { return srv.opts.AckTimeout }
 
@@ -152,7 +155,7 @@ func (srv *Server) PendingClients() map[string]*Socket {
 }
 
 // SlowConsumerCount counts sockets disconnected for a full outbound queue.
-func (srv *Server) SlowConsumerCount() int64 { return srv.metrics.slowConsumers.Load() }
+func (srv *Server) SlowConsumerCount() int64 { return srv.counters.slowConsumers.Load() }
 
 // GenerateID returns a new socket id.
 func (srv *Server) GenerateID() string { return newSocketID() }
@@ -193,7 +196,7 @@ func httpFail(w http.ResponseWriter, code int, body string) {
 }
 
 // ServeHTTP accepts WebSocket upgrades at Options.Path with the checks of
-// PROTOCOL.md §1.2, and passes plain HTTP requests to Options.HTTPHandler
+// docs/protocol.md §1.2, and passes plain HTTP requests to Options.HTTPHandler
 // (default: 501 Not Implemented).
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !isUpgrade(r) {
@@ -234,13 +237,23 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	ls, status, body := srv.acquireLease(r)
+	if status != 0 {
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		httpFail(w, status, body)
+		return
+	}
 	if !srv.admit() {
+		srv.releaseLease(ls)
 		httpFail(w, http.StatusServiceUnavailable, "Server is shutting down")
 		return
 	}
 	accepted := false
 	defer func() {
 		if !accepted {
+			srv.releaseLease(ls)
 			srv.release()
 		}
 	}()
@@ -253,6 +266,8 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if origin, ok := srv.checkOrigin(r); !ok {
 		e := NewError("ServerProtocolError", "Failed to authorize socket handshake - Invalid origin: "+origin)
 		srv.emitWarning(e)
+		srv.counters.refusedOrigins.Add(1)
+		srv.limits.originLog.log(srv.opts.Logger, "socketcluster: refusing WebSocket upgrades from origins not in Options.Origins (403)", "origin", origin)
 		httpFail(w, http.StatusForbidden, e.Message)
 		return
 	}
@@ -261,7 +276,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		srv.emitWarning(err)
 		return
 	}
-	srv.accept(conn, r)
+	srv.accept(conn, r, ls)
 	accepted = true
 }
 
@@ -273,7 +288,7 @@ func blockMessage(err error) string {
 	return err.Error()
 }
 
-// checkOrigin applies the origins option (PROTOCOL.md §1.3).
+// checkOrigin applies the origins option (docs/protocol.md §1.3).
 func (srv *Server) checkOrigin(r *http.Request) (string, bool) {
 	allowed := srv.opts.Origins
 	if strings.Contains(allowed, "*:*") {
@@ -305,7 +320,7 @@ func (srv *Server) checkOrigin(r *http.Request) (string, bool) {
 
 // accept registers a new socket and starts its reader. The socket keeps
 // the request in its compact form (upgradeRequest).
-func (srv *Server) accept(conn *wsconn.Conn, r *http.Request) {
+func (srv *Server) accept(conn *wsconn.Conn, r *http.Request, ls *lease) {
 	s := &Socket{
 		Listeners:  newListeners(),
 		Receivers:  Receivers{d: stream.NewDemux[any]()},
@@ -318,6 +333,10 @@ func (srv *Server) accept(conn *wsconn.Conn, r *http.Request) {
 		state:      StateConnecting,
 		authState:  Unauthenticated,
 		slot:       -1,
+		lease:      ls,
+	}
+	if srv.opts.InboundMessageRate > 0 || srv.opts.InboundByteRate > 0 {
+		s.rate = new(inboundRate)
 	}
 	srv.mu.Lock()
 	srv.pending[s.id] = s
@@ -388,6 +407,7 @@ func (srv *Server) promote(s *Socket) bool {
 	srv.pendingCount.Add(-1)
 	srv.clients[s.id] = s
 	srv.clientsCount.Add(1)
+	srv.counters.handshakes.Add(1)
 	return true
 }
 

@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/socketcluster-go/socketcluster/internal/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+	"github.com/socketcluster-go/socketcluster/stream"
 )
 
 // State is a socket's connection state.
@@ -44,6 +44,8 @@ type Socket struct {
 	conn    *wsconn.Conn
 	request *upgradeRequest
 	remote  string
+	lease   *lease       // connection limits held, nil without limits (limits.go)
+	rate    *inboundRate // inbound rate limit state, nil without one; the reader's
 
 	// Guarded by mu.
 	mu            sync.Mutex
@@ -54,7 +56,7 @@ type Socket struct {
 	channels      map[string]struct{}
 	calls         map[uint64]*call
 	nextCid       uint64
-	closeCode     int
+	closeCode     CloseCode
 	closeReason   string
 	batching      bool // periodic batching (startBatching / batchOnHandshake)
 	manualBatch   bool // startBatch until flushBatch / cancelBatch
@@ -193,7 +195,7 @@ func (s *Socket) Done() <-chan struct{} {
 // closedChan is Done's channel for sockets that ended before anyone asked.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// ---- Counters and backpressure (PROTOCOL.md §11.3) ----
+// ---- Counters and backpressure (docs/protocol.md §11.3) ----
 
 // InboundReceivedMessageCount counts every inbound message, pongs included.
 func (s *Socket) InboundReceivedMessageCount() int64 { return s.inboundReceived.Load() }
@@ -271,7 +273,7 @@ func (s *Socket) Transmit(event string, data any) error {
 	return nil
 }
 
-func (s *Socket) closeCodeOr(def int) int {
+func (s *Socket) closeCodeOr(def CloseCode) CloseCode {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closeCode != 0 {
@@ -365,12 +367,12 @@ func (s *Socket) Send(data any) error {
 // Disconnect closes the connection with a close frame carrying code and
 // reason (default 1000, empty reason). Codes must be 1000–1003, 1007–1014
 // or 3000–4999; reasons are cut to 123 bytes.
-func (s *Socket) Disconnect(code int, reason string) error {
+func (s *Socket) Disconnect(code CloseCode, reason string) error {
 	if code == 0 {
 		code = CloseNormal
 	}
 	if !ValidCloseCode(code) {
-		return NewError("InvalidArgumentsError", "Invalid close code "+strconv.Itoa(code)+": use 1000-1003, 1007-1014 or 3000-4999")
+		return NewError("InvalidArgumentsError", "Invalid close code "+strconv.Itoa(int(code))+": use 1000-1003, 1007-1014 or 3000-4999")
 	}
 	s.closeWith(code, truncateReason(reason), true)
 	return nil

@@ -10,11 +10,12 @@ import (
 
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // The inbound path. A socket's messages are read and processed one at a
 // time, each completely — middleware waits included — before the next, so
-// they are handled strictly in order (PROTOCOL.md §0 item 6) and a slow
+// they are handled strictly in order (docs/protocol.md §0 item 6) and a slow
 // socket only delays itself (TCP flow control pushes back on its client).
 // Procedures and receivers are streams: handing a request to a procedure
 // never waits for its answer, so a procedure may answer a later request
@@ -83,6 +84,7 @@ func (s *Socket) readReady() bool {
 // endReading closes the connection once reading has failed.
 func (s *Socket) endReading() {
 	_ = s.conn.Close()
+	s.server.releaseLease(s.lease)
 	s.server.release()
 }
 
@@ -106,7 +108,7 @@ type inboundScratch struct {
 	oks     []bool
 }
 
-// processInbound runs the steps of PROTOCOL.md §2.3 for one message: count
+// processInbound runs the steps of docs/protocol.md §2.3 for one message: count
 // it, restart the pong timer, the raw middleware, the message event, then
 // decode and handle it. Whoever reads the socket calls it for each
 // message, one at a time.
@@ -116,7 +118,11 @@ func (s *Socket) processInbound(isBinary bool, msg []byte, sc *inboundScratch) {
 		return
 	}
 	s.inboundReceived.Add(1)
+	s.server.counters.bytesIn.Add(int64(len(msg)))
 	defer s.inboundProcessed.Add(1)
+	if s.rate != nil && !s.allowInbound(len(msg)) {
+		return
+	}
 	if !isBinary && !utf8.Valid(msg) {
 		// As the reference's ws engine: a text frame must be UTF-8.
 		s.emitError(NewError("RangeError", "Invalid WebSocket frame: invalid UTF-8 sequence"))
@@ -156,23 +162,23 @@ func (s *Socket) readFailed(err error) {
 	var ce *wsconn.CloseError
 	switch {
 	case errors.As(err, &ce):
-		s.closeWith(ce.Code, ce.Reason, false)
+		s.closeWith(CloseCode(ce.Code), ce.Reason, false)
 	case errors.Is(err, wsconn.ErrTooBig):
 		s.emitError(NewError("RangeError", "Max payload size exceeded"))
-		s.conn.WriteClose(CloseMessageTooBig, "")
+		s.conn.WriteClose(int(CloseMessageTooBig), "")
 		s.closeWith(CloseMessageTooBig, "", false)
 	case errors.Is(err, wsconn.ErrProtocol):
-		s.conn.WriteClose(CloseProtocolError, "")
+		s.conn.WriteClose(int(CloseProtocolError), "")
 		s.closeWith(CloseProtocolError, "", false)
 	case errors.Is(err, wsconn.ErrBadDeflate):
 		// permessage-deflate data that does not inflate: 1007, as the
 		// reference's ws engine.
 		s.emitError(NewError("Error", "Invalid WebSocket frame: "+strings.TrimPrefix(err.Error(), "wsconn: ")))
-		s.conn.WriteClose(CloseInvalidPayload, "")
+		s.conn.WriteClose(int(CloseInvalidPayload), "")
 		s.closeWith(CloseInvalidPayload, "", false)
 	case errors.Is(err, wsconn.ErrInvalidUTF8):
 		s.emitError(NewError("RangeError", "Invalid WebSocket frame: invalid UTF-8 sequence"))
-		s.conn.WriteClose(CloseInvalidPayload, "")
+		s.conn.WriteClose(int(CloseInvalidPayload), "")
 		s.closeWith(CloseInvalidPayload, "", false)
 	default:
 		reason := ""
@@ -188,7 +194,7 @@ func (s *Socket) strictConnecting() bool {
 	return !s.server.opts.DisableStrictHandshake && s.State() == StateConnecting
 }
 
-// handleMessage processes one inbound message (PROTOCOL.md §2.3 steps 6–9).
+// handleMessage processes one inbound message (docs/protocol.md §2.3 steps 6–9).
 func (s *Socket) handleMessage(isBinary bool, msg []byte, isPong bool, packets []wire.Packet, oks []bool) ([]wire.Packet, []bool) {
 	if isPong {
 		if s.strictConnecting() {
@@ -241,7 +247,7 @@ func (s *Socket) handleMessage(isBinary bool, msg []byte, isPong bool, packets [
 	return packets, oks
 }
 
-// handlePacket dispatches one packet (PROTOCOL.md §3).
+// handlePacket dispatches one packet (docs/protocol.md §3).
 func (s *Socket) handlePacket(p *wire.Packet) {
 	if !p.HasEvent {
 		// A response to a server invoke.
@@ -252,7 +258,7 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 		s.resolveCall(p)
 		return
 	}
-	if p.Event == "#handshake" {
+	if p.Event == protocol.EventHandshake {
 		s.handleHandshake(p)
 		return
 	}
@@ -261,21 +267,26 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 		return
 	}
 	switch p.Event {
-	case "#authenticate":
+	case protocol.EventAuthenticate:
 		s.handleAuthenticate(p)
 		return
-	case "#removeAuthToken":
+	case protocol.EventRemoveAuthToken:
 		s.handleRemoveAuthToken(p)
 		return
-	case "#subscribe":
+	case protocol.EventSubscribe:
 		s.handleSubscribe(p)
 		return
-	case "#unsubscribe":
+	case protocol.EventUnsubscribe:
 		s.handleUnsubscribe(p)
 		return
-	case "#publish":
+	case protocol.EventPublish:
 		s.handlePublish(p)
 		return
+	case "sc.history":
+		if p.HasCid && s.server.hub.hist != nil {
+			s.handleHistory(p) // history.go
+			return
+		}
 	}
 	expired := s.checkTokenExpiry()
 	if p.HasCid {
@@ -317,7 +328,7 @@ func (s *Socket) resolveCall(p *wire.Packet) {
 	}
 	var r callResult
 	if p.Error != nil && string(p.Error) != "null" {
-		r.err = hydrateError(p.Error)
+		r.err = UnmarshalError(p.Error)
 	} else {
 		r.data = Data(p.Data)
 	}
@@ -325,9 +336,9 @@ func (s *Socket) resolveCall(p *wire.Packet) {
 }
 
 // closeWith closes the socket once and runs the close sequence of
-// PROTOCOL.md §9.4. With send, a close frame with code and reason is queued
+// docs/protocol.md §9.4. With send, a close frame with code and reason is queued
 // after everything already queued.
-func (s *Socket) closeWith(code int, reason string, send bool) {
+func (s *Socket) closeWith(code CloseCode, reason string, send bool) {
 	s.mu.Lock()
 	if s.state == StateClosed {
 		s.mu.Unlock()
@@ -360,7 +371,7 @@ func (s *Socket) closeWith(code int, reason string, send bool) {
 
 	evReason := reason
 	if evReason == "" {
-		evReason = closeTexts[code]
+		evReason = code.Text()
 	}
 	typ := "disconnect"
 	if prev == StateConnecting {

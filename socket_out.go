@@ -165,7 +165,7 @@ func (s *Socket) enqueue(frame []byte) bool {
 // out, or closeGrace after the close frame.
 func (s *Socket) slowConsumer(queued int) {
 	s.conn.AbortWrites()
-	s.server.metrics.slowConsumers.Add(1)
+	s.server.counters.slowConsumers.Add(1)
 	ev := SlowConsumerEvent{Socket: s, QueuedBytes: queued}
 	s.emit(ev)
 	s.server.emit(ev)
@@ -199,9 +199,15 @@ func (s *Socket) flush() {
 		s.outBytes = 0
 		s.outMu.Unlock()
 
-		n := len(q)
+		n, size := len(q), 0
+		for _, f := range q {
+			size += len(f)
+		}
 		err := s.conn.WriteFrames(q)
 		s.outboundSent.Add(int64(n))
+		if err == nil {
+			s.server.counters.bytesOut.Add(int64(size))
+		}
 		clear(q)
 		s.outMu.Lock()
 		s.outSpare = q[:0]
@@ -230,14 +236,14 @@ func (s *Socket) flush() {
 
 // queueClose makes the close frame the last thing written: everything
 // queued before it is flushed first, nothing after it is accepted.
-func (s *Socket) queueClose(code int, reason string) {
+func (s *Socket) queueClose(code CloseCode, reason string) {
 	s.outMu.Lock()
 	if s.outClosed {
 		s.outMu.Unlock()
 		return
 	}
 	s.outClosed = true
-	s.closeReq = &closeRequest{code: code, reason: reason}
+	s.closeReq = &closeRequest{code: int(code), reason: reason}
 	start := !s.flushing
 	if start {
 		s.flushing = true
@@ -257,7 +263,7 @@ func (s *Socket) afterCloseSent() {
 // closeGrace is how long a socket waits for the peer's close frame.
 const closeGrace = 3 * time.Second
 
-// ---- Batching (PROTOCOL.md §2.4) ----
+// ---- Batching (docs/protocol.md §2.4) ----
 
 // StartBatching batches outbound packets, flushing them as one array frame
 // every BatchInterval until StopBatching or CancelBatching.

@@ -1,15 +1,16 @@
 package socketcluster
 
 import (
-	"context"
 	"errors"
 	"sort"
 	"strconv"
 
+	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
-// Client pub/sub (PROTOCOL.md §3.7–3.10, §7).
+// Client pub/sub (docs/protocol.md §3.7–3.10, §7).
 
 // Subscriptions returns the channels the socket is subscribed to.
 func (s *Socket) Subscriptions() []string {
@@ -93,7 +94,7 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 		return
 	}
 	if !p.HasCid {
-		s.deliverReceived("#subscribe", p)
+		s.deliverReceived(protocol.EventSubscribe, p)
 		return // the reference subscribes nothing without a cid
 	}
 	if s.State() != StateOpen {
@@ -111,12 +112,57 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 		b = append(append(append(b, `"data":`...), a.Data...), '}')
 		opts = b
 	}
+	hub := s.server.hub
+	_, hist := hub.historyOf(channel)
+	var since *broker.Position
+	if hub.hist != nil {
+		var err error
+		if since, err = parseRecover(subData); err != nil {
+			s.respondOrEmit(p, err)
+			return
+		}
+		if since != nil && !hist {
+			s.respondOrEmit(p, errNoHistory(channel))
+			return
+		}
+	}
+	if err := s.join(channel, opts, since, func() { s.sendResponse(p.Cid, nil, nil) }); err != nil {
+		s.respondOrEmit(p, err)
+		return
+	}
+	s.deliverAnswered(protocol.EventSubscribe, p)
+}
+
+// Subscribe subscribes the socket to channel from the server side: no
+// middleware runs and the client is not asked, but it receives the
+// channel's publishes from now on (a client library shows them only for
+// channels it subscribed to itself), and the subscription events fire as
+// for a #subscribe. Subscribing twice is not an error. It fails before the
+// handshake, beyond Options.SocketChannelLimit, or when the broker cannot
+// subscribe.
+func (s *Socket) Subscribe(channel string) error {
+	if s.State() != StateOpen {
+		return errInvalidAction("Cannot subscribe socket to a channel before it has completed the handshake")
+	}
+	if s.IsSubscribed(channel) {
+		return nil
+	}
+	return s.join(channel, Data("{}"), nil, nil)
+}
+
+// join adds the socket to channel and emits the subscription events, then
+// calls answered (if not nil: the #subscribe response). On a history
+// channel (hub_history.go) the socket starts from since, or from now when
+// since is nil, and live publications wait until the missed ones, sent
+// after answered, are out.
+func (s *Socket) join(channel string, opts Data, since *broker.Position, answered func()) error {
+	hub := s.server.hub
+	hopts, hist := hub.historyOf(channel)
 	limit := s.server.opts.SocketChannelLimit
 	s.mu.Lock()
 	if limit > 0 && len(s.channels) >= limit {
 		s.mu.Unlock()
-		s.respondOrEmit(p, NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - InvalidActionError: Socket "+s.id+" tried to exceed the channel subscription limit of "+strconv.Itoa(limit)))
-		return
+		return NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - InvalidActionError: Socket "+s.id+" tried to exceed the channel subscription limit of "+strconv.Itoa(limit))
 	}
 	if s.channels == nil {
 		s.channels = make(map[string]struct{})
@@ -124,19 +170,52 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 	_, already := s.channels[channel]
 	s.channels[channel] = struct{}{}
 	s.mu.Unlock()
+	undo := func(err error) error {
+		s.mu.Lock()
+		delete(s.channels, channel)
+		s.mu.Unlock()
+		return err
+	}
+	recovering := hist && !already
+	var start broker.Position
+	var recovered broker.HistoryResult
+	if recovering {
+		// From the client's position, or from now; live publications wait
+		// until those are sent.
+		if since != nil {
+			start = *since
+		} else {
+			var err error
+			if start, err = hub.startPosition(channel, hopts); err != nil {
+				return undo(NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error()))
+			}
+		}
+		hub.beginRecovery(s, channel)
+	}
 	if !already {
-		if err := s.server.hub.add(s, channel); err != nil {
-			s.mu.Lock()
-			delete(s.channels, channel)
-			s.mu.Unlock()
-			s.respondOrEmit(p, NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error()))
-			return
+		if err := hub.add(s, channel); err != nil {
+			if recovering {
+				hub.endRecovery(s, channel)
+			}
+			return undo(NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error()))
+		}
+	}
+	if recovering {
+		var err error
+		if recovered, err = hub.readRecovery(s, channel, start, hopts); err != nil {
+			hub.remove(s, channel)
+			return undo(err)
 		}
 	}
 	s.emit(SubscribeEvent{Channel: channel, SubscriptionOptions: opts})
 	s.server.emit(SubscriptionEvent{Socket: s, Channel: channel, SubscriptionOptions: opts})
-	s.sendResponse(p.Cid, nil, nil)
-	s.deliverAnswered("#subscribe", p)
+	if answered != nil {
+		answered()
+	}
+	if recovering {
+		hub.finishRecovery(s, channel, start, since != nil, recovered, hopts)
+	}
+	return nil
 }
 
 // leave removes the socket from channel; it reports whether it was in it.
@@ -166,9 +245,9 @@ func (s *Socket) handleUnsubscribe(p *wire.Packet) {
 	}
 	if p.HasCid {
 		s.sendResponse(p.Cid, nil, nil)
-		s.deliverAnswered("#unsubscribe", p)
+		s.deliverAnswered(protocol.EventUnsubscribe, p)
 	} else {
-		s.deliverReceived("#unsubscribe", p)
+		s.deliverReceived(protocol.EventUnsubscribe, p)
 	}
 }
 
@@ -203,18 +282,28 @@ func (s *Socket) handlePublish(p *wire.Packet) {
 		}
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
-	err := s.server.hub.publish(ctx, channel, a.Data)
-	cancel()
+	// Local subscribers get it now; the answer waits for the broker, but
+	// this socket's next packets do not (the callback answers).
+	pk := *p
+	s.server.hub.publish(channel, a.Data, func(err error) { s.published(&pk, channel, err) })
+}
+
+// published answers a client's #publish once the broker has taken it (or
+// failed: a *ClusterPublishError is passed on as it is, the client then
+// sees a ClusterPublishError).
+func (s *Socket) published(p *wire.Packet, channel string, err error) {
 	if err != nil {
-		s.respondOrEmit(p, NewError("BrokerError", "Failed to publish to the "+channel+" channel - "+err.Error()))
+		if !errors.Is(err, ErrClusterPublish) {
+			err = NewError("BrokerError", "Failed to publish to the "+channel+" channel - "+err.Error())
+		}
+		s.respondOrEmit(p, err)
 		return
 	}
 	if p.HasCid {
 		s.sendResponse(p.Cid, nil, nil)
-		s.deliverAnswered("#publish", p)
+		s.deliverAnswered(protocol.EventPublish, p)
 	} else {
-		s.deliverReceived("#publish", p)
+		s.deliverReceived(protocol.EventPublish, p)
 	}
 }
 
@@ -262,7 +351,7 @@ func (s *Socket) KickOut(channels []string, message any) error {
 			data = append(append(data, `,"message":`...), msg...)
 		}
 		data = append(data, '}')
-		s.sendEvent("#kickOut", data)
+		s.sendEvent(protocol.EventKickOut, data)
 		if !s.leave(ch) {
 			errs = append(errs, errInvalidAction("Socket "+s.id+" tried to kick out of a channel which it is not subscribed to: "+ch))
 		}

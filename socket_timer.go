@@ -7,7 +7,7 @@ import (
 )
 
 // The socket's deadlines: the handshake timeout, the next ping and the pong
-// timeout (PROTOCOL.md §2.3). The server's schedule (deadlines.go) holds
+// timeout (docs/protocol.md §2.3). The server's schedule (deadlines.go) holds
 // each socket once, at its earliest deadline; when that passes, onTimer
 // acts on what is due and schedules the socket at its next deadline.
 // Traffic only moves the pong deadline (an atomic store, no lock and no
@@ -96,7 +96,7 @@ func (s *Socket) onTimer() {
 
 // touch restarts the pong deadline: always for a pong, and for any other
 // message when more than a quarter of PingTimeout passed since the last
-// restart (PROTOCOL.md §2.3 step 2). Only the socket's reader calls it.
+// restart (docs/protocol.md §2.3 step 2). Only the socket's reader calls it.
 func (s *Socket) touch(isPong bool) {
 	due := s.pongDue.Load()
 	if due == 0 {

@@ -12,13 +12,28 @@ type Stats struct {
 	PendingClients int   // sockets still connecting
 	Channels       int   // channels with at least one local subscriber
 	Connections    int64 // WebSockets accepted since start
+	Handshakes     int64 // SocketCluster handshakes completed since start
 	Disconnections int64 // sockets closed since start
 	Publishes      int64 // messages published (client, server, and received from the broker)
 	Deliveries     int64 // publish frames queued to sockets
 	SlowConsumers  int64 // sockets disconnected for a full outbound queue
 	BrokerErrors   int64 // failed broker operations and outage reports
 	HTTPRefusals   int64 // HTTP connections dropped before a complete request (see HTTPServer)
-	Ready          bool  // broker ready and not closing
+	BytesIn        int64 // payload bytes of the WebSocket messages received
+	BytesOut       int64 // bytes of the WebSocket frames written (headers included)
+
+	// Upgrades refused by a connection limit (limits.go): MaxConnections
+	// (503), MaxConnectionsPerAddress (429), MaxHandshakesPerSecond (503).
+	RefusedConnections   int64
+	RefusedPerAddress    int64
+	RefusedHandshakeRate int64
+	// RateLimitedSockets counts sockets closed with CloseInboundRateLimit.
+	RateLimitedSockets int64
+	// RefusedOrigins counts upgrades refused (403) because their Origin is
+	// not allowed by Options.Origins.
+	RefusedOrigins int64
+	Ready          bool // broker ready and not closing
+	BrokerUp       bool // the broker is connected to its bus (BrokerConnected)
 
 	// permessage-deflate (Options.PerMessageDeflate): messages compressed
 	// (a publish counts once, however many subscribers receive it), and
@@ -30,11 +45,34 @@ type Stats struct {
 
 type counters struct {
 	connections    atomic.Int64
+	handshakes     atomic.Int64
 	disconnections atomic.Int64
 	publishes      atomic.Int64
 	deliveries     atomic.Int64
 	brokerErrors   atomic.Int64
 	httpRefusals   atomic.Int64
+	slowConsumers  atomic.Int64
+	bytesIn        atomic.Int64
+	bytesOut       atomic.Int64
+
+	refusedConnections   atomic.Int64
+	refusedPerAddress    atomic.Int64
+	refusedHandshakeRate atomic.Int64
+	rateLimited          atomic.Int64
+	refusedOrigins       atomic.Int64
+}
+
+// refused returns the counter of upgrades refused by limit (a Limit…
+// constant).
+func (c *counters) refused(limit string) *atomic.Int64 {
+	switch limit {
+	case LimitConnections:
+		return &c.refusedConnections
+	case LimitConnectionsPerAddr:
+		return &c.refusedPerAddress
+	default:
+		return &c.refusedHandshakeRate
+	}
 }
 
 // Stats returns a snapshot of the server's counters.
@@ -51,16 +89,41 @@ func (srv *Server) Stats() Stats {
 		PendingClients: srv.PendingClientsCount(),
 		Channels:       channels,
 		Connections:    srv.counters.connections.Load(),
+		Handshakes:     srv.counters.handshakes.Load(),
 		Disconnections: srv.counters.disconnections.Load(),
 		Publishes:      srv.counters.publishes.Load(),
 		Deliveries:     srv.counters.deliveries.Load(),
-		SlowConsumers:  srv.metrics.slowConsumers.Load(),
+		SlowConsumers:  srv.counters.slowConsumers.Load(),
 		BrokerErrors:   srv.counters.brokerErrors.Load(),
 		HTTPRefusals:   srv.counters.httpRefusals.Load(),
-		Ready:          srv.ready.Load() && !srv.closing.Load(),
+		BytesIn:        srv.counters.bytesIn.Load(),
+		BytesOut:       srv.counters.bytesOut.Load(),
+
+		RefusedConnections:   srv.counters.refusedConnections.Load(),
+		RefusedPerAddress:    srv.counters.refusedPerAddress.Load(),
+		RefusedHandshakeRate: srv.counters.refusedHandshakeRate.Load(),
+		RateLimitedSockets:   srv.counters.rateLimited.Load(),
+		RefusedOrigins:       srv.counters.refusedOrigins.Load(),
+		Ready:                srv.ready.Load() && !srv.closing.Load(),
+		BrokerUp:             srv.BrokerConnected(),
 
 		Compressions:        z.Frames,
 		CompressionInBytes:  z.InBytes,
 		CompressionOutBytes: z.OutBytes,
 	}
+}
+
+// ChannelCounts returns, for every channel with a local socket subscribed,
+// the number of this instance's sockets subscribed to it (the server's own
+// Exchange subscriptions are not counted).
+func (srv *Server) ChannelCounts() map[string]int {
+	srv.hub.mu.RLock()
+	defer srv.hub.mu.RUnlock()
+	out := make(map[string]int, len(srv.hub.channels))
+	for name, c := range srv.hub.channels {
+		if n := len(c.sockets); n > 0 {
+			out[name] = n
+		}
+	}
+	return out
 }

@@ -1,8 +1,8 @@
 package socketcluster
 
-import "github.com/socketcluster-go/socketcluster/internal/stream"
+import "github.com/socketcluster-go/socketcluster/stream"
 
-// Streams follow the reference's semantics (PROTOCOL.md §11):
+// Streams follow the reference's semantics (docs/protocol.md §11):
 //
 //   - A named stream (a listener, receiver, procedure or channel) delivers
 //     each item to every consumer that exists when the item is written, in
@@ -34,49 +34,17 @@ type ConsumerStats = stream.ConsumerStats
 
 // Stream is a named stream of items of type T: a listener
 // (Stream[Event], typed with Listen), a receiver (Stream[Data]), a
-// procedure (Stream[*Request]) or a channel's data (Stream[Data]). A
-// Stream is a small value: copy it freely. Its methods:
-//
-//   - Name() string: the stream's name.
-//   - Consumer() *Consumer[T]: registers a consumer now. Stop it when
-//     done, unless it is read until it ends.
-//   - ConsumerWithTimeout(timeout time.Duration) *Consumer[T]: registers a
-//     consumer whose Next fails with ErrStreamTimeout when no item comes
-//     within timeout.
-//   - All(ctx context.Context) iter.Seq[T]: an iterator over the stream's
-//     items. The consumer is registered when the loop starts; the loop ends
-//     when the stream is closed (after the backlog) or killed, or ctx is
-//     done; breaking out of it removes the consumer.
-//   - Once(ctx context.Context) (T, error): waits for the next item
-//     (bounded by ctx only).
-//   - Close(): ends the current consumers after their backlog.
-//   - Kill(): ends the current consumers now, dropping their backlog.
-//   - Backpressure() int: the largest backlog among the stream's consumers.
-//   - ConsumerStats() []ConsumerStats: lists the stream's consumers.
-//   - HasConsumer(id int) bool: reports whether consumer id reads this
-//     stream.
-//
-// The client package's Stream is the same type.
+// procedure (Stream[*Request]) or a channel's data (Stream[Data]). It is
+// stream.Stream (package github.com/socketcluster-go/socketcluster/stream,
+// where its methods are documented): a small value, copy it freely. The
+// client package's Stream is the same type.
 type Stream[T any] = stream.Stream[T]
 
 // Consumer reads one stream, at its own pace, from an unbounded queue of
-// its own. Its methods:
-//
-//   - ID() int: the consumer's id, unique within its group of streams (the
-//     listeners, receivers or procedures of a socket; the listeners of a
-//     server; the channels of an exchange).
-//   - Backpressure() int: the number of items waiting for this consumer.
-//   - Next(ctx context.Context) (T, error): waits for the next item. It
-//     returns ErrStreamEnded once the stream was closed (and the backlog
-//     taken) or killed, or the consumer stopped; ctx.Err() when ctx is
-//     done; ErrStreamTimeout when the consumer's timeout elapsed (the
-//     consumer stays usable).
-//   - All(ctx context.Context) iter.Seq[T]: iterates until the consumer
-//     ends or ctx is done; whenever the loop ends, the body breaking out
-//     included, the consumer is stopped.
-//   - Stop(): removes the consumer and drops its backlog.
-//
-// The client package's Consumer is the same type.
+// its own. It is stream.TypedConsumer, documented in package stream; its
+// Next returns ErrStreamEnded once the stream was closed (and the backlog
+// taken) or killed, or the consumer stopped. The client package's Consumer
+// is the same type.
 type Consumer[T any] = stream.TypedConsumer[T]
 
 // Listeners is the event-listener side of a Server or Socket.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of socketcluster-go (the interop fixture, with its
-# INTEROP.md middleware active) against the Node reference server (no
+# docs/interop-fixture.md middleware active) against the Node reference server (no
 # middleware), alternating A B A B with scbench compare. Writes the JSON
 # lines and a summary under bench/results/. Needs `npm ci` in interop/.
 #   bash bench/run.sh            # every scenario

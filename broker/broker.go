@@ -22,6 +22,11 @@
 //   - Delivery is at most once: what is published while the bus is down, or
 //     while an instance is disconnected from it, is lost for the remote
 //     instances (as in SocketCluster's own cluster).
+//   - The hub calls Publish (or BatchPublisher.PublishBatch) from one
+//     goroutine at a time, in publish order, with a context whose deadline
+//     is the server's Options.BrokerTimeout; a call that outlives it makes
+//     the publisher's answer a ClusterPublishError (delivered locally, not
+//     confirmed for the cluster). A broker should return when ctx is done.
 package broker
 
 import "context"
@@ -65,4 +70,21 @@ type Broker interface {
 	// Close disconnects and releases every resource; Deliver is not called
 	// after Close returns.
 	Close() error
+}
+
+// Message is one publish of a batch.
+type Message struct {
+	Channel string
+	Payload []byte
+}
+
+// BatchPublisher is implemented by brokers that can send several publishes
+// in one round trip (pipelining). The hub hands its queued publishes to
+// PublishBatch in order instead of calling Publish once per message.
+type BatchPublisher interface {
+	// PublishBatch publishes msgs in order, with the semantics of one
+	// Publish per message, and returns nil when the bus accepted them all,
+	// else one error (nil for a message accepted) per message. The
+	// payloads follow the same rules as Publish's.
+	PublishBatch(ctx context.Context, msgs []Message) []error
 }

@@ -16,6 +16,8 @@ var ErrClosed = errors.New("broker: closed")
 type Bus struct {
 	mu   sync.RWMutex
 	subs map[string]map[*Memory]struct{} // channel → brokers subscribed
+
+	hist busHistory // channel histories (memory_history.go)
 }
 
 // NewBus returns an empty bus.
@@ -131,6 +133,21 @@ func (m *Memory) Publish(_ context.Context, channel string, payload []byte) erro
 	return nil
 }
 
+// PublishBatch implements BatchPublisher: Publish for each message, in
+// order.
+func (m *Memory) PublishBatch(ctx context.Context, msgs []Message) []error {
+	var errs []error
+	for i, msg := range msgs {
+		if err := m.Publish(ctx, msg.Channel, msg.Payload); err != nil {
+			if errs == nil {
+				errs = make([]error, len(msgs))
+			}
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
 // Close implements Broker.
 func (m *Memory) Close() error {
 	m.mu.Lock()
@@ -148,4 +165,7 @@ func (m *Memory) Close() error {
 	return nil
 }
 
-var _ Broker = (*Memory)(nil)
+var (
+	_ Broker         = (*Memory)(nil)
+	_ BatchPublisher = (*Memory)(nil)
+)

@@ -8,12 +8,12 @@ import (
 	"maps"
 	"strings"
 
-	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // AuthState returns socketcluster.Authenticated or Unauthenticated.
-func (c *Client) AuthState() sc.AuthState {
+func (c *Client) AuthState() protocol.AuthState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.authState
@@ -22,7 +22,7 @@ func (c *Client) AuthState() sc.AuthState {
 // AuthToken returns the payload of the current token (a copy), decoded
 // from the JWT's middle part without verifying it; nil when not
 // authenticated.
-func (c *Client) AuthToken() sc.AuthToken {
+func (c *Client) AuthToken() protocol.AuthToken {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return maps.Clone(c.authToken)
@@ -47,7 +47,7 @@ func (c *Client) StoredAuthToken() string {
 }
 
 // decodeToken reads a JWT's payload without verifying it.
-func decodeToken(signed string) sc.AuthToken {
+func decodeToken(signed string) protocol.AuthToken {
 	parts := strings.Split(signed, ".")
 	if len(parts) < 2 {
 		return nil
@@ -58,7 +58,7 @@ func decodeToken(signed string) sc.AuthToken {
 			return nil
 		}
 	}
-	var tok sc.AuthToken
+	var tok protocol.AuthToken
 	if json.Unmarshal(b, &tok) != nil {
 		return nil
 	}
@@ -71,12 +71,12 @@ func (c *Client) setAuthenticatedLocked(signed string) []Event {
 	tok := decodeToken(signed)
 	c.signedToken, c.authToken = signed, tok
 	var evs []Event
-	if c.authState != sc.Authenticated {
+	if c.authState != protocol.Authenticated {
 		evs = append(evs, AuthStateChangeEvent{
-			OldAuthState: c.authState, NewAuthState: sc.Authenticated,
+			OldAuthState: c.authState, NewAuthState: protocol.Authenticated,
 			SignedAuthToken: signed, AuthToken: maps.Clone(tok),
 		})
-		c.authState = sc.Authenticated
+		c.authState = protocol.Authenticated
 	}
 	return append(evs, AuthenticateEvent{SignedAuthToken: signed, AuthToken: maps.Clone(tok)})
 }
@@ -84,13 +84,13 @@ func (c *Client) setAuthenticatedLocked(signed string) []Event {
 // setUnauthenticatedLocked drops the current token (not the stored one)
 // and returns the events to emit.
 func (c *Client) setUnauthenticatedLocked() []Event {
-	if c.authState == sc.Unauthenticated {
+	if c.authState == protocol.Unauthenticated {
 		return nil
 	}
 	oldSigned, oldTok := c.signedToken, c.authToken
-	c.authState, c.signedToken, c.authToken = sc.Unauthenticated, "", nil
+	c.authState, c.signedToken, c.authToken = protocol.Unauthenticated, "", nil
 	return []Event{
-		AuthStateChangeEvent{OldAuthState: sc.Authenticated, NewAuthState: sc.Unauthenticated},
+		AuthStateChangeEvent{OldAuthState: protocol.Authenticated, NewAuthState: protocol.Unauthenticated},
 		DeauthenticateEvent{OldSignedAuthToken: oldSigned, OldAuthToken: oldTok},
 	}
 }
@@ -98,7 +98,7 @@ func (c *Client) setUnauthenticatedLocked() []Event {
 // handleSetAuthToken handles #setAuthToken (reader goroutine): store the
 // token, become authenticated, subscribe WaitForAuth channels, and answer
 // {"rid"} when asked for a receipt.
-func (c *Client) handleSetAuthToken(cn *conn, data sc.Data, cid float64, isInvoke bool) {
+func (c *Client) handleSetAuthToken(cn *conn, data protocol.Data, cid float64, isInvoke bool) {
 	var tok string
 	ok := false
 	wire.Object(data, func(key string, val []byte) {
@@ -107,7 +107,7 @@ func (c *Client) handleSetAuthToken(cn *conn, data sc.Data, cid float64, isInvok
 		}
 	})
 	if !ok || tok == "" {
-		err := sc.NewError("InvalidMessageError", "No token data provided by #setAuthToken event")
+		err := protocol.NewError("InvalidMessageError", "No token data provided by #setAuthToken event")
 		if isInvoke {
 			raw, _ := err.MarshalJSON()
 			_ = cn.write(wire.AppendResponse(nil, cid, nil, raw))
@@ -160,9 +160,9 @@ func (c *Client) handleRemoveAuthToken(cn *conn, cid float64, isInvoke bool) {
 // unauthenticated; a timeout or a lost connection leaves the auth state
 // as it was.
 func (c *Client) Authenticate(ctx context.Context, signedToken string) error {
-	status, err := c.invoke(ctx, "#authenticate", wire.AppendString(nil, signedToken))
+	status, err := c.invoke(ctx, protocol.EventAuthenticate, wire.AppendString(nil, signedToken))
 	if err != nil {
-		var e *sc.Error
+		var e *protocol.Error
 		transient := ctx.Err() != nil || errors.Is(err, ErrClosed) ||
 			(errors.As(err, &e) && (e.Name == "BadConnectionError" || e.Name == "TimeoutError"))
 		if !transient {
@@ -204,7 +204,7 @@ func (c *Client) Authenticate(ctx context.Context, signedToken string) error {
 	if st.IsAuthenticated {
 		return nil
 	}
-	if authErr := sc.UnmarshalError(st.AuthError); authErr != nil {
+	if authErr := protocol.UnmarshalError(st.AuthError); authErr != nil {
 		return authErr
 	}
 	return ErrNotAuthenticated
@@ -227,7 +227,7 @@ func (c *Client) Deauthenticate() error {
 	for _, ev := range evs {
 		c.emit(ev)
 	}
-	if _, err := c.send("#removeAuthToken", nil, nil); err != nil && !errors.Is(err, ErrClosed) {
+	if _, err := c.send(protocol.EventRemoveAuthToken, nil, nil); err != nil && !errors.Is(err, ErrClosed) {
 		return err
 	}
 	return nil

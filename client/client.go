@@ -17,9 +17,9 @@ import (
 
 	"github.com/gobwas/ws"
 
-	sc "github.com/socketcluster-go/socketcluster"
-	"github.com/socketcluster-go/socketcluster/internal/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
+	"github.com/socketcluster-go/socketcluster/protocol"
+	"github.com/socketcluster-go/socketcluster/stream"
 )
 
 // State is the client's connection state.
@@ -87,6 +87,13 @@ type Options struct {
 	ProtocolVersion int
 	// TLSConfig is used for wss:// URLs.
 	TLSConfig *tls.Config
+	// OnPublish, if set, is called with every publish received on a
+	// channel the client has (subscribed or pending), in the order
+	// received, from the connection's reader goroutine: it must return
+	// quickly and must not call the client back synchronously. It sees
+	// what the channel streams see, without a stream per channel (data
+	// is nil for a publish without data).
+	OnPublish func(channel string, data protocol.Data)
 }
 
 func (o Options) withDefaults() Options {
@@ -128,9 +135,9 @@ type Client struct {
 	opts Options
 
 	listeners   *stream.Demux[any] // Event by name
-	receivers   *stream.Demux[any] // sc.Data by event name
+	receivers   *stream.Demux[any] // protocol.Data by event name
 	procedures  *stream.Demux[any] // *Request by procedure name
-	channelData *stream.Demux[any] // sc.Data by channel name
+	channelData *stream.Demux[any] // protocol.Data by channel name
 
 	ctx    context.Context // cancelled by Close: ends reconnects
 	cancel context.CancelFunc
@@ -152,15 +159,15 @@ type Client struct {
 	attempts    int
 	storedToken string
 	signedToken string
-	authToken   sc.AuthToken
-	authState   sc.AuthState
+	authToken   protocol.AuthToken
+	authState   protocol.AuthState
 }
 
 // call is an invoke waiting for its response.
 type call struct {
 	event string
-	cn    *conn                // connection it was sent on; nil while queued
-	done  func(sc.Data, error) // called once, without locks held
+	cn    *conn                      // connection it was sent on; nil while queued
+	done  func(protocol.Data, error) // called once, without locks held
 }
 
 // outItem is a packet queued while not connected.
@@ -171,7 +178,7 @@ type outItem struct {
 }
 
 type result struct {
-	data sc.Data
+	data protocol.Data
 	err  error
 }
 
@@ -203,7 +210,7 @@ func New(rawURL string, opts *Options) (*Client, error) {
 		calls:       make(map[uint64]*call),
 		channels:    make(map[string]*Channel),
 		storedToken: o.AuthToken,
-		authState:   sc.Unauthenticated,
+		authState:   protocol.Unauthenticated,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
@@ -220,7 +227,7 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Client, error) {
 		return nil, err
 	}
 	if err := c.Connect(ctx); err != nil {
-		_ = c.Close(sc.CloseNormal, "")
+		_ = c.Close(protocol.CloseNormal, "")
 		return nil, err
 	}
 	return c, nil
@@ -317,7 +324,7 @@ func (c *Client) connect(ctx context.Context) (code int, reason string, err erro
 	c.cn = cn
 	c.nextCid++
 	hcid := c.nextCid
-	c.calls[hcid] = &call{event: "#handshake", cn: cn, done: func(d sc.Data, err error) { res <- result{d, err} }}
+	c.calls[hcid] = &call{event: protocol.EventHandshake, cn: cn, done: func(d protocol.Data, err error) { res <- result{d, err} }}
 	token := c.storedToken
 	c.wg.Add(1)
 	c.mu.Unlock()
@@ -329,7 +336,7 @@ func (c *Client) connect(ctx context.Context) (code int, reason string, err erro
 	if token != "" {
 		data = append(wire.AppendString([]byte(`{"authToken":`), token), '}')
 	}
-	_ = cn.write(appendInvoke(nil, "#handshake", data, hcid))
+	_ = cn.write(appendInvoke(nil, protocol.EventHandshake, data, hcid))
 
 	timer := time.NewTimer(c.opts.AckTimeout)
 	defer timer.Stop()
@@ -338,7 +345,7 @@ func (c *Client) connect(ctx context.Context) (code int, reason string, err erro
 	case r = <-res:
 	case <-timer.C:
 		c.abandon(hcid)
-		r.err = errTimeout("#handshake")
+		r.err = protocol.TimeoutError(protocol.EventHandshake)
 	case <-ctx.Done():
 		c.abandon(hcid)
 		r.err = ctx.Err()
@@ -362,7 +369,7 @@ func (c *Client) connect(ctx context.Context) (code int, reason string, err erro
 		c.mu.Unlock()
 		cn.wmu.Unlock()
 		<-cn.done
-		return cn.closeCode, cn.closeReason, errBadConnection("#handshake", "connectAbort", cn.closeCode, cn.closeReason)
+		return cn.closeCode, cn.closeReason, errBadConnection(protocol.EventHandshake, "connectAbort", cn.closeCode, cn.closeReason)
 	}
 	c.state = StateOpen
 	c.id = st.ID
@@ -382,7 +389,7 @@ func (c *Client) connect(ctx context.Context) (code int, reason string, err erro
 	for _, e := range evs {
 		c.emit(e)
 	}
-	c.emit(ConnectEvent{ID: st.ID, PingTimeout: pt, IsAuthenticated: st.IsAuthenticated, AuthError: sc.UnmarshalError(st.AuthError)})
+	c.emit(ConnectEvent{ID: st.ID, PingTimeout: pt, IsAuthenticated: st.IsAuthenticated, AuthError: protocol.UnmarshalError(st.AuthError)})
 	for _, f := range frames {
 		if cn.writeLocked(ws.OpText, f) != nil {
 			break
@@ -396,7 +403,7 @@ func (c *Client) connect(ctx context.Context) (code int, reason string, err erro
 // reader and returns the close code (the error's statusCode, else 4003).
 func (c *Client) failHandshake(ctx context.Context, cn *conn, err error) (int, string, error) {
 	code := 4003
-	var e *sc.Error
+	var e *protocol.Error
 	switch {
 	case errors.As(err, &e) && e.Name == "BadConnectionError":
 		// The connection already closed.
@@ -405,7 +412,7 @@ func (c *Client) failHandshake(ctx context.Context, cn *conn, err error) (int, s
 	default:
 		if errors.As(err, &e) {
 			if v, ok := e.Field("statusCode"); ok {
-				if f, ok := v.(float64); ok && sc.ValidCloseCode(int(f)) {
+				if f, ok := v.(float64); ok && protocol.CloseCode(f).Valid() {
 					code = int(f)
 				}
 			}
@@ -418,12 +425,13 @@ func (c *Client) failHandshake(ctx context.Context, cn *conn, err error) (int, s
 }
 
 // reconnectPolicy says whether a close code leads to a reconnect, and
-// whether the first attempt is immediate (PROTOCOL.md §12.3).
+// whether the first attempt is immediate (docs/protocol.md §12.3).
 func reconnectPolicy(code int) (again, immediate bool) {
+	c := protocol.CloseCode(code)
 	switch {
-	case code == 1000 || code >= 4500:
+	case c.StopsReconnect() || code >= 5000:
 		return false, false
-	case code == 4000 || code == 4001 || code == 1005:
+	case c.ReconnectsAtOnce():
 		return true, true
 	}
 	return true, false
@@ -518,7 +526,7 @@ func (c *Client) Connect(ctx context.Context) error {
 // connClosed is called by a connection's reader when it ended.
 func (c *Client) connClosed(cn *conn, code int, reason string) {
 	if reason == "" {
-		reason = sc.CloseText(code)
+		reason = protocol.CloseCode(code).Text()
 	}
 	c.mu.Lock()
 	if c.cn != cn {
@@ -577,9 +585,10 @@ func (c *Client) connClosed(cn *conn, code int, reason string) {
 }
 
 // emitClosed emits the events of a close.
-func (c *Client) emitClosed(wasOpen bool, code int, reason string) {
+func (c *Client) emitClosed(wasOpen bool, rawCode int, reason string) {
+	code := protocol.CloseCode(rawCode)
 	if reason == "" {
-		reason = sc.CloseText(code)
+		reason = code.Text()
 	}
 	if wasOpen {
 		c.emit(DisconnectEvent{Code: code, Reason: reason})
@@ -588,7 +597,7 @@ func (c *Client) emitClosed(wasOpen bool, code int, reason string) {
 	}
 	c.emit(CloseEvent{Code: code, Reason: reason})
 	if code != 1000 && code != 1001 {
-		c.emit(ErrorEvent{Error: errSocketProtocol(code, reason)})
+		c.emit(ErrorEvent{Error: protocol.SocketProtocolError(code, reason)})
 	}
 }
 
@@ -641,12 +650,12 @@ func (c *Client) takeOutboxLocked(cn *conn) [][]byte {
 // every stream (listeners after the final close events) and returns once
 // every goroutine of the client has ended. Codes must be 1000–1003,
 // 1007–1014 or 3000–4999. Closing again does nothing.
-func (c *Client) Close(code int, reason string) error {
+func (c *Client) Close(code protocol.CloseCode, reason string) error {
 	if code == 0 {
-		code = sc.CloseNormal
+		code = protocol.CloseNormal
 	}
-	if !sc.ValidCloseCode(code) {
-		return sc.NewError("InvalidArgumentsError", "Invalid close code "+strconv.Itoa(code)+": use 1000-1003, 1007-1014 or 3000-4999")
+	if !code.Valid() {
+		return protocol.NewError("InvalidArgumentsError", "Invalid close code "+strconv.Itoa(int(code))+": use 1000-1003, 1007-1014 or 3000-4999")
 	}
 	if len(reason) > 123 {
 		reason = reason[:123]
@@ -662,7 +671,7 @@ func (c *Client) Close(code int, reason string) error {
 
 	c.cancel()
 	if cn != nil {
-		cn.close(code, reason)
+		cn.close(int(code), reason)
 	}
 	c.wg.Wait()
 

@@ -13,6 +13,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/socketcluster-go/socketcluster/internal/wire"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // closeGrace is how long a connection waits for the server's close frame
@@ -167,7 +168,7 @@ func (cn *conn) pingTimedOut() {
 	stopped := cn.tstopped
 	cn.tmu.Unlock()
 	if !stopped {
-		cn.close(4000, "")
+		cn.close(int(protocol.ClosePingTimeout), "")
 	}
 }
 

@@ -15,7 +15,7 @@
 // New makes a client without connecting, so that listeners exist before
 // the first connection; Connect then dials (Dial is New plus Connect).
 //
-// What it does as the official client does (PROTOCOL.md §12):
+// What it does as the official client does (docs/protocol.md §12):
 //
 //   - Pings: every ping ("" with protocol version 2, "#1" with version 1)
 //     is answered at once; when none comes within the pingTimeout the

@@ -5,17 +5,17 @@ import (
 	"errors"
 	"strconv"
 
-	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // encodeError gives the wire form of an error answer: an *Error with its
 // name and fields, a StringError as a bare string, a ValueError as its
 // value, any other error as {"message": err.Error()}.
 func encodeError(err error) ([]byte, error) {
-	var se sc.StringError
-	var ve *sc.ValueError
-	var e *sc.Error
+	var se protocol.StringError
+	var ve *protocol.ValueError
+	var e *protocol.Error
 	switch {
 	case errors.As(err, &e):
 		return e.MarshalJSON()
@@ -63,28 +63,9 @@ func publishData(channel string, data []byte) []byte {
 	return append(b, '}')
 }
 
-// Errors of the client, by name (the official client's names).
+// Errors of the client, by name (the official client's names; the
+// protocol package builds them).
 
-func errTimeout(event string) *sc.Error {
-	return sc.NewError("TimeoutError", "Event response for "+event+" event timed out")
-}
-
-func errBadConnection(event, typ string, code int, reason string) *sc.Error {
-	e := sc.NewError("BadConnectionError", "Event "+event+" was aborted due to a bad connection").
-		With("type", typ).With("code", code)
-	if reason != "" {
-		e.With("reason", reason)
-	}
-	return e
-}
-
-func errSocketProtocol(code int, reason string) *sc.Error {
-	msg := sc.CloseText(code)
-	if msg == "" {
-		msg = "Socket connection closed with status code " + strconv.Itoa(code)
-		if reason != "" {
-			msg += " and reason: " + reason
-		}
-	}
-	return sc.NewError("SocketProtocolError", msg).With("code", code)
+func errBadConnection(event, typ string, code int, reason string) *protocol.Error {
+	return protocol.BadConnectionError("Event "+event+" was aborted due to a bad connection", typ, protocol.CloseCode(code), reason)
 }

@@ -3,12 +3,12 @@ package client
 import (
 	"time"
 
-	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // Event is any value of a client listener stream; each type's EventName
 // is the official client's event name.
-type Event = sc.Event
+type Event = protocol.Event
 
 // ConnectingEvent: a connection attempt starts (Dial, Connect, or an
 // automatic reconnect).
@@ -25,13 +25,13 @@ type ConnectEvent struct {
 
 // ConnectAbortEvent: a connection closed before its handshake completed.
 type ConnectAbortEvent struct {
-	Code   int
+	Code   protocol.CloseCode
 	Reason string
 }
 
 // DisconnectEvent: an open connection closed.
 type DisconnectEvent struct {
-	Code   int
+	Code   protocol.CloseCode
 	Reason string
 }
 
@@ -39,7 +39,7 @@ type DisconnectEvent struct {
 // or DisconnectEvent). Reason is the close frame's reason, or the code's
 // standard text when the frame had none.
 type CloseEvent struct {
-	Code   int
+	Code   protocol.CloseCode
 	Reason string
 }
 
@@ -53,7 +53,7 @@ type ErrorEvent struct{ Error error }
 // resubscribed. Message is the server's message (nil when absent).
 type KickOutEvent struct {
 	Channel string
-	Message sc.Data
+	Message protocol.Data
 }
 
 // SubscribeEvent: the server acknowledged a subscription.
@@ -72,28 +72,28 @@ type UnsubscribeEvent struct{ Channel string }
 // AuthStateChangeEvent: the auth state changed. SignedAuthToken and
 // AuthToken are set when becoming authenticated.
 type AuthStateChangeEvent struct {
-	OldAuthState    sc.AuthState
-	NewAuthState    sc.AuthState
+	OldAuthState    protocol.AuthState
+	NewAuthState    protocol.AuthState
 	SignedAuthToken string
-	AuthToken       sc.AuthToken
+	AuthToken       protocol.AuthToken
 }
 
 // AuthenticateEvent: the client is authenticated with a token (from the
 // handshake, #setAuthToken, or Authenticate).
 type AuthenticateEvent struct {
 	SignedAuthToken string
-	AuthToken       sc.AuthToken
+	AuthToken       protocol.AuthToken
 }
 
 // DeauthenticateEvent: the client stopped being authenticated.
 type DeauthenticateEvent struct {
 	OldSignedAuthToken string
-	OldAuthToken       sc.AuthToken
+	OldAuthToken       protocol.AuthToken
 }
 
 // RemoveAuthTokenEvent: the stored token was deleted (#removeAuthToken
 // from the server, Deauthenticate, or a failed Authenticate).
-type RemoveAuthTokenEvent struct{ OldAuthToken sc.AuthToken }
+type RemoveAuthTokenEvent struct{ OldAuthToken protocol.AuthToken }
 
 // RawEvent: a message from the server that is not a packet (the whole
 // frame), or any binary frame.

@@ -75,6 +75,9 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(msg)
+	fmt.Println(string(msg))
 	_ = ch.Unsubscribe()
+	// Output:
+	// world
+	// "extra, extra"
 }

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"iter"
 	"slices"
+	"sync/atomic"
+	"time"
 
-	sc "github.com/socketcluster-go/socketcluster"
-	"github.com/socketcluster-go/socketcluster/internal/stream"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
+	"github.com/socketcluster-go/socketcluster/protocol"
+	"github.com/socketcluster-go/socketcluster/stream"
 )
 
 // ChannelState is the state of a channel subscription.
@@ -100,7 +102,7 @@ func (c *Client) Subscribe(ctx context.Context, channel string, opts ...Subscrib
 	var raw []byte
 	if o.hasData {
 		var err error
-		if raw, err = sc.MarshalData(o.data); err != nil {
+		if raw, err = protocol.MarshalData(o.data); err != nil {
 			return nil, err
 		}
 	}
@@ -170,7 +172,7 @@ func (ch *Channel) wait(ctx context.Context) error {
 func (c *Client) claimSubscriptionsLocked(cn *conn) [][]byte {
 	var todo []*Channel
 	for _, ch := range c.channels {
-		if ch.state == ChannelPending && ch.cid == 0 && (!ch.waitForAuth || c.authState == sc.Authenticated) {
+		if ch.state == ChannelPending && ch.cid == 0 && (!ch.waitForAuth || c.authState == protocol.Authenticated) {
 			todo = append(todo, ch)
 		}
 	}
@@ -185,7 +187,7 @@ func (c *Client) claimSubscriptionsLocked(cn *conn) [][]byte {
 		c.nextCid++
 		cid := c.nextCid
 		ch.cid = cid
-		c.calls[cid] = &call{event: "#subscribe", cn: cn, done: c.subscribeDone(ch, cid)}
+		c.calls[cid] = &call{event: protocol.EventSubscribe, cn: cn, done: c.subscribeDone(ch, cid)}
 		data := wire.AppendString([]byte(`{"channel":`), ch.name)
 		if ch.waitForAuth {
 			data = append(data, `,"waitForAuth":true`...)
@@ -194,14 +196,14 @@ func (c *Client) claimSubscriptionsLocked(cn *conn) [][]byte {
 			data = append(append(data, `,"data":`...), ch.data...)
 		}
 		data = append(data, '}')
-		frames = append(frames, appendInvoke(nil, "#subscribe", data, cid))
+		frames = append(frames, appendInvoke(nil, protocol.EventSubscribe, data, cid))
 	}
 	return frames
 }
 
 // subscribeDone handles the answer to a #subscribe.
-func (c *Client) subscribeDone(ch *Channel, cid uint64) func(sc.Data, error) {
-	return func(_ sc.Data, err error) {
+func (c *Client) subscribeDone(ch *Channel, cid uint64) func(protocol.Data, error) {
+	return func(_ protocol.Data, err error) {
 		c.mu.Lock()
 		if c.channels[ch.name] != ch || ch.cid != cid {
 			c.mu.Unlock() // unsubscribed or disconnected meanwhile
@@ -233,10 +235,10 @@ func (ch *Channel) State() ChannelState {
 
 // Consumer registers a consumer of the channel's data now. On a channel
 // that is already unsubscribed the consumer is ended at once.
-func (ch *Channel) Consumer() *Consumer[sc.Data] {
+func (ch *Channel) Consumer() *Consumer[protocol.Data] {
 	ch.c.mu.Lock()
 	defer ch.c.mu.Unlock()
-	cons := stream.NewStream[sc.Data](ch.c.channelData, ch.name).Consumer()
+	cons := stream.NewStream[protocol.Data](ch.c.channelData, ch.name).Consumer()
 	if ch.state == ChannelUnsubscribed {
 		cons.Stop()
 	}
@@ -246,14 +248,14 @@ func (ch *Channel) Consumer() *Consumer[sc.Data] {
 // All iterates over the data published to the channel (nil for a publish
 // without data) until the channel is unsubscribed, kicked out or the
 // client closed, or ctx is done.
-func (ch *Channel) All(ctx context.Context) iter.Seq[sc.Data] {
-	return func(yield func(sc.Data) bool) {
+func (ch *Channel) All(ctx context.Context) iter.Seq[protocol.Data] {
+	return func(yield func(protocol.Data) bool) {
 		ch.Consumer().All(ctx)(yield)
 	}
 }
 
 // Once waits for the next publish.
-func (ch *Channel) Once(ctx context.Context) (sc.Data, error) {
+func (ch *Channel) Once(ctx context.Context) (protocol.Data, error) {
 	return ch.Consumer().Next(ctx)
 }
 
@@ -283,7 +285,7 @@ func (ch *Channel) Unsubscribe() error {
 		c.emit(UnsubscribeEvent{Channel: ch.name})
 	}
 	if cn != nil {
-		return cn.write(appendTransmit(nil, "#unsubscribe", wire.AppendString(nil, ch.name)))
+		return cn.write(appendTransmit(nil, protocol.EventUnsubscribe, wire.AppendString(nil, ch.name)))
 	}
 	return nil
 }
@@ -301,21 +303,55 @@ func (ch *Channel) TransmitPublish(data any) error { return ch.c.TransmitPublish
 // subscribed) and waits for the server's acknowledgement, bounded by
 // AckTimeout and ctx. Subscribers, this client included, get the data.
 func (c *Client) InvokePublish(ctx context.Context, channel string, data any) error {
-	raw, err := sc.MarshalData(data)
+	raw, err := protocol.MarshalData(data)
 	if err != nil {
 		return err
 	}
-	_, err = c.invoke(ctx, "#publish", publishData(channel, raw))
+	_, err = c.invoke(ctx, protocol.EventPublish, publishData(channel, raw))
 	return err
+}
+
+// InvokePublishAsync publishes data to channel as InvokePublish does (an
+// invoke the server acknowledges) but returns once the packet is written,
+// or queued while reconnecting. done, if not nil, is called once with the
+// outcome: nil when the server acknowledged, the server's error, a
+// TimeoutError after AckTimeout or a BadConnectionError; it runs on the
+// client's goroutines and must not block. Calls made one after the other
+// are sent in that order.
+func (c *Client) InvokePublishAsync(channel string, data any, done func(error)) error {
+	raw, err := protocol.MarshalData(data)
+	if err != nil {
+		return err
+	}
+	if done == nil {
+		done = func(error) {}
+	}
+	var cidv atomic.Uint64
+	t := time.AfterFunc(c.opts.AckTimeout, func() {
+		if cid := cidv.Load(); cid != 0 && c.abandon(cid) {
+			done(protocol.TimeoutError(protocol.EventPublish))
+		}
+	})
+	cl := &call{event: protocol.EventPublish, done: func(_ protocol.Data, err error) {
+		t.Stop()
+		done(err)
+	}}
+	cid, err := c.send(protocol.EventPublish, publishData(channel, raw), cl)
+	if err != nil {
+		t.Stop()
+		return err
+	}
+	cidv.Store(cid)
+	return nil
 }
 
 // TransmitPublish publishes data to channel without acknowledgement.
 func (c *Client) TransmitPublish(channel string, data any) error {
-	raw, err := sc.MarshalData(data)
+	raw, err := protocol.MarshalData(data)
 	if err != nil {
 		return err
 	}
-	_, err = c.send("#publish", publishData(channel, raw), nil)
+	_, err = c.send(protocol.EventPublish, publishData(channel, raw), nil)
 	return err
 }
 
@@ -353,13 +389,13 @@ func (c *Client) IsSubscribed(channel string, includePending bool) bool {
 // channelAnd reads the data of a #publish or #kickOut packet,
 // {"channel": name, key: value}: ok is false when there is no string
 // "channel"; value is nil when key is absent.
-func channelAnd(data sc.Data, key string) (name string, value sc.Data, ok bool) {
+func channelAnd(data protocol.Data, key string) (name string, value protocol.Data, ok bool) {
 	wire.Object(data, func(k string, val []byte) {
 		switch k {
 		case "channel":
 			name, ok = wire.Unquote(val)
 		case key:
-			value = sc.Data(val)
+			value = protocol.Data(val)
 		}
 	})
 	return name, value, ok
@@ -367,20 +403,24 @@ func channelAnd(data sc.Data, key string) (name string, value sc.Data, ok bool) 
 
 // handlePublish delivers a #publish to the channel if the client has it
 // (subscribed or pending).
-func (c *Client) handlePublish(data sc.Data) {
+func (c *Client) handlePublish(data protocol.Data) {
 	name, payload, ok := channelAnd(data, "data")
 	if !ok {
 		return
 	}
 	c.mu.Lock()
-	if c.channels[name] != nil {
+	have := c.channels[name] != nil
+	if have {
 		c.channelData.Write(name, payload)
 	}
 	c.mu.Unlock()
+	if have && c.opts.OnPublish != nil {
+		c.opts.OnPublish(name, payload)
+	}
 }
 
 // handleKickOut drops a channel the server kicked the client out of.
-func (c *Client) handleKickOut(data sc.Data) {
+func (c *Client) handleKickOut(data protocol.Data) {
 	name, msg, ok := channelAnd(data, "message")
 	if !ok {
 		return

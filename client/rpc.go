@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // Invoke calls the server's procedure and waits for its answer, at most
@@ -22,17 +22,17 @@ import (
 // When the connection drops before the answer, Invoke fails with a
 // BadConnectionError; an invoke made while reconnecting is queued and sent
 // once connected. On a closed client it returns ErrClosed.
-func (c *Client) Invoke(ctx context.Context, procedure string, data any) (sc.Data, error) {
-	raw, err := sc.MarshalData(data)
+func (c *Client) Invoke(ctx context.Context, procedure string, data any) (protocol.Data, error) {
+	raw, err := protocol.MarshalData(data)
 	if err != nil {
 		return nil, err
 	}
 	return c.invoke(ctx, procedure, raw)
 }
 
-func (c *Client) invoke(ctx context.Context, event string, raw []byte) (sc.Data, error) {
+func (c *Client) invoke(ctx context.Context, event string, raw []byte) (protocol.Data, error) {
 	res := make(chan result, 1)
-	cl := &call{event: event, done: func(d sc.Data, err error) { res <- result{d, err} }}
+	cl := &call{event: event, done: func(d protocol.Data, err error) { res <- result{d, err} }}
 	cid, err := c.send(event, raw, cl)
 	if err != nil {
 		return nil, err
@@ -43,7 +43,7 @@ func (c *Client) invoke(ctx context.Context, event string, raw []byte) (sc.Data,
 	case r := <-res:
 		return r.data, r.err
 	case <-timer.C:
-		err = errTimeout(event)
+		err = protocol.TimeoutError(event)
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
@@ -58,7 +58,7 @@ func (c *Client) invoke(ctx context.Context, event string, raw []byte) (sc.Data,
 // socket.Receiver(event) or Server.HandleReceiver gets data. While
 // reconnecting it is queued and dropped if not sent within AckTimeout.
 func (c *Client) Transmit(event string, data any) error {
-	raw, err := sc.MarshalData(data)
+	raw, err := protocol.MarshalData(data)
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ type Request struct {
 	// Procedure is the invoked name.
 	Procedure string
 	// Data is what the server sent (nil when absent).
-	Data sc.Data
+	Data protocol.Data
 	// ID is the server's cid.
 	ID float64
 
@@ -137,7 +137,7 @@ func (r *Request) Sent() bool { return r.sent.Load() }
 
 func (r *Request) claim() error {
 	if r.sent.Swap(true) {
-		return sc.NewError("InvalidActionError", "Response to request "+string(wire.AppendNumber(nil, r.ID))+" has already been sent")
+		return protocol.NewError("InvalidActionError", "Response to request "+string(wire.AppendNumber(nil, r.ID))+" has already been sent")
 	}
 	return nil
 }
@@ -145,7 +145,7 @@ func (r *Request) claim() error {
 // End answers with data (same rules as Invoke's data; Undefined answers
 // {"rid":N} without data).
 func (r *Request) End(data any) error {
-	raw, err := sc.MarshalData(data)
+	raw, err := protocol.MarshalData(data)
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func (r *Request) End(data any) error {
 // error as {"message": err.Error()}. A nil err answers without data.
 func (r *Request) Error(err error) error {
 	if err == nil {
-		return r.End(sc.Undefined)
+		return r.End(protocol.Undefined)
 	}
 	raw, encErr := encodeError(err)
 	if encErr != nil {
@@ -207,16 +207,16 @@ func (c *Client) handlePacket(cn *conn, p *wire.Packet) {
 		c.handleResponse(p)
 		return
 	}
-	data := sc.Data(p.Data)
+	data := protocol.Data(p.Data)
 	if !p.HasCid {
 		switch p.Event {
-		case "#publish":
+		case protocol.EventPublish:
 			c.handlePublish(data)
-		case "#kickOut":
+		case protocol.EventKickOut:
 			c.handleKickOut(data)
-		case "#setAuthToken":
+		case protocol.EventSetAuthToken:
 			c.handleSetAuthToken(cn, data, 0, false)
-		case "#removeAuthToken":
+		case protocol.EventRemoveAuthToken:
 			c.handleRemoveAuthToken(cn, 0, false)
 		default:
 			c.receivers.Write(p.Event, data)
@@ -224,9 +224,9 @@ func (c *Client) handlePacket(cn *conn, p *wire.Packet) {
 		return
 	}
 	switch p.Event {
-	case "#setAuthToken":
+	case protocol.EventSetAuthToken:
 		c.handleSetAuthToken(cn, data, p.Cid, true)
-	case "#removeAuthToken":
+	case protocol.EventRemoveAuthToken:
 		c.handleRemoveAuthToken(cn, p.Cid, true)
 	default:
 		c.procedures.Write(p.Event, &Request{Procedure: p.Event, Data: data, ID: p.Cid, cn: cn})
@@ -247,9 +247,9 @@ func (c *Client) handleResponse(p *wire.Packet) {
 	if !ok {
 		return // unknown rid: ignored
 	}
-	if err := sc.UnmarshalError(p.Error); err != nil {
+	if err := protocol.UnmarshalError(p.Error); err != nil {
 		cl.done(nil, err)
 		return
 	}
-	cl.done(sc.Data(p.Data), nil)
+	cl.done(protocol.Data(p.Data), nil)
 }

@@ -1,8 +1,8 @@
 package client
 
 import (
-	sc "github.com/socketcluster-go/socketcluster"
-	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/protocol"
+	"github.com/socketcluster-go/socketcluster/stream"
 )
 
 // Stream is a named stream of items of type T: the client's listeners
@@ -13,16 +13,13 @@ import (
 // items written while a stream has no consumer are dropped.
 //
 // Range over All, or create a Consumer first when it must exist before
-// something happens. Its methods are Name, Consumer, ConsumerWithTimeout,
-// All, Once, Close, Kill, Backpressure, ConsumerStats and HasConsumer: see
-// socketcluster.Stream.
-type Stream[T any] = sc.Stream[T]
+// something happens. It is stream.Stream, documented in package stream.
+type Stream[T any] = stream.Stream[T]
 
-// Consumer reads one stream; Next returns socketcluster.ErrStreamEnded once
-// the stream was closed (and the backlog taken) or killed, or the consumer
-// stopped. It is the server's socketcluster.Consumer, the same type: its
-// methods are ID, Backpressure, Next, All and Stop.
-type Consumer[T any] = sc.Consumer[T]
+// Consumer reads one stream; Next returns stream.ErrEnded once the stream
+// was closed (and the backlog taken) or killed, or the consumer stopped. It
+// is stream.TypedConsumer, the server's socketcluster.Consumer.
+type Consumer[T any] = stream.TypedConsumer[T]
 
 // Listener returns the stream of the named client event ("connect",
 // "disconnect", "close", "error", "kickOut", "authenticate"…; each event
@@ -33,8 +30,8 @@ func (c *Client) Listener(name string) Stream[Event] {
 
 // Receiver returns the stream of the data the server transmits to name
 // (socket.Transmit(name, data) on the server).
-func (c *Client) Receiver(name string) Stream[sc.Data] {
-	return stream.NewStream[sc.Data](c.receivers, name)
+func (c *Client) Receiver(name string) Stream[protocol.Data] {
+	return stream.NewStream[protocol.Data](c.receivers, name)
 }
 
 // Procedure returns the stream of the server's invokes of name

@@ -13,7 +13,7 @@ import (
 )
 
 // fakeServer is a bare WebSocket server that a test drives frame by frame,
-// to check the exact frames the client writes (PROTOCOL.md §12, §14).
+// to check the exact frames the client writes (docs/protocol.md §12, §14).
 type fakeServer struct {
 	t *testing.T
 	l net.Listener
@@ -97,7 +97,7 @@ func (fc *fakeConn) expectClose(code int, reason string) {
 }
 
 // TestWireTranscript checks the client's frames against the official
-// client's (PROTOCOL.md §14.1, §14.2, §14.6): key order, cids that keep
+// client's (docs/protocol.md §14.1, §14.2, §14.6): key order, cids that keep
 // counting across reconnects, pongs, receipts, resubscription with the
 // stored token.
 func TestWireTranscript(t *testing.T) {

@@ -4,10 +4,15 @@
 //
 //	reg := prometheus.NewRegistry()
 //	reg.MustRegister(prommetrics.NewCollector(srv, "socketcluster"))
+//
+// or take NewRegistry, which adds the Go runtime and process collectors as
+// cmd/scserver serves them (the Grafana dashboard and alert rules in
+// deploy/ query exactly those metrics).
 package prommetrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	sc "github.com/socketcluster-go/socketcluster"
 )
@@ -16,10 +21,21 @@ import (
 type Collector struct {
 	srv *sc.Server
 
-	clients, pending, channels, ready                             *prometheus.Desc
+	clients, pending, channels, ready, brokerConnected            *prometheus.Desc
+	handshakes, bytesIn, bytesOut                                 *prometheus.Desc
 	connections, disconnections, publishes, deliveries, slow, brk *prometheus.Desc
-	httpRefusals                                                  *prometheus.Desc
+	httpRefusals, refusedUpgrades, rateLimited, refusedOrigins    *prometheus.Desc
 	compressions, compressionIn, compressionOut                   *prometheus.Desc
+}
+
+// NewRegistry returns a registry with srv's collector under namespace, the
+// Go runtime collector and the process collector: what cmd/scserver serves
+// at /metrics.
+func NewRegistry(srv *sc.Server, namespace string) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(srv, namespace),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // NewCollector returns a collector of srv's metrics under namespace.
@@ -28,18 +44,26 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, nil, nil)
 	}
 	return &Collector{
-		srv:            srv,
-		clients:        d("clients", "Sockets that completed the SocketCluster handshake."),
-		pending:        d("pending_clients", "Sockets still in the handshake."),
-		channels:       d("channels", "Channels with at least one local subscriber."),
-		ready:          d("ready", "1 when the server is ready and not draining."),
-		connections:    d("connections_total", "WebSocket connections accepted."),
-		disconnections: d("disconnections_total", "Sockets closed."),
-		publishes:      d("publishes_total", "Messages published (client, server and from the broker)."),
-		deliveries:     d("deliveries_total", "Publish frames queued to sockets."),
-		slow:           d("slow_consumers_total", "Sockets disconnected because their outbound queue was full."),
-		brk:            d("broker_errors_total", "Failed broker operations and broker outages."),
-		httpRefusals:   d("http_refusals_total", "HTTP connections dropped before a complete request (header too large, too slow, malformed)."),
+		srv:             srv,
+		clients:         d("clients", "Sockets that completed the SocketCluster handshake."),
+		pending:         d("pending_clients", "Sockets still in the handshake."),
+		channels:        d("channels", "Channels with at least one local subscriber."),
+		ready:           d("ready", "1 when the server is ready and not draining."),
+		brokerConnected: d("broker_connected", "1 while the broker is connected to its bus (always 1 for the in-process broker)."),
+		handshakes:      d("handshakes_total", "SocketCluster handshakes completed."),
+		bytesIn:         d("received_bytes_total", "Payload bytes of the WebSocket messages received."),
+		bytesOut:        d("sent_bytes_total", "Bytes of the WebSocket frames written."),
+		connections:     d("connections_total", "WebSocket connections accepted."),
+		disconnections:  d("disconnections_total", "Sockets closed."),
+		publishes:       d("publishes_total", "Messages published (client, server and from the broker)."),
+		deliveries:      d("deliveries_total", "Publish frames queued to sockets."),
+		slow:            d("slow_consumers_total", "Sockets disconnected because their outbound queue was full."),
+		brk:             d("broker_errors_total", "Failed broker operations and broker outages."),
+		httpRefusals:    d("http_refusals_total", "HTTP connections dropped before a complete request (header too large, too slow, malformed)."),
+		refusedUpgrades: prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "refused_upgrades_total"),
+			"WebSocket upgrades refused by a connection limit (connections, connections_per_address, handshake_rate).", []string{"limit"}, nil),
+		rateLimited:    d("rate_limited_sockets_total", "Sockets closed for going over the inbound rate limit (close code 4101)."),
+		refusedOrigins: d("origin_refusals_total", "WebSocket upgrades refused (403) for an origin not allowed."),
 		compressions:   d("compressions_total", "Messages compressed with permessage-deflate (a publish counts once for all its subscribers)."),
 		compressionIn:  d("compression_in_bytes_total", "Size of the messages compressed with permessage-deflate."),
 		compressionOut: d("compression_out_bytes_total", "Size of those messages once compressed."),
@@ -48,7 +72,7 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.compressions, c.compressionIn, c.compressionOut} {
+	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited, c.refusedOrigins, c.compressions, c.compressionIn, c.compressionOut, c.brokerConnected, c.handshakes, c.bytesIn, c.bytesOut} {
 		ch <- d
 	}
 }
@@ -68,6 +92,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ready = 1
 	}
 	g(c.ready, ready)
+	up := 0.0
+	if s.BrokerUp {
+		up = 1
+	}
+	g(c.brokerConnected, up)
+	k(c.handshakes, s.Handshakes)
+	k(c.bytesIn, s.BytesIn)
+	k(c.bytesOut, s.BytesOut)
 	k(c.connections, s.Connections)
 	k(c.disconnections, s.Disconnections)
 	k(c.publishes, s.Publishes)
@@ -75,6 +107,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	k(c.slow, s.SlowConsumers)
 	k(c.brk, s.BrokerErrors)
 	k(c.httpRefusals, s.HTTPRefusals)
+	for _, l := range []struct {
+		name string
+		v    int64
+	}{{sc.LimitConnections, s.RefusedConnections}, {sc.LimitConnectionsPerAddr, s.RefusedPerAddress}, {sc.LimitHandshakeRate, s.RefusedHandshakeRate}} {
+		ch <- prometheus.MustNewConstMetric(c.refusedUpgrades, prometheus.CounterValue, float64(l.v), l.name)
+	}
+	k(c.rateLimited, s.RateLimitedSockets)
+	k(c.refusedOrigins, s.RefusedOrigins)
 	k(c.compressions, s.Compressions)
 	k(c.compressionIn, s.CompressionInBytes)
 	k(c.compressionOut, s.CompressionOutBytes)

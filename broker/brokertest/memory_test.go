@@ -17,3 +17,8 @@ func BenchmarkMemory(b *testing.B) {
 	bus := broker.NewBus()
 	brokertest.Bench(b, func(*testing.B) broker.Broker { return broker.NewMemory(bus) })
 }
+
+func TestMemoryHistory(t *testing.T) {
+	bus := broker.NewBus()
+	brokertest.RunHistory(t, func(*testing.T) broker.History { return broker.NewMemory(bus) })
+}

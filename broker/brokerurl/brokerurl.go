@@ -1,14 +1,17 @@
 // Package brokerurl opens a broker from a URL, for command-line flags:
-// "memory" (or ""), "redis://…", "rediss://…", "nats://…".
+// "memory" (or ""), "redis://…", "rediss://…", "nats://…", "scc://…".
 package brokerurl
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/broker/natsbroker"
 	"github.com/socketcluster-go/socketcluster/broker/redisbroker"
+	"github.com/socketcluster-go/socketcluster/broker/sccbroker"
 )
 
 // Open returns the broker named by spec. The connection itself is made when
@@ -22,6 +25,26 @@ func Open(spec string) (broker.Broker, error) {
 		return redisbroker.New(spec, redisbroker.Options{})
 	case strings.HasPrefix(spec, "nats://") || strings.HasPrefix(spec, "tls://"):
 		return natsbroker.New(spec, natsbroker.Options{})
+	case strings.HasPrefix(spec, "scc://"):
+		return sccbroker.Open(spec)
 	}
-	return nil, fmt.Errorf("broker %q: unknown kind; use memory, redis://host:port or nats://host:port", spec)
+	return nil, fmt.Errorf("broker %q: unknown kind; use memory, redis://host:port, nats://host:port or scc://state-host:7777", spec)
+}
+
+// OpenListening is Open for a server listening on listenAddr: an scc://
+// URL without instancePort gets the port of listenAddr, which scc-state
+// reports to the other workers.
+func OpenListening(spec, listenAddr string) (broker.Broker, error) {
+	if strings.HasPrefix(spec, "scc://") {
+		u, err := url.Parse(spec)
+		if err == nil && !u.Query().Has("instancePort") {
+			if _, port, err := net.SplitHostPort(listenAddr); err == nil && port != "" && port != "0" {
+				q := u.Query()
+				q.Set("instancePort", port)
+				u.RawQuery = q.Encode()
+				spec = u.String()
+			}
+		}
+	}
+	return Open(spec)
 }

@@ -31,3 +31,16 @@ func BenchmarkNATS(b *testing.B) {
 		return br
 	})
 }
+
+func TestHistoryConformance(t *testing.T) {
+	url := requireNATS(t)
+	prefix := uniquePrefix()
+	cleanupStreams(t, url, prefix)
+	brokertest.RunHistory(t, func(t *testing.T) broker.History {
+		b, err := natsbroker.New(url, natsbroker.Options{Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}

@@ -38,7 +38,11 @@
 // the order Publish is called. Publish fails at once, with ErrNotConnected,
 // while the connection is down (nats.go's reconnect buffer is disabled: a
 // message is dropped rather than delivered late), and when it exceeds the
-// server's max_payload (1 MB by default).
+// server's max_payload (1 MB by default). PublishBatch, which the
+// server's hub uses, adds the acknowledgement NATS core lacks: after the
+// batch it waits for a PING/PONG round trip, so it returns once the NATS
+// server has processed the messages, and fails when the server does not
+// answer in time (a hung server).
 //
 // Subscribe sends the SUB of every channel of the batch, then waits for a
 // PING/PONG round trip (Flush): when it returns, the server has the

@@ -1,11 +1,16 @@
 package natsbroker_test
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/socketcluster-go/socketcluster/broker/brokertest"
 	"github.com/socketcluster-go/socketcluster/broker/natsbroker"
@@ -47,4 +52,34 @@ func start(t testing.TB, url string, opts natsbroker.Options, h *handler) *natsb
 	}
 	brokertest.Start(t, b, h)
 	return b
+}
+
+// cleanupStreams deletes, when the test ends, the history streams made
+// with prefix on the server at url.
+func cleanupStreams(t testing.TB, url, prefix string) {
+	t.Helper()
+	t.Cleanup(func() {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return
+		}
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		want := strings.ToUpper(strings.ReplaceAll(prefix, ".", "_")) + "_H"
+		names := js.StreamNames(c)
+		var del []string
+		for n := range names.Name() {
+			if strings.HasPrefix(n, want) {
+				del = append(del, n)
+			}
+		}
+		for _, n := range del {
+			_ = js.DeleteStream(c, n)
+		}
+	})
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dial"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
+	"github.com/socketcluster-go/socketcluster/broker/internal/hseq"
+	"github.com/socketcluster-go/socketcluster/broker/internal/lifecycle"
 )
 
 // ErrOverflow is reported through Handler.Status (wrapped) when messages
@@ -86,13 +88,6 @@ type Stats struct {
 	Queued  int    // messages waiting for Deliver now
 }
 
-const (
-	stateNew int32 = iota
-	stateStarting
-	stateRunning
-	stateClosed
-)
-
 // Broker is a broker.Broker on NATS core publish/subscribe. Create it
 // with New.
 type Broker struct {
@@ -101,7 +96,7 @@ type Broker struct {
 	opts   Options
 	prefix string
 
-	state atomic.Int32
+	state lifecycle.Machine
 	nc    atomic.Pointer[nats.Conn]
 
 	mu   sync.RWMutex
@@ -119,9 +114,18 @@ type Broker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// History (history.go): set by Start when the handler uses history.
+	hist     histState
+	hh       broker.HistoryHandler
+	seq      *hseq.Seq   // owned by the delivery goroutine
+	seqStale atomic.Bool // seq has fills to retry
 }
 
-var _ broker.Broker = (*Broker)(nil)
+var (
+	_ broker.Broker         = (*Broker)(nil)
+	_ broker.BatchPublisher = (*Broker)(nil)
+)
 
 // New returns a Broker for the NATS server(s) at url, which are not
 // contacted before Start: "nats://host:4222", "tls://...", with optional
@@ -199,46 +203,38 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 	if h == nil {
 		return errors.New("natsbroker: Start with a nil Handler")
 	}
-	b.mu.Lock()
-	switch b.state.Load() {
-	case stateClosed:
-		b.mu.Unlock()
-		return broker.ErrClosed
-	case stateNew:
-	default:
-		b.mu.Unlock()
-		return errors.New("natsbroker: Start called twice")
-	}
-	b.h = h
-	b.state.Store(stateStarting)
-	b.mu.Unlock()
+	return b.state.Start(ctx, b.steps(h))
+}
 
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
-	defer context.AfterFunc(b.ctx, stop)() // Close aborts Start
-	err := b.start(ctx)
-	if err == nil {
-		b.mu.Lock()
-		if b.state.Load() == stateStarting {
-			b.state.Store(stateRunning)
+// steps are this broker's parts of the shared lifecycle (Start and Close).
+func (b *Broker) steps(h broker.Handler) *lifecycle.Steps {
+	closeConn := func() {
+		if nc := b.nc.Load(); nc != nil {
+			nc.Close()
+		}
+	}
+	return &lifecycle.Steps{
+		Name: "natsbroker", Mu: &b.mu, Done: b.ctx, Cancel: b.cancel,
+		Begin: func() {
+			b.h = h
+			if hh, ok := h.(broker.HistoryHandler); ok {
+				b.hh = hh
+				b.seq = newSeq(b)
+			}
+		},
+		Connect: b.start,
+		Run: func() {
 			b.wg.Add(3)
 			go b.pump()
 			go b.deliverLoop()
 			go b.monitor()
-			b.mu.Unlock()
-			return nil
-		}
-		b.mu.Unlock()
-		err = broker.ErrClosed
+		},
+		Abort: closeConn,
+		Stop: func() {
+			closeConn()
+			b.wg.Wait()
+		},
 	}
-	if nc := b.nc.Load(); nc != nil {
-		nc.Close()
-	}
-	b.mu.Lock()
-	b.state.Store(stateClosed)
-	b.mu.Unlock()
-	b.cancel()
-	return err
 }
 
 func (b *Broker) start(ctx context.Context) error {
@@ -288,6 +284,9 @@ func (b *Broker) subscribeLocked(nc *nats.Conn, channels []string) error {
 			continue
 		}
 		subj, _ := b.subject(ch)
+		if opts, ok := b.historyOf(ch); ok {
+			subj = b.liveSubject(ch, opts)
+		}
 		s, err := nc.ChanSubscribe(subj, b.in)
 		if err != nil {
 			if firstErr == nil {
@@ -320,8 +319,21 @@ func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
 	if err != nil {
 		return err
 	}
+	if b.state.Load() == lifecycle.Running {
+		var fresh []string
+		b.mu.RLock()
+		for _, ch := range channels {
+			if _, ok := b.subs[ch]; !ok {
+				fresh = append(fresh, ch)
+			}
+		}
+		b.mu.RUnlock()
+		if err := b.startPositions(ctx, fresh); err != nil {
+			return b.wrap("subscribe (reading the history position)", err)
+		}
+	}
 	b.mu.Lock()
-	if b.state.Load() == stateClosed {
+	if b.state.Load() == lifecycle.Closed {
 		b.mu.Unlock()
 		return broker.ErrClosed
 	}
@@ -330,7 +342,7 @@ func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
 	if err != nil {
 		return b.wrap("subscribe", err)
 	}
-	if len(channels) == 0 || b.state.Load() == stateStarting {
+	if len(channels) == 0 || b.state.Load() == lifecycle.Starting {
 		return nil // Start flushes
 	}
 	if !nc.IsConnected() {
@@ -359,6 +371,13 @@ func (b *Broker) Unsubscribe(ctx context.Context, channels []string) error {
 		}
 		if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && firstErr == nil {
 			firstErr = err
+		}
+	}
+	if b.hh != nil && b.state.Load() == lifecycle.Running {
+		for _, ch := range channels {
+			if _, ok := b.hh.History(ch); ok {
+				b.q.Push(dqueue.Item{Channel: ch, Kind: kindForget})
+			}
 		}
 	}
 	if firstErr != nil {
@@ -390,8 +409,37 @@ func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) er
 	return nil
 }
 
+// PublishBatch implements broker.BatchPublisher, the way the server's hub
+// publishes: Publish for each message, in order, then one PING/PONG round
+// trip (Flush), so that it returns once the NATS server has processed them
+// all, or fails when it does not answer before ctx is done (a hung
+// server). A publish that fails stops the batch; it and the rest fail
+// with its error.
+func (b *Broker) PublishBatch(ctx context.Context, msgs []broker.Message) []error {
+	fail := func(i int, err error) []error {
+		errs := make([]error, len(msgs))
+		for j := i; j < len(msgs); j++ {
+			errs[j] = err
+		}
+		return errs
+	}
+	for i, m := range msgs {
+		if err := b.Publish(ctx, m.Channel, m.Payload); err != nil {
+			return fail(i, err)
+		}
+	}
+	nc, err := b.conn()
+	if err != nil {
+		return fail(0, err)
+	}
+	if err := b.flush(ctx, nc); err != nil {
+		return fail(0, b.wrap("publish", err))
+	}
+	return nil
+}
+
 func (b *Broker) conn() (*nats.Conn, error) {
-	if b.state.Load() == stateClosed {
+	if b.state.Load() == lifecycle.Closed {
 		return nil, broker.ErrClosed
 	}
 	nc := b.nc.Load()
@@ -403,7 +451,7 @@ func (b *Broker) conn() (*nats.Conn, error) {
 
 func (b *Broker) wrap(op string, err error) error {
 	switch {
-	case b.state.Load() == stateClosed:
+	case b.state.Load() == lifecycle.Closed:
 		return broker.ErrClosed
 	case errors.Is(err, nats.ErrReconnectBufExceeded),
 		errors.Is(err, nats.ErrConnectionClosed), // a Flush interrupted by a disconnection
@@ -418,22 +466,7 @@ func (b *Broker) wrap(op string, err error) error {
 // the background goroutines: Deliver is not called after Close returns.
 // Close must not be called from inside Handler.Deliver.
 func (b *Broker) Close() error {
-	b.mu.Lock()
-	prev := b.state.Load()
-	if prev == stateClosed {
-		b.mu.Unlock()
-		return nil
-	}
-	b.state.Store(stateClosed)
-	b.mu.Unlock()
-	b.cancel()
-	if prev == stateStarting {
-		return nil // Start cleans up
-	}
-	if nc := b.nc.Load(); nc != nil {
-		nc.Close()
-	}
-	b.wg.Wait()
+	b.state.Close(b.steps(nil))
 	return nil
 }
 
@@ -454,7 +487,7 @@ func (b *Broker) Stats() Stats {
 func (b *Broker) status(err error) {
 	b.statusMu.Lock()
 	defer b.statusMu.Unlock()
-	if b.state.Load() == stateRunning {
+	if b.state.Load() == lifecycle.Running {
 		b.h.Status(err)
 	}
 }
@@ -471,7 +504,7 @@ func (b *Broker) onDisconnect(_ *nats.Conn, err error) {
 // subscription again. It also subscribes what Handler.Channels returns and
 // the broker lacks, waits for the server, then reports health.
 func (b *Broker) onReconnect(nc *nats.Conn) {
-	if b.state.Load() != stateRunning {
+	if b.state.Load() != lifecycle.Running {
 		return
 	}
 	chs := b.h.Channels()
@@ -488,6 +521,7 @@ func (b *Broker) onReconnect(nc *nats.Conn) {
 		return
 	}
 	b.connected.Store(true)
+	b.queueCatchUp(b.ctx)
 	b.status(nil)
 }
 
@@ -515,11 +549,22 @@ func (b *Broker) pump() {
 		case <-b.ctx.Done():
 			return
 		case m := <-b.in:
-			ch, payload, err := b.decode(m.Subject, m.Data)
-			if err != nil {
-				continue
+			var it dqueue.Item
+			if strings.HasPrefix(m.Subject, b.prefix+".L") {
+				ch, payload, err := b.decodeHist(m.Subject, m.Data)
+				pos, ok := positionOf(m.Header)
+				if err != nil || !ok {
+					continue
+				}
+				it = dqueue.Item{Channel: ch, Payload: payload, Kind: kindHist, Pos: pos}
+			} else {
+				ch, payload, err := b.decode(m.Subject, m.Data)
+				if err != nil {
+					continue
+				}
+				it = dqueue.Item{Channel: ch, Payload: payload}
 			}
-			if !b.q.Push(dqueue.Item{Channel: ch, Payload: payload}) {
+			if !b.q.Push(it) {
 				b.signalOverflow()
 			}
 		}
@@ -530,7 +575,7 @@ func (b *Broker) pump() {
 // messages were received.
 func (b *Broker) deliverLoop() {
 	defer b.wg.Done()
-	b.q.Run(b.ctx, b.subscribed, b.h.Deliver)
+	b.q.RunItems(b.ctx, b.handleItem)
 }
 
 // subscribed reports whether the hub still wants channel.
@@ -557,6 +602,9 @@ func (b *Broker) monitor() {
 				b.status(dqueue.OverflowError(ErrOverflow, b.Stats().Dropped))
 			}
 		case <-tick.C:
+			if b.seqStale.Load() {
+				b.q.Push(dqueue.Item{Kind: kindRetry})
+			}
 			if shown && b.q.Low() && len(b.in) <= cap(b.in)/2 {
 				shown = false
 				if b.connected.Load() {

@@ -41,3 +41,22 @@ func benchRedis(b *testing.B, sharded bool) {
 
 func BenchmarkRedis(b *testing.B)        { benchRedis(b, false) }
 func BenchmarkRedisSharded(b *testing.B) { benchRedis(b, true) }
+
+func TestHistoryConformance(t *testing.T) {
+	url := requireRedis(t)
+	for _, mode := range []struct {
+		name    string
+		sharded bool
+	}{{"Classic", false}, {"Sharded", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			prefix := uniquePrefix()
+			brokertest.RunHistory(t, func(t *testing.T) broker.History {
+				b, err := redisbroker.New(url, redisbroker.Options{Prefix: prefix, Sharded: mode.sharded})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			})
+		})
+	}
+}

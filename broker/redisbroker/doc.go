@@ -8,7 +8,7 @@
 //
 // It uses github.com/redis/rueidis. Both rueidis and go-redis were measured
 // publishing 128-byte messages to a local Redis 7 on the 2-core CI machine
-// (libchoice_test.go: go test -tags libchoice -bench Lib -benchmem):
+// (the module bench/redislib: go test -bench Lib -benchmem there):
 //
 //	                                 go-redis v9.23   rueidis v1.0.79
 //	1 publisher (round-trip bound)   14–17 µs/op      8–14 µs/op

@@ -90,6 +90,9 @@ func (m *manager) run() {
 			m.recover()
 		case <-tick.C:
 			m.checkOverflow()
+			if b.seqStale.Load() {
+				b.q.Push(dqueue.Item{Kind: kindRetry})
+			}
 		}
 	}
 }
@@ -205,7 +208,21 @@ func (m *manager) resubscribeAll(ctx context.Context) error {
 			return err
 		}
 	}
-	err := m.reconcile(ctx, desired)
+	var wanted []string
+	for ch, w := range desired {
+		if w {
+			wanted = append(wanted, ch)
+		}
+	}
+	err := b.startPositions(ctx, wanted)
+	if err != nil {
+		err = connErr{err}
+	} else {
+		err = m.reconcile(ctx, desired)
+	}
+	if err == nil {
+		b.queueCatchUp(ctx, wanted)
+	}
 	if err == nil && !m.cluster {
 		// Open the connection even with nothing to subscribe, so that an
 		// unreachable server is noticed now.

@@ -15,6 +15,8 @@ import (
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dial"
 	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
+	"github.com/socketcluster-go/socketcluster/broker/internal/hseq"
+	"github.com/socketcluster-go/socketcluster/broker/internal/lifecycle"
 )
 
 // ErrOverflow is reported through Handler.Status (wrapped) when messages
@@ -97,20 +99,13 @@ type Stats struct {
 	Queued  int    // messages waiting for Deliver now
 }
 
-const (
-	stateNew int32 = iota
-	stateStarting
-	stateRunning
-	stateClosed
-)
-
 // Broker is a broker.Broker on Redis pub/sub. Create it with New.
 type Broker struct {
 	url  string // redacted, for messages
 	opts Options
 	copt rueidis.ClientOption
 
-	state        atomic.Int32
+	state        lifecycle.Machine
 	client       atomic.Pointer[rueidis.Client]
 	keyedPublish bool          // set before client is stored
 	q            *dqueue.Queue // counts the drops
@@ -134,9 +129,17 @@ type Broker struct {
 	wg     sync.WaitGroup
 
 	m *manager
+
+	// History (history.go): set by Start when the handler uses history.
+	hh       broker.HistoryHandler
+	seq      *hseq.Seq   // owned by the delivery goroutine
+	seqStale atomic.Bool // seq has fills to retry
 }
 
-var _ broker.Broker = (*Broker)(nil)
+var (
+	_ broker.Broker         = (*Broker)(nil)
+	_ broker.BatchPublisher = (*Broker)(nil)
+)
 
 // New returns a Broker for the Redis at url, which is not contacted before
 // Start. Accepted forms (those of rueidis.ParseURL):
@@ -207,47 +210,47 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 	if h == nil {
 		return errors.New("redisbroker: Start with a nil Handler")
 	}
-	b.mu.Lock()
-	switch b.state.Load() {
-	case stateClosed:
-		b.mu.Unlock()
-		return broker.ErrClosed
-	case stateNew:
-	default:
-		b.mu.Unlock()
-		return errors.New("redisbroker: Start called twice")
-	}
-	b.h = h
-	b.state.Store(stateStarting)
-	b.mu.Unlock()
+	return b.state.Start(ctx, b.steps(h))
+}
 
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
-	defer context.AfterFunc(b.ctx, stop)() // Close aborts Start
-	err := b.start(ctx)
-	if err == nil {
-		b.mu.Lock()
-		if b.state.Load() == stateStarting {
-			b.state.Store(stateRunning)
+// steps are this broker's parts of the shared lifecycle (Start and Close).
+func (b *Broker) steps(h broker.Handler) *lifecycle.Steps {
+	closeClient := func() {
+		if c := b.client.Load(); c != nil {
+			(*c).Close()
+		}
+	}
+	return &lifecycle.Steps{
+		Name: "redisbroker", Mu: &b.mu, Done: b.ctx, Cancel: b.cancel,
+		Begin: func() {
+			b.h = h
+			if hh, ok := h.(broker.HistoryHandler); ok {
+				b.hh = hh
+				b.seq = newSeq(b)
+			}
+		},
+		Connect: b.start,
+		Run: func() {
 			b.wg.Add(2)
 			go b.deliverLoop()
 			go b.m.run()
-			b.mu.Unlock()
 			b.poke()
-			return nil
-		}
-		b.mu.Unlock()
-		err = broker.ErrClosed // Close raced with Start
+		},
+		Abort: func() {
+			b.m.shutdown()
+			closeClient()
+		},
+		Closing: func() {
+			for _, w := range b.waiters {
+				w.done <- broker.ErrClosed // buffered
+			}
+			b.waiters = nil
+		},
+		Stop: func() {
+			b.wg.Wait() // manager (closes pub/sub connections), delivery, watchers
+			closeClient()
+		},
 	}
-	b.m.shutdown()
-	if c := b.client.Load(); c != nil {
-		(*c).Close()
-	}
-	b.mu.Lock()
-	b.state.Store(stateClosed)
-	b.mu.Unlock()
-	b.cancel()
-	return err
 }
 
 func (b *Broker) start(ctx context.Context) error {
@@ -277,6 +280,16 @@ func (b *Broker) start(ctx context.Context) error {
 // fails with ErrNotConnected, but the channels stay wanted: they are
 // subscribed on reconnection, with everything Handler.Channels returns.
 func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
+	if b.state.Load() == lifecycle.Running && !b.inChannels.Load() {
+		if err := b.startPositions(ctx, channels); err != nil {
+			// Redis is unreachable: Subscribe fails, but the channels stay
+			// wanted, as for any Subscribe during an outage.
+			if cerr := b.change(ctx, channels, true); cerr != nil {
+				return cerr
+			}
+			return fmt.Errorf("%w to %s: %w", ErrNotConnected, b.url, err)
+		}
+	}
 	return b.change(ctx, channels, true)
 }
 
@@ -285,15 +298,23 @@ func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
 // connection is down it succeeds at once: the channels will simply not be
 // subscribed on the new connection.
 func (b *Broker) Unsubscribe(ctx context.Context, channels []string) error {
-	return b.change(ctx, channels, false)
+	err := b.change(ctx, channels, false)
+	if b.hh != nil && b.state.Load() == lifecycle.Running {
+		for _, ch := range channels {
+			if _, ok := b.hh.History(ch); ok {
+				b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: kindForget})
+			}
+		}
+	}
+	return err
 }
 
 func (b *Broker) change(ctx context.Context, channels []string, sub bool) error {
 	b.mu.Lock()
 	st := b.state.Load()
-	if st == stateClosed || st == stateNew && sub {
+	if st == lifecycle.Closed || st == lifecycle.New && sub {
 		b.mu.Unlock()
-		if st == stateNew {
+		if st == lifecycle.New {
 			return errors.New("redisbroker: Subscribe before Start")
 		}
 		return broker.ErrClosed
@@ -306,7 +327,7 @@ func (b *Broker) change(ctx context.Context, channels []string, sub bool) error 
 		}
 		b.dirty[ch] = struct{}{}
 	}
-	if len(channels) == 0 || st != stateRunning || b.inChannels.Load() {
+	if len(channels) == 0 || st != lifecycle.Running || b.inChannels.Load() {
 		// During Start, or while the manager asks Handler.Channels (which
 		// may call back here: waiting would deadlock), the resubscription
 		// that follows picks the change up.
@@ -353,62 +374,87 @@ func (b *Broker) poke() {
 // PUBLISH (or SPUBLISH). Concurrent publishes are pipelined on shared
 // connections by rueidis.
 func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) error {
-	if b.state.Load() == stateClosed {
-		return broker.ErrClosed
+	c, err := b.publishClient()
+	if err != nil {
+		return err
+	}
+	return b.publishErr(c.Do(ctx, b.publishCmd(c, channel, payload)).Error())
+}
+
+// PublishBatch implements broker.BatchPublisher: the publishes are sent in
+// one pipeline (per node on a cluster), in order, and it returns once
+// Redis replied to all of them.
+func (b *Broker) PublishBatch(ctx context.Context, msgs []broker.Message) []error {
+	c, err := b.publishClient()
+	if err != nil {
+		return fillErr(len(msgs), err)
+	}
+	cmds := make(rueidis.Commands, len(msgs))
+	for i, m := range msgs {
+		cmds[i] = b.publishCmd(c, m.Channel, m.Payload)
+	}
+	var errs []error
+	for i, r := range c.DoMulti(ctx, cmds...) {
+		if err := b.publishErr(r.Error()); err != nil {
+			if errs == nil {
+				errs = make([]error, len(msgs))
+			}
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+func fillErr(n int, err error) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}
+
+func (b *Broker) publishClient() (rueidis.Client, error) {
+	if b.state.Load() == lifecycle.Closed {
+		return nil, broker.ErrClosed
 	}
 	cp := b.client.Load()
 	if cp == nil {
-		return errors.New("redisbroker: Publish before Start")
+		return nil, errors.New("redisbroker: Publish before Start")
 	}
-	c := *cp
+	return *cp, nil
+}
+
+func (b *Broker) publishCmd(c rueidis.Client, channel string, payload []byte) rueidis.Completed {
 	name := b.opts.Prefix + channel
-	var cmd rueidis.Completed
 	switch {
 	case b.keyedPublish:
 		// Classic PUBLISH on a cluster: any node accepts it and broadcasts
 		// it, and rueidis would pick a node at random. Sending all the
 		// publishes of a channel through one node (the owner of the
 		// channel's slot) keeps their order.
-		cmd = c.B().Arbitrary("PUBLISH").Keys(name).Args(rueidis.BinaryString(payload)).Build()
+		return c.B().Arbitrary("PUBLISH").Keys(name).Args(rueidis.BinaryString(payload)).Build()
 	case b.opts.Sharded:
-		cmd = c.B().Spublish().Channel(name).Message(rueidis.BinaryString(payload)).Build()
+		return c.B().Spublish().Channel(name).Message(rueidis.BinaryString(payload)).Build()
 	default:
-		cmd = c.B().Publish().Channel(name).Message(rueidis.BinaryString(payload)).Build()
+		return c.B().Publish().Channel(name).Message(rueidis.BinaryString(payload)).Build()
 	}
-	if err := c.Do(ctx, cmd).Error(); err != nil {
-		if b.state.Load() == stateClosed {
-			return broker.ErrClosed
-		}
-		return fmt.Errorf("redisbroker: publish on %s: %w", b.url, err)
+}
+
+func (b *Broker) publishErr(err error) error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	if b.state.Load() == lifecycle.Closed {
+		return broker.ErrClosed
+	}
+	return fmt.Errorf("redisbroker: publish on %s: %w", b.url, err)
 }
 
 // Close implements broker.Broker. It closes every connection and waits for
 // the background goroutines: Deliver is not called after Close returns.
 // Close must not be called from inside Handler.Deliver.
 func (b *Broker) Close() error {
-	b.mu.Lock()
-	prev := b.state.Load()
-	if prev == stateClosed {
-		b.mu.Unlock()
-		return nil
-	}
-	b.state.Store(stateClosed)
-	waiters := b.waiters
-	b.waiters = nil
-	b.mu.Unlock()
-	for _, w := range waiters {
-		w.done <- broker.ErrClosed
-	}
-	b.cancel()
-	if prev == stateStarting {
-		return nil // Start sees the state and cleans up
-	}
-	b.wg.Wait() // manager (closes pub/sub connections), delivery, watchers
-	if c := b.client.Load(); c != nil {
-		(*c).Close()
-	}
+	b.state.Close(b.steps(nil))
 	return nil
 }
 
@@ -424,7 +470,17 @@ func (b *Broker) onMessage(m rueidis.PubSubMessage) {
 	if !ok {
 		return
 	}
-	if !b.q.Push(dqueue.Item{Channel: ch, Payload: []byte(m.Message)}) {
+	it := dqueue.Item{Channel: ch}
+	if _, hist := b.historyOf(ch); hist {
+		pos, payload, ok := parseHistoryMessage(m.Message)
+		if !ok {
+			return // not from a history publish: ignored
+		}
+		it.Kind, it.Pos, it.Payload = kindHist, pos, payload
+	} else {
+		it.Payload = []byte(m.Message)
+	}
+	if !b.q.Push(it) {
 		if b.overflow.CompareAndSwap(false, true) {
 			b.poke()
 		}
@@ -435,7 +491,7 @@ func (b *Broker) onMessage(m rueidis.PubSubMessage) {
 // messages were read.
 func (b *Broker) deliverLoop() {
 	defer b.wg.Done()
-	b.q.Run(b.ctx, b.wanted, b.h.Deliver)
+	b.q.RunItems(b.ctx, b.handleItem)
 }
 
 // wanted reports whether the hub still wants channel.

@@ -1,7 +1,7 @@
-// Command interop-fixture is the interop fixture server of INTEROP.md: a
-// small SocketCluster server with fixed flags, procedures, receivers and
-// middleware, so that any test suite can drive it with the official
-// JavaScript client.
+// Command interop-fixture is the interop fixture server of
+// docs/interop-fixture.md: a small SocketCluster server with fixed flags,
+// procedures, receivers and middleware, so that any test suite can drive
+// it with the official JavaScript client.
 //
 //	interop-fixture -addr 127.0.0.1:0     # prints READY <port>
 package main
@@ -40,6 +40,7 @@ type config struct {
 	handshakeTimeout   int
 	channelLimit       int
 	allowClientPublish bool
+	protocolVersion    int
 	broker             string
 }
 
@@ -90,6 +91,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 	fs.IntVar(&c.handshakeTimeout, "handshake-timeout", envInt("SC_HANDSHAKE_TIMEOUT", 10000), "handshake timeout in ms [SC_HANDSHAKE_TIMEOUT]")
 	fs.IntVar(&c.channelLimit, "channel-limit", envInt("SC_CHANNEL_LIMIT", 1000), "channels per socket [SC_CHANNEL_LIMIT]")
 	fs.BoolVar(&c.allowClientPublish, "allow-client-publish", envBool("SC_ALLOW_CLIENT_PUBLISH", true), "allow client publishes [SC_ALLOW_CLIENT_PUBLISH]")
+	fs.IntVar(&c.protocolVersion, "protocol-version", envInt("SC_PROTOCOL_VERSION", 2), "ping protocol version: 2, or 1 for socketcluster-client 14 apps [SC_PROTOCOL_VERSION]")
 	fs.StringVar(&c.broker, "broker", envStr("SC_BROKER", "memory"), "broker: memory, redis://…, nats://… [SC_BROKER]")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -99,6 +101,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.protocolVersion != 1 && c.protocolVersion != 2 {
+		return nil, fmt.Errorf("-protocol-version %d: use 1 or 2 (1 for socketcluster-client 14)", c.protocolVersion)
 	}
 	return c, nil
 }
@@ -138,6 +143,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		PingTimeout:          ms(c.pingTimeout),
 		HandshakeTimeout:     ms(c.handshakeTimeout),
 		SocketChannelLimit:   c.channelLimit,
+		ProtocolVersion:      c.protocolVersion,
 		DisableClientPublish: !c.allowClientPublish,
 		Broker:               b,
 		Logger:               logger,
@@ -174,7 +180,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	return 0
 }
 
-// extraOptions reads settings beyond INTEROP.md's contract, for tests of
+// extraOptions reads settings beyond the fixture contract
+// (docs/interop-fixture.md, "Extensions"), for tests of
 // features the reference fixture does not expose: SC_AUTH_ALGORITHM with
 // SC_AUTH_PRIVATE_KEY_FILE and SC_AUTH_PUBLIC_KEY_FILE (PEM; the key pair
 // then replaces -auth-key), SC_CODEC=minbin (the sc-codec-min-bin

@@ -96,7 +96,7 @@ func scanDelivery(p []byte) (s scanned) {
 }
 
 // hasError reports whether a response packet carries an "error" that is not
-// null (an absent or null error is a success, PROTOCOL.md 2.6).
+// null (an absent or null error is a success, docs/protocol.md §2.6).
 func hasError(p []byte) bool {
 	i := bytes.Index(p, keyError)
 	if i < 0 {

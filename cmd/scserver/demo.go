@@ -4,8 +4,9 @@ import (
 	_ "embed"
 	"html/template"
 	"net/http"
-	"os"
 	"path/filepath"
+
+	sc "github.com/socketcluster-go/socketcluster"
 )
 
 //go:embed demo.html
@@ -13,37 +14,29 @@ var demoHTML string
 
 var demoTmpl = template.Must(template.New("demo").Parse(demoHTML))
 
-// clientJSCandidates are where the official browser build of the client is
-// looked for when -client-js is not given (an npm install of
-// socketcluster-client next to the binary, or the interop suite's).
-var clientJSCandidates = []string{
-	"node_modules/socketcluster-client/socketcluster-client.min.js",
-	"interop/node_modules/socketcluster-client/socketcluster-client.min.js",
-}
+// clientJS is the official browser client, socketcluster-client 20.0.2
+// (an ES module), embedded so that the demo page works offline; its
+// license is in assets/NOTICE.md.
+//
+//go:embed assets/socketcluster-client.min.js
+var clientJS []byte
+
+// clientJSVersion is the version of clientJS.
+const clientJSVersion = "20.0.2"
 
 // demoHandler serves the demo page at / and the client script it loads at
-// /socketcluster-client.min.js (from disk, or else the page points to a CDN).
-func demoHandler(clientJS, path string) http.Handler {
-	if clientJS == "" {
-		for _, c := range clientJSCandidates {
-			if _, err := os.Stat(c); err == nil {
-				clientJS = c
-				break
-			}
-		}
-	}
-	scriptURL := "https://unpkg.com/socketcluster-client@20.0.2/socketcluster-client.min.js"
-	if clientJS != "" {
-		scriptURL = "/socketcluster-client.min.js"
-	}
+// /socketcluster-client.min.js: the embedded one, or the file -client-js
+// names.
+func demoHandler(clientJSFile, path string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/socketcluster-client.min.js", func(w http.ResponseWriter, r *http.Request) {
-		if clientJS == "" {
-			http.NotFound(w, r)
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		if clientJSFile != "" {
+			http.ServeFile(w, r, filepath.Clean(clientJSFile))
 			return
 		}
-		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-		http.ServeFile(w, r, filepath.Clean(clientJS))
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		_, _ = w.Write(clientJS)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
@@ -51,7 +44,12 @@ func demoHandler(clientJS, path string) http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = demoTmpl.Execute(w, map[string]string{"Script": scriptURL, "Path": path})
+		_ = demoTmpl.Execute(w, map[string]string{"Path": path})
 	})
 	return mux
+}
+
+// installDemo serves what the demo page uses: an echo procedure.
+func installDemo(srv *sc.Server) {
+	srv.HandleProcedure("echo", func(r *sc.Request) { _ = r.End(r.Data) })
 }

@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,53 +86,155 @@ func TestPerMessageDeflateFlags(t *testing.T) {
 
 func TestBadBrokerURLFailsAtStart(t *testing.T) {
 	var stderr strings.Builder
-	code := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-broker", "kafka://x"}, env(nil), io.Discard, &stderr)
+	code := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-broker", "kafka://x", "-auth-key", "k"}, env(nil), io.Discard, &stderr)
 	if code == 0 || !strings.Contains(stderr.String(), "kafka://x") {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 	stderr.Reset()
-	code = run(context.Background(), []string{"-addr", "127.0.0.1:0", "-broker", "redis://127.0.0.1:1"}, env(nil), io.Discard, &stderr)
+	code = run(context.Background(), []string{"-addr", "127.0.0.1:0", "-broker", "redis://127.0.0.1:1", "-auth-key", "k"}, env(nil), io.Discard, &stderr)
 	if code == 0 || !strings.Contains(stderr.String(), "redis://127.0.0.1:1") {
 		t.Fatalf("unreachable redis: exit %d, stderr %q", code, stderr.String())
 	}
 }
 
-func TestServeEndpointsAndDrain(t *testing.T) {
+// proc is a run of scserver in the test process.
+type proc struct {
+	addr        string // the public address
+	metricsAddr string // -metrics-addr's, when set
+	stderr      *syncBuffer
+	cancel      context.CancelFunc // starts the drain, as SIGTERM
+	exited      chan struct{}      // closed when run returned
+	code        int                // run's exit code, set before exited is closed
+}
+
+// wait waits for the exit code.
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.code
+	case <-time.After(20 * time.Second):
+		t.Fatal("scserver did not stop")
+		return -1
+	}
+}
+
+// syncBuffer is a log sink safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// start runs scserver with args (on 127.0.0.1:0 unless -addr is given)
+// until the end of the test, and waits until it listens.
+func start(t *testing.T, args ...string) *proc {
+	t.Helper()
+	if !slices.Contains(args, "-addr") {
+		args = append([]string{"-addr", "127.0.0.1:0"}, args...)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	pr, pw := io.Pipe()
-	done := make(chan int, 1)
+	p := &proc{stderr: &syncBuffer{}, cancel: cancel, exited: make(chan struct{})}
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-drain-timeout", "3s", "-log-level", "warn"}, env(nil), pw, io.Discard)
+		p.code = run(ctx, args, env(nil), pw, p.stderr)
+		close(p.exited)
 		_ = pw.Close()
 	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-p.exited:
+		case <-time.After(20 * time.Second):
+			t.Error("scserver did not stop")
+		}
+	})
+	lines := bufio.NewReader(pr)
+	want := 1
+	if slices.Contains(args, "-metrics-addr") {
+		want = 2
+	}
+	for i := 0; i < want; i++ {
+		line, err := lines.ReadString('\n')
+		if err != nil {
+			t.Fatalf("scserver did not start: %v\n%s", err, p.stderr)
+		}
+		f := strings.Fields(line)
+		switch {
+		case strings.HasPrefix(line, "listening on "):
+			p.addr = f[len(f)-1]
+		case strings.HasPrefix(line, "metrics on "):
+			p.metricsAddr = f[len(f)-1]
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	return p
+}
+
+// get fetches a URL and returns the status and body; err for connection
+// errors.
+func get(url string) (int, string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+func mustGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	code, body, err := get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	addr := strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			t.Fatal(err)
+	return code, body
+}
+
+// eventually polls cond for up to 10 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
 	}
-	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
+}
+
+func TestServeEndpointsAndDrain(t *testing.T) {
+	p := start(t, "-drain-timeout", "5s", "-drain-delay", "2s", "-log-level", "warn")
+	base := "http://" + p.addr
+	if code, body := mustGet(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz: %d %q", code, body)
 	}
-	if code, _ := get("/readyz"); code != 200 {
+	if code, _ := mustGet(t, base+"/readyz"); code != 200 {
 		t.Fatalf("/readyz: %d", code)
 	}
-	if _, body := get("/"); !strings.Contains(body, "socketcluster-go") || !strings.Contains(body, "import * as socketClusterClient") {
-		t.Fatalf("demo page: %.200s", body)
+	_, body := mustGet(t, base+"/")
+	if !strings.Contains(body, "socketcluster-go") || !strings.Contains(body, "import * as socketClusterClient from '/socketcluster-client.min.js'") {
+		t.Fatalf("demo page: %.400s", body)
+	}
+	if strings.Contains(body, "https://") {
+		t.Fatal("the demo page loads something from the internet")
+	}
+	if code, js := mustGet(t, base+"/socketcluster-client.min.js"); code != 200 || js != string(clientJS) || !strings.Contains(js, "export{") {
+		t.Fatalf("client script: %d, %d bytes", code, len(js))
 	}
 
 	// Request headers are capped as in the reference (srv.HTTPServer).
-	req, _ := http.NewRequest("GET", "http://"+addr+"/healthz", nil)
+	req, _ := http.NewRequest("GET", base+"/healthz", nil)
 	req.Header.Set("X-Big", strings.Repeat("a", 20<<10))
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("20 KiB header: %v %v, want 431", resp, err)
@@ -138,26 +242,55 @@ func TestServeEndpointsAndDrain(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	cl := sctest.Dial(t, addr, &sctest.Options{AutoPong: true})
+	cl := sctest.Dial(t, p.addr, &sctest.Options{AutoPong: true})
 	cl.Handshake(nil)
 	if r := cl.Invoke("echo", map[string]int{"a": 1}); string(r.Data) != `{"a":1}` {
 		t.Fatalf("echo: %s", r.Raw)
 	}
-	if _, body := get("/metrics"); !strings.Contains(body, "socketcluster_clients 1") || !strings.Contains(body, "go_goroutines") {
+	if _, body := mustGet(t, base+"/metrics"); !strings.Contains(body, "socketcluster_clients 1") || !strings.Contains(body, "go_goroutines") {
 		t.Fatalf("metrics:\n%.400s", body)
 	}
 
-	// Drain: the client gets 1001 and the process ends with 0.
-	cancel()
+	// Drain: /readyz answers 503 (it is not refused) while the client is
+	// still connected, during -drain-delay; then the client gets 1001 and
+	// the process ends with 0.
+	p.cancel()
+	eventually(t, "/readyz 503 during the drain", func() bool {
+		code, _, err := get(base + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz during the drain: %v (the listener must stay open)", err)
+		}
+		return code == http.StatusServiceUnavailable
+	})
+	if r := cl.Invoke("echo", "still served"); string(r.Data) != `"still served"` {
+		t.Fatalf("echo during the drain delay: %s", r.Raw)
+	}
 	if code, _, _ := cl.ExpectClose(); code != 1001 {
 		t.Fatalf("close code %d, want 1001", code)
 	}
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d", code)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+func TestBrokerTimeoutFlag(t *testing.T) {
+	c, err := parse([]string{"-broker-timeout", "750ms"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.options(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.BrokerTimeout != 750*time.Millisecond {
+		t.Fatalf("Options.BrokerTimeout = %v, want 750ms", o.BrokerTimeout)
+	}
+	if c, _ := parse(nil, env(nil), io.Discard); c.BrokerTimeout != 5*time.Second {
+		t.Fatalf("default -broker-timeout %v, want 5s", c.BrokerTimeout)
+	}
+	for _, v := range []string{"0s", "-1s", "soon"} {
+		if _, err := parse([]string{"-broker-timeout", v}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "-broker-timeout") {
+			t.Errorf("-broker-timeout %s: got %v, want an error naming the flag", v, err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("scserver did not stop")
 	}
 }

@@ -36,6 +36,7 @@ import (
 
 	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // DefaultTimeout bounds every read made by the Expect… helpers. It is
@@ -83,7 +84,7 @@ type Frame struct {
 	Payload []byte
 	// CloseCode and CloseReason are set for close frames (1005 when the
 	// frame carried no code).
-	CloseCode   int
+	CloseCode   protocol.CloseCode
 	CloseReason string
 	// Compressed is set for a message that came compressed (RSV1); Wire
 	// then holds its compressed bytes as they were on the wire, and
@@ -109,7 +110,7 @@ func (f Frame) String() string {
 	case ws.OpBinary:
 		return fmt.Sprintf("binary %x", f.Payload)
 	case ws.OpClose:
-		return fmt.Sprintf("close %d %q", f.CloseCode, f.CloseReason)
+		return fmt.Sprintf("close %d %q", int(f.CloseCode), f.CloseReason)
 	}
 	return fmt.Sprintf("op %d %q", f.Op, f.Payload)
 }
@@ -274,7 +275,7 @@ func (c *Client) readLoop(r *bufio.Reader) {
 		case ws.OpClose:
 			fr.CloseCode = 1005
 			if len(f.Payload) >= 2 {
-				fr.CloseCode = int(binary.BigEndian.Uint16(f.Payload))
+				fr.CloseCode = protocol.CloseCode(binary.BigEndian.Uint16(f.Payload))
 				fr.CloseReason = string(f.Payload[2:])
 			}
 			if !c.opts.NoCloseReply {
@@ -577,7 +578,7 @@ func (c *Client) ExpectNothing(d time.Duration) {
 
 // ExpectClose reads frames until a close frame and returns its code and
 // reason; the frames skipped on the way (pings excluded) are returned too.
-func (c *Client) ExpectClose() (code int, reason string, skipped []Frame) {
+func (c *Client) ExpectClose() (code protocol.CloseCode, reason string, skipped []Frame) {
 	c.helper()
 	deadline := time.Now().Add(c.timeout)
 	for {
@@ -596,7 +597,7 @@ func (c *Client) ExpectClose() (code int, reason string, skipped []Frame) {
 
 // ExpectCloseNow requires the next non-ping frame to be a close frame with
 // the given code and reason.
-func (c *Client) ExpectCloseNow(code int, reason string) {
+func (c *Client) ExpectCloseNow(code protocol.CloseCode, reason string) {
 	c.helper()
 	f := c.NextFrame()
 	if !f.IsClose() || f.CloseCode != code || f.CloseReason != reason {

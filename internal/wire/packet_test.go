@@ -76,7 +76,7 @@ func TestParseGolden(t *testing.T) {
 		kind  wire.Kind
 		want  []pk
 	}{
-		// PROTOCOL.md §14 transcripts, client to server.
+		// docs/protocol.md §14 transcripts, client to server.
 		{`{"event":"#handshake","data":{"authToken":null},"cid":1}`, wire.Single, []pk{inv("#handshake", `{"authToken":null}`, 1)}},
 		{`{"event":"#handshake","data":{"authToken":"<jwt>"},"cid":9}`, wire.Single, []pk{inv("#handshake", `{"authToken":"<jwt>"}`, 9)}},
 		{`{"event":"#subscribe","data":{"channel":"high","data":{"d":1}},"cid":2}`, wire.Single, []pk{inv("#subscribe", `{"channel":"high","data":{"d":1}}`, 2)}},

@@ -1,6 +1,6 @@
 // The MessagePack codec: the official client configured with the npm codec
 // sc-codec-min-bin against the fixture started with SC_CODEC=minbin (a Go
-// fixture extension beyond INTEROP.md; skipped against the reference).
+// fixture extension beyond docs/interop-fixture.md; skipped against the reference).
 
 import {test, describe} from 'node:test';
 import assert from 'node:assert/strict';

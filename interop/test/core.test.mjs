@@ -147,6 +147,26 @@ describe('ping and pong', {concurrency: true}, () => {
     assert.ok(raw.pings >= 1, 'no ping was sent before the pong timeout');
   });
 
+  test('-protocol-version 1 (and SC_PROTOCOL_VERSION): pings are "#1", "#2" answers keep the socket open', T, async (t) => {
+    const scope = newScope(t);
+    const [fromFlag, fromEnv] = await Promise.all([
+      scope.fixture(['-protocol-version', '1', '-ping-interval', '200', '-ping-timeout', String(PING_TIMEOUT)]),
+      scope.fixture(['-ping-interval', '200'], {SC_PROTOCOL_VERSION: '1'}),
+    ]);
+    for (const fx of [fromFlag, fromEnv]) {
+      const raw = scope.raw(fx.port, {autoPong: false});
+      await raw.handshake();
+      const ping = await raw.nextFrame((f) => f.type === 'text' && f.text === '#1', PING_TIMEOUT, 'version 1 ping');
+      assert.equal(ping.text, '#1');
+      assert.ok(!raw.frames.items.some((f) => f.type === 'text' && f.text === ''), 'a version 2 ping was sent');
+    }
+    const raw = scope.raw(fromFlag.port, {autoPong: false});
+    raw.ws.on('message', (d, isBinary) => { if (!isBinary && String(d) === '#1') raw.send('#2'); });
+    await raw.handshake();
+    await sleep(PING_TIMEOUT * 1.5);
+    assert.ok(raw.isOpen(), 'answering "#2" to "#1" did not keep the socket open');
+  });
+
   test('raw: pongs alone keep a socket open past pingTimeout', T, async (t) => {
     const scope = newScope(t);
     const raw = scope.raw(timers.port);

@@ -1,6 +1,6 @@
 // RS256 and ES256 key pairs, through the fixture's SC_AUTH_ALGORITHM,
 // SC_AUTH_PRIVATE_KEY_FILE and SC_AUTH_PUBLIC_KEY_FILE (an extension of
-// this project's fixture beyond INTEROP.md; the reference fixture has no
+// this project's fixture beyond docs/interop-fixture.md; the reference fixture has no
 // such settings, so these tests are skipped against it).
 
 import {test, describe} from 'node:test';

@@ -1,7 +1,7 @@
 // A subscriber that stops reading is disconnected as a slow consumer (close
 // 4100) once its outbound queue passes the limit, while the publisher and
 // the other subscribers are not held up. The limit is set with the Go
-// fixture's SC_OUTBOUND_QUEUE_LIMIT (an extension beyond INTEROP.md: the
+// fixture's SC_OUTBOUND_QUEUE_LIMIT (an extension beyond docs/interop-fixture.md: the
 // reference has no limit, so this test is skipped against it).
 
 import {test} from 'node:test';

@@ -14,12 +14,19 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+
+	"github.com/socketcluster-go/socketcluster/broker"
 )
 
 // Item is one message received from the bus and not yet delivered.
 type Item struct {
 	Channel string
 	Payload []byte
+	// Kind tells what the item is, for brokers with history: a plain
+	// message (0) or a broker-defined marker or history publication. Pos
+	// is the history position the item carries, if any.
+	Kind uint8
+	Pos  broker.Position
 }
 
 func (it Item) size() int64 { return int64(len(it.Channel) + len(it.Payload)) }
@@ -76,17 +83,41 @@ func (q *Queue) Low() bool {
 // ctx is done. Nothing is delivered once ctx is done. Run must have one
 // caller at a time.
 func (q *Queue) Run(ctx context.Context, wanted func(channel string) bool, deliver func(channel string, payload []byte)) {
+	q.RunItems(ctx, func(it Item) {
+		if wanted(it.Channel) {
+			deliver(it.Channel, it.Payload)
+		}
+	})
+}
+
+// RunItems is Run for brokers with history: every item is handed to
+// handle, which does its own filtering, until ctx is done.
+func (q *Queue) RunItems(ctx context.Context, handle func(Item)) {
 	done := ctx.Done()
 	for {
 		select {
 		case <-done:
 			return
 		case it := <-q.c:
-			if wanted(it.Channel) && ctx.Err() == nil {
-				deliver(it.Channel, it.Payload)
+			if ctx.Err() == nil {
+				handle(it)
 			}
 			q.bytes.Add(-it.size())
 		}
+	}
+}
+
+// PushMarker enqueues a marker item (no payload) even when the queue is
+// over its byte limit; it blocks while the queue is full of messages, or
+// until ctx ends (then it returns false).
+func (q *Queue) PushMarker(ctx context.Context, it Item) bool {
+	q.bytes.Add(it.size())
+	select {
+	case q.c <- it:
+		return true
+	case <-ctx.Done():
+		q.bytes.Add(-it.size())
+		return false
 	}
 }
 

@@ -9,15 +9,15 @@ import (
 
 func TestBounds(t *testing.T) {
 	q := New(2, 10)
-	if !q.Push(Item{"a", make([]byte, 20)}) {
+	if !q.Push(Item{Channel: "a", Payload: make([]byte, 20)}) {
 		t.Fatal("a message over the byte limit is refused by an empty queue")
 	}
-	if q.Push(Item{"b", nil}) {
+	if q.Push(Item{Channel: "b"}) {
 		t.Fatal("the byte limit is not enforced")
 	}
 	q = New(2, 100)
 	for i := range 3 {
-		if ok := q.Push(Item{"c", []byte{byte(i)}}); ok != (i < 2) {
+		if ok := q.Push(Item{Channel: "c", Payload: []byte{byte(i)}}); ok != (i < 2) {
 			t.Fatalf("push %d: %v", i, ok)
 		}
 	}

@@ -27,7 +27,7 @@ export const DEFAULT_FIXTURE = path.join(projectDir, 'bin', 'interop-fixture');
 // change what the tests see; pass them in `env` to set them on purpose.
 const FIXTURE_ENV_OPTIONS = [
   'SC_AUTH_KEY', 'SC_ACK_TIMEOUT', 'SC_PING_INTERVAL', 'SC_PING_TIMEOUT',
-  'SC_HANDSHAKE_TIMEOUT', 'SC_CHANNEL_LIMIT', 'SC_ALLOW_CLIENT_PUBLISH',
+  'SC_HANDSHAKE_TIMEOUT', 'SC_CHANNEL_LIMIT', 'SC_ALLOW_CLIENT_PUBLISH', 'SC_PROTOCOL_VERSION',
 ];
 
 // ---------------------------------------------------------------------------

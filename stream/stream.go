@@ -1,5 +1,5 @@
 // Package stream is the stream machinery that listeners, receivers,
-// procedures and channels are built on (PROTOCOL.md section 11).
+// procedures and channels are built on (docs/protocol.md §11).
 //
 // A Demux holds named streams. A named stream exists only while it has
 // consumers: each Consumer owns an unbounded FIFO and sees, in order and at

@@ -1,12 +1,17 @@
-//go:build libchoice
-
-// Library comparison kept for reproducibility:
+// Package redislib compares the publish cost of two Redis client libraries,
+// go-redis and rueidis, the measurement behind broker/redisbroker's choice
+// of rueidis (see that package's doc). It is a module of its own so that
+// go-redis is not a dependency of the socketcluster module:
 //
-//	go test -tags libchoice -run '^$' -bench 'Lib' -benchmem ./broker/redisbroker/
-package redisbroker_test
+//	cd bench/redislib && go test -run '^$' -bench Lib -benchmem
+//
+// REDIS_URL selects the server (default redis://127.0.0.1:6379); without a
+// reachable Redis the benchmarks skip.
+package redislib
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -14,6 +19,13 @@ import (
 )
 
 var libPayload = make([]byte, 128)
+
+func redisURL() string {
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		return u
+	}
+	return "redis://127.0.0.1:6379"
+}
 
 func benchPar(b *testing.B, publish func(ctx context.Context) error) {
 	b.SetParallelism(16) // 16 × GOMAXPROCS concurrent publishers, as many client goroutines would be

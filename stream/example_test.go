@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/socketcluster-go/socketcluster/internal/stream"
+	"github.com/socketcluster-go/socketcluster/stream"
 )
 
 func Example() {

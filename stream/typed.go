@@ -7,10 +7,10 @@ import (
 )
 
 // Stream is a typed view of one named stream of a Demux[any] whose items
-// written under that name are all of type T. It is the Stream of the
-// public packages (socketcluster.Stream and client.Stream are aliases of
-// it), so its exported methods are public API: their documentation is
-// repeated in the aliases' doc comments.
+// written under that name are all of type T. socketcluster.Stream and
+// client.Stream are aliases of it: a listener, receiver, procedure or
+// channel of a server, socket or client is a Stream. It is a small value:
+// copy it freely.
 type Stream[T any] struct {
 	d    *Demux[any]
 	name string

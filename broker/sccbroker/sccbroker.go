@@ -1,0 +1,624 @@
+package sccbroker
+
+import (
+	"context"
+
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/gobwas/ws"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/broker"
+	"github.com/socketcluster-go/socketcluster/client"
+	"github.com/socketcluster-go/socketcluster/scc/mapping"
+)
+
+// ErrNoBroker is returned (wrapped) by Publish when no scc-broker is known
+// for the channel: before the first join of the cluster, or while the
+// cluster has no broker. The message reached the local subscribers only.
+var ErrNoBroker = errors.New("sccbroker: no scc-broker for the channel")
+
+// Stats are the counters of a Broker.
+type Stats struct {
+	Published       uint64 // messages sent to scc-broker instances
+	PublishFailures uint64 // publishes an scc-broker did not acknowledge (refused, timed out, connection lost)
+	NoBroker        uint64 // publishes dropped for want of a broker (ErrNoBroker)
+	Received        uint64 // messages received from scc-broker instances and delivered
+	EchoDropped     uint64 // own messages that came back, dropped
+	BadPackets      uint64 // packets from a broker that are not {sender, messages}
+	BadStateUpdates uint64 // cluster updates from scc-state without a valid broker list or time
+	BrokerUpdates   uint64 // broker lists applied (join, then each newer snapshot)
+	ChannelsMoved   uint64 // channel subscriptions moved to another broker by a list change
+	JoinFailures    uint64 // sccWorkerJoinCluster attempts that failed (retried)
+	StateLost       uint64 // connections to scc-state lost (reconnected)
+	ConnectFailures uint64 // failed connection attempts to scc-broker instances (retried)
+
+	Brokers  int // scc-broker instances in the current list
+	Workers  int // scc-worker instances in the latest worker list
+	Channels int // channels this worker needs
+	// Unconfirmed counts the channels needed that no broker has confirmed
+	// yet (no broker known, broker down, subscription under way): their
+	// messages from other instances are missed meanwhile.
+	Unconfirmed int
+	Joined      bool
+}
+
+type counters struct {
+	published, publishFailures, noBroker, received, echoDropped, badPackets  atomic.Uint64
+	badState, brokerUpdates, moved, joinFailures, stateLost, connectFailures atomic.Uint64
+}
+
+// Broker is a broker.Broker that makes the server an scc-worker of a
+// SocketCluster cluster. Create it with New or Open.
+type Broker struct {
+	stateURL string
+	opts     Options
+	remoteID [16]byte // envelope id of messages from other instances
+	sender   []byte   // JSON string of InstanceID
+	log      *logLimiter
+
+	started atomic.Bool
+	h       broker.Handler
+	state   *client.Client
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	c       counters
+
+	mu          sync.Mutex
+	mapper      mapping.Mapper
+	uris        []string
+	pools       map[string]*pool
+	wanted      map[string]*poolClient // channel → the connection it is (to be) subscribed on; nil when no broker
+	brokersTime float64
+	workersTime float64
+	workers     int
+	joined      bool
+	batch       map[string][][]byte
+	batchTimer  *time.Timer
+	closed      bool
+}
+
+// Open parses an scc:// URL (ParseURL) and returns a Broker.
+func Open(spec string) (*Broker, error) {
+	u, o, err := ParseURL(spec)
+	if err != nil {
+		return nil, err
+	}
+	return New(u, o)
+}
+
+// New returns a Broker that joins the cluster of the scc-state server at
+// stateURL (ws://host:port/socketcluster/) when the server starts it.
+func New(stateURL string, o Options) (*Broker, error) {
+	o.setDefaults()
+	m, err := mapping.New(o.MappingEngine)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(stateURL)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return nil, fmt.Errorf("sccbroker: scc-state URL %q: want ws://host:port/socketcluster/", stateURL)
+	}
+	b := &Broker{
+		stateURL: stateURL,
+		opts:     o,
+		mapper:   m,
+		pools:    make(map[string]*pool),
+		wanted:   make(map[string]*poolClient),
+		batch:    make(map[string][][]byte),
+		log:      newLogLimiter(o.Logger),
+	}
+	_, _ = rand.Read(b.remoteID[:])
+	b.sender, _ = json.Marshal(o.InstanceID)
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	return b, nil
+}
+
+// InstanceID returns the worker's id in the cluster.
+func (b *Broker) InstanceID() string { return b.opts.InstanceID }
+
+// Stats returns the counters.
+func (b *Broker) Stats() Stats {
+	b.mu.Lock()
+	s := Stats{Brokers: len(b.uris), Workers: b.workers, Channels: len(b.wanted), Joined: b.joined}
+	wanted := make(map[string]*poolClient, len(b.wanted))
+	for ch, pc := range b.wanted {
+		wanted[ch] = pc
+	}
+	b.mu.Unlock()
+	for ch, pc := range wanted {
+		if pc == nil || !pc.c.IsSubscribed(ch, false) {
+			s.Unconfirmed++
+		}
+	}
+	c := &b.c
+	s.Published, s.PublishFailures, s.NoBroker = c.published.Load(), c.publishFailures.Load(), c.noBroker.Load()
+	s.Received, s.EchoDropped, s.BadPackets = c.received.Load(), c.echoDropped.Load(), c.badPackets.Load()
+	s.BadStateUpdates, s.BrokerUpdates, s.ChannelsMoved = c.badState.Load(), c.brokerUpdates.Load(), c.moved.Load()
+	s.JoinFailures, s.StateLost, s.ConnectFailures = c.joinFailures.Load(), c.stateLost.Load(), c.connectFailures.Load()
+	return s
+}
+
+// Brokers returns the current scc-broker list.
+func (b *Broker) Brokers() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.uris...)
+}
+
+// Start implements broker.Broker: it connects to scc-state, retrying
+// every RetryDelay for up to StartTimeout (and ctx), and returns once
+// connected. A refusal
+// by scc-state (a wrong authKey, a version it does not accept) fails at
+// once with the state server's error. Joining the cluster and the broker
+// connections follow in the background: scc-state refuses workers during
+// its start-up delay, and the join is retried every RetryDelay (logged,
+// counted in Stats.JoinFailures).
+func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
+	if !b.started.CompareAndSwap(false, true) {
+		return errors.New("sccbroker: Start called twice")
+	}
+	b.h = h
+	q := url.Values{}
+	q.Set("authKey", b.opts.AuthKey)
+	q.Set("instancePort", strconv.Itoa(b.opts.InstancePort))
+	q.Set("instanceType", "scc-worker")
+	q.Set("version", ClientVersion)
+	st, err := client.New(b.stateURL, &client.Options{
+		ConnectTimeout: b.opts.StateConnectTimeout,
+		AckTimeout:     b.opts.StateAckTimeout,
+		AutoReconnect:  true,
+		Reconnect: client.ReconnectOptions{
+			InitialDelay: b.opts.RetryDelay,
+			Randomness:   time.Second,
+			Multiplier:   1,
+			MaxDelay:     b.opts.RetryDelay + time.Second,
+		},
+		Query: q,
+	})
+	if err != nil {
+		return fmt.Errorf("sccbroker: %w", err)
+	}
+	b.state = st
+	connects := client.Listen[client.ConnectEvent](st).Consumer()
+	disconnects := client.Listen[client.DisconnectEvent](st).Consumer()
+	procs := map[string]*client.Consumer[*client.Request]{}
+	for _, name := range []string{"sccBrokerJoinCluster", "sccBrokerLeaveCluster", "sccWorkerJoinCluster", "sccWorkerLeaveCluster"} {
+		procs[name] = st.Procedure(name).Consumer()
+	}
+	b.wg.Add(2 + len(procs))
+	go func() {
+		defer b.wg.Done()
+		for range connects.All(b.ctx) {
+			b.wg.Add(1)
+			go b.join()
+		}
+	}()
+	go func() {
+		defer b.wg.Done()
+		for ev := range disconnects.All(b.ctx) {
+			b.c.stateLost.Add(1)
+			b.h.Status(fmt.Errorf("sccbroker: lost the connection to scc-state %s (code %d %s); reconnecting, the broker list is kept", b.stateURL, ev.Code, ev.Reason))
+		}
+	}()
+	for name, cons := range procs {
+		go func() {
+			defer b.wg.Done()
+			for req := range cons.All(b.ctx) {
+				b.stateUpdate(name, req)
+			}
+		}()
+	}
+	deadline := time.NewTimer(b.opts.StartTimeout)
+	defer deadline.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, b.opts.StateConnectTimeout)
+		err = st.Connect(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if refused(err) {
+			b.Close()
+			return fmt.Errorf("sccbroker: scc-state %s refused this worker (check authKey and the versions it accepts): %w", b.stateURL, err)
+		}
+		b.c.connectFailures.Add(1)
+		b.log.warn("state-connect", "sccbroker: cannot reach scc-state; retrying", "url", b.stateURL, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			b.Close()
+			return fmt.Errorf("sccbroker: cannot reach scc-state %s: %w", b.stateURL, err)
+		case <-deadline.C:
+			b.Close()
+			return fmt.Errorf("sccbroker: cannot reach scc-state %s within %s: %w", b.stateURL, b.opts.StartTimeout, err)
+		case <-time.After(b.opts.RetryDelay):
+		}
+	}
+}
+
+// refused tells a refusal by the server (an error answer to the
+// handshake, or an HTTP error status to the upgrade: a wrong authKey)
+// from a failure to reach it.
+func refused(err error) bool {
+	var scErr *sc.Error
+	var status ws.StatusError
+	return errors.As(err, &scErr) || (errors.As(err, &status) && status >= 400 && status < 500)
+}
+
+// join sends sccWorkerJoinCluster until it succeeds, the state
+// connection is lost (the next connection joins again) or Close.
+func (b *Broker) join() {
+	defer b.wg.Done()
+	data := map[string]any{
+		"instanceId":       b.opts.InstanceID,
+		"instanceIpFamily": b.opts.InstanceIPFamily,
+	}
+	if b.opts.InstanceIP != "" {
+		data["instanceIp"] = b.opts.InstanceIP
+	}
+	for {
+		ans, err := b.state.Invoke(b.ctx, "sccWorkerJoinCluster", data)
+		if err == nil {
+			var st struct {
+				Brokers []string `json:"sccBrokerURIs"`
+				Workers []string `json:"sccWorkerURIs"`
+			}
+			if err = ans.Decode(&st); err == nil && st.Brokers == nil {
+				err = errors.New("the answer has no sccBrokerURIs")
+			}
+			if err == nil {
+				b.mu.Lock()
+				b.brokersTime, b.workersTime = -1, -1
+				b.workers = len(st.Workers)
+				b.joined = true
+				b.mu.Unlock()
+				b.setBrokers(st.Brokers)
+				b.o().Logger.Info("sccbroker: joined the cluster", "state", b.stateURL, "brokers", len(st.Brokers), "instanceId", b.opts.InstanceID)
+				b.h.Status(nil)
+				return
+			}
+			b.c.badState.Add(1)
+		}
+		if b.ctx.Err() != nil {
+			return
+		}
+		b.c.joinFailures.Add(1)
+		b.log.warn("join", "sccbroker: joining the cluster failed; retrying", "state", b.stateURL, "error", err.Error())
+		b.h.Status(fmt.Errorf("sccbroker: joining the cluster at %s failed: %w", b.stateURL, err))
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-time.After(b.opts.RetryDelay):
+		}
+		if b.state.State() != client.StateOpen {
+			return // the next connect event joins
+		}
+	}
+}
+
+func (b *Broker) o() *Options { return &b.opts }
+
+// stateUpdate handles scc-state's calls: newer broker snapshots replace
+// the broker list; worker snapshots are counted only.
+func (b *Broker) stateUpdate(name string, req *client.Request) {
+	defer func() { _ = req.End(sc.Undefined) }()
+	var up struct {
+		Brokers []string `json:"sccBrokerURIs"`
+		Workers []string `json:"sccWorkerURIs"`
+		Time    *float64 `json:"time"`
+	}
+	if err := req.Data.Decode(&up); err != nil || up.Time == nil {
+		b.c.badState.Add(1)
+		b.log.warn("bad-state", "sccbroker: ignored a cluster update without a valid list and time", "procedure", name, "data", truncate(req.Data))
+		return
+	}
+	b.mu.Lock()
+	switch name {
+	case "sccBrokerJoinCluster", "sccBrokerLeaveCluster":
+		if up.Brokers == nil {
+			b.mu.Unlock()
+			b.c.badState.Add(1)
+			return
+		}
+		if *up.Time <= b.brokersTime {
+			b.mu.Unlock()
+			return
+		}
+		b.brokersTime = *up.Time
+		b.mu.Unlock()
+		b.setBrokers(up.Brokers)
+		return
+	default:
+		if *up.Time > b.workersTime {
+			b.workersTime = *up.Time
+			b.workers = len(up.Workers)
+		}
+	}
+	b.mu.Unlock()
+}
+
+func truncate(d sc.Data) string {
+	if len(d) > 200 {
+		return string(d[:200]) + "…"
+	}
+	return string(d)
+}
+
+// setBrokers applies a broker list: connections to new brokers are made,
+// those to brokers that left are closed, and every channel is
+// subscribed on the connection the mapping now gives it.
+func (b *Broker) setBrokers(uris []string) {
+	b.c.brokerUpdates.Add(1)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.uris = append([]string(nil), uris...)
+	b.mapper.SetSites(b.uris)
+	keep := make(map[string]bool, len(uris))
+	for _, u := range uris {
+		keep[u] = true
+		if b.pools[u] == nil {
+			b.pools[u] = b.newPool(u)
+		}
+	}
+	var gone []*pool
+	for u, p := range b.pools {
+		if !keep[u] {
+			gone = append(gone, p)
+			delete(b.pools, u)
+		}
+	}
+	for ch, was := range b.wanted {
+		now := b.targetLocked(ch)
+		if now == was {
+			continue
+		}
+		if was != nil {
+			delete(was.wanted, ch)
+			was.kick()
+		}
+		if now != nil {
+			now.wanted[ch] = struct{}{}
+			now.kick()
+		}
+		b.wanted[ch] = now
+		b.c.moved.Add(1)
+	}
+	b.mu.Unlock()
+	for _, p := range gone {
+		p.close()
+	}
+	b.o().Logger.Info("sccbroker: broker list", "brokers", uris)
+}
+
+// targetLocked is the connection of a channel: the pool of the mapped
+// broker, the client of the channel's hash in it.
+func (b *Broker) targetLocked(channel string) *poolClient {
+	uri, ok := b.mapper.FindSite(channel)
+	if !ok {
+		return nil
+	}
+	p := b.pools[uri]
+	if p == nil || len(p.clients) == 0 {
+		return nil
+	}
+	return p.clients[mapping.HashToIndex(channel, len(p.clients))]
+}
+
+// Subscribe implements broker.Broker. The channel is subscribed on its
+// broker's connection; when that connection is open, Subscribe waits for
+// the broker's confirmation at most BrokerAckTimeout (and ctx). A broker
+// that is down or not yet known does not fail the call: the subscription
+// is made once it is reachable (SCC is best effort, as with the Node
+// workers, which never wait).
+func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
+	type sub struct {
+		ch string
+		pc *poolClient
+	}
+	var todo []sub
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return errors.New("sccbroker: closed")
+	}
+	for _, ch := range channels {
+		if _, ok := b.wanted[ch]; ok {
+			continue
+		}
+		pc := b.targetLocked(ch)
+		b.wanted[ch] = pc
+		if pc != nil {
+			pc.wanted[ch] = struct{}{}
+			todo = append(todo, sub{ch, pc})
+		}
+	}
+	b.mu.Unlock()
+	for _, s := range todo {
+		if s.pc.c.State() != client.StateOpen {
+			s.pc.kick() // its loop subscribes once connected
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, b.opts.BrokerAckTimeout)
+		_, err := s.pc.c.Subscribe(sctx, s.ch)
+		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			b.log.warn("subscribe", "sccbroker: subscription refused by scc-broker", "broker", s.pc.p.uri, "channel", s.ch, "error", err.Error())
+		}
+	}
+	return ctx.Err()
+}
+
+// Unsubscribe implements broker.Broker.
+func (b *Broker) Unsubscribe(ctx context.Context, channels []string) error {
+	type unsub struct {
+		ch string
+		pc *poolClient
+	}
+	var todo []unsub
+	b.mu.Lock()
+	for _, ch := range channels {
+		pc, ok := b.wanted[ch]
+		if !ok {
+			continue
+		}
+		delete(b.wanted, ch)
+		if pc != nil {
+			delete(pc.wanted, ch)
+			todo = append(todo, unsub{ch, pc})
+		}
+	}
+	b.mu.Unlock()
+	for _, u := range todo {
+		if ch := u.pc.c.Channel(u.ch); ch != nil {
+			_ = ch.Unsubscribe()
+		}
+	}
+	return nil
+}
+
+// Publish implements broker.Broker: payload is the hub's envelope (16
+// bytes of instance id, then the data's JSON). The data is sent to the
+// channel's broker in a {sender, messages} packet, at once or with the
+// next batch. Publish returns once the packet is written (or queued while
+// the broker connection is re-established); a broker that does not
+// acknowledge it is counted in Stats.PublishFailures.
+func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) error {
+	var data []byte
+	if len(payload) >= 16 {
+		data = payload[16:]
+	}
+	if len(data) == 0 {
+		data = []byte("null") // undefined in an array is null in JSON
+	}
+	if b.opts.PubSubBatchDuration > 0 {
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			return errors.New("sccbroker: closed")
+		}
+		b.batch[channel] = append(b.batch[channel], append([]byte(nil), data...))
+		if b.batchTimer == nil {
+			b.batchTimer = time.AfterFunc(b.opts.PubSubBatchDuration, b.flush)
+		}
+		b.mu.Unlock()
+		return nil
+	}
+	return b.send(channel, [][]byte{data})
+}
+
+// flush sends the batched messages, one packet per channel.
+func (b *Broker) flush() {
+	b.mu.Lock()
+	batch := b.batch
+	b.batch = make(map[string][][]byte)
+	b.batchTimer = nil
+	b.mu.Unlock()
+	for ch, msgs := range batch {
+		_ = b.send(ch, msgs)
+	}
+}
+
+// packet encodes {"sender":…,"messages":[…]}.
+func (b *Broker) packet(msgs [][]byte) sc.Data {
+	n := 32 + len(b.sender)
+	for _, m := range msgs {
+		n += len(m) + 1
+	}
+	out := make([]byte, 0, n)
+	out = append(out, `{"sender":`...)
+	out = append(out, b.sender...)
+	out = append(out, `,"messages":[`...)
+	for i, m := range msgs {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, m...)
+	}
+	return append(out, "]}"...)
+}
+
+func (b *Broker) send(channel string, msgs [][]byte) error {
+	b.mu.Lock()
+	pc := b.targetLocked(channel)
+	b.mu.Unlock()
+	if pc == nil {
+		b.c.noBroker.Add(uint64(len(msgs)))
+		return fmt.Errorf("%w %q (scc-state %s lists none)", ErrNoBroker, channel, b.stateURL)
+	}
+	n := uint64(len(msgs))
+	pc.pubMu.Lock() // one packet after the other: per-channel order
+	err := pc.c.InvokePublishAsync(channel, b.packet(msgs), func(err error) {
+		if err != nil {
+			b.c.publishFailures.Add(n)
+			b.log.warn("publish", "sccbroker: publish not acknowledged by scc-broker", "broker", pc.p.uri, "channel", channel, "error", err.Error())
+		}
+	})
+	pc.pubMu.Unlock()
+	if err != nil {
+		b.c.publishFailures.Add(n)
+		return fmt.Errorf("sccbroker: publish to %s: %w", pc.p.uri, err)
+	}
+	b.c.published.Add(n)
+	return nil
+}
+
+// receive handles a publish from a broker: {sender, messages} from
+// another worker is delivered message by message; our own is dropped.
+func (b *Broker) receive(channel string, data sc.Data) {
+	var p struct {
+		Sender   any               `json:"sender"`
+		Messages []json.RawMessage `json:"messages"`
+	}
+	if err := data.Decode(&p); err != nil || p.Messages == nil {
+		b.c.badPackets.Add(1)
+		b.log.warn("bad-packet", "sccbroker: dropped a packet that is not {sender, messages}", "channel", channel, "data", truncate(data))
+		return
+	}
+	if s, ok := p.Sender.(string); ok && s == b.opts.InstanceID {
+		b.c.echoDropped.Add(uint64(len(p.Messages)))
+		return
+	}
+	for _, m := range p.Messages {
+		env := make([]byte, 16+len(m))
+		copy(env, b.remoteID[:])
+		copy(env[16:], m)
+		b.c.received.Add(1)
+		b.h.Deliver(channel, env)
+	}
+}
+
+// Close implements broker.Broker.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	if b.batchTimer != nil {
+		b.batchTimer.Stop()
+	}
+	pools := b.pools
+	b.pools = map[string]*pool{}
+	b.mu.Unlock()
+	b.cancel()
+	if b.state != nil {
+		_ = b.state.Close(1000, "")
+	}
+	for _, p := range pools {
+		p.close()
+	}
+	b.wg.Wait()
+	return nil
+}

@@ -1,0 +1,190 @@
+// Test harness: starts the processes of an SCC cluster (ours from ../bin,
+// Node's from node_modules), waits for them, and stops them.
+import {spawn} from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import {fileURLToPath} from 'node:url';
+import socketClusterClient from 'socketcluster-client';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const root = path.resolve(here, '..');
+export const bin = process.env.SCC_BIN || path.resolve(root, '..', 'bin');
+export const AUTH_KEY = 'interop-secret';
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const {port} = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// waitFor polls fn until it returns a truthy value (generous bound: CI is
+// a busy machine; nothing asserts speed).
+export async function waitFor(what, fn, timeoutMs = 60000) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? ': ' + last.message : ''}`);
+    await sleep(100);
+  }
+}
+
+async function get(port, urlPath) {
+  const res = await fetch(`http://127.0.0.1:${port}${urlPath}`);
+  return {status: res.status, text: await res.text()};
+}
+
+const procs = new Set();
+
+// Proc is a started process; stop() ends it (SIGTERM, then SIGKILL).
+class Proc {
+  constructor(name, cmd, args, env) {
+    this.name = name;
+    this.output = '';
+    this.child = spawn(cmd, args, {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']});
+    this.exited = new Promise((resolve) => this.child.once('exit', resolve));
+    for (const s of [this.child.stdout, this.child.stderr]) {
+      s.on('data', (d) => {
+        this.output += d;
+        if (this.output.length > 200000) this.output = this.output.slice(-100000);
+      });
+    }
+    procs.add(this);
+  }
+
+  async stop() {
+    procs.delete(this);
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGTERM');
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await this.exited;
+    clearTimeout(t);
+  }
+
+  // kill ends the process at once, as a crash.
+  async kill() {
+    procs.delete(this);
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+}
+
+export async function stopAll() {
+  await Promise.all([...procs].map((p) => p.stop()));
+}
+
+async function healthy(p, port, urlPath) {
+  await waitFor(`${p.name} on port ${port}`, async () => {
+    if (p.child.exitCode !== null) throw new Error(`${p.name} exited: ${p.output}`);
+    return (await get(port, urlPath)).status === 200;
+  });
+  return p;
+}
+
+export const delays = {startup: 300, scaleOut: 300, scaleBack: 300, retry: 500};
+
+export async function goState(port, opts = {}) {
+  const p = new Proc('scc-state (Go)', path.join(bin, 'scc-state'), [
+    '-host', '127.0.0.1', '-port', String(port), '-auth-key', opts.authKey ?? AUTH_KEY,
+    '-startup-delay', String(delays.startup), '-scale-out-delay', String(delays.scaleOut),
+    '-scale-back-delay', String(delays.scaleBack), '-retry-delay', String(delays.retry), '-log-level', '2',
+  ]);
+  return healthy(p, port, '/health-check');
+}
+
+export async function goBroker(port, statePort) {
+  const p = new Proc('scc-broker (Go)', path.join(bin, 'scc-broker'), [
+    '-port', String(port), '-state-host', '127.0.0.1', '-state-port', String(statePort),
+    '-auth-key', AUTH_KEY, '-retry-delay', String(delays.retry), '-log-level', '2',
+  ]);
+  p.port = port;
+  return healthy(p, port, '/health-check');
+}
+
+export async function nodeBroker(port, statePort) {
+  const p = new Proc('scc-broker (Node)', process.execPath, [path.join(root, 'node_modules', 'scc-broker', 'server.js')], {
+    SCC_STATE_SERVER_HOST: '127.0.0.1', SCC_STATE_SERVER_PORT: String(statePort), SCC_BROKER_SERVER_PORT: String(port),
+    SCC_AUTH_KEY: AUTH_KEY, SCC_BROKER_SERVER_RETRY_DELAY: String(delays.retry), SCC_BROKER_SERVER_LOG_LEVEL: '1',
+  });
+  p.port = port;
+  return healthy(p, port, '/health-check');
+}
+
+// A worker's status: {brokers: n, unconfirmed: n, joined: bool}.
+export async function nodeWorker(port, statePort, env = {}) {
+  const p = new Proc('worker (Node)', process.execPath, [path.join(root, 'lib', 'node-worker.cjs')], {
+    SOCKETCLUSTER_PORT: String(port), SCC_STATE_SERVER_HOST: '127.0.0.1', SCC_STATE_SERVER_PORT: String(statePort),
+    SCC_AUTH_KEY: AUTH_KEY, SCC_BROKER_RETRY_DELAY: String(delays.retry), ...env,
+  });
+  p.port = port;
+  p.kind = 'node';
+  p.status = async () => {
+    const s = JSON.parse((await get(port, '/scc-status')).text);
+    return {brokers: s.brokers.length, uris: s.brokers, unconfirmed: s.unconfirmed, joined: s.ready};
+  };
+  return healthy(p, port, '/scc-status');
+}
+
+export async function goWorker(port, statePort, query = '') {
+  const p = new Proc('worker (Go)', path.join(bin, 'scserver'), [
+    '-addr', `127.0.0.1:${port}`, '-log-level', 'warn',
+    '-broker', `scc://127.0.0.1:${statePort}?authKey=${AUTH_KEY}&retryDelay=${delays.retry}${query}`,
+  ]);
+  p.port = port;
+  p.kind = 'go';
+  p.status = async () => {
+    const text = (await get(port, '/metrics')).text;
+    const metric = (name) => {
+      const m = text.match(new RegExp(`^socketcluster_scc_${name} (\\S+)$`, 'm'));
+      return m ? Number(m[1]) : NaN;
+    };
+    return {brokers: metric('brokers'), unconfirmed: metric('unconfirmed_channels'), joined: metric('joined') === 1};
+  };
+  return healthy(p, port, '/healthz');
+}
+
+// settled waits until every worker knows the brokers and has every
+// channel confirmed.
+export async function settled(workers, brokers) {
+  for (const w of workers) {
+    await waitFor(`${w.name}:${w.port} with ${brokers} brokers and every channel confirmed`, async () => {
+      const s = await w.status();
+      return s.joined && s.brokers === brokers && s.unconfirmed === 0;
+    });
+  }
+}
+
+// connect opens an official client on a worker.
+export async function connect(port) {
+  const socket = socketClusterClient.create({hostname: '127.0.0.1', port, autoReconnect: false, ackTimeout: 20000});
+  await waitFor(`client connected to ${port}`, () => socket.state === socket.OPEN, 30000);
+  return socket;
+}
+
+// subscriber subscribes to channels and records, per channel, every
+// message {p, i} received.
+export async function subscriber(port, channels) {
+  const socket = await connect(port);
+  const got = new Map(channels.map((c) => [c, []]));
+  await Promise.all(channels.map(async (name) => {
+    const ch = socket.subscribe(name);
+    (async () => {
+      for await (const data of ch) got.get(name).push(data);
+    })();
+    await ch.listener('subscribe').once();
+  }));
+  return {socket, got, port, count: () => [...got.values()].reduce((n, l) => n + l.length, 0)};
+}
