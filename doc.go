@@ -40,8 +40,10 @@
 // getBackpressure → Backpressure, getInboundBackpressure →
 // InboundBackpressure, getListenerConsumerStatsList →
 // ListenerConsumerStats, getState → State, kickOut → KickOut, and so on.
-// The SocketCluster 14 forms emit/on/off exist as Socket.Emit, Socket.On
-// and Socket.Off.
+// The SocketCluster 14 forms exist for porting, all marked Deprecated:
+// Server.On/Off, Socket.On (client messages), Socket.OnEvent (the socket's
+// own events), Socket.Emit and Off, and AddMiddleware with the
+// V14Middleware… types (docs/client-versions.md).
 //
 // # Compression
 //
@@ -67,6 +69,16 @@
 // clients) meaning "delivered on this instance, not confirmed for the
 // cluster": publishing it again delivers it a second time here. Other
 // errors mean nothing was delivered.
+//
+// Channels with history (Options.History, ChannelHistory) are stronger: a
+// publish is answered once the broker stored it, and then reaches every
+// subscriber of every instance exactly once and in order, broker outages
+// included; publications carry a position (offset, epoch), a client that
+// resubscribes with the last one it saw gets what it missed (or is told it
+// cannot), and Server.History and the sc.history procedure read the
+// history. Loss that cannot be avoided is reported: HistoryLostError
+// warnings, BrokerOutageEvent, HistoryStats. The wire convention, the
+// contract per broker and the JavaScript helper are in docs/recovery.md.
 //
 // # Public servers
 //

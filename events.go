@@ -98,7 +98,11 @@ type BadSocketAuthTokenEvent struct {
 	SignedAuthToken string
 }
 
-// ReadyEvent: the server (its broker) is ready.
+// ReadyEvent: the server (its broker) is ready. New emits it before it
+// returns, so no listener created afterwards sees it (the reference emits
+// it asynchronously, after its constructor returned): a server New
+// returned is ready, IsReady reports it, and the v14 Server.On("ready", fn)
+// calls a late fn at once.
 type ReadyEvent struct{}
 
 // WarningEvent: a non-fatal error (every socket error is also a warning).

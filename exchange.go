@@ -89,7 +89,7 @@ func (e *Exchange) Subscribe(ctx context.Context, channel string) (*Channel, err
 	}
 	e.state[channel] = ChannelPending
 	e.mu.Unlock()
-	if err := e.srv.hub.add(nil, channel); err != nil {
+	if err := e.srv.hub.addWait(nil, channel); err != nil {
 		e.mu.Lock()
 		delete(e.state, channel)
 		e.mu.Unlock()

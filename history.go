@@ -80,13 +80,17 @@ type HistoryPage struct {
 
 // History reads channel's history: with since nil, its newest limit
 // publications; else the oldest limit publications after since. limit is
-// at most the channel's history Size. It fails for a channel without
-// history and for a position ahead of the history.
+// at most the channel's history Size; a negative limit means Size. It
+// fails for a channel without history (a HistoryError) and for a position
+// ahead of the history.
 func (srv *Server) History(ctx context.Context, channel string, limit int, since *Position) (HistoryPage, error) {
 	h := srv.hub
 	opts, ok := h.historyOf(channel)
 	if !ok {
 		return HistoryPage{}, errNoHistory(channel)
+	}
+	if limit < 0 {
+		limit = opts.Size
 	}
 	if limit < 0 || limit > opts.Size {
 		return HistoryPage{}, NewError("InvalidArgumentsError", fmt.Sprintf("History limit %d out of range: the %s channel keeps at most %d publications", limit, channel, opts.Size))

@@ -259,6 +259,21 @@ func TestHistoryBadInput(t *testing.T) {
 	if c.Invoke("#subscribe", map[string]any{"channel": "h.b"}).Error != nil {
 		t.Error("a subscription after refused recoveries failed")
 	}
+	// A position of another channel (another epoch): not recovered, and
+	// nothing of the other channel is sent.
+	publishAck(t, c, "h.c", "c1")
+	other, _ := ts.History(context.Background(), "h.c", 1, nil)
+	if r := subscribeRecover(c, "h.b2", &other.Top); r.Error != nil {
+		t.Errorf("recover with another channel's position: %s", r.Raw)
+	} else {
+		rec := nextRecovery(t, c)
+		for rec.Channel != "h.b2" {
+			rec = nextRecovery(t, c)
+		}
+		if rec.Recovered == nil || *rec.Recovered {
+			t.Errorf("recover with another channel's position: %+v", rec)
+		}
+	}
 	// A channel without history.
 	r = subscribeRecover(c, "plain", &sc.Position{Offset: 1, Epoch: epoch})
 	if r.Error == nil || !strings.Contains(string(r.Error), "HistoryError") {
@@ -345,3 +360,20 @@ func TestHistoryOptionsValidate(t *testing.T) {
 
 // plainBroker hides the memory broker's history.
 type plainBroker struct{ broker.Broker }
+
+// Outbound middleware that rewrites the data keeps the position.
+func TestHistoryOutboundMiddlewareKeepsPosition(t *testing.T) {
+	ts := newServer(t, historyOptions(10), func(srv *sc.Server) {
+		_ = srv.SetMiddleware(sc.MiddlewareOutbound, func(_ context.Context, a *sc.Action) error {
+			return a.SetData(map[string]any{"wrapped": json.RawMessage(a.Data)})
+		})
+	})
+	c, _ := ts.connect(t, nil)
+	c.Subscribe("h.o")
+	nextRecovery(t, c)
+	publishAck(t, c, "h.o", 1)
+	p := nextPub(t, c)
+	if p.Offset == nil || *p.Offset != 1 || string(p.Data) != `{"wrapped":1}` {
+		t.Fatalf("rewritten publication: %+v data %s", p, p.Data)
+	}
+}

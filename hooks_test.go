@@ -2,6 +2,7 @@ package socketcluster_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 
 	sc "github.com/socketcluster-go/socketcluster"
@@ -53,5 +54,67 @@ func TestCheckSubscribe(t *testing.T) {
 	asError(t, err, "ForbiddenError")
 	if s.IsSubscribed("public") || len(ts.ChannelCounts()) != 0 {
 		t.Fatal("CheckSubscribe subscribed the socket")
+	}
+}
+
+// UseMiddleware stacks functions after the line's SetMiddleware function:
+// all must allow, in order, each seeing the data the previous left.
+func TestUseMiddleware(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
+	var removeSecond func()
+	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
+		_ = srv.SetMiddleware(sc.MiddlewareInbound, func(_ context.Context, a *sc.Action) error {
+			if a.Type == sc.ActionPublishIn {
+				note("set")
+				return a.SetData("set")
+			}
+			return nil
+		})
+		if _, err := srv.UseMiddleware(sc.MiddlewareInbound, func(_ context.Context, a *sc.Action) error {
+			if a.Type == sc.ActionPublishIn {
+				note("first:" + string(a.Data))
+				return a.SetData("first")
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		removeSecond, err = srv.UseMiddleware(sc.MiddlewareInbound, func(_ context.Context, a *sc.Action) error {
+			if a.Type == sc.ActionPublishIn && a.Channel == "closed" {
+				return sc.NewError("ClosedError", "no")
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.UseMiddleware("nope", func(context.Context, *sc.Action) error { return nil }); err == nil {
+			t.Fatal("an unknown line was accepted")
+		}
+	})
+	c, _ := ts.connect(t, nil)
+	r := c.Invoke("#subscribe", map[string]any{"channel": "open"})
+	if r.Error != nil {
+		t.Fatalf("subscribe: %s", r.Raw)
+	}
+	if r := c.Invoke("#publish", map[string]any{"channel": "open", "data": "x"}); r.Error != nil {
+		t.Fatalf("publish: %s", r.Raw)
+	}
+	c.ExpectMatch(`\{"event":"#publish","data":\{"channel":"open","data":"first"\}\}`)
+	mu.Lock()
+	got := append([]string(nil), order...)
+	mu.Unlock()
+	if len(got) != 2 || got[0] != "set" || got[1] != `first:"set"` {
+		t.Fatalf("order %v", got)
+	}
+	if r := c.Invoke("#publish", map[string]any{"channel": "closed", "data": 1}); r.Error == nil {
+		t.Fatal("the stacked refusal was not applied")
+	}
+	removeSecond()
+	if r := c.Invoke("#publish", map[string]any{"channel": "closed", "data": 1}); r.Error != nil {
+		t.Fatalf("after remove: %s", r.Raw)
 	}
 }

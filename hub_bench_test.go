@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strconv"
 	"testing"
+
+	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 )
 
 // Benchmarks of every hub path whose cost could depend on the number of
@@ -19,9 +21,11 @@ import (
 
 var hubSizes = []int{1_000, 10_000, 100_000}
 
+var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 func benchServer(b *testing.B) *Server {
 	b.Helper()
-	srv, err := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := New(Options{Logger: discardLogger})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -32,7 +36,7 @@ func benchServer(b *testing.B) *Server {
 // dummySocket is a socket without a connection whose outbound queue is
 // closed: deliveries to it cost the hub's work and the queue's refusal.
 func dummySocket(srv *Server) *Socket {
-	return &Socket{Listeners: newListeners(), server: srv, id: newSocketID(), state: StateOpen, slot: -1, outClosed: true}
+	return &Socket{Listeners: newListeners(), server: srv, conn: &wsconn.Conn{}, id: newSocketID(), state: StateOpen, slot: -1, outClosed: true}
 }
 
 func dummySockets(srv *Server, n int) []*Socket {
@@ -52,7 +56,7 @@ func join(tb testing.TB, s *Socket, channel string) {
 	}
 	s.channels[channel] = struct{}{}
 	s.mu.Unlock()
-	if err := s.server.hub.add(s, channel); err != nil {
+	if err := s.server.hub.addWait(s, channel); err != nil {
 		tb.Fatal(err)
 	}
 }

@@ -134,6 +134,44 @@ type historyPublisher struct {
 	h *hub
 }
 
+// InProcess lets the outbox call an in-process history broker (Memory)
+// from each publisher directly, as for plain publishes.
+func (p historyPublisher) InProcess() bool {
+	ip, ok := p.Broker.(broker.InProcess)
+	return ok && ip.InProcess()
+}
+
+// PublishBatch stores msgs in order, in one round trip when the broker can
+// (broker.HistoryBatchPublisher).
+func (p historyPublisher) PublishBatch(ctx context.Context, msgs []broker.Message) []error {
+	hist := make([]broker.HistoryMessage, len(msgs))
+	for i, m := range msgs {
+		opts, _ := p.h.historyOf(m.Channel)
+		hist[i] = broker.HistoryMessage{Channel: m.Channel, Payload: m.Payload, Options: opts}
+	}
+	var errs []error
+	if bp, ok := p.h.hist.b.(broker.HistoryBatchPublisher); ok {
+		_, errs = bp.PublishHistoryBatch(ctx, hist)
+	} else {
+		for i, m := range hist {
+			if _, err := p.h.hist.b.PublishHistory(ctx, m.Channel, m.Payload, m.Options); err != nil {
+				if errs == nil {
+					errs = make([]error, len(msgs))
+				}
+				errs[i] = err
+			}
+		}
+	}
+	ok := len(msgs)
+	for _, err := range errs {
+		if err != nil {
+			ok--
+		}
+	}
+	p.h.hist.counters.publishes.Add(int64(ok))
+	return errs
+}
+
 func (p historyPublisher) Publish(ctx context.Context, channel string, payload []byte) error {
 	opts, ok := p.h.historyOf(channel)
 	if !ok {
@@ -169,15 +207,11 @@ func (h *hub) publishHistory(channel string, data []byte, done func(error)) {
 // DeliverHistory implements broker.HistoryHandler: a publication of a
 // history channel, in offset order.
 func (h *hub) DeliverHistory(channel string, pub broker.Publication) {
-	h.mu.RLock()
-	c := h.channels[channel]
-	var subs []*Socket
-	exch := false
-	if c != nil {
-		subs, exch = c.snapshot, c.exchange
-	}
-	h.mu.RUnlock()
 	h.srv.counters.publishes.Add(1)
+	c := h.lookup(channel)
+	if c == nil {
+		return
+	}
 	data := pub.Payload
 	if len(data) == 0 {
 		data = nil
@@ -200,23 +234,30 @@ func (h *hub) DeliverHistory(channel string, pub broker.Publication) {
 		}
 		h.hist.mu.Unlock()
 	}
-	if len(subs) > len(held) {
-		p, err := h.encodeAt(channel, data, pub.Position)
-		if err != nil {
-			h.srv.emitWarning(err)
-			return
+	var p *publication
+	n := 0
+	slots := c.subs.view()
+	for i := range slots {
+		s := slots[i].Load()
+		if s == nil {
+			continue
 		}
-		p.outbound = h.srv.HasMiddleware(MiddlewareOutbound)
-		n := 0
-		for _, s := range subs {
-			if _, wait := held[s]; !wait {
-				s.deliverPublish(p)
-				n++
+		if _, wait := held[s]; wait {
+			continue
+		}
+		if p == nil {
+			var err error
+			if p, err = h.encodeAt(channel, data, pub.Position); err != nil {
+				h.srv.emitWarning(err)
+				return
 			}
+			p.outbound = h.srv.HasMiddleware(MiddlewareOutbound)
 		}
-		h.srv.counters.deliveries.Add(int64(n))
+		s.deliverPublish(p)
+		n++
 	}
-	if exch {
+	h.srv.counters.deliveries.Add(int64(n))
+	if c.exch.Load() {
 		h.srv.exchange.deliver(channel, Data(data))
 	}
 }
@@ -225,11 +266,12 @@ func (h *hub) DeliverHistory(channel string, pub broker.Publication) {
 func (h *hub) encodeAt(channel string, data []byte, pos broker.Position) (*publication, error) {
 	buf := newPacketBuf(len(channel) + len(data) + len(pos.Epoch) + 80)
 	buf = appendPublishAt(buf, channel, data, pos)
-	frame, err := h.srv.packetFrame(buf)
+	payload, bin, err := h.srv.packetPayload(buf)
 	if err != nil {
 		return nil, err
 	}
-	return &publication{channel: channel, data: data, packet: buf[wsconn.MaxHeader:], frame: frame}, nil
+	frame := h.srv.plainFrame(buf, payload, bin)
+	return &publication{channel: channel, data: data, packet: buf[wsconn.MaxHeader:], payload: payload, binary: bin, frame: frame, pos: &pos}, nil
 }
 
 // appendPublishAt appends a #publish packet carrying the position:
@@ -256,15 +298,16 @@ func (h *hub) HistoryLost(channel string, last broker.Position, err error) {
 	h.hist.counters.lost.Add(1)
 	h.srv.emitWarning(NewError("HistoryLostError", "Publications of the "+channel+" channel after offset "+strconv.FormatUint(last.Offset, 10)+" of epoch "+last.Epoch+" were missed by this instance and are no longer in the history - "+err.Error()))
 	h.srv.opts.Logger.Warn("socketcluster: channel history lost", "channel", channel, "offset", last.Offset, "epoch", last.Epoch, "error", err.Error())
-	h.mu.RLock()
-	var subs []*Socket
-	if c := h.channels[channel]; c != nil {
-		subs = c.snapshot
+	c := h.lookup(channel)
+	if c == nil {
+		return
 	}
-	h.mu.RUnlock()
 	ev := recoveryEvent(channel, last, false, true, 0)
-	for _, s := range subs {
-		s.sendEvent("sc.recovery", ev)
+	slots := c.subs.view()
+	for i := range slots {
+		if s := slots[i].Load(); s != nil {
+			s.sendEvent("sc.recovery", ev)
+		}
 	}
 }
 
@@ -279,9 +322,10 @@ func (h *hub) outage(err error) {
 }
 
 // BrokerOutageEvent is emitted by the server when its broker connection is
-// lost. Publications on channels without history made meanwhile on other
-// instances are lost for this one (at most once); history channels are
-// caught up once the broker is back.
+// lost, or the broker dropped messages it could not deliver in time
+// (Error says which). Publications on channels without history made
+// meanwhile on other instances are lost for this one (at most once);
+// history channels are caught up once the broker is back.
 type BrokerOutageEvent struct {
 	Error error
 }

@@ -15,7 +15,9 @@ import (
 // publisher's goroutine, and never waits for the broker. It is then queued
 // on the hub's outbox: one bounded FIFO from which a single goroutine at a
 // time hands publishes to the broker, in order, one at a time or in
-// batches (broker.BatchPublisher). So the broker sees each publisher's
+// batches (broker.BatchPublisher); an in-process broker (broker.InProcess,
+// the default Memory) is called by each publisher directly, as it never
+// waits. So the broker sees each publisher's
 // messages in the order they were published, and a hung broker holds up
 // only the outbox, never local delivery nor the publisher's socket: the
 // publisher learns the outcome through a callback.
@@ -100,6 +102,7 @@ type outItem struct {
 type outbox struct {
 	b       broker.Broker
 	batch   broker.BatchPublisher // nil when b cannot pipeline
+	direct  bool                  // b is in-process: publishers call it themselves
 	timeout time.Duration
 	limit   int
 	failed  func(n int) // counts failures (outside the lock)
@@ -115,12 +118,27 @@ type outbox struct {
 func newOutbox(b broker.Broker, timeout time.Duration, limit int, failed func(int)) *outbox {
 	o := &outbox{b: b, timeout: timeout, limit: limit, failed: failed}
 	o.batch, _ = b.(broker.BatchPublisher)
+	if ip, ok := b.(broker.InProcess); ok && ip.InProcess() {
+		o.direct = true
+	}
 	return o
 }
 
 // push queues a publish; done (not nil) is called exactly once, from
-// another goroutine, or from push itself when the queue is full.
+// another goroutine, or from push itself when the queue is full or the
+// broker is in-process.
 func (o *outbox) push(channel string, payload []byte, done func(error)) {
+	if o.direct {
+		// Nothing to wait for: each publisher calls the broker itself,
+		// in its own order (broker.InProcess).
+		if err := o.b.Publish(context.Background(), channel, payload); err != nil {
+			o.failed(1)
+			done(&ClusterPublishError{Channel: channel, Err: err})
+			return
+		}
+		done(nil)
+		return
+	}
 	it := &outItem{msg: broker.Message{Channel: channel, Payload: payload}, deadline: time.Now().Add(o.timeout), done: done}
 	o.mu.Lock()
 	if len(o.queue) >= o.limit {

@@ -69,6 +69,7 @@ type Action struct {
 	WaitForAuth bool
 
 	dataChanged bool
+	ackData     []byte // v14 publishIn AckData, JSON (middleware_v14.go)
 }
 
 // SetData replaces the action's data (allow({data: v})). v follows the
@@ -154,7 +155,7 @@ func (srv *Server) RemoveMiddleware(line MiddlewareLine) {
 // HasMiddleware reports whether a line has a function.
 func (srv *Server) HasMiddleware(line MiddlewareLine) bool {
 	p := srv.middleware.line(line)
-	return p != nil && (p.Load() != nil || srv.v14.hasLine(line))
+	return p != nil && (p.Load() != nil || len(srv.stack.get(line)) > 0 || srv.v14.hasLine(line))
 }
 
 func middlewareTimeoutError(t ActionType, d time.Duration) *Error {
@@ -166,12 +167,18 @@ func middlewareTimeoutError(t ActionType, d time.Duration) *Error {
 // past the deadline; a panic blocks the action with an error.
 func (srv *Server) decide(line MiddlewareLine, a *Action, async bool) (err error) {
 	p := srv.middleware.line(line).Load()
-	if p == nil && !srv.v14.hasLine(line) {
+	stacked := srv.stack.get(line)
+	if p == nil && len(stacked) == 0 && !srv.v14.hasLine(line) {
 		return nil
 	}
 	fn := func(ctx context.Context, a *Action) error {
 		if p != nil {
 			if err := (*p)(ctx, a); err != nil {
+				return err
+			}
+		}
+		for _, e := range stacked {
+			if err := e.fn(ctx, a); err != nil {
 				return err
 			}
 		}

@@ -9,20 +9,44 @@ import (
 // SocketCluster 14 middleware: AddMiddleware(type, fn(req, next)), several
 // functions per type run in series, as a thin layer over the same machinery
 // as SetMiddleware (docs/protocol.md §8.6). They run after the line's
-// SetMiddleware function, if any, allowed the action.
+// SetMiddleware function, if any, allowed the action. Everything in this
+// file exists for porting SocketCluster 14 apps; new code uses
+// SetMiddleware with a MiddlewareLine and looks at Action.Type.
 
 // V14MiddlewareType is a version 14 middleware type.
+//
+// Deprecated: use SetMiddleware; each type maps to a MiddlewareLine and
+// ActionType as its constant says.
 type V14MiddlewareType string
 
-// Version 14 middleware types.
+// Version 14 middleware types, each with the line and action types of
+// SetMiddleware that replace it.
+//
+// Deprecated: use SetMiddleware with the line named on each constant.
 const (
-	MiddlewareHandshakeWS  V14MiddlewareType = "handshakeWS"
-	MiddlewareHandshakeSC  V14MiddlewareType = "handshakeSC"
-	MiddlewareAuthenticate V14MiddlewareType = "authenticate"
-	MiddlewareSubscribe    V14MiddlewareType = "subscribe"
-	MiddlewarePublishIn    V14MiddlewareType = "publishIn"
-	MiddlewarePublishOut   V14MiddlewareType = "publishOut"
-	MiddlewareEmit         V14MiddlewareType = "emit"
+	V14MiddlewareHandshakeWS  V14MiddlewareType = "handshakeWS"  // MiddlewareHandshake, ActionHandshakeWS
+	V14MiddlewareHandshakeSC  V14MiddlewareType = "handshakeSC"  // MiddlewareHandshake, ActionHandshakeSC
+	V14MiddlewareAuthenticate V14MiddlewareType = "authenticate" // MiddlewareInbound, ActionAuthenticate
+	V14MiddlewareSubscribe    V14MiddlewareType = "subscribe"    // MiddlewareInbound, ActionSubscribe
+	V14MiddlewarePublishIn    V14MiddlewareType = "publishIn"    // MiddlewareInbound, ActionPublishIn ("publish" is accepted too)
+	V14MiddlewarePublishOut   V14MiddlewareType = "publishOut"   // MiddlewareOutbound, ActionPublishOut
+	V14MiddlewareEmit         V14MiddlewareType = "emit"         // MiddlewareInbound, ActionTransmit and ActionInvoke
+)
+
+// The names these types had before they were marked as version 14 ones;
+// MiddlewareHandshakeSC read too much like the line MiddlewareHandshake and
+// the action ActionHandshakeSC.
+//
+// Deprecated: use SetMiddleware (or, while porting, the V14Middleware…
+// constants).
+const (
+	MiddlewareHandshakeWS  = V14MiddlewareHandshakeWS
+	MiddlewareHandshakeSC  = V14MiddlewareHandshakeSC
+	MiddlewareAuthenticate = V14MiddlewareAuthenticate
+	MiddlewareSubscribe    = V14MiddlewareSubscribe
+	MiddlewarePublishIn    = V14MiddlewarePublishIn
+	MiddlewarePublishOut   = V14MiddlewarePublishOut
+	MiddlewareEmit         = V14MiddlewareEmit
 )
 
 // V14Request is the req object of a version 14 middleware. Which fields are
@@ -30,7 +54,12 @@ const (
 // handshakeSC), Socket (all but handshakeWS), Event (emit), Channel
 // (subscribe, publishIn, publishOut), Data (emit, subscribe, publishIn,
 // publishOut; assign to replace it), AuthToken and SignedAuthToken
-// (authenticate), AuthTokenExpiredError, WaitForAuth (subscribe).
+// (authenticate), AuthTokenExpiredError, WaitForAuth (subscribe). A
+// publishIn function may set AckData: a client that published with a
+// callback (cid) gets it as the data of the acknowledgement, as in v14 (the
+// v15+ reference has no ack data and always answers {"rid":N}).
+//
+// Deprecated: use SetMiddleware, whose functions get an *Action.
 type V14Request struct {
 	Request               *http.Request
 	Socket                *Socket
@@ -41,12 +70,17 @@ type V14Request struct {
 	SignedAuthToken       string
 	AuthTokenExpiredError error
 	WaitForAuth           bool
+	// AckData (publishIn only) is sent back in the publish's
+	// acknowledgement; it follows Request.End's rules. Nil sends none.
+	AckData any
 }
 
 // V14Middleware is fn(req, next): call next(nil) to allow, next(err) to
 // block with err (an *Error with a "statusCode" field chooses the close code
 // of a blocked handshakeSC; ErrBlocked or Silent(err) block silently). next
 // may be called from another goroutine; it must be called once.
+//
+// Deprecated: use SetMiddleware with a Middleware function.
 type V14Middleware func(req *V14Request, next func(err error))
 
 type v14Entry struct {
@@ -63,19 +97,19 @@ type v14Set struct {
 func v14TypeOf(t ActionType) V14MiddlewareType {
 	switch t {
 	case ActionHandshakeWS:
-		return MiddlewareHandshakeWS
+		return V14MiddlewareHandshakeWS
 	case ActionHandshakeSC:
-		return MiddlewareHandshakeSC
+		return V14MiddlewareHandshakeSC
 	case ActionAuthenticate:
-		return MiddlewareAuthenticate
+		return V14MiddlewareAuthenticate
 	case ActionSubscribe:
-		return MiddlewareSubscribe
+		return V14MiddlewareSubscribe
 	case ActionPublishIn:
-		return MiddlewarePublishIn
+		return V14MiddlewarePublishIn
 	case ActionPublishOut:
-		return MiddlewarePublishOut
+		return V14MiddlewarePublishOut
 	case ActionTransmit, ActionInvoke:
-		return MiddlewareEmit
+		return V14MiddlewareEmit
 	}
 	return ""
 }
@@ -83,13 +117,16 @@ func v14TypeOf(t ActionType) V14MiddlewareType {
 // AddMiddleware adds a version 14 middleware function; the returned func
 // removes it (Go functions cannot be compared, so removal is by handle).
 // The type "publish" is accepted as an alias of publishIn.
+//
+// Deprecated: use SetMiddleware; AddMiddleware is kept for porting
+// SocketCluster 14 apps.
 func (srv *Server) AddMiddleware(typ V14MiddlewareType, fn V14Middleware) (remove func(), err error) {
 	if typ == "publish" {
-		typ = MiddlewarePublishIn
+		typ = V14MiddlewarePublishIn
 	}
 	switch typ {
-	case MiddlewareHandshakeWS, MiddlewareHandshakeSC, MiddlewareAuthenticate, MiddlewareSubscribe,
-		MiddlewarePublishIn, MiddlewarePublishOut, MiddlewareEmit:
+	case V14MiddlewareHandshakeWS, V14MiddlewareHandshakeSC, V14MiddlewareAuthenticate, V14MiddlewareSubscribe,
+		V14MiddlewarePublishIn, V14MiddlewarePublishOut, V14MiddlewareEmit:
 	default:
 		return nil, NewError("InvalidArgumentsError", "Middleware "+string(typ)+" type is not supported")
 	}
@@ -119,6 +156,8 @@ func (srv *Server) AddMiddleware(typ V14MiddlewareType, fn V14Middleware) (remov
 }
 
 // RemoveAllMiddleware14 removes every version 14 middleware of a type.
+//
+// Deprecated: use RemoveMiddleware with the line that replaces the type.
 func (srv *Server) RemoveAllMiddleware14(typ V14MiddlewareType) {
 	srv.v14.mu.Lock()
 	delete(srv.v14.chains, typ)
@@ -136,12 +175,12 @@ func (s *v14Set) hasLine(line MiddlewareLine) bool {
 	defer s.mu.RUnlock()
 	switch line {
 	case MiddlewareHandshake:
-		return len(s.chains[MiddlewareHandshakeWS])+len(s.chains[MiddlewareHandshakeSC]) > 0
+		return len(s.chains[V14MiddlewareHandshakeWS])+len(s.chains[V14MiddlewareHandshakeSC]) > 0
 	case MiddlewareInbound:
-		return len(s.chains[MiddlewareAuthenticate])+len(s.chains[MiddlewareSubscribe])+
-			len(s.chains[MiddlewarePublishIn])+len(s.chains[MiddlewareEmit]) > 0
+		return len(s.chains[V14MiddlewareAuthenticate])+len(s.chains[V14MiddlewareSubscribe])+
+			len(s.chains[V14MiddlewarePublishIn])+len(s.chains[V14MiddlewareEmit]) > 0
 	case MiddlewareOutbound:
-		return len(s.chains[MiddlewarePublishOut]) > 0
+		return len(s.chains[V14MiddlewarePublishOut]) > 0
 	}
 	return false
 }
@@ -178,6 +217,13 @@ func (srv *Server) runV14(ctx context.Context, a *Action) error {
 	if string(req.Data) != string(a.Data) {
 		a.Data = req.Data
 		a.dataChanged = true
+	}
+	if req.AckData != nil && a.Type == ActionPublishIn {
+		raw, err := encodeValue(req.AckData)
+		if err != nil {
+			return NewError("InvalidArgumentsError", "publishIn middleware set AckData that cannot be encoded: "+err.Error())
+		}
+		a.ackData = raw
 	}
 	return nil
 }

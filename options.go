@@ -30,7 +30,8 @@ type Options struct {
 	// PingInterval is the ping period. Default 8s.
 	PingInterval time.Duration
 	// PingTimeout is the pong deadline, also announced in the handshake.
-	// Default 30s.
+	// Default 30s, what the reference's code uses; its API document says
+	// 20000 ms.
 	PingTimeout time.Duration
 	// PingTimeoutDisabled turns off pings and the pong deadline. The
 	// official client then disconnects by itself after PingTimeout.
@@ -47,7 +48,8 @@ type Options struct {
 	// DisableClientPublish refuses #publish from clients
 	// (allowClientPublish: false).
 	DisableClientPublish bool
-	// SocketChannelLimit caps the channels per socket. Default 0: no limit.
+	// SocketChannelLimit caps the channels per socket. Default 0: no
+	// limit, as the reference's code (its API document says 1000).
 	SocketChannelLimit int
 
 	// AuthKey is the HMAC secret for tokens. Default: 32 random bytes as

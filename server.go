@@ -31,8 +31,10 @@ type Server struct {
 	compressor *wsconn.Compressor // nil unless Options.PerMessageDeflate
 	auth       auth.Engine
 	middleware middlewareSet
+	stack      middlewareStack // UseMiddleware
 	handlers   handlers
 	v14        v14Set
+	v14h       atomic.Pointer[v14Handlers] // Server.On (v14.go); set once
 	hub        *hub
 	exchange   *Exchange
 	counters   counters
@@ -168,7 +170,10 @@ func (srv *Server) EmitWarning(err error) { srv.emitWarning(err) }
 
 func (srv *Server) emitWarning(err error) { srv.emit(WarningEvent{Warning: err}) }
 
-func (srv *Server) emit(e Event) { srv.Listeners.emit(e) }
+func (srv *Server) emit(e Event) {
+	srv.Listeners.emit(e)
+	srv.callEvent(&srv.v14h, e)
+}
 
 // ---- HTTP ----
 
@@ -232,7 +237,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if srv.compressor != nil {
 		var err error
 		if extensions, err = wsconn.NegotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions")); err != nil {
-			// As the reference's ws engine (PROTOCOL.md §1.2 step 7).
+			// As the reference's ws engine (docs/protocol.md §1.2 step 7).
 			httpFail(w, http.StatusBadRequest, "Invalid or unacceptable Sec-WebSocket-Extensions header")
 			return
 		}

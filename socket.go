@@ -64,7 +64,6 @@ type Socket struct {
 	batchTimer    *time.Timer
 	handshakeDue  int64 // monotonic ns (monoNow); 0 once the handshake came
 	pingDue       int64 // 0 when pings are off
-	v14           map[string][]func()
 	userBatchLock bool
 
 	// Outbound queue, guarded by outMu (see socket_out.go).
@@ -76,6 +75,8 @@ type Socket struct {
 	outClosed bool
 	closeReq  *closeRequest
 	slow      bool
+
+	v14h atomic.Pointer[v14Handlers] // Socket.On, OnEvent (v14.go); set once
 
 	pongDue atomic.Int64 // monotonic ns; 0 when pings are off; moved by the reader (touch) without mu
 
@@ -399,70 +400,6 @@ func (s *Socket) Terminate() {
 	_ = s.conn.Close()
 }
 
-// ---- v14 compatibility: emit / on / off ----
-
-// Emit is the SocketCluster 14 form: without a callback it transmits;
-// with one it invokes and calls back with the answer (from a new
-// goroutine).
-func (s *Socket) Emit(event string, data any, callback func(err error, data Data)) {
-	if callback == nil {
-		_ = s.Transmit(event, data)
-		return
-	}
-	go func() {
-		d, err := s.Invoke(context.Background(), event, data)
-		callback(err, d)
-	}()
-}
-
-// On is the SocketCluster 14 form of handling a client event: the handler
-// gets transmits (respond is then a no-op) and invokes (respond answers:
-// a non-nil err sends an error, else data). It runs in a goroutine of its
-// own until Off or the socket ends.
-func (s *Socket) On(event string, handler func(data Data, respond func(err error, data any))) {
-	rc := s.Receiver(event).Consumer()
-	pc := s.Procedure(event).Consumer()
-	noop := func(error, any) {}
-	go func() {
-		for d := range rc.All(context.Background()) {
-			handler(d, noop)
-		}
-	}()
-	go func() {
-		for req := range pc.All(context.Background()) {
-			handler(req.Data, func(err error, data any) {
-				if err != nil {
-					_ = req.Error(err)
-				} else {
-					_ = req.End(data)
-				}
-			})
-		}
-	}()
-	s.mu.Lock()
-	if s.v14 == nil {
-		s.v14 = make(map[string][]func())
-	}
-	s.v14[event] = append(s.v14[event], rc.Stop, pc.Stop)
-	s.mu.Unlock()
-}
-
-// Off removes the handlers added with On for event ("" for all events).
-func (s *Socket) Off(event string) {
-	s.mu.Lock()
-	var stops []func()
-	for ev, fns := range s.v14 {
-		if event == "" || ev == event {
-			stops = append(stops, fns...)
-			delete(s.v14, ev)
-		}
-	}
-	s.mu.Unlock()
-	for _, f := range stops {
-		f()
-	}
-}
-
 // ---- Errors ----
 
 // emitError emits err as a socket error event and a server warning.
@@ -471,6 +408,9 @@ func (s *Socket) emitError(err error) {
 	s.server.emitWarning(err)
 }
 
-func (s *Socket) emit(e Event) { s.Listeners.emit(e) }
+func (s *Socket) emit(e Event) {
+	s.Listeners.emit(e)
+	s.server.callEvent(&s.v14h, e)
+}
 
 var _ = stream.ErrEnded

@@ -300,6 +300,7 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 		if h := s.server.procedureHandler(p.Event); h != nil {
 			s.server.safeCall(func() { h(req) })
 		}
+		s.callClientHandlers(p.Event, req.Data, req)
 		return
 	}
 	a := &Action{Type: ActionTransmit, Socket: s, Receiver: p.Event, Data: Data(p.Data), AuthTokenExpiredError: expired}
@@ -311,6 +312,7 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 	if h := s.server.receiverHandler(p.Event); h != nil {
 		s.server.safeCall(func() { h(s, a.Data) })
 	}
+	s.callClientHandlers(p.Event, a.Data, nil)
 }
 
 // resolveCall hands a client's response to the waiting Invoke.

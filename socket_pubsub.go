@@ -193,7 +193,7 @@ func (s *Socket) join(channel string, opts Data, since *broker.Position, answere
 		hub.beginRecovery(s, channel)
 	}
 	if !already {
-		if err := hub.add(s, channel); err != nil {
+		if err := hub.addWait(s, channel); err != nil {
 			if recovering {
 				hub.endRecovery(s, channel)
 			}
@@ -285,13 +285,15 @@ func (s *Socket) handlePublish(p *wire.Packet) {
 	// Local subscribers get it now; the answer waits for the broker, but
 	// this socket's next packets do not (the callback answers).
 	pk := *p
-	s.server.hub.publish(channel, a.Data, func(err error) { s.published(&pk, channel, err) })
+	ack := a.ackData
+	s.server.hub.publish(channel, a.Data, func(err error) { s.published(&pk, channel, ack, err) })
 }
 
 // published answers a client's #publish once the broker has taken it (or
 // failed: a *ClusterPublishError is passed on as it is, the client then
-// sees a ClusterPublishError).
-func (s *Socket) published(p *wire.Packet, channel string, err error) {
+// sees a ClusterPublishError). ack is the data of the acknowledgement (v14
+// publishIn AckData), nil for none.
+func (s *Socket) published(p *wire.Packet, channel string, ack []byte, err error) {
 	if err != nil {
 		if !errors.Is(err, ErrClusterPublish) {
 			err = NewError("BrokerError", "Failed to publish to the "+channel+" channel - "+err.Error())
@@ -300,7 +302,7 @@ func (s *Socket) published(p *wire.Packet, channel string, err error) {
 		return
 	}
 	if p.HasCid {
-		s.sendResponse(p.Cid, nil, nil)
+		s.sendResponse(p.Cid, ack, nil)
 		s.deliverAnswered(protocol.EventPublish, p)
 	} else {
 		s.deliverReceived(protocol.EventPublish, p)
@@ -318,7 +320,11 @@ func (s *Socket) deliverPublish(p *publication) {
 		}
 		if a.dataChanged {
 			buf := newPacketBuf(len(p.channel) + len(a.Data) + 48)
-			buf = wire.AppendPublish(buf, p.channel, a.Data)
+			if p.pos != nil {
+				buf = appendPublishAt(buf, p.channel, a.Data, *p.pos) // hub_history.go
+			} else {
+				buf = wire.AppendPublish(buf, p.channel, a.Data)
+			}
 			s.sendPacket(buf)
 			return
 		}

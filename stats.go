@@ -77,9 +77,7 @@ func (c *counters) refused(limit string) *atomic.Int64 {
 
 // Stats returns a snapshot of the server's counters.
 func (srv *Server) Stats() Stats {
-	srv.hub.mu.RLock()
-	channels := len(srv.hub.channels)
-	srv.hub.mu.RUnlock()
+	channels := srv.hub.channelCount()
 	var z wsconn.CompressorStats
 	if srv.compressor != nil {
 		z = srv.compressor.Stats()
@@ -113,17 +111,68 @@ func (srv *Server) Stats() Stats {
 	}
 }
 
+// ChannelCount is a channel and its number of local subscribers.
+type ChannelCount struct {
+	Channel     string
+	Subscribers int // local sockets subscribed (the server's own exchange not counted)
+}
+
+// BusiestChannels returns up to n channels with the most local
+// subscribers, most first (ties by name); channels only the server's own
+// Exchange is subscribed to are left out. It walks every channel: call it
+// for a dashboard, not per message.
+func (srv *Server) BusiestChannels(n int) []ChannelCount {
+	if n <= 0 {
+		return nil
+	}
+	less := func(a, b ChannelCount) bool {
+		return a.Subscribers > b.Subscribers || (a.Subscribers == b.Subscribers && a.Channel < b.Channel)
+	}
+	top := make([]ChannelCount, 0, n+1)
+	h := srv.hub
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for name, c := range sh.channels {
+			c.mu.Lock()
+			cc := ChannelCount{Channel: name, Subscribers: c.subs.len()}
+			c.mu.Unlock()
+			if cc.Subscribers == 0 || (len(top) == n && !less(cc, top[n-1])) {
+				continue
+			}
+			j := len(top)
+			for j > 0 && less(cc, top[j-1]) {
+				j--
+			}
+			top = append(top, ChannelCount{})
+			copy(top[j+1:], top[j:])
+			top[j] = cc
+			if len(top) > n {
+				top = top[:n]
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return top
+}
+
 // ChannelCounts returns, for every channel with a local socket subscribed,
 // the number of this instance's sockets subscribed to it (the server's own
 // Exchange subscriptions are not counted).
 func (srv *Server) ChannelCounts() map[string]int {
-	srv.hub.mu.RLock()
-	defer srv.hub.mu.RUnlock()
-	out := make(map[string]int, len(srv.hub.channels))
-	for name, c := range srv.hub.channels {
-		if n := len(c.sockets); n > 0 {
-			out[name] = n
+	out := make(map[string]int, srv.hub.channelCount())
+	for i := range srv.hub.shards {
+		sh := &srv.hub.shards[i]
+		sh.mu.RLock()
+		for name, c := range sh.channels {
+			c.mu.Lock()
+			n := c.subs.len()
+			c.mu.Unlock()
+			if n > 0 {
+				out[name] = n
+			}
 		}
+		sh.mu.RUnlock()
 	}
 	return out
 }

@@ -69,3 +69,33 @@ func TestBrokerConnectedFollowsStatus(t *testing.T) {
 		t.Fatal("not connected after the reconnection report")
 	}
 }
+
+// BusiestChannels lists the channels with the most subscribers first.
+func TestBusiestChannels(t *testing.T) {
+	ts := newServer(t, sc.Options{})
+	subs := map[string]int{"a": 3, "b": 1, "c": 2, "d": 2}
+	for ch, n := range subs {
+		for range n {
+			c, _ := ts.connect(t, nil)
+			if r := c.Invoke("#subscribe", map[string]any{"channel": ch}); r.Error != nil {
+				t.Fatalf("subscribe %s: %s", ch, r.Raw)
+			}
+		}
+	}
+	got := ts.BusiestChannels(3)
+	want := []sc.ChannelCount{{"a", 3}, {"c", 2}, {"d", 2}}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	if all := ts.BusiestChannels(10); len(all) != 4 || all[3] != (sc.ChannelCount{Channel: "b", Subscribers: 1}) {
+		t.Errorf("all channels: %v", all)
+	}
+	if ts.BusiestChannels(0) != nil {
+		t.Error("n = 0 returned channels")
+	}
+}

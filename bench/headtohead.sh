@@ -69,7 +69,7 @@ wait_port() {
 start() { # name port proto command…
   local name=$1 port=$2 proto=$3
   shift 3
-  "$@" >/dev/null 2>"$out/headtohead-$name.log" &
+  "$@" >/dev/null 2>"bin/headtohead-$name.log" &
   PID[$name]=$!
   pids+=("$!")
   ADDR[$name]=127.0.0.1:$port

@@ -21,12 +21,15 @@
 //     through Handler.Status.
 //   - Delivery is at most once: what is published while the bus is down, or
 //     while an instance is disconnected from it, is lost for the remote
-//     instances (as in SocketCluster's own cluster).
+//     instances (as in SocketCluster's own cluster). Channels with history
+//     (brokers implementing History, history.go) are the exception: their
+//     publications are stored, and delivered exactly once and in order.
 //   - The hub calls Publish (or BatchPublisher.PublishBatch) from one
 //     goroutine at a time, in publish order, with a context whose deadline
 //     is the server's Options.BrokerTimeout; a call that outlives it makes
 //     the publisher's answer a ClusterPublishError (delivered locally, not
 //     confirmed for the cluster). A broker should return when ctx is done.
+//     An InProcess broker is instead called directly by each publisher.
 package broker
 
 import "context"
@@ -87,4 +90,14 @@ type BatchPublisher interface {
 	// else one error (nil for a message accepted) per message. The
 	// payloads follow the same rules as Publish's.
 	PublishBatch(ctx context.Context, msgs []Message) []error
+}
+
+// InProcess is implemented by brokers whose Publish never waits for the
+// network or another process and never blocks (Memory). The hub then
+// calls Publish directly from the publisher's goroutine, without a
+// deadline, instead of handing it to its outbox goroutine: there is no
+// round trip to keep the publisher from, and no hop to pay for.
+type InProcess interface {
+	// InProcess reports whether Publish is in-process (true for Memory).
+	InProcess() bool
 }

@@ -132,3 +132,21 @@ type HistoryHandler interface {
 // ErrHistoryLost is the error HistoryLost receives when the history was
 // trimmed past the last delivered position, or lost (a new epoch).
 var ErrHistoryLost = errors.New("broker: publications missed and no longer in the history")
+
+// HistoryMessage is one publication of a PublishHistoryBatch.
+type HistoryMessage struct {
+	Channel string
+	Payload []byte
+	Options HistoryOptions
+}
+
+// HistoryBatchPublisher is implemented by History brokers that can store
+// several publications in one round trip. The hub hands its queued history
+// publishes to PublishHistoryBatch, in order.
+type HistoryBatchPublisher interface {
+	// PublishHistoryBatch is PublishHistory for each message, in order
+	// (the positions of one channel follow the order of msgs). It returns
+	// one position per message, and nil errors when every message was
+	// stored, else one error (nil for a message stored) per message.
+	PublishHistoryBatch(ctx context.Context, msgs []HistoryMessage) ([]Position, []error)
+}

@@ -133,6 +133,10 @@ func (m *Memory) Publish(_ context.Context, channel string, payload []byte) erro
 	return nil
 }
 
+// InProcess implements InProcess: Publish only queues to the handlers of
+// the brokers on the bus.
+func (m *Memory) InProcess() bool { return true }
+
 // PublishBatch implements BatchPublisher: Publish for each message, in
 // order.
 func (m *Memory) PublishBatch(ctx context.Context, msgs []Message) []error {
@@ -168,4 +172,5 @@ func (m *Memory) Close() error {
 var (
 	_ Broker         = (*Memory)(nil)
 	_ BatchPublisher = (*Memory)(nil)
+	_ InProcess      = (*Memory)(nil)
 )

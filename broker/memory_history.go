@@ -213,3 +213,21 @@ func Select(pubs []Publication, top Position, q HistoryQuery) (HistoryResult, er
 }
 
 var _ History = (*Memory)(nil)
+
+// PublishHistoryBatch implements HistoryBatchPublisher.
+func (m *Memory) PublishHistoryBatch(ctx context.Context, msgs []HistoryMessage) ([]Position, []error) {
+	pos := make([]Position, len(msgs))
+	var errs []error
+	for i, msg := range msgs {
+		var err error
+		if pos[i], err = m.PublishHistory(ctx, msg.Channel, msg.Payload, msg.Options); err != nil {
+			if errs == nil {
+				errs = make([]error, len(msgs))
+			}
+			errs[i] = err
+		}
+	}
+	return pos, errs
+}
+
+var _ HistoryBatchPublisher = (*Memory)(nil)

@@ -376,9 +376,14 @@ func (c *Client) connect(ctx context.Context) (code int, reason string, err erro
 	c.pingTimeout = pt
 	c.attempts = 0
 	var evs []Event
-	if st.IsAuthenticated && token != "" {
+	switch {
+	case st.IsAuthenticated && token != "":
 		evs = c.setAuthenticatedLocked(token)
-	} else {
+	case c.signedToken != "" && c.signedToken != token:
+		// A #setAuthToken sent right after the handshake response was
+		// handled by the reader before this goroutine got here: the
+		// server authenticated the socket since, keep its token.
+	default:
 		evs = c.setUnauthenticatedLocked()
 	}
 	frames := c.claimSubscriptionsLocked(cn)

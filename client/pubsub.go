@@ -41,6 +41,8 @@ type subscribeOptions struct {
 	data        any
 	hasData     bool
 	priority    int
+	recover     bool      // history.go
+	from        *Position // RecoverFrom
 }
 
 // WaitForAuth subscribes only while the client is authenticated: the
@@ -69,7 +71,11 @@ type Channel struct {
 	priority    int
 	seq         uint64
 
+	recover bool // resubscribe from pos (history.go)
+
 	// Guarded by c.mu.
+	pos     Position // last publication received (history channels)
+	hasPos  bool
 	state   ChannelState
 	cid     uint64 // the #subscribe in flight, 0 if none
 	err     error
@@ -105,6 +111,9 @@ func (c *Client) Subscribe(ctx context.Context, channel string, opts ...Subscrib
 		if raw, err = protocol.MarshalData(o.data); err != nil {
 			return nil, err
 		}
+		if o.recover && (len(raw) < 2 || raw[0] != '{') {
+			return nil, errRecoverData
+		}
 	}
 	c.mu.Lock()
 	if c.terminal || c.state == StateClosed {
@@ -118,6 +127,10 @@ func (c *Client) Subscribe(ctx context.Context, channel string, opts ...Subscrib
 		ch = &Channel{
 			c: c, name: channel, waitForAuth: o.waitForAuth, data: raw, priority: o.priority,
 			seq: c.chanSeq, state: ChannelPending, changed: make(chan struct{}),
+			recover: o.recover,
+		}
+		if o.from != nil {
+			ch.pos, ch.hasPos = *o.from, true
 		}
 		c.channels[channel] = ch
 	}
@@ -192,8 +205,8 @@ func (c *Client) claimSubscriptionsLocked(cn *conn) [][]byte {
 		if ch.waitForAuth {
 			data = append(data, `,"waitForAuth":true`...)
 		}
-		if ch.data != nil {
-			data = append(append(data, `,"data":`...), ch.data...)
+		if d := ch.subscribeData(); d != nil {
+			data = append(append(data, `,"data":`...), d...)
 		}
 		data = append(data, '}')
 		frames = append(frames, appendInvoke(nil, protocol.EventSubscribe, data, cid))
@@ -409,8 +422,12 @@ func (c *Client) handlePublish(data protocol.Data) {
 		return
 	}
 	c.mu.Lock()
-	have := c.channels[name] != nil
+	ch := c.channels[name]
+	have := ch != nil
 	if have {
+		if ch.recover {
+			ch.notePosition(data) // history.go
+		}
 		c.channelData.Write(name, payload)
 	}
 	c.mu.Unlock()

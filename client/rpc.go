@@ -214,6 +214,9 @@ func (c *Client) handlePacket(cn *conn, p *wire.Packet) {
 			c.handlePublish(data)
 		case protocol.EventKickOut:
 			c.handleKickOut(data)
+		case "sc.recovery":
+			c.handleRecovery(data) // history.go
+			c.receivers.Write(p.Event, data)
 		case protocol.EventSetAuthToken:
 			c.handleSetAuthToken(cn, data, 0, false)
 		case protocol.EventRemoveAuthToken:

@@ -26,6 +26,14 @@ type Collector struct {
 	connections, disconnections, publishes, deliveries, slow, brk *prometheus.Desc
 	httpRefusals, refusedUpgrades, rateLimited, refusedOrigins    *prometheus.Desc
 	compressions, compressionIn, compressionOut                   *prometheus.Desc
+
+	history []historyMetric // Server.HistoryStats
+}
+
+// historyMetric is one counter of Server.HistoryStats.
+type historyMetric struct {
+	desc *prometheus.Desc
+	get  func(sc.HistoryStats) int64
 }
 
 // NewRegistry returns a registry with srv's collector under namespace, the
@@ -62,6 +70,14 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 		httpRefusals:    d("http_refusals_total", "HTTP connections dropped before a complete request (header too large, too slow, malformed)."),
 		refusedUpgrades: prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "refused_upgrades_total"),
 			"WebSocket upgrades refused by a connection limit (connections, connections_per_address, handshake_rate).", []string{"limit"}, nil),
+		history: []historyMetric{
+			{d("history_publishes_total", "Publishes on history channels stored by the broker and acknowledged."), func(h sc.HistoryStats) int64 { return h.Publishes }},
+			{d("history_publish_failures_total", "Publishes on history channels the broker did not confirm (answered with an error)."), func(h sc.HistoryStats) int64 { return h.PublishFailures }},
+			{d("history_recoveries_total", "Client recoveries that delivered every missed publication."), func(h sc.HistoryStats) int64 { return h.Recoveries }},
+			{d("history_recovery_failures_total", "Client recoveries refused: position older than the history or of another epoch."), func(h sc.HistoryStats) int64 { return h.RecoveryFailures }},
+			{d("history_lost_total", "Times publications of a history channel were missed by this instance and no longer in the history."), func(h sc.HistoryStats) int64 { return h.Lost }},
+			{d("broker_outages_total", "Broker connection losses (channels without history lose what other instances publish meanwhile)."), func(h sc.HistoryStats) int64 { return h.BrokerOutages }},
+		},
 		rateLimited:    d("rate_limited_sockets_total", "Sockets closed for going over the inbound rate limit (close code 4101)."),
 		refusedOrigins: d("origin_refusals_total", "WebSocket upgrades refused (403) for an origin not allowed."),
 		compressions:   d("compressions_total", "Messages compressed with permessage-deflate (a publish counts once for all its subscribers)."),
@@ -74,6 +90,9 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited, c.refusedOrigins, c.compressions, c.compressionIn, c.compressionOut, c.brokerConnected, c.handshakes, c.bytesIn, c.bytesOut} {
 		ch <- d
+	}
+	for _, m := range c.history {
+		ch <- m.desc
 	}
 }
 
@@ -118,4 +137,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	k(c.compressions, s.Compressions)
 	k(c.compressionIn, s.CompressionInBytes)
 	k(c.compressionOut, s.CompressionOutBytes)
+	hs := c.srv.HistoryStats()
+	for _, m := range c.history {
+		k(m.desc, m.get(hs))
+	}
 }

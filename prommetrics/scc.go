@@ -96,6 +96,7 @@ func NewStateCollector(st *state.Server, namespace string) prometheus.Collector 
 		{"workers", "scc-worker instances in the cluster.", false, func() float64 { return float64(s.Workers) }},
 		k("auth_rejected_total", "Connections refused for a wrong authKey.", &s.AuthRejected),
 		k("version_rejected_total", "Components refused for their version.", &s.VersionRejected),
+		k("type_rejected_total", "Components refused for an unknown instanceType.", &s.TypeRejected),
 		k("early_worker_joins_total", "Worker joins refused during the start-up delay.", &s.EarlyWorkerJoins),
 		k("joins_total", "Joins.", &s.Joins),
 		k("leaves_total", "Leaves (including disconnections).", &s.Leaves),

@@ -4,7 +4,9 @@
 //
 //   - a publish reaches every other subscribed instance exactly once, and a
 //     publish made right after Subscribe returned is not missed;
-//   - per-channel order from one publisher (2000 messages);
+//   - per-channel order from one publisher (2000 messages), also through
+//     broker.BatchPublisher when the broker implements it (batches of
+//     several channels, in order, each message exactly once);
 //   - Unsubscribe stops delivery; batches of subscribes and unsubscribes;
 //   - channel names that are not valid as-is on most buses ("", ".", "*",
 //     ">", spaces, control bytes, unicode, invalid UTF-8, ~10 KB names,
@@ -64,6 +66,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker) {
 	t.Run("SubscribePublishExactlyOnce", k.testExactlyOnce)
 	t.Run("SubscribeConfirmedBeforeReturn", k.testSubscribeConfirmed)
 	t.Run("PerChannelOrder", k.testOrder)
+	t.Run("PublishBatch", k.testPublishBatch)
 	t.Run("Unsubscribe", k.testUnsubscribe)
 	t.Run("Batches", k.testBatches)
 	t.Run("ChannelNames", k.testNames)
@@ -392,6 +395,52 @@ func (k *kit) testOrder(t *testing.T) {
 			}
 			next[m.channel] = want + 2
 		}
+	}
+}
+
+func (k *kit) testPublishBatch(t *testing.T) {
+	in := k.newInsts(t, 2)
+	a, b := in[0], in[1]
+	bp, ok := a.b.(broker.BatchPublisher)
+	if !ok {
+		t.Skip("the broker does not implement broker.BatchPublisher")
+	}
+	chans := []string{"batch-x", "batch-y", "batch-z"}
+	b.subscribe(chans...)
+	const n, size = 1500, 100
+	for start := 0; start < n; start += size {
+		msgs := make([]broker.Message, 0, size)
+		for i := start; i < start+size; i++ {
+			msgs = append(msgs, broker.Message{Channel: chans[i%3], Payload: envelope(a.id, fmt.Appendf(nil, "%d", i))})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		errs := bp.PublishBatch(ctx, msgs)
+		cancel()
+		if errs != nil && len(errs) != len(msgs) {
+			t.Fatalf("PublishBatch returned %d errors for %d messages", len(errs), len(msgs))
+		}
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("PublishBatch: message %d: %v", i, err)
+			}
+		}
+	}
+	got := b.settle(n)
+	next := map[string]int{"batch-x": 0, "batch-y": 1, "batch-z": 2}
+	for i, m := range got {
+		want := next[m.channel]
+		if string(m.body) != fmt.Sprint(want) {
+			t.Fatalf("message %d on %s is %q, want %d (per-channel order broken in batches)", i, m.channel, m.body, want)
+		}
+		next[m.channel] = want + 3
+	}
+	// A batch on a closed broker fails, one error per message.
+	a.close()
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	errs := bp.PublishBatch(ctx, []broker.Message{{Channel: "batch-x", Payload: envelope(a.id, nil)}, {Channel: "batch-y", Payload: envelope(a.id, nil)}})
+	if len(errs) != 2 || errs[0] == nil || errs[1] == nil {
+		t.Fatalf("PublishBatch after Close: %v, want two errors", errs)
 	}
 }
 

@@ -34,6 +34,7 @@ func RunHistory(t *testing.T, newBroker func(t *testing.T) broker.History) {
 	t.Run("SizeLimit", k.testSize)
 	t.Run("AgeLimit", k.testAge)
 	t.Run("UnsubscribeStops", k.testUnsubscribe)
+	t.Run("Batch", k.testBatch)
 }
 
 // HistoryOptionsFor is the history of channel in RunHistory.
@@ -482,5 +483,50 @@ func (k *hkit) testUnsubscribe(t *testing.T) {
 	got := ins[1].waitPubs(ch, 2)
 	if len(got) != 2 || string(got[1].Payload) != "d" {
 		t.Fatalf("after subscribing again: %d publications, last %q", len(got), got[len(got)-1].Payload)
+	}
+}
+
+// testBatch checks PublishHistoryBatch, for brokers that have it: in
+// order, per channel, delivered like single publishes.
+func (k *hkit) testBatch(t *testing.T) {
+	ins := k.newInsts(t, 2)
+	bp, ok := ins[0].b.(broker.HistoryBatchPublisher)
+	if !ok {
+		t.Skip("no broker.HistoryBatchPublisher")
+	}
+	a, b := k.channel(""), k.channel("")
+	ins[1].subscribe(a, b)
+	var msgs []broker.HistoryMessage
+	for i := range 60 {
+		ch := a
+		if i%3 == 0 {
+			ch = b
+		}
+		msgs = append(msgs, broker.HistoryMessage{Channel: ch, Payload: []byte(strconv.Itoa(i)), Options: HistoryOptionsFor(ch)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	pos, errs := bp.PublishHistoryBatch(ctx, msgs)
+	if errs != nil {
+		t.Fatalf("PublishHistoryBatch: %v", errs)
+	}
+	var wantA, wantB []string
+	next := map[string]uint64{a: 1, b: 1}
+	for i, m := range msgs {
+		if pos[i].Offset != next[m.Channel] {
+			t.Fatalf("message %d on %s at %+v, want offset %d", i, m.Channel, pos[i], next[m.Channel])
+		}
+		next[m.Channel]++
+		if m.Channel == a {
+			wantA = append(wantA, string(m.Payload))
+		} else {
+			wantB = append(wantB, string(m.Payload))
+		}
+	}
+	if d := CheckSequence(ins[1].waitPubs(a, len(wantA)), wantA); d != "" {
+		t.Errorf("channel a: %s", d)
+	}
+	if d := CheckSequence(ins[1].waitPubs(b, len(wantB)), wantB); d != "" {
+		t.Errorf("channel b: %s", d)
 	}
 }

@@ -35,16 +35,23 @@ func Open(spec string) (broker.Broker, error) {
 // URL without instancePort gets the port of listenAddr, which scc-state
 // reports to the other workers.
 func OpenListening(spec, listenAddr string) (broker.Broker, error) {
-	if strings.HasPrefix(spec, "scc://") {
-		u, err := url.Parse(spec)
-		if err == nil && !u.Query().Has("instancePort") {
-			if _, port, err := net.SplitHostPort(listenAddr); err == nil && port != "" && port != "0" {
-				q := u.Query()
-				q.Set("instancePort", port)
-				u.RawQuery = q.Encode()
-				spec = u.String()
-			}
-		}
+	return Open(withInstancePort(spec, listenAddr))
+}
+
+func withInstancePort(spec, listenAddr string) string {
+	if !strings.HasPrefix(spec, "scc://") {
+		return spec
 	}
-	return Open(spec)
+	u, err := url.Parse(spec)
+	if err != nil || u.Query().Has("instancePort") {
+		return spec
+	}
+	_, port, err := net.SplitHostPort(listenAddr)
+	if err != nil || port == "" || port == "0" {
+		return spec
+	}
+	q := u.Query()
+	q.Set("instancePort", port)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -85,4 +85,29 @@
 // publishes on a channel are delivered in that order. Messages from
 // different instances, or on different channels, have no defined relative
 // order.
+//
+// # Channel history
+//
+// The Broker implements broker.History with JetStream (the server must run
+// with JetStream enabled). The channels with the same history limits share
+// one stream, created on first use: "<PREFIX>_H<size>_<ttl ms>" (the
+// prefix upper-cased, dots as underscores), file storage, subjects
+// "<prefix>.H<size>_<ttl ms>.>", MaxMsgsPerSubject = size, MaxAge = ttl.
+// Each stored message carries its channel offset and epoch in the headers
+// Sc-Offset and Sc-Epoch. PublishHistory takes the channel's next offset
+// from its last stored message (cached after this instance's own
+// publishes) and publishes with Nats-Expected-Last-Subject-Sequence; when
+// another publisher was first JetStream refuses it and it is retried with
+// a fresh read, so offsets are unique and gap-free. Once JetStream has
+// acknowledged it (on disk), it is sent to the subscribers on a separate
+// live subject ("<prefix>.L<size>_<ttl ms>.<channel>"): core subscribers of
+// the stored subject would also get the publishes JetStream refused.
+//
+// Subscribers deliver in offset order and read gaps, and what they missed
+// while disconnected, from the stream with an ordered consumer. When the
+// stream no longer holds it HistoryHandler.HistoryLost is called. A channel
+// whose stored messages all expired starts a new epoch at its next
+// publication; a channel with nothing stored has the position {0, ""}.
+// Streams are not deleted by the broker (they are the history); a test or
+// an application that used a temporary Prefix deletes them itself.
 package natsbroker

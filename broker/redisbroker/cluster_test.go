@@ -68,6 +68,18 @@ func TestCluster(t *testing.T) {
 				}
 				return b
 			})
+			// History on a cluster: the stream and its meta key share a
+			// hash slot; sharded mode publishes after the script.
+			hprefix := uniquePrefix()
+			t.Run("History", func(t *testing.T) {
+				brokertest.RunHistory(t, func(t *testing.T) broker.History {
+					b, err := redisbroker.New(url, redisbroker.Options{Prefix: hprefix, Sharded: sharded})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return b
+				})
+			})
 		})
 	}
 	t.Run("Reshard", func(t *testing.T) { testReshard(t, nodes) })

@@ -106,6 +106,31 @@
 // ignored. On a cluster, a channel name with a hash tag ("{room42}:chat")
 // is placed by its tag, like a key.
 //
+// # Channel history
+//
+// The Broker implements broker.History (see that package): for the
+// channels the hub's HistoryHandler names, PublishHistory runs a Lua
+// script that appends the publication to a Redis Stream
+// (Prefix+"{h:"+channel+"}:s", trimmed to the history size with MAXLEN and
+// to its age with XTRIM MINID), increments the channel's offset in a hash
+// (Prefix+"{h:"+channel+"}:m", which also holds the epoch, a random string
+// made when the hash is created) and publishes "<offset> <epoch> <payload>"
+// on the channel, all atomically; both keys expire after the history TTL.
+// The two keys share a hash tag, so the script works on a cluster; on a
+// cluster in sharded mode the SPUBLISH goes out after the script (the
+// shard channel may be in another slot). A Prefix must not hold an empty
+// hash tag ("{}").
+//
+// Subscribers deliver a history channel's publications in offset order:
+// one that arrives after a gap (a missed message, a concurrent publisher's
+// late one) makes the delivery goroutine read the gap from the stream
+// first (XREVRANGE); after a reconnection every subscribed history channel
+// is read from its last delivered position before anything newer. When the
+// stream no longer holds what was missed (trimmed, expired, or Redis lost
+// it: the hash is gone and a new epoch starts) HistoryHandler.HistoryLost
+// is called. With appendonly yes and appendfsync always, a publication
+// acknowledged by PublishHistory survives a crash of Redis.
+//
 // # Requirements
 //
 // Redis 6 or later (RESP3); Redis 7 or later for Options.Sharded.

@@ -29,16 +29,6 @@ import (
 // another slot; the receiving side puts late messages back in order from
 // the stream).
 
-// Item kinds in the delivery queue.
-const (
-	kindMsg     uint8 = iota // plain message
-	kindHist                 // history publication (Pos, Payload)
-	kindStart                // starting position of a newly subscribed channel (Pos)
-	kindCatchUp              // read what the channel missed (after a reconnection)
-	kindForget               // the channel was unsubscribed
-	kindRetry                // retry the fills that failed
-)
-
 const publishScript = `
 local epoch = redis.call('HGET', KEYS[2], 'e')
 if not epoch then
@@ -94,7 +84,10 @@ var (
 	luaRead    = rueidis.NewLuaScript(readScript)
 )
 
-var _ broker.History = (*Broker)(nil)
+var (
+	_ broker.History               = (*Broker)(nil)
+	_ broker.HistoryBatchPublisher = (*Broker)(nil)
+)
 
 func (b *Broker) historyKeys(channel string) []string {
 	base := b.opts.Prefix + "{h:" + channel + "}:"
@@ -107,17 +100,37 @@ func (b *Broker) historyKeys(channel string) []string {
 // error means the publication may or may not have been stored: a reply
 // lost with the connection is an error too.
 func (b *Broker) PublishHistory(ctx context.Context, channel string, payload []byte, opts broker.HistoryOptions) (broker.Position, error) {
-	if err := opts.Valid(); err != nil {
-		return broker.Position{}, err
+	pos, errs := b.PublishHistoryBatch(ctx, []broker.HistoryMessage{{Channel: channel, Payload: payload, Options: opts}})
+	if errs != nil {
+		return broker.Position{}, errs[0]
 	}
-	if b.state.Load() == lifecycle.Closed {
-		return broker.Position{}, broker.ErrClosed
+	return pos[0], nil
+}
+
+// PublishHistoryBatch implements broker.HistoryBatchPublisher: the scripts
+// of every message go in one pipeline (on a cluster, one per node), in
+// order.
+func (b *Broker) PublishHistoryBatch(ctx context.Context, msgs []broker.HistoryMessage) ([]broker.Position, []error) {
+	pos := make([]broker.Position, len(msgs))
+	var errs []error
+	fail := func(i int, err error) {
+		if errs == nil {
+			errs = make([]error, len(msgs))
+		}
+		if b.state.Load() == lifecycle.Closed {
+			err = broker.ErrClosed
+		} else if !errors.Is(err, broker.ErrClosed) {
+			err = fmt.Errorf("redisbroker: publish with history on %s: %w", b.url, err)
+		}
+		errs[i] = err
 	}
-	cp := b.client.Load()
-	if cp == nil {
-		return broker.Position{}, errors.New("redisbroker: Publish before Start")
+	c, err := b.publishClient()
+	if err != nil {
+		for i := range msgs {
+			fail(i, err)
+		}
+		return pos, errs
 	}
-	c := *cp
 	mode := "p"
 	sepPublish := false
 	if b.opts.Sharded {
@@ -126,38 +139,52 @@ func (b *Broker) PublishHistory(ctx context.Context, channel string, payload []b
 			mode, sepPublish = "n", true
 		}
 	}
-	name := b.opts.Prefix + channel
-	res, err := luaPublish.Exec(ctx, c, b.historyKeys(channel), []string{
-		rueidis.BinaryString(payload), strconv.Itoa(opts.Size), strconv.FormatInt(opts.TTL.Milliseconds(), 10),
-		broker.NewEpoch(), name, mode,
-	}).ToArray()
-	if err == nil && len(res) != 2 {
-		err = fmt.Errorf("unexpected reply of %d elements", len(res))
-	}
-	var pos broker.Position
-	if err == nil {
-		var off int64
-		if off, err = res[0].AsInt64(); err == nil {
-			pos.Offset = uint64(off)
-			pos.Epoch, err = res[1].ToString()
+	execs := make([]rueidis.LuaExec, 0, len(msgs))
+	idx := make([]int, 0, len(msgs))
+	for i, m := range msgs {
+		if err := m.Options.Valid(); err != nil {
+			fail(i, err)
+			continue
 		}
+		execs = append(execs, rueidis.LuaExec{Keys: b.historyKeys(m.Channel), Args: []string{
+			rueidis.BinaryString(m.Payload), strconv.Itoa(m.Options.Size), strconv.FormatInt(m.Options.TTL.Milliseconds(), 10),
+			broker.NewEpoch(), b.opts.Prefix + m.Channel, mode,
+		}})
+		idx = append(idx, i)
 	}
-	if err == nil && sepPublish {
-		msg := strconv.FormatUint(pos.Offset, 10) + " " + pos.Epoch + " " + string(payload)
-		err = c.Do(ctx, c.B().Spublish().Channel(name).Message(msg).Build()).Error()
+	if len(execs) == 0 {
+		return pos, errs
+	}
+	var spub rueidis.Commands
+	for j, r := range luaPublish.ExecMulti(ctx, c, execs...) {
+		i := idx[j]
+		res, err := r.ToArray()
+		if err == nil && len(res) != 2 {
+			err = fmt.Errorf("unexpected reply of %d elements", len(res))
+		}
+		if err == nil {
+			var off int64
+			if off, err = res[0].AsInt64(); err == nil {
+				pos[i].Offset = uint64(off)
+				pos[i].Epoch, err = res[1].ToString()
+			}
+		}
 		if err != nil {
-			// Stored: subscribers get it from the stream with the next
-			// publication or their next catch-up.
-			err = nil
+			fail(i, err)
+			continue
+		}
+		if sepPublish {
+			msg := strconv.FormatUint(pos[i].Offset, 10) + " " + pos[i].Epoch + " " + string(msgs[i].Payload)
+			spub = append(spub, c.B().Spublish().Channel(b.opts.Prefix+msgs[i].Channel).Message(msg).Build())
 		}
 	}
-	if err != nil {
-		if b.state.Load() == lifecycle.Closed {
-			return broker.Position{}, broker.ErrClosed
-		}
-		return broker.Position{}, fmt.Errorf("redisbroker: publish with history on %s: %w", b.url, err)
+	if len(spub) > 0 {
+		// Stored already: should a SPUBLISH fail, subscribers get the
+		// publication from the stream with the next one or their next
+		// catch-up.
+		c.DoMulti(ctx, spub...)
 	}
-	return pos, nil
+	return pos, errs
 }
 
 // ReadHistory implements broker.History. It reads at most opts.Size
@@ -276,7 +303,7 @@ func (b *Broker) startPositions(ctx context.Context, channels []string) error {
 		if err != nil {
 			return err
 		}
-		if !b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: kindStart, Pos: res.Top}) {
+		if !b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: hseq.KindStart, Pos: res.Top}) {
 			return ctx.Err()
 		}
 	}
@@ -291,36 +318,14 @@ func (b *Broker) queueCatchUp(ctx context.Context, channels []string) {
 	}
 	for _, ch := range channels {
 		if _, ok := b.hh.History(ch); ok {
-			b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: kindCatchUp})
+			b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: hseq.KindCatchUp})
 		}
 	}
 }
 
 // handleItem runs in the delivery goroutine.
 func (b *Broker) handleItem(it dqueue.Item) {
-	switch it.Kind {
-	case kindMsg:
-		if b.wanted(it.Channel) {
-			b.h.Deliver(it.Channel, it.Payload)
-		}
-	case kindHist:
-		if opts, ok := b.historyOf(it.Channel); ok && b.wanted(it.Channel) {
-			b.seq.Live(b.ctx, it.Channel, broker.Publication{Position: it.Pos, Payload: it.Payload}, opts)
-		}
-	case kindStart:
-		b.seq.Start(it.Channel, it.Pos)
-	case kindCatchUp:
-		if opts, ok := b.historyOf(it.Channel); ok && b.wanted(it.Channel) {
-			b.seq.CatchUp(b.ctx, it.Channel, opts)
-		}
-	case kindForget:
-		b.seq.Forget(it.Channel)
-	case kindRetry:
-		b.seq.Retry(b.ctx, b.historyOf)
-	}
-	if b.seq != nil {
-		b.seqStale.Store(b.seq.Stale())
-	}
+	b.seqStale.Store(hseq.Handle(b.ctx, b.seq, hseq.Target{Handler: b.h, Wanted: b.wanted, HistoryOf: b.historyOf}, it))
 }
 
 func newSeq(b *Broker) *hseq.Seq {

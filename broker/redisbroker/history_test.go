@@ -3,6 +3,7 @@ package redisbroker_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -192,4 +193,26 @@ func TestHistoryRedisRestartVolatile(t *testing.T) {
 	if got.Offset != 1 {
 		t.Fatalf("first publication of the new epoch at %+v", got.Position)
 	}
+}
+
+// The keys of a history channel expire with its TTL: memory on Redis stays
+// bounded with many channels.
+func TestHistoryKeysExpire(t *testing.T) {
+	srv := startRedisServer(t)
+	requireBinary(t, "redis-cli")
+	b := startHist(t, srv.URL(), brokertest.NewHistoryRecorder())
+	for i := range 50 {
+		ch := "ttl:many" + strconv.Itoa(i)
+		if _, err := b.PublishHistory(ctx(t), ch, []byte("x"), brokertest.HistoryOptionsFor(ch)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := command(srv.Addr(), "DBSIZE")
+	if err != nil || strings.TrimSpace(out) != "100" {
+		t.Fatalf("DBSIZE %q %v, want 100 (two keys per channel)", out, err)
+	}
+	waitUntil(t, 30*time.Second, "the keys to expire", func() bool {
+		out, err := command(srv.Addr(), "DBSIZE")
+		return err == nil && strings.TrimSpace(out) == "0"
+	})
 }

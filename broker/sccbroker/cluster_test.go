@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/broker/sccbroker"
 	"github.com/socketcluster-go/socketcluster/client"
 	"github.com/socketcluster-go/socketcluster/scc/relay"
@@ -51,10 +52,11 @@ func listen(t *testing.T) net.Listener {
 func port(l net.Listener) int { return l.Addr().(*net.TCPAddr).Port }
 
 type cluster struct {
-	t     *testing.T
-	state *state.Server
-	url   string // scc-state WebSocket URL
-	key   string
+	t         *testing.T
+	state     *state.Server
+	stopState func() // closes scc-state and its listener
+	url       string // scc-state WebSocket URL
+	key       string
 }
 
 // newCluster starts an scc-state with short delays.
@@ -69,9 +71,11 @@ func newCluster(t *testing.T, key string) *cluster {
 		t.Fatal(err)
 	}
 	l := listen(t)
-	serve(t, l, s.HTTPServer())
+	hs := s.HTTPServer()
+	serve(t, l, hs)
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return &cluster{t: t, state: s, url: "ws://" + l.Addr().String() + "/socketcluster/", key: key}
+	stop := func() { _ = s.Close(context.Background()); _ = hs.Close() }
+	return &cluster{t: t, state: s, stopState: stop, url: "ws://" + l.Addr().String() + "/socketcluster/", key: key}
 }
 
 // relay starts an scc-broker of ours; stop ends it.
@@ -482,5 +486,184 @@ func TestParseURL(t *testing.T) {
 	if _, err := sccbroker.New("http://x", sccbroker.Options{}); err == nil {
 		t.Error("a non-ws state URL accepted")
 	}
-	_ = errors.New
+}
+
+// A state server that answers with garbage: unusable broker URIs, updates
+// without a list or a time. The worker counts and ignores them, fails
+// publishes with ErrNoBroker, and applies the next valid list.
+func TestGarbageFromState(t *testing.T) {
+	fake, err := sc.New(sc.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := make(chan *sc.Socket, 1)
+	fake.HandleProcedure("sccWorkerJoinCluster", func(r *sc.Request) {
+		_ = r.End(map[string]any{"sccBrokerURIs": []string{"ws://[::ffff:127.0.0.1]:undefined"}, "sccWorkerURIs": []string{}, "time": 1})
+		joined <- r.Socket
+	})
+	l := listen(t)
+	serve(t, l, fake.HTTPServer(fake))
+	t.Cleanup(func() { _ = fake.Close(context.Background()) })
+	url := "ws://" + l.Addr().String() + "/socketcluster/"
+
+	c := newCluster(t, "") // a real relay, announced by hand below
+	c.relay()
+	var uris []string
+	eventually(t, "the relay", func() bool { uris = c.state.Brokers(); return len(uris) == 1 })
+
+	b, err := sccbroker.New(url, sccbroker.Options{RetryDelay: 100 * time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := sc.New(sc.Options{Broker: b, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close(context.Background()) })
+	var sock *sc.Socket
+	select {
+	case sock = <-joined:
+	case <-time.After(wait):
+		t.Fatal("no join")
+	}
+	eventually(t, "the unusable URI counted", func() bool { return b.Stats().BadStateUpdates >= 1 })
+	if err := w.Exchange().InvokePublish(context.Background(), "x", 1); !errors.Is(err, sccbroker.ErrNoBroker) {
+		t.Fatalf("publish without a usable broker: %v", err)
+	}
+	for _, bad := range []any{"garbage", map[string]any{"time": "late"}, map[string]any{"sccBrokerURIs": 5, "time": 5}, map[string]any{"time": 6}} {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		_, err := sock.Invoke(ctx, "sccBrokerJoinCluster", bad)
+		cancel()
+		if err != nil {
+			t.Fatalf("the worker did not answer %v: %v", bad, err)
+		}
+	}
+	if s := b.Stats(); s.BadStateUpdates < 5 || s.NoBroker == 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	// A valid list is applied; an older snapshot after it is ignored.
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, err := sock.Invoke(ctx, "sccBrokerJoinCluster", map[string]any{"sccBrokerURIs": uris, "time": 10}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Brokers(); len(got) != 1 || got[0] != uris[0] {
+		t.Fatalf("the new list was not applied: %v", got)
+	}
+	if _, err := sock.Invoke(ctx, "sccBrokerLeaveCluster", map[string]any{"sccBrokerURIs": []string{}, "time": 9}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Brokers(); len(got) != 1 {
+		t.Fatalf("an old snapshot was applied: %v", got)
+	}
+	eventually(t, "publishing through the relay", func() bool {
+		return w.Exchange().InvokePublish(context.Background(), "x", 2) == nil
+	})
+}
+
+// The server's broker health follows the broker list: no broker in the
+// cluster is an outage (publishes reach this instance only), a broker
+// ends it; losing scc-state alone is not one.
+func TestBrokerHealthFollowsTheList(t *testing.T) {
+	c := newCluster(t, "")
+	w := c.worker(sccbroker.Options{})
+	eventually(t, "joined with no broker", func() bool { return w.b.Stats().Joined })
+	eventually(t, "an outage reported", func() bool { return !w.srv.BrokerConnected() })
+	c.relay()
+	w.settled(t, 1)
+	eventually(t, "the outage over", w.srv.BrokerConnected)
+	_ = c.state.Close(context.Background())
+	eventually(t, "scc-state lost", func() bool { return w.b.Stats().StateLost > 0 })
+	if !w.srv.BrokerConnected() {
+		t.Fatal("losing scc-state was reported as a broker outage")
+	}
+}
+
+// PublishBatch sends what the server had queued as one packet per
+// channel, in order; the other workers get every message once.
+func TestPublishBatchOnePacketPerChannel(t *testing.T) {
+	c := newCluster(t, "")
+	r, _ := c.relay()
+	w1, w2 := c.worker(sccbroker.Options{}), c.worker(sccbroker.Options{})
+	col := subscribeAll(t, w2.url, []string{"a", "b"})
+	w1.settled(t, 1)
+	w2.settled(t, 1)
+	raw := dial(t, "ws://127.0.0.1:"+strconv.Itoa(relayPort(t, r, c))+"/socketcluster/")
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	ch, err := raw.Subscribe(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	packets := ch.Consumer()
+	env := func(m msg) []byte {
+		b, _ := json.Marshal(m)
+		return append(make([]byte, 16), b...)
+	}
+	errs := w1.b.PublishBatch(ctx, []broker.Message{
+		{Channel: "a", Payload: env(msg{0, 0})}, {Channel: "b", Payload: env(msg{0, 0})}, {Channel: "a", Payload: env(msg{0, 1})},
+	})
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	d, err := packets.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Sender   string `json:"sender"`
+		Messages []msg  `json:"messages"`
+	}
+	if err := d.Decode(&p); err != nil || p.Sender != w1.b.InstanceID() || len(p.Messages) != 2 || p.Messages[1].I != 1 {
+		t.Fatalf("packet %s: %v", d, err)
+	}
+	eventually(t, "the three messages", func() bool { return col.count() == 3 })
+	col.check(t, []string{"b"}, 1, 1)
+	col.check(t, []string{"a"}, 1, 2)
+}
+
+// scc-state restarts (replaced): messages keep flowing meanwhile, and the
+// relay and the workers join the new one by themselves.
+func TestStateRestart(t *testing.T) {
+	c := newCluster(t, "k")
+	c.relay()
+	w1, w2 := c.worker(sccbroker.Options{}), c.worker(sccbroker.Options{})
+	col := subscribeAll(t, w2.url, []string{"a"})
+	w1.settled(t, 1)
+	w2.settled(t, 1)
+	addr := c.url[len("ws://"):strings.LastIndex(c.url, "/socketcluster/")]
+	c.stopState()
+	eventually(t, "the workers lose scc-state", func() bool { return w1.b.Stats().StateLost > 0 && w2.b.Stats().StateLost > 0 })
+
+	pub := dial(t, w1.url)
+	if err := pub.InvokePublish(context.Background(), "a", msg{0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "delivery without scc-state", func() bool { return col.count() == 1 })
+
+	o := state.DefaultOptions()
+	// The start-up delay lets the relay join before the workers, whose
+	// join answer would otherwise hold no broker until it is announced.
+	o.AuthKey, o.StartupDelay, o.ScaleOutDelay, o.ScaleBackDelay, o.Logger = "k", 3*time.Second, 100*time.Millisecond, 100*time.Millisecond, quiet
+	s2, err := state.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the old address %s is taken: %v", addr, err)
+	}
+	serve(t, l, s2.HTTPServer())
+	t.Cleanup(func() { _ = s2.Close(context.Background()) })
+	eventually(t, "everyone joined the new scc-state", func() bool {
+		st := s2.Stats()
+		return st.Brokers == 1 && st.Workers == 2
+	})
+	w1.settled(t, 1)
+	w2.settled(t, 1)
+	if err := pub.InvokePublish(context.Background(), "a", msg{0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "delivery after the restart", func() bool { return col.count() == 2 })
+	col.check(t, []string{"a"}, 1, 2)
 }

@@ -2,6 +2,7 @@ package sccbroker
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"strconv"
 	"sync"
@@ -57,6 +58,7 @@ func (b *Broker) newPool(uri string) *pool {
 		if err != nil {
 			b.c.badState.Add(1)
 			b.log.warn("bad-uri", "sccbroker: unusable scc-broker URI; its channels are not relayed", "uri", uri, "error", err.Error())
+			p.close() // the connections made before this one
 			return &pool{uri: uri}
 		}
 		pc = &poolClient{b: b, p: p, c: c, wanted: map[string]struct{}{}, kickC: make(chan struct{}, 1), done: make(chan struct{})}
@@ -176,7 +178,7 @@ func (pc *poolClient) sync() {
 			ctx, cancel := context.WithTimeout(b.ctx, b.opts.BrokerAckTimeout)
 			_, err := pc.c.Subscribe(ctx, ch)
 			cancel()
-			if err != nil && ctx.Err() == nil && b.ctx.Err() == nil {
+			if err != nil && ctx.Err() == nil && b.ctx.Err() == nil && !errors.Is(err, client.ErrClosed) {
 				b.log.warn("subscribe", "sccbroker: subscription refused by scc-broker", "broker", pc.p.uri, "channel", ch, "error", err.Error())
 			}
 		}()

@@ -1,22 +1,24 @@
 package sccbroker
 
 import (
+	"bytes"
 	"context"
-
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/gobwas/ws"
 	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/ws"
+
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/client"
+	"github.com/socketcluster-go/socketcluster/internal/wire"
 	"github.com/socketcluster-go/socketcluster/scc/mapping"
 )
 
@@ -205,8 +207,13 @@ func (b *Broker) Start(ctx context.Context, h broker.Handler) error {
 	go func() {
 		defer b.wg.Done()
 		for ev := range disconnects.All(b.ctx) {
+			if b.ctx.Err() != nil {
+				return // our own Close
+			}
+			// Not a broker outage: messages keep flowing through the
+			// brokers of the list, which is kept.
 			b.c.stateLost.Add(1)
-			b.h.Status(fmt.Errorf("sccbroker: lost the connection to scc-state %s (code %d %s); reconnecting, the broker list is kept", b.stateURL, ev.Code, ev.Reason))
+			b.log.warn("state-lost", "sccbroker: lost the connection to scc-state; reconnecting, the broker list is kept", "state", b.stateURL, "code", ev.Code, "reason", ev.Reason)
 		}
 	}()
 	for name, cons := range procs {
@@ -280,9 +287,8 @@ func (b *Broker) join() {
 				b.workers = len(st.Workers)
 				b.joined = true
 				b.mu.Unlock()
-				b.setBrokers(st.Brokers)
 				b.o().Logger.Info("sccbroker: joined the cluster", "state", b.stateURL, "brokers", len(st.Brokers), "instanceId", b.opts.InstanceID)
-				b.h.Status(nil)
+				b.setBrokers(st.Brokers)
 				return
 			}
 			b.c.badState.Add(1)
@@ -292,7 +298,12 @@ func (b *Broker) join() {
 		}
 		b.c.joinFailures.Add(1)
 		b.log.warn("join", "sccbroker: joining the cluster failed; retrying", "state", b.stateURL, "error", err.Error())
-		b.h.Status(fmt.Errorf("sccbroker: joining the cluster at %s failed: %w", b.stateURL, err))
+		b.mu.Lock()
+		relaying := len(b.uris) > 0
+		b.mu.Unlock()
+		if !relaying { // nothing flows until a join gives brokers
+			b.h.Status(fmt.Errorf("sccbroker: joining the cluster at %s failed: %w", b.stateURL, err))
+		}
 		select {
 		case <-b.ctx.Done():
 			return
@@ -399,6 +410,11 @@ func (b *Broker) setBrokers(uris []string) {
 		p.close()
 	}
 	b.o().Logger.Info("sccbroker: broker list", "brokers", uris)
+	if len(uris) == 0 {
+		b.h.Status(fmt.Errorf("sccbroker: the cluster of scc-state %s has no scc-broker: publishes reach this instance only", b.stateURL))
+	} else {
+		b.h.Status(nil)
+	}
 }
 
 // targetLocked is the connection of a channel: the pool of the mapped
@@ -452,7 +468,7 @@ func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
 		sctx, cancel := context.WithTimeout(ctx, b.opts.BrokerAckTimeout)
 		_, err := s.pc.c.Subscribe(sctx, s.ch)
 		cancel()
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, client.ErrClosed) {
 			b.log.warn("subscribe", "sccbroker: subscription refused by scc-broker", "broker", s.pc.p.uri, "channel", s.ch, "error", err.Error())
 		}
 	}
@@ -494,13 +510,7 @@ func (b *Broker) Unsubscribe(ctx context.Context, channels []string) error {
 // the broker connection is re-established); a broker that does not
 // acknowledge it is counted in Stats.PublishFailures.
 func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) error {
-	var data []byte
-	if len(payload) >= 16 {
-		data = payload[16:]
-	}
-	if len(data) == 0 {
-		data = []byte("null") // undefined in an array is null in JSON
-	}
+	data := messageData(payload)
 	if b.opts.PubSubBatchDuration > 0 {
 		b.mu.Lock()
 		if b.closed {
@@ -515,6 +525,64 @@ func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) er
 		return nil
 	}
 	return b.send(channel, [][]byte{data})
+}
+
+var _ broker.BatchPublisher = (*Broker)(nil)
+
+// PublishBatch implements broker.BatchPublisher: the publishes the server
+// had queued are sent as one {sender, messages} packet per channel, in
+// order, which adds no delay (unlike PubSubBatchDuration) and saves the
+// brokers and the other workers a packet per message under load.
+func (b *Broker) PublishBatch(ctx context.Context, msgs []broker.Message) []error {
+	if b.opts.PubSubBatchDuration > 0 || len(msgs) == 1 {
+		var errs []error
+		for i, m := range msgs {
+			if err := b.Publish(ctx, m.Channel, m.Payload); err != nil {
+				if errs == nil {
+					errs = make([]error, len(msgs))
+				}
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	var order []string
+	byChannel := make(map[string][]int, len(msgs))
+	for i, m := range msgs {
+		if _, ok := byChannel[m.Channel]; !ok {
+			order = append(order, m.Channel)
+		}
+		byChannel[m.Channel] = append(byChannel[m.Channel], i)
+	}
+	var errs []error
+	for _, ch := range order {
+		idx := byChannel[ch]
+		data := make([][]byte, len(idx))
+		for k, i := range idx {
+			data[k] = messageData(msgs[i].Payload)
+		}
+		if err := b.send(ch, data); err != nil {
+			if errs == nil {
+				errs = make([]error, len(msgs))
+			}
+			for _, i := range idx {
+				errs[i] = err
+			}
+		}
+	}
+	return errs
+}
+
+// messageData is the data of a hub envelope as it goes in messages.
+func messageData(payload []byte) []byte {
+	var data []byte
+	if len(payload) >= 16 {
+		data = payload[16:]
+	}
+	if len(data) == 0 {
+		return []byte("null") // undefined in an array is null in JSON
+	}
+	return data
 }
 
 // flush sends the batched messages, one packet per channel.
@@ -575,27 +643,45 @@ func (b *Broker) send(channel string, msgs [][]byte) error {
 
 // receive handles a publish from a broker: {sender, messages} from
 // another worker is delivered message by message; our own is dropped.
+// data is valid JSON (the client parsed the frame), read without decoding.
 func (b *Broker) receive(channel string, data sc.Data) {
-	var p struct {
-		Sender   any               `json:"sender"`
-		Messages []json.RawMessage `json:"messages"`
-	}
-	if err := data.Decode(&p); err != nil || p.Messages == nil {
+	var sender, msgs []byte
+	isObject := wire.Object(data, func(k string, v []byte) {
+		switch k {
+		case "sender":
+			sender = v
+		case "messages":
+			msgs = v
+		}
+	})
+	if !isObject || len(msgs) == 0 || msgs[0] != '[' {
 		b.c.badPackets.Add(1)
 		b.log.warn("bad-packet", "sccbroker: dropped a packet that is not {sender, messages}", "channel", channel, "data", truncate(data))
 		return
 	}
-	if s, ok := p.Sender.(string); ok && s == b.opts.InstanceID {
-		b.c.echoDropped.Add(uint64(len(p.Messages)))
+	if b.own(sender) {
+		wire.Array(msgs, func([]byte) { b.c.echoDropped.Add(1) })
 		return
 	}
-	for _, m := range p.Messages {
+	wire.Array(msgs, func(m []byte) {
 		env := make([]byte, 16+len(m))
 		copy(env, b.remoteID[:])
 		copy(env[16:], m)
 		b.c.received.Add(1)
 		b.h.Deliver(channel, env)
+	})
+}
+
+// own reports whether a packet's raw sender is this worker's id.
+func (b *Broker) own(sender []byte) bool {
+	if bytes.Equal(sender, b.sender) {
+		return true
 	}
+	if len(sender) == 0 || sender[0] != '"' || bytes.IndexByte(sender, '\\') < 0 {
+		return false
+	}
+	s, ok := wire.Unquote(sender) // the same id written with escapes
+	return ok && s == b.opts.InstanceID
 }
 
 // Close implements broker.Broker.

@@ -137,6 +137,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		AuthPublicKey:        opts.AuthPublicKey,
 		Codec:                opts.Codec,
 		OutboundQueueLimit:   opts.OutboundQueueLimit,
+		History:              opts.History,
 		PerMessageDeflate:    opts.PerMessageDeflate,
 		AckTimeout:           ms(c.ackTimeout),
 		PingInterval:         ms(c.pingInterval),
@@ -185,9 +186,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 // features the reference fixture does not expose: SC_AUTH_ALGORITHM with
 // SC_AUTH_PRIVATE_KEY_FILE and SC_AUTH_PUBLIC_KEY_FILE (PEM; the key pair
 // then replaces -auth-key), SC_CODEC=minbin (the sc-codec-min-bin
-// compatible codec), SC_OUTBOUND_QUEUE_LIMIT (bytes), and
+// compatible codec), SC_OUTBOUND_QUEUE_LIMIT (bytes),
 // SC_PER_MESSAGE_DEFLATE=true (permessage-deflate; SC_DEFLATE_THRESHOLD
-// sets its threshold in bytes).
+// sets its threshold in bytes), and channel history: SC_HISTORY
+// (comma-separated channel patterns, none by default), SC_HISTORY_SIZE
+// (default 100) and SC_HISTORY_TTL (default 5m).
 func extraOptions(getenv func(string) string) (sc.Options, error) {
 	o := sc.Options{AuthAlgorithm: "HS256"}
 	if alg := getenv("SC_AUTH_ALGORITHM"); alg != "" {
@@ -212,6 +215,29 @@ func extraOptions(getenv func(string) string) (sc.Options, error) {
 			return o, fmt.Errorf("SC_OUTBOUND_QUEUE_LIMIT=%q: want a positive number of bytes", v)
 		}
 		o.OutboundQueueLimit = n
+	}
+	if v := getenv("SC_HISTORY"); v != "" {
+		h := sc.ChannelHistory{Size: 100, TTL: 5 * time.Minute}
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				h.Patterns = append(h.Patterns, p)
+			}
+		}
+		if s := getenv("SC_HISTORY_SIZE"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n <= 0 {
+				return o, fmt.Errorf("SC_HISTORY_SIZE=%q: want a positive number of publications", s)
+			}
+			h.Size = n
+		}
+		if s := getenv("SC_HISTORY_TTL"); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				return o, fmt.Errorf("SC_HISTORY_TTL=%q: want a positive duration such as 5m", s)
+			}
+			h.TTL = d
+		}
+		o.History = []sc.ChannelHistory{h}
 	}
 	if v := getenv("SC_PER_MESSAGE_DEFLATE"); v != "" {
 		on, err := strconv.ParseBool(v)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/broker"
 )
 
 func startMini(t *testing.T, pingEvery time.Duration) (*miniServer, string) {
@@ -321,4 +322,29 @@ func TestE2EDeflate(t *testing.T) {
 	if code := run(context.Background(), []string{"conns", "-addr", addr, "-deflate", "-n", "1", "-hold", "0s", "-q"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "permessage-deflate") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
+}
+
+// Cross-instance fan-out: subscribers on one socketcluster-go server, the
+// publisher on another, the two joined by a broker bus; every publish
+// crosses it.
+func TestE2EFanoutPubAddr(t *testing.T) {
+	bus := broker.NewBus()
+	var addrs []string
+	for range 2 {
+		// Reading goroutines on the server side: its epoll descriptors
+		// would otherwise count as left open by the run.
+		srv, err := sc.New(sc.Options{Broker: broker.NewMemory(bus), DisableEventReads: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewServer(srv)
+		t.Cleanup(func() {
+			_ = srv.Close(context.Background())
+			hs.Close()
+		})
+		addrs = append(addrs, strings.TrimPrefix(hs.URL, "http://"))
+	}
+	m := runJSON(t, "fanout", "-addr", addrs[0], "-pub-addr", addrs[1], "-n", "5", "-window", "4",
+		"-duration", "300ms", "-warmup", "100ms", "-q")
+	checkDeliveries(t, m, 5)
 }

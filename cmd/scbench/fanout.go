@@ -20,6 +20,7 @@ type fanoutConfig struct {
 	warmup      time.Duration
 	drain       time.Duration
 	size        int
+	pubAddr     string
 
 	search        bool
 	p99Bound      time.Duration
@@ -40,6 +41,7 @@ func fanoutFlags(fs *flag.FlagSet) runFunc {
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured publishing time (per trial with -search)")
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "publishing before the measurement (not counted)")
 	fs.DurationVar(&c.drain, "drain", 3*time.Second, "after publishing stops, wait at most this long without progress for outstanding deliveries")
+	fs.StringVar(&c.pubAddr, "pub-addr", "", "connect the publisher to this other instance (cross-instance fan-out through the cluster's broker; default: -addr)")
 	fs.IntVar(&c.size, "size", 0, "extra payload `bytes` per message (the minimal message is about 40 bytes of data)")
 	fs.BoolVar(&c.search, "search", false, "find the highest -rate whose delivery p99 stays under -p99-bound without loss")
 	fs.DurationVar(&c.p99Bound, "p99-bound", 100*time.Millisecond, "search: bound on the p99 end-to-end latency")
@@ -152,7 +154,17 @@ func runFanout(ctx context.Context, t *Target, cfg *fanoutConfig) (*Result, erro
 	if dr.failed > 0 {
 		return nil, fmt.Errorf("setting up subscribers: %w", dr.firstErr)
 	}
-	pub, err := t.dial(ctx, ps, cfg.n, "", fanPub{r}, &r.stats)
+	pt := t
+	if cfg.pubAddr != "" {
+		c := *t
+		c.Addr, c.SrcAddrs = cfg.pubAddr, 0
+		if err := c.resolve(ctx, 1); err != nil {
+			return nil, fmt.Errorf("-pub-addr: %w", err)
+		}
+		pt = &c
+		t.progress("fanout: the publisher connects to %s", pt.u)
+	}
+	pub, err := pt.dial(ctx, ps, cfg.n, "", fanPub{r}, &r.stats)
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}

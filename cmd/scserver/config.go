@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	sc "github.com/socketcluster-go/socketcluster"
@@ -36,6 +37,9 @@ type config struct {
 	MaxPayload         int64
 	OutboundQueueLimit int
 	BrokerTimeout      time.Duration
+	History            string
+	HistorySize        int
+	HistoryTTL         time.Duration
 	ProtocolVersion    int
 	PerMessageDeflate  bool
 	DeflateThreshold   int
@@ -46,6 +50,8 @@ type config struct {
 	Demo               bool
 	LogLevel           string
 	MetricsAddr        string
+	AdminAddr          string // admin.go
+	AdminPassword      string // admin.go
 	MaxHeaderBytes     int
 	AllowRandomAuthKey bool
 	TLSCert            string
@@ -60,6 +66,8 @@ type config struct {
 	InboundMessageBurst      int
 	InboundByteRate          float64
 	InboundByteBurst         int
+
+	gateway gatewayConfig // gateway.go
 }
 
 // spec is one setting: its flag name (also its key in the -config file),
@@ -132,7 +140,7 @@ var specs = []spec{
 	{"addr", "SC_ADDR", "listen address", strSetter(func(c *config) *string { return &c.Addr }), ":8000"},
 	{"path", "SC_PATH", "WebSocket endpoint path", strSetter(func(c *config) *string { return &c.Path }), "/socketcluster/"},
 	{"origins", "SC_ORIGINS", "allowed origins, e.g. \"example.com:* *:443\"", strSetter(func(c *config) *string { return &c.Origins }), "*:*"},
-	{"broker", "SC_BROKER", "broker: memory, redis://host:port[/db], nats://host:port", strSetter(func(c *config) *string { return &c.Broker }), "memory"},
+	{"broker", "SC_BROKER", "broker: memory, redis://host:port[/db], nats://host:port, scc://scc-state-host:7777?authKey=… (docs/scc-migration.md)", strSetter(func(c *config) *string { return &c.Broker }), "memory"},
 	{"auth-key", "SC_AUTH_KEY", "HMAC key for tokens (default: random at start)", strSetter(func(c *config) *string { return &c.AuthKey }), ""},
 	{"auth-private-key-file", "SC_AUTH_PRIVATE_KEY_FILE", "PEM private key (RSA/EC) to sign tokens", strSetter(func(c *config) *string { return &c.AuthPrivateKeyFile }), ""},
 	{"auth-public-key-file", "SC_AUTH_PUBLIC_KEY_FILE", "PEM public key to verify tokens", strSetter(func(c *config) *string { return &c.AuthPublicKeyFile }), ""},
@@ -169,6 +177,23 @@ var specs = []spec{
 		c.BrokerTimeout = d
 		return nil
 	}, "5s"},
+	{"history", "SC_HISTORY", "comma-separated channel name patterns (* matches anything) whose channels keep a history: positions, client recovery, acknowledged publishes never lost (docs/recovery.md)", strSetter(func(c *config) *string { return &c.History }), ""},
+	{"history-size", "SC_HISTORY_SIZE", "publications kept per -history channel", func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > 100000 {
+			return fmt.Errorf("want a number of publications from 1 to 100000")
+		}
+		c.HistorySize = n
+		return nil
+	}, "100"},
+	{"history-ttl", "SC_HISTORY_TTL", "how long a -history channel keeps a publication", func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as 5m")
+		}
+		c.HistoryTTL = d
+		return nil
+	}, "5m"},
 	{"drain-delay", "SC_DRAIN_DELAY", "on SIGTERM, how long /readyz answers 503 before clients are closed (a second signal skips it)", durationSetter(func(c *config) *time.Duration { return &c.DrainDelay }), "5s"},
 	{"drain-timeout", "SC_DRAIN_TIMEOUT", "how long a shutdown then waits for clients", durationSetter(func(c *config) *time.Duration { return &c.DrainTimeout }), "10s"},
 	{"per-message-deflate", "SC_PER_MESSAGE_DEFLATE", "permessage-deflate compression with clients that offer it", boolSetter(func(c *config) *bool { return &c.PerMessageDeflate }), "false"},
@@ -309,6 +334,18 @@ func (c *config) options(logger *slog.Logger) (sc.Options, error) {
 	if c.AuthKey != "" {
 		o.AuthKey = []byte(c.AuthKey)
 	}
+	if c.History != "" {
+		var patterns []string
+		for _, p := range strings.Split(c.History, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				patterns = append(patterns, p)
+			}
+		}
+		if len(patterns) == 0 {
+			return o, flagError("history", "no channel pattern in %q", c.History)
+		}
+		o.History = []sc.ChannelHistory{{Patterns: patterns, Size: c.HistorySize, TTL: c.HistoryTTL}}
+	}
 	if c.PerMessageDeflate {
 		o.PerMessageDeflate = &sc.DeflateOptions{Threshold: c.DeflateThreshold, Level: c.DeflateLevel}
 		if c.DeflateThreshold == 0 {
@@ -332,9 +369,9 @@ func (c *config) options(logger *slog.Logger) (sc.Options, error) {
 }
 
 // openBroker opens the broker of -broker (it connects when the server
-// starts).
+// starts). An scc:// broker without instancePort reports the port of -addr.
 func (c *config) openBroker() (broker.Broker, error) {
-	b, err := brokerurl.Open(c.Broker)
+	b, err := brokerurl.OpenListening(c.Broker, c.Addr)
 	if err != nil {
 		return nil, flagError("broker", "%v", err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/socketcluster-go/socketcluster/broker/sccbroker"
 	"github.com/socketcluster-go/socketcluster/prommetrics"
 )
 
@@ -14,6 +15,9 @@ import (
 func (a *app) routes() {
 	// The metrics deploy/ (dashboard, alert rules) is checked against.
 	a.reg = prommetrics.NewRegistry(a.srv, "socketcluster")
+	if b, ok := a.srv.Options().Broker.(*sccbroker.Broker); ok {
+		a.reg.MustRegister(prommetrics.NewSCCBrokerCollector(b, "socketcluster_scc"))
+	}
 	a.mux.Handle(a.cfg.Path, a.wsHandler())
 	a.mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	a.mux.HandleFunc("/readyz", a.readyz)

@@ -13,7 +13,10 @@
 // (readiness: 503 while draining or before the broker is ready), /metrics
 // (Prometheus; on -metrics-addr when set), / (a demo page using the
 // official browser client, embedded; -demo=false turns it and its echo
-// procedure off).
+// procedure off). With -admin-password (SC_ADMIN_PASSWORD) an admin page
+// on -admin-addr (default 127.0.0.1:9200): live figures, busiest
+// channels, socket lookup and disconnect, the cluster's instances
+// (internal/admin).
 //
 // HTTPS and wss:// with -tls-cert and -tls-key (PEM; TLS 1.2 or later),
 // reloaded on SIGHUP and when the files change. Limits: -max-connections,

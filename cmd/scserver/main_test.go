@@ -294,3 +294,31 @@ func TestBrokerTimeoutFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestHistoryFlags(t *testing.T) {
+	c, err := parse([]string{"-history", "chat.*, news", "-history-ttl", "90s"}, env(map[string]string{"SC_HISTORY_SIZE": "42"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.options(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.History) != 1 || strings.Join(o.History[0].Patterns, "|") != "chat.*|news" || o.History[0].Size != 42 || o.History[0].TTL != 90*time.Second {
+		t.Fatalf("Options.History = %+v", o.History)
+	}
+	if c, _ := parse(nil, env(nil), io.Discard); c.History != "" {
+		t.Fatalf("history on by default: %q", c.History)
+	} else if o, _ := c.options(nil); o.History != nil {
+		t.Fatalf("Options.History without -history: %+v", o.History)
+	}
+	for _, args := range [][]string{{"-history-size", "0"}, {"-history-size", "x"}, {"-history-ttl", "0s"}, {"-history-ttl", "later"}} {
+		if _, err := parse(args, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("%v: got %v, want an error naming the flag", args, err)
+		}
+	}
+	c, _ = parse([]string{"-history", " , "}, env(nil), io.Discard)
+	if _, err := c.options(nil); err == nil || !strings.Contains(err.Error(), "-history") {
+		t.Errorf("-history with no pattern: %v", err)
+	}
+}

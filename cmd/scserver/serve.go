@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/internal/admin"
 )
 
 // app is one running scserver: the library's Server and what the binary
@@ -36,6 +37,8 @@ type app struct {
 	internal *http.ServeMux // /metrics and other operator endpoints
 	draining atomic.Bool    // set when a shutdown began: /readyz answers 503
 	certs    *certReloader  // nil without -tls-cert
+	onClose  []func()       // run in order after the server closed (gateway.go)
+	admin    *admin.Admin   // nil without -admin-password
 
 	stdout, stderr io.Writer
 }
@@ -97,6 +100,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		a.internal = http.NewServeMux()
 	}
 	a.routes()
+	if serr, rerr := a.installGateway(); serr != nil || rerr != nil {
+		_ = srv.Close(context.Background())
+		if serr != nil {
+			return fail(exitSettings, serr)
+		}
+		return fail(exitRuntime, rerr)
+	}
+	defer func() {
+		for _, f := range a.onClose {
+			f()
+		}
+	}()
 	return a.serve(ctx)
 }
 
@@ -118,6 +133,7 @@ func (a *app) serve(ctx context.Context) int {
 	if c.MetricsAddr != "" {
 		listeners = append(listeners, listenSpec{"metrics-addr", c.MetricsAddr, "metrics on", a.internal})
 	}
+	listeners = append(listeners, a.adminListeners()...)
 	var servers []*http.Server
 	served := make(chan error, len(listeners))
 	var wg sync.WaitGroup
@@ -127,6 +143,8 @@ func (a *app) serve(ctx context.Context) int {
 		defer signal.Stop(hup)
 		wg.Add(1)
 		go func() { defer wg.Done(); a.certs.watch(ctx, hup) }()
+	} else {
+		a.ignoreHUP(ctx, &wg) // systemctl reload must not end the process
 	}
 	// Signals and event logs are set up before the process says it
 	// listens: a SIGTERM then always drains.
@@ -134,6 +152,7 @@ func (a *app) serve(ctx context.Context) int {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	a.logEvents(ctx, &wg)
+	a.runAdmin(ctx, &wg)
 	for i, ln := range listeners {
 		l, err := net.Listen("tcp", ln.addr)
 		if err != nil {

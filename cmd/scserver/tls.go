@@ -113,6 +113,26 @@ func notifyHUP() chan os.Signal {
 	return hup
 }
 
+// ignoreHUP catches SIGHUP when there is no certificate to reload, so that
+// a reload (systemctl reload, kill -HUP) does not end the process, and
+// logs that it had nothing to do. It returns when ctx is done.
+func (a *app) ignoreHUP(ctx context.Context, wg *sync.WaitGroup) {
+	hup := notifyHUP()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				a.logger.Info("scserver: SIGHUP: nothing to reload (no -tls-cert)")
+			}
+		}
+	}()
+}
+
 // watch reloads on hup (SIGHUP) and on file changes until ctx is done.
 func (r *certReloader) watch(ctx context.Context, hup <-chan os.Signal) {
 	t := time.NewTicker(certPollInterval)

@@ -79,6 +79,7 @@ func (c *config) validate() error {
 		add(flagError("path", "%q must start with /", c.Path))
 	}
 	add(checkOrigins(c.Origins))
+	add(c.validateAdmin())
 
 	for _, d := range []struct {
 		flag string

@@ -138,14 +138,8 @@ func New(srv *sc.Server, o Options) (*Tracker, error) {
 	}
 	t := &Tracker{srv: srv, o: o, log: o.Logger, local: make(map[string]map[*sc.Socket]store.Entry)}
 
-	rm, err := srv.AddMiddleware(sc.MiddlewareSubscribe, t.guardSubscribe)
+	rm, err := srv.UseMiddleware(sc.MiddlewareInbound, t.guard)
 	if err != nil {
-		return nil, err
-	}
-	t.removeMiddleware = append(t.removeMiddleware, rm)
-	rm, err = srv.AddMiddleware(sc.MiddlewarePublishIn, t.guardPublish)
-	if err != nil {
-		t.removeMiddleware[0]()
 		return nil, err
 	}
 	t.removeMiddleware = append(t.removeMiddleware, rm)
@@ -339,28 +333,25 @@ func StatsOf(es []store.Entry) Stats {
 	return Stats{Clients: len(es), Users: len(users)}
 }
 
-// guardSubscribe applies the subscribe middleware of C to #presence:C,
-// and refuses companions of untracked channels.
-func (t *Tracker) guardSubscribe(req *sc.V14Request, next func(error)) {
-	ch, ok := strings.CutPrefix(req.Channel, Prefix)
+// guard is the tracker's inbound middleware: a subscription to
+// #presence:C is decided by the subscribe middleware of C (and refused for
+// an untracked C); companion channels are published to by the server
+// only.
+func (t *Tracker) guard(_ context.Context, a *sc.Action) error {
+	ch, ok := strings.CutPrefix(a.Channel, Prefix)
 	if !ok {
-		next(nil)
-		return
+		return nil
 	}
-	if !t.Tracked(ch) {
-		next(sc.NewError("PresenceError", "Presence is not tracked on channel "+ch))
-		return
+	switch a.Type {
+	case sc.ActionSubscribe:
+		if !t.Tracked(ch) {
+			return sc.NewError("PresenceError", "Presence is not tracked on channel "+ch)
+		}
+		return t.srv.CheckSubscribe(a.Socket, ch)
+	case sc.ActionPublishIn:
+		return sc.NewError("PresenceError", "Only the server publishes to "+Prefix+" channels")
 	}
-	go func() { next(t.srv.CheckSubscribe(req.Socket, ch)) }()
-}
-
-// guardPublish keeps companion channels for the server.
-func (t *Tracker) guardPublish(req *sc.V14Request, next func(error)) {
-	if strings.HasPrefix(req.Channel, Prefix) {
-		next(sc.NewError("PresenceError", "Only the server publishes to "+Prefix+" channels"))
-		return
-	}
-	next(nil)
+	return nil
 }
 
 // Answer is the presence of a channel as the client procedure and the

@@ -42,6 +42,7 @@ type Request struct {
 	AuthToken     map[string]any    `json:"authToken,omitempty"`
 	RemoteAddress string            `json:"remoteAddress,omitempty"`
 	Headers       map[string]string `json:"headers,omitempty"`
+	Query         string            `json:"query,omitempty"`     // the upgrade URL's query string (connect)
 	Channel       string            `json:"channel,omitempty"`   // subscribe, publish
 	Procedure     string            `json:"procedure,omitempty"` // rpc
 	Data          json.RawMessage   `json:"data,omitempty"`      // publish, rpc, subscribe

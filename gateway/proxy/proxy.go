@@ -137,30 +137,17 @@ func New(srv *sc.Server, o Options) (*Proxy, error) {
 		c:     &caller{hc: o.HTTPClient, timeout: o.Timeout, queueTimeout: o.QueueTimeout, maxBody: o.MaxResponseBytes, slots: make(chan struct{}, o.MaxConcurrent), log: o.Logger},
 		ident: make(map[string]*identity),
 	}
-	add := func(t sc.V14MiddlewareType, fn sc.V14Middleware) error {
-		rm, err := srv.AddMiddleware(t, fn)
+	if o.ConnectURL != "" || o.SubscribeURL != "" || o.PublishURL != "" {
+		hs, err := srv.UseMiddleware(sc.MiddlewareHandshake, p.handshake)
 		if err != nil {
-			return err
-		}
-		p.remove = append(p.remove, rm)
-		return nil
-	}
-	if o.ConnectURL != "" {
-		if err := add(sc.MiddlewareHandshakeSC, p.connect); err != nil {
 			return nil, err
 		}
-	}
-	if o.SubscribeURL != "" {
-		if err := add(sc.MiddlewareSubscribe, p.subscribe); err != nil {
-			p.Close()
+		in, err := srv.UseMiddleware(sc.MiddlewareInbound, p.inbound)
+		if err != nil {
+			hs()
 			return nil, err
 		}
-	}
-	if o.PublishURL != "" {
-		if err := add(sc.MiddlewarePublishIn, p.publish); err != nil {
-			p.Close()
-			return nil, err
-		}
+		p.remove = append(p.remove, hs, in)
 	}
 	for _, name := range o.RPCProcedures {
 		srv.HandleProcedure(name, p.rpc)
@@ -278,6 +265,9 @@ func (p *Proxy) request(event string, s *sc.Socket, hr *http.Request) *Request {
 			}
 		}
 	}
+	if hr != nil {
+		r.Query = hr.URL.RawQuery
+	}
 	if len(p.o.Headers) > 0 {
 		if hr == nil {
 			hr = s.Request()
@@ -292,70 +282,98 @@ func (p *Proxy) request(event string, s *sc.Socket, hr *http.Request) *Request {
 	return r
 }
 
-// clientError turns a call's error into what the middleware returns.
-// A refusal with disconnect closes the socket once the client got the
-// error.
-func (p *Proxy) clientError(s *sc.Socket, err error) error {
+// clientError turns a call's error into what the client gets, with the
+// disconnection a refusal asked for (nil if none), to run once the error
+// is on its way.
+func (p *Proxy) clientError(s *sc.Socket, err error) (disconnect func(), clientErr error) {
 	var ref *refusal
 	var be *backendError
 	switch {
 	case errors.As(err, &ref):
 		if ref.disconnect != nil && s != nil {
 			d := *ref.disconnect
-			go func() { _ = s.Disconnect(d.Code, d.Reason) }()
+			return func() { _ = s.Disconnect(d.Code, d.Reason) }, ref.err
 		}
-		return ref.err
+		return nil, ref.err
 	case errors.As(err, &be):
-		return be.err
+		return nil, be.err
 	}
 	p.log.Error("proxy: request not sent", "error", err.Error())
-	return sc.NewError(ErrNameUnavailable, "The backend is unavailable")
+	return nil, sc.NewError(ErrNameUnavailable, "The backend is unavailable")
 }
 
-// connect is the handshakeSC middleware.
-func (p *Proxy) connect(req *sc.V14Request, next func(error)) {
-	go func() {
-		r := p.request("connect", req.Socket, req.Request)
-		res, err := p.c.call(context.Background(), p.o.ConnectURL, r)
-		if err != nil {
-			var ref *refusal
-			var be *backendError
-			code := sc.CloseHandshakeRejected
-			var e *sc.Error
-			switch {
-			case errors.As(err, &ref):
-				e = ref.err
-				if ref.disconnect != nil {
-					code = ref.disconnect.Code
-				}
-			case errors.As(err, &be):
-				e = be.err
-			default:
-				e = sc.NewError(ErrNameUnavailable, "The backend is unavailable")
+// refuse returns the error a refused subscribe or publish gets. The
+// socket sends it after the middleware returned; a disconnection the
+// backend asked for may overtake it (the client then sees the close code
+// and reason).
+func (p *Proxy) refuse(s *sc.Socket, err error) error {
+	disconnect, e := p.clientError(s, err)
+	if disconnect != nil {
+		go disconnect()
+	}
+	return e
+}
+
+// handshake is the proxy's handshake middleware: connect decides
+// handshakeSC actions.
+func (p *Proxy) handshake(ctx context.Context, a *sc.Action) error {
+	if a.Type != sc.ActionHandshakeSC || p.o.ConnectURL == "" {
+		return nil
+	}
+	return p.connect(ctx, a.Socket, a.Request)
+}
+
+// inbound is the proxy's inbound middleware: subscribe and publish.
+func (p *Proxy) inbound(ctx context.Context, a *sc.Action) error {
+	switch {
+	case a.Type == sc.ActionSubscribe && p.o.SubscribeURL != "":
+		return p.subscribe(ctx, a)
+	case a.Type == sc.ActionPublishIn && p.o.PublishURL != "":
+		return p.publish(ctx, a)
+	}
+	return nil
+}
+
+// connect asks the backend whether s may connect.
+func (p *Proxy) connect(ctx context.Context, s *sc.Socket, hr *http.Request) error {
+	r := p.request("connect", s, hr)
+	res, err := p.c.call(ctx, p.o.ConnectURL, r)
+	if err != nil {
+		var ref *refusal
+		var be *backendError
+		code := sc.CloseHandshakeRejected
+		var e *sc.Error
+		switch {
+		case errors.As(err, &ref):
+			e = ref.err
+			if ref.disconnect != nil {
+				code = ref.disconnect.Code
 			}
-			next(e.With("statusCode", code))
-			return
+		case errors.As(err, &be):
+			e = be.err
+		default:
+			e = sc.NewError(ErrNameUnavailable, "The backend is unavailable")
 		}
-		var cr ConnectResult
-		if err := json.Unmarshal(res, &cr); err != nil {
-			p.c.unavailable.Add(1)
-			p.c.ok.Add(-1)
-			p.c.warn("backend connect result is malformed", r, p.o.ConnectURL, err)
-			next(sc.NewError(ErrNameUnavailable, "The backend is unavailable").With("statusCode", sc.CloseHandshakeRejected))
-			return
-		}
-		id := &identity{user: cr.User, info: cr.Info, channels: map[string]bool{}, pending: &cr}
-		for _, ch := range cr.Channels {
-			id.channels[ch] = true
-		}
-		p.mu.Lock()
-		p.ident[req.Socket.ID()] = id
-		p.mu.Unlock()
-		if req.Socket.State() == sc.StateClosed {
-			p.forget(req.Socket.ID()) // its closure may have been handled already
-		}
-		next(nil)
-	}()
+		return e.With("statusCode", code)
+	}
+	var cr ConnectResult
+	if err := json.Unmarshal(res, &cr); err != nil {
+		p.c.unavailable.Add(1)
+		p.c.ok.Add(-1)
+		p.c.warn("backend connect result is malformed", r, p.o.ConnectURL, err)
+		return sc.NewError(ErrNameUnavailable, "The backend is unavailable").With("statusCode", sc.CloseHandshakeRejected)
+	}
+	id := &identity{user: cr.User, info: cr.Info, channels: map[string]bool{}, pending: &cr}
+	for _, ch := range cr.Channels {
+		id.channels[ch] = true
+	}
+	p.mu.Lock()
+	p.ident[s.ID()] = id
+	p.mu.Unlock()
+	if s.State() == sc.StateClosed {
+		p.forget(s.ID()) // its closure may have been handled already
+	}
+	return nil
 }
 
 // connected applies the connect result: token, channels, refresh.
@@ -471,54 +489,46 @@ func (p *Proxy) preauthorized(s *sc.Socket, channel string) bool {
 	return id != nil && id.channels[channel]
 }
 
-// subscribe is the subscribe middleware. A presence companion
+// subscribe asks the backend about a subscription. A presence companion
 // "#presence:C" is decided as C.
-func (p *Proxy) subscribe(req *sc.V14Request, next func(error)) {
-	channel := strings.TrimPrefix(req.Channel, "#presence:")
-	if !matches(p.o.SubscribeChannels, channel) || p.preauthorized(req.Socket, channel) {
-		next(nil)
-		return
+func (p *Proxy) subscribe(ctx context.Context, a *sc.Action) error {
+	channel := strings.TrimPrefix(a.Channel, "#presence:")
+	if !matches(p.o.SubscribeChannels, channel) || p.preauthorized(a.Socket, channel) {
+		return nil
 	}
-	go func() {
-		r := p.request("subscribe", req.Socket, nil)
-		r.Channel = channel
-		if len(req.Data) > 0 {
-			r.Data = json.RawMessage(req.Data)
-		}
-		if _, err := p.c.call(context.Background(), p.o.SubscribeURL, r); err != nil {
-			next(p.clientError(req.Socket, err))
-			return
-		}
-		next(nil)
-	}()
+	r := p.request("subscribe", a.Socket, nil)
+	r.Channel = channel
+	if len(a.Data) > 0 {
+		r.Data = json.RawMessage(a.Data)
+	}
+	if _, err := p.c.call(ctx, p.o.SubscribeURL, r); err != nil {
+		return p.refuse(a.Socket, err)
+	}
+	return nil
 }
 
-// publish is the publishIn middleware; the result's data, if any,
-// replaces the published data.
-func (p *Proxy) publish(req *sc.V14Request, next func(error)) {
-	if !matches(p.o.PublishChannels, req.Channel) {
-		next(nil)
-		return
+// publish asks the backend about a client publish; the result's data, if
+// any, replaces the published data.
+func (p *Proxy) publish(ctx context.Context, a *sc.Action) error {
+	if !matches(p.o.PublishChannels, a.Channel) {
+		return nil
 	}
-	go func() {
-		r := p.request("publish", req.Socket, nil)
-		r.Channel = req.Channel
-		if len(req.Data) > 0 {
-			r.Data = json.RawMessage(req.Data)
-		}
-		res, err := p.c.call(context.Background(), p.o.PublishURL, r)
-		if err != nil {
-			next(p.clientError(req.Socket, err))
-			return
-		}
-		var out struct {
-			Data json.RawMessage `json:"data"`
-		}
-		if json.Unmarshal(res, &out) == nil && out.Data != nil {
-			req.Data = sc.Data(out.Data)
-		}
-		next(nil)
-	}()
+	r := p.request("publish", a.Socket, nil)
+	r.Channel = a.Channel
+	if len(a.Data) > 0 {
+		r.Data = json.RawMessage(a.Data)
+	}
+	res, err := p.c.call(ctx, p.o.PublishURL, r)
+	if err != nil {
+		return p.refuse(a.Socket, err)
+	}
+	var out struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(res, &out) == nil && out.Data != nil {
+		return a.SetData(sc.Data(out.Data))
+	}
+	return nil
 }
 
 // rpc answers a proxied procedure.
@@ -531,7 +541,11 @@ func (p *Proxy) rpc(req *sc.Request) {
 	go func() {
 		res, err := p.c.call(context.Background(), p.o.RPCURL, r)
 		if err != nil {
-			_ = req.Error(p.clientError(req.Socket, err))
+			disconnect, e := p.clientError(req.Socket, err)
+			_ = req.Error(e) // queued before the close frame
+			if disconnect != nil {
+				disconnect()
+			}
 			return
 		}
 		var out struct {

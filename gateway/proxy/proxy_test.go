@@ -1,12 +1,16 @@
 package proxy_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -124,52 +128,110 @@ func TestConnectAccepted(t *testing.T) {
 	}
 }
 
-// Every way a backend can fail refuses the socket with a clear error and
-// never admits it.
+// misbehaviours are the answers of the backend process of
+// TestConnectRefusedOrFailed, by path.
+var misbehaviours = map[string]func(w http.ResponseWriter, r *http.Request){
+	"/error": func(w http.ResponseWriter, r *http.Request) {
+		reply(w, `{"error":{"name":"NotLoggedInError","message":"log in first"}}`)
+	},
+	"/disconnect": func(w http.ResponseWriter, r *http.Request) {
+		reply(w, `{"disconnect":{"code":4403,"reason":"banned"}}`)
+	},
+	"/status-500": func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) },
+	"/redirect": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "http://127.0.0.1:1/")
+		w.WriteHeader(http.StatusFound)
+	},
+	"/garbage":             func(w http.ResponseWriter, r *http.Request) { reply(w, `<html>hello</html>`) },
+	"/two-answers":         func(w http.ResponseWriter, r *http.Request) { reply(w, `{"result":{},"error":"x"}`) },
+	"/empty-object":        func(w http.ResponseWriter, r *http.Request) { reply(w, `{}`) },
+	"/bad-result":          func(w http.ResponseWriter, r *http.Request) { reply(w, `{"result":{"user":42}}`) },
+	"/bad-disconnect-code": func(w http.ResponseWriter, r *http.Request) { reply(w, `{"disconnect":{"code":1000}}`) },
+	"/huge": func(w http.ResponseWriter, r *http.Request) {
+		reply(w, `{"result":{"user":"`+strings.Repeat("a", 2<<20)+`"}}`)
+	},
+	"/slow": func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() },
+	"/nothing": func(w http.ResponseWriter, r *http.Request) {
+		hj, _ := w.(http.Hijacker)
+		conn, _, _ := hj.Hijack()
+		conn.Close()
+	},
+}
+
+// serveMisbehaviours is the backend process: the test binary run again
+// with PROXY_TEST_BACKEND=1. It exits when its standard input closes (the
+// test ended or died).
+func serveMisbehaviours() {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
+	fmt.Printf("READY %s\n", l.Addr())
+	_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f := misbehaviours[r.URL.Path]; f != nil {
+			f(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+}
+
+// startMisbehavingBackend runs the backend process until the test ends
+// and returns its base URL.
+func startMisbehavingBackend(t *testing.T) string {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "PROXY_TEST_BACKEND=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "READY ") {
+		t.Fatalf("backend process did not start: %q %v", line, err)
+	}
+	return "http://" + strings.TrimSpace(strings.TrimPrefix(line, "READY "))
+}
+
+// Every way a backend process can fail refuses the socket with a clear
+// error and never admits it.
 func TestConnectRefusedOrFailed(t *testing.T) {
-	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
+	backend := startMisbehavingBackend(t)
 	cases := []struct {
 		name     string
-		answer   func(w http.ResponseWriter, done <-chan struct{})
 		wantErr  string
 		wantCode sc.CloseCode
 	}{
-		{"error", func(w http.ResponseWriter, done <-chan struct{}) {
-			reply(w, `{"error":{"name":"NotLoggedInError","message":"log in first"}}`)
-		}, "NotLoggedInError", sc.CloseHandshakeRejected},
-		{"disconnect", func(w http.ResponseWriter, done <-chan struct{}) {
-			reply(w, `{"disconnect":{"code":4403,"reason":"banned"}}`)
-		}, "BackendRefusedError", 4403},
-		{"status 500", func(w http.ResponseWriter, done <-chan struct{}) { http.Error(w, "boom", 500) }, proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"redirect", func(w http.ResponseWriter, done <-chan struct{}) {
-			w.Header().Set("Location", "http://127.0.0.1:1/")
-			w.WriteHeader(http.StatusFound)
-		}, proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"garbage", func(w http.ResponseWriter, done <-chan struct{}) { reply(w, `<html>hello</html>`) }, proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"two answers", func(w http.ResponseWriter, done <-chan struct{}) { reply(w, `{"result":{},"error":"x"}`) }, proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"empty object", func(w http.ResponseWriter, done <-chan struct{}) { reply(w, `{}`) }, proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"bad result", func(w http.ResponseWriter, done <-chan struct{}) { reply(w, `{"result":{"user":42}}`) }, proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"bad disconnect code", func(w http.ResponseWriter, done <-chan struct{}) { reply(w, `{"disconnect":{"code":1000}}`) }, proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"huge", func(w http.ResponseWriter, done <-chan struct{}) {
-			reply(w, `{"result":{"user":"`+strings.Repeat("a", 2<<20)+`"}}`)
-		}, proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"slow", func(w http.ResponseWriter, done <-chan struct{}) {
-			select {
-			case <-release:
-			case <-done:
-			}
-		}, proxy.ErrNameTimeout, sc.CloseHandshakeRejected},
-		{"nothing", func(w http.ResponseWriter, done <-chan struct{}) {
-			hj, _ := w.(http.Hijacker)
-			conn, _, _ := hj.Hijack()
-			conn.Close()
-		}, proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
+		{"error", "NotLoggedInError", sc.CloseHandshakeRejected},
+		{"disconnect", "BackendRefusedError", 4403},
+		{"status-500", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
+		{"redirect", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
+		{"garbage", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
+		{"two-answers", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
+		{"empty-object", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
+		{"bad-result", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
+		{"bad-disconnect-code", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
+		{"huge", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
+		{"slow", proxy.ErrNameTimeout, sc.CloseHandshakeRejected},
+		{"nothing", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
+	}
+	if len(cases) != len(misbehaviours) {
+		t.Fatalf("%d cases for %d misbehaviours", len(cases), len(misbehaviours))
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBackend(t, func(w http.ResponseWriter, _ proxy.Request, done <-chan struct{}) { tc.answer(w, done) })
-			srv, addr, p := start(t, proxy.Options{ConnectURL: b.URL, Timeout: time.Second})
+			srv, addr, p := start(t, proxy.Options{ConnectURL: backend + "/" + tc.name, Timeout: time.Second})
 			closes := make(chan sc.CloseCode, 1)
 			c, err := client.New("ws://"+addr+"/socketcluster/", nil)
 			if err != nil {

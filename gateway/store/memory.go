@@ -144,6 +144,17 @@ func (m *Memory) Claim(_ context.Context, key string, window time.Duration) (boo
 	return true, nil
 }
 
+// Release implements Store.
+func (m *Memory) Release(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	delete(m.claims, key)
+	return nil
+}
+
 // Close implements Store; a closed Memory refuses every call.
 func (m *Memory) Close() error {
 	m.mu.Lock()

@@ -201,6 +201,14 @@ func (n *NATS) Claim(ctx context.Context, key string, window time.Duration) (boo
 	return true, nil
 }
 
+// Release implements Store.
+func (n *NATS) Release(ctx context.Context, key string) error {
+	if err := n.idem.Delete(ctx, "k."+encodeToken(key)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("store: nats: %w", err)
+	}
+	return nil
+}
+
 // Close implements Store.
 func (n *NATS) Close() error {
 	n.nc.Close()

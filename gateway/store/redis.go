@@ -151,6 +151,14 @@ func (r *Redis) Claim(ctx context.Context, key string, window time.Duration) (bo
 	return true, nil
 }
 
+// Release implements Store.
+func (r *Redis) Release(ctx context.Context, key string) error {
+	if err := r.c.Do(ctx, r.c.B().Del().Key(r.prefix+"idem:"+key).Build()).Error(); err != nil {
+		return fmt.Errorf("store: redis: %w", err)
+	}
+	return nil
+}
+
 // Close implements Store.
 func (r *Redis) Close() error {
 	r.c.Close()

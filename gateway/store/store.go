@@ -58,6 +58,9 @@ type Store interface {
 	// Claim reserves key for window: it reports true for the first claim
 	// of key, false while an earlier claim is within its window.
 	Claim(ctx context.Context, key string, window time.Duration) (bool, error)
+	// Release ends the window of a claimed key at once (the claimed work
+	// failed and may be retried).
+	Release(ctx context.Context, key string) error
 	// Close releases the store's connections.
 	Close() error
 }

@@ -156,6 +156,16 @@ func conformance(t *testing.T, a, b Store) {
 		if ok, err := b.Claim(c, key, time.Second); err != nil || !ok {
 			t.Fatalf("claim after the window: %v %v", ok, err)
 		}
+		key2 := "k2-" + uniq()
+		if ok, err := a.Claim(c, key2, time.Minute); err != nil || !ok {
+			t.Fatalf("first claim: %v %v", ok, err)
+		}
+		if err := b.Release(c, key2); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := a.Claim(c, key2, time.Minute); err != nil || !ok {
+			t.Fatalf("claim after Release: %v %v", ok, err)
+		}
 	})
 }
 

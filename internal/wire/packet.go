@@ -354,6 +354,28 @@ func Object(raw []byte, fn func(key string, val []byte)) bool {
 	}
 }
 
+// Array calls fn with each element of a raw (valid) JSON array value, in
+// order. It returns false when raw is not an array.
+func Array(raw []byte, fn func(val []byte)) bool {
+	raw = trimWS(raw)
+	if len(raw) < 2 || raw[0] != '[' {
+		return false
+	}
+	i := 1
+	for {
+		i = skipWS(raw, i)
+		if i >= len(raw) || raw[i] == ']' {
+			return true
+		}
+		ve := skipValue(raw, i)
+		fn(raw[i:ve])
+		i = skipWS(raw, ve)
+		if i < len(raw) && raw[i] == ',' {
+			i++
+		}
+	}
+}
+
 // Number parses a raw JSON number.
 func Number(raw []byte) (float64, bool) {
 	raw = trimWS(raw)

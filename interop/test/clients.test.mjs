@@ -11,7 +11,7 @@
 import {test, describe, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {createRequire} from 'node:module';
-import {newScope, startFixture, sleep, waitUntil, withTimeout, FAST_RECONNECT, WAIT} from './lib/fixture.mjs';
+import {startFixture, sleep, waitUntil, withTimeout, FAST_RECONNECT, WAIT} from './lib/fixture.mjs';
 
 const require = createRequire(import.meta.url);
 
@@ -265,20 +265,5 @@ describe('protocol versions', {concurrency: 2}, () => {
     await sleep(KEEP_ALIVE);
     assert.equal(c.log.count('disconnect'), 0);
     assert.equal(c.state(), 'open');
-  });
-
-  test('SC_PROTOCOL_VERSION=1 makes the pings "#1", answered by "#2"', {timeout: 20000}, async (t) => {
-    const scope = newScope(t);
-    const fx = await scope.fixture(['-ping-interval', String(PING_INTERVAL), '-ping-timeout', String(PING_TIMEOUT)], {SC_PROTOCOL_VERSION: '1'});
-    const raw = scope.raw(fx.port, {autoPong: false});
-    await raw.open();
-    raw.send({event: '#handshake', data: {}, cid: 1});
-    for (let i = 0; i < 3; i++) {
-      const ping = await raw.nextFrame((f) => f.text === '#1' || f.text === '', WAIT, 'a ping');
-      assert.equal(ping.text, '#1');
-      raw.send('#2');
-    }
-    raw.send({event: 'echo', data: 'alive', cid: 2});
-    assert.equal((await raw.response(2)).data, 'alive');
   });
 });

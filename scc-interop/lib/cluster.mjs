@@ -140,7 +140,7 @@ export async function nodeWorker(port, statePort, env = {}) {
 
 export async function goWorker(port, statePort, query = '') {
   const p = new Proc('worker (Go)', path.join(bin, 'scserver'), [
-    '-addr', `127.0.0.1:${port}`, '-log-level', 'warn',
+    '-addr', `127.0.0.1:${port}`, '-log-level', 'warn', '-auth-key', 'jwt-secret-of-the-workers', '-demo=false',
     '-broker', `scc://127.0.0.1:${statePort}?authKey=${AUTH_KEY}&retryDelay=${delays.retry}${query}`,
   ]);
   p.port = port;

@@ -134,7 +134,7 @@ func New(o Options) (*Relay, error) {
 	if _, err := url.Parse(o.StateURL); err != nil || o.StateURL == "" {
 		return nil, fmt.Errorf("scc-broker: scc-state URL %q: want ws://host:7777/socketcluster/", o.StateURL)
 	}
-	so := sc.Options{Logger: o.Logger, AckTimeout: 10 * time.Second}
+	so := sc.Options{Logger: o.Logger, AckTimeout: 10 * time.Second, Broker: standalone{}}
 	if o.Server != nil {
 		o.Server(&so)
 	}

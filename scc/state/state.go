@@ -9,7 +9,8 @@
 //     or scc-worker), instancePort, version and authKey. With an AuthKey,
 //     an upgrade request without it is refused (BadClusterAuthError); a
 //     version whose major is not accepted is refused (CompatibilityError).
-//     The Node server accepts only its own major; this one accepts every
+//     An instanceType other than those two is refused too (the Node server
+//     lets it in). The Node server accepts only its own major; this one accepts every
 //     major of Options.AcceptMajors (default 9 and 10: scc-broker 9.x and
 //     10.x and scc-broker-client 9.x and 10.x speak the same protocol).
 //   - A broker invokes sccBrokerJoinCluster {instanceId, instanceIp,
@@ -96,6 +97,7 @@ type Stats struct {
 	Brokers, Workers  int    // instances in the cluster now
 	AuthRejected      uint64 // upgrades refused for a wrong authKey
 	VersionRejected   uint64 // handshakes refused for an unaccepted version
+	TypeRejected      uint64 // handshakes refused for an unknown instanceType
 	EarlyWorkerJoins  uint64 // worker joins refused during the start-up delay
 	Joins, Leaves     uint64
 	Broadcasts        uint64 // invokes of cluster updates sent
@@ -113,7 +115,7 @@ type Server struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
-	authRejected, versionRejected, early, joins, leaves, broadcasts, bfail atomic.Uint64
+	authRejected, versionRejected, typeRejected, early, joins, leaves, broadcasts, bfail atomic.Uint64
 
 	mu          sync.Mutex
 	brokers     map[*sc.Socket]*instance
@@ -217,6 +219,7 @@ func (s *Server) Stats() Stats {
 	st := Stats{Brokers: len(s.brokers), Workers: len(s.workers)}
 	s.mu.Unlock()
 	st.AuthRejected, st.VersionRejected, st.EarlyWorkerJoins = s.authRejected.Load(), s.versionRejected.Load(), s.early.Load()
+	st.TypeRejected = s.typeRejected.Load()
 	st.Joins, st.Leaves, st.Broadcasts, st.BroadcastFailures = s.joins.Load(), s.leaves.Load(), s.broadcasts.Load(), s.bfail.Load()
 	return st
 }
@@ -288,6 +291,12 @@ func (s *Server) handshake(_ context.Context, a *sc.Action) error {
 	case sc.ActionHandshakeSC:
 		q := a.Socket.Request().URL.Query()
 		version, typ, port := q.Get("version"), q.Get("instanceType"), q.Get("instancePort")
+		if typ != "" && typ != TypeBroker && typ != TypeWorker {
+			s.typeRejected.Add(1)
+			msg := fmt.Sprintf("Unknown instanceType %q at address %s: use %s or %s", typ, a.Socket.RemoteAddress(), TypeBroker, TypeWorker)
+			s.log.Warn("scc-state: refused a component", "reason", msg)
+			return sc.NewError("CompatibilityError", msg)
+		}
 		major := majorOf(version)
 		if !slices.Contains(s.opts.AcceptMajors, major) {
 			s.versionRejected.Add(1)
@@ -392,7 +401,7 @@ func (s *Server) workerJoin(r *sc.Request) {
 	if s.opts.StartupDelay > 0 && time.Since(s.started) < s.opts.StartupDelay {
 		s.early.Add(1)
 		s.log.Warn("scc-state: scc-worker not allowed to join yet: waiting for initial brokers", "instanceId", d.InstanceID, "socket", r.Socket.ID())
-		_ = r.Error(errors.New("The server is waiting for initial broker connections"))
+		_ = r.Error(sc.NewError("Error", "The server is waiting for initial broker connections")) // as the Node server's new Error(…)
 		return
 	}
 	joiner := r.Socket

@@ -159,6 +159,13 @@ func TestAuthKeyAndVersions(t *testing.T) {
 	if s.Stats().VersionRejected != 5 {
 		t.Fatalf("version rejections %+v", s.Stats())
 	}
+	q = map[string]string{"instanceType": "scc-gizmo", "instancePort": "1", "version": "9.2.0", "authKey": "k"}
+	if _, _, err := component(t, addr, q); err == nil || !strings.Contains(err.Error(), "Unknown instanceType") {
+		t.Fatalf("unknown instance type: %v", err)
+	}
+	if s.Stats().TypeRejected != 1 {
+		t.Fatalf("type rejections %+v", s.Stats())
+	}
 }
 
 func TestStartupDelayRefusesWorkers(t *testing.T) {
