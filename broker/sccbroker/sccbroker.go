@@ -84,6 +84,7 @@ type Broker struct {
 	workers     int
 	joined      bool
 	batch       map[string][][]byte
+	flushMu     sync.Mutex // one flush at a time, in the order batches were taken
 	batchTimer  *time.Timer
 	closed      bool
 }
@@ -585,8 +586,13 @@ func messageData(payload []byte) []byte {
 	return data
 }
 
-// flush sends the batched messages, one packet per channel.
+// flush sends the batched messages, one packet per channel. Flushes are
+// serialised (flushMu): a timer started while an earlier flush is still
+// sending must not overtake it, or a channel's messages would be
+// reordered.
 func (b *Broker) flush() {
+	b.flushMu.Lock()
+	defer b.flushMu.Unlock()
 	b.mu.Lock()
 	batch := b.batch
 	b.batch = make(map[string][][]byte)
