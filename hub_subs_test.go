@@ -16,6 +16,7 @@ import (
 // against a map after every step: the view holds each member exactly once
 // and nothing else, and the index names each member's slot.
 func TestSubSetModel(t *testing.T) {
+	t.Parallel()
 	var ss subSet
 	model := map[*Socket]bool{}
 	pool := make([]*Socket, 300)
@@ -67,6 +68,7 @@ func TestSubSetModel(t *testing.T) {
 // Sockets that stay subscribed throughout are seen by every iteration,
 // none is seen twice, and (under -race) reading needs no lock.
 func TestSubSetConcurrentReaders(t *testing.T) {
+	t.Parallel()
 	var ss subSet
 	var mu sync.Mutex // the channel's lock, for writers only
 	stable := make([]*Socket, 100)

@@ -9,6 +9,7 @@ import (
 
 // The in-process broker is the reference implementation of the contract.
 func TestMemory(t *testing.T) {
+	t.Parallel()
 	bus := broker.NewBus()
 	brokertest.Run(t, func(*testing.T) broker.Broker { return broker.NewMemory(bus) })
 }
@@ -19,6 +20,7 @@ func BenchmarkMemory(b *testing.B) {
 }
 
 func TestMemoryHistory(t *testing.T) {
+	t.Parallel()
 	bus := broker.NewBus()
 	brokertest.RunHistory(t, func(*testing.T) broker.History { return broker.NewMemory(bus) })
 }

@@ -9,6 +9,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	url := requireNATS(t)
 	prefix := uniquePrefix()
 	brokertest.Run(t, func(t *testing.T) broker.Broker {
@@ -33,6 +34,7 @@ func BenchmarkNATS(b *testing.B) {
 }
 
 func TestHistoryConformance(t *testing.T) {
+	t.Parallel()
 	url := requireNATS(t)
 	prefix := uniquePrefix()
 	cleanupStreams(t, url, prefix)

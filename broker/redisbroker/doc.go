@@ -51,7 +51,9 @@
 // confirmed, so a publish made afterwards, by any instance, reaches this
 // one. When a slot moves to another node, Redis unsubscribes its sharded
 // channels; the broker notices, reads the new slot map and subscribes them
-// on their new node.
+// on their new node. While the cluster's nodes still disagree about the
+// move (a MOVED or ASK reply even after re-reading the slot map), it tries
+// again every second until the subscription takes.
 //
 // # Outages and reconnection
 //

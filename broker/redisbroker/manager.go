@@ -55,6 +55,10 @@ type manager struct {
 	retryC  <-chan time.Time
 
 	overflowShown bool
+	// movedRetry: a pass ended on MOVED/ASK (a slot was still moving, or
+	// the node asked for the layout had not learnt the move yet); the
+	// channels are dirty again and the next tick applies them.
+	movedRetry bool
 }
 
 func newManager(b *Broker) *manager {
@@ -91,6 +95,10 @@ func (m *manager) run() {
 			m.recover()
 		case <-tick.C:
 			m.checkOverflow()
+			if m.movedRetry && m.healthy {
+				m.movedRetry = false
+				m.processPending()
+			}
 			if b.seqStale.Load() {
 				b.q.Push(dqueue.Item{Kind: hseq.KindRetry})
 			}
@@ -160,6 +168,16 @@ func (m *manager) processPending() {
 	} else if err = m.reconcile(b.ctx, desired); err != nil {
 		if isConnErr(err) {
 			m.unhealthy(err)
+		} else if isMoved(err) {
+			// Without this, a channel whose slot moved stays unsubscribed
+			// for good when CLUSTER SLOTS still showed the old owner (the
+			// gossip is slow on a loaded machine): try again in a second.
+			b.mu.Lock()
+			for ch := range desired {
+				b.dirty[ch] = struct{}{}
+			}
+			b.mu.Unlock()
+			m.movedRetry = true
 		}
 		err = fmt.Errorf("redisbroker: on %s: %w", b.url, err)
 	}
