@@ -170,6 +170,11 @@ func (srv *Server) EmitWarning(err error) { srv.emitWarning(err) }
 
 func (srv *Server) emitWarning(err error) { srv.emit(WarningEvent{Warning: err}) }
 
+// wants reports whether a server event of that name would reach anyone.
+func (srv *Server) wants(name string) bool {
+	return srv.Listeners.d.HasConsumers(name) || hasEventHandlers(&srv.v14h, name)
+}
+
 func (srv *Server) emit(e Event) {
 	srv.Listeners.emit(e)
 	srv.callEvent(&srv.v14h, e)
@@ -182,10 +187,12 @@ func isUpgrade(r *http.Request) bool {
 		return false
 	}
 	for _, v := range r.Header.Values("Connection") {
-		for _, t := range strings.Split(v, ",") {
+		for v != "" {
+			t, rest, _ := strings.Cut(v, ",")
 			if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
 				return true
 			}
+			v = rest
 		}
 	}
 	return false
