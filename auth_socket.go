@@ -172,12 +172,14 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 		var tok any
 		tok, signed = tokenOf(rawToken)
 		claims, authErr = s.verify(tok)
-	} else {
-		authErr = auth.NewInvalidError("jwt must be provided")
 	}
 
 	// HANDSHAKE_SC middleware.
 	if s.server.HasMiddleware(MiddlewareHandshake) {
+		if !hasToken {
+			// Only the middleware sees this error: made for it alone.
+			authErr = auth.NewInvalidError("jwt must be provided")
+		}
 		a := &Action{Type: ActionHandshakeSC, Request: s.Request(), Socket: s, AuthTokenError: authErr}
 		a.Data = handshakeActionData(signed, authErr, claims)
 		if err := s.server.decide(MiddlewareHandshake, a, true); err != nil {
@@ -225,8 +227,12 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 		s.sendEvent(protocol.EventRemoveAuthToken, nil)
 	}
 	o := &s.server.opts
-	s.emit(ConnectEvent{ID: s.id, PingTimeout: o.PingTimeout, IsAuthenticated: isAuth, AuthError: clientAuthErr})
-	s.server.emit(ConnectionEvent{Socket: s, ID: s.id, PingTimeout: o.PingTimeout, IsAuthenticated: isAuth, AuthError: clientAuthErr})
+	if s.wants(ConnectEvent{}.EventName()) {
+		s.emit(ConnectEvent{ID: s.id, PingTimeout: o.PingTimeout, IsAuthenticated: isAuth, AuthError: clientAuthErr})
+	}
+	if s.server.wants(ConnectionEvent{}.EventName()) {
+		s.server.emit(ConnectionEvent{Socket: s, ID: s.id, PingTimeout: o.PingTimeout, IsAuthenticated: isAuth, AuthError: clientAuthErr})
+	}
 	if isAuth {
 		s.emitAuthenticated(Unauthenticated, s.AuthToken())
 	}

@@ -35,11 +35,10 @@ type Exchange struct {
 
 func newExchange(srv *Server) *Exchange {
 	return &Exchange{
-		Listeners: newListeners(),
-		srv:       srv,
-		data:      stream.NewDemux[any](),
-		chEvs:     stream.NewDemux[any](),
-		state:     make(map[string]ChannelState),
+		srv:   srv,
+		data:  stream.NewDemux[any](),
+		chEvs: stream.NewDemux[any](),
+		state: make(map[string]ChannelState),
 	}
 }
 

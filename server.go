@@ -15,7 +15,6 @@ import (
 
 	"github.com/socketcluster-go/socketcluster/auth"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
-	"github.com/socketcluster-go/socketcluster/stream"
 )
 
 // Server is a SocketCluster server (AGServer). It is an http.Handler:
@@ -68,12 +67,11 @@ func New(opts Options) (*Server, error) {
 	}
 	o := opts.withDefaults()
 	srv := &Server{
-		Listeners: newListeners(),
-		opts:      o,
-		codec:     o.Codec,
-		clients:   make(map[string]*Socket),
-		pending:   make(map[string]*Socket),
-		drained:   make(chan struct{}),
+		opts:    o,
+		codec:   o.Codec,
+		clients: make(map[string]*Socket),
+		pending: make(map[string]*Socket),
+		drained: make(chan struct{}),
 	}
 	key := o.AuthKey
 	if len(o.AuthPrivateKey) > 0 {
@@ -170,6 +168,11 @@ func (srv *Server) EmitWarning(err error) { srv.emitWarning(err) }
 
 func (srv *Server) emitWarning(err error) { srv.emit(WarningEvent{Warning: err}) }
 
+// wants reports whether a server event of that name would reach anyone.
+func (srv *Server) wants(name string) bool {
+	return srv.Listeners.d.HasConsumers(name) || hasEventHandlers(&srv.v14h, name)
+}
+
 func (srv *Server) emit(e Event) {
 	srv.Listeners.emit(e)
 	srv.callEvent(&srv.v14h, e)
@@ -182,10 +185,12 @@ func isUpgrade(r *http.Request) bool {
 		return false
 	}
 	for _, v := range r.Header.Values("Connection") {
-		for _, t := range strings.Split(v, ",") {
+		for v != "" {
+			t, rest, _ := strings.Cut(v, ",")
 			if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
 				return true
 			}
+			v = rest
 		}
 	}
 	return false
@@ -327,18 +332,15 @@ func (srv *Server) checkOrigin(r *http.Request) (string, bool) {
 // the request in its compact form (upgradeRequest).
 func (srv *Server) accept(conn *wsconn.Conn, r *http.Request, ls *lease) {
 	s := &Socket{
-		Listeners:  newListeners(),
-		Receivers:  Receivers{d: stream.NewDemux[any]()},
-		Procedures: Procedures{d: stream.NewDemux[any]()},
-		id:         newSocketID(),
-		server:     srv,
-		conn:       conn,
-		request:    newUpgradeRequest(r),
-		remote:     sameString(conn.RemoteAddr().String(), r.RemoteAddr),
-		state:      StateConnecting,
-		authState:  Unauthenticated,
-		slot:       -1,
-		lease:      ls,
+		id:        newSocketID(),
+		server:    srv,
+		conn:      conn,
+		request:   newUpgradeRequest(r),
+		remote:    sameString(conn.RemoteAddr().String(), r.RemoteAddr),
+		state:     StateConnecting,
+		authState: Unauthenticated,
+		slot:      -1,
+		lease:     ls,
 	}
 	if srv.opts.InboundMessageRate > 0 || srv.opts.InboundByteRate > 0 {
 		s.rate = new(inboundRate)

@@ -408,6 +408,12 @@ func (s *Socket) emitError(err error) {
 	s.server.emitWarning(err)
 }
 
+// wants reports whether an event of that name would reach anyone: a
+// listener's consumer or a v14 handler (Socket.On).
+func (s *Socket) wants(name string) bool {
+	return s.Listeners.d.HasConsumers(name) || hasEventHandlers(&s.v14h, name)
+}
+
 func (s *Socket) emit(e Event) {
 	s.Listeners.emit(e)
 	s.server.callEvent(&s.v14h, e)

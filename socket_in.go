@@ -159,6 +159,11 @@ func (s *Socket) processInbound(isBinary bool, msg []byte, sc *inboundScratch) {
 }
 
 func (s *Socket) readFailed(err error) {
+	if err == io.EOF {
+		// The common end (the peer closed TCP): no error to inspect.
+		s.closeWith(CloseAbnormal, "", false)
+		return
+	}
 	var ce *wsconn.CloseError
 	switch {
 	case errors.As(err, &ce):
@@ -383,15 +388,29 @@ func (s *Socket) closeWith(code CloseCode, reason string, send bool) {
 		c.ch <- callResult{err: errBadConnection("Event "+c.event+" was aborted due to a bad connection", typ, code, evReason)}
 	}
 	srv := s.server
+	// Each event is built only when someone listens: boxing it costs an
+	// allocation per event and connection.
 	if prev == StateConnecting {
-		s.emit(ConnectAbortEvent{Code: code, Reason: evReason})
-		srv.emit(ConnectionAbortEvent{Socket: s, Code: code, Reason: evReason})
+		if s.wants(ConnectAbortEvent{}.EventName()) {
+			s.emit(ConnectAbortEvent{Code: code, Reason: evReason})
+		}
+		if srv.wants(ConnectionAbortEvent{}.EventName()) {
+			srv.emit(ConnectionAbortEvent{Socket: s, Code: code, Reason: evReason})
+		}
 	} else {
-		s.emit(DisconnectEvent{Code: code, Reason: evReason})
-		srv.emit(DisconnectionEvent{Socket: s, Code: code, Reason: evReason})
+		if s.wants(DisconnectEvent{}.EventName()) {
+			s.emit(DisconnectEvent{Code: code, Reason: evReason})
+		}
+		if srv.wants(DisconnectionEvent{}.EventName()) {
+			srv.emit(DisconnectionEvent{Socket: s, Code: code, Reason: evReason})
+		}
 	}
-	s.emit(CloseEvent{Code: code, Reason: evReason})
-	srv.emit(ClosureEvent{Socket: s, Code: code, Reason: evReason})
+	if s.wants(CloseEvent{}.EventName()) {
+		s.emit(CloseEvent{Code: code, Reason: evReason})
+	}
+	if srv.wants(ClosureEvent{}.EventName()) {
+		srv.emit(ClosureEvent{Socket: s, Code: code, Reason: evReason})
+	}
 	if code != CloseNormal && code != CloseGoingAway {
 		s.emitError(errSocketProtocol(code, reason))
 	}

@@ -1,6 +1,10 @@
 package socketcluster
 
-import "github.com/socketcluster-go/socketcluster/stream"
+import (
+	"sync/atomic"
+
+	"github.com/socketcluster-go/socketcluster/stream"
+)
 
 // Streams follow the reference's semantics (docs/protocol.md §11):
 //
@@ -48,50 +52,48 @@ type Stream[T any] = stream.Stream[T]
 type Consumer[T any] = stream.TypedConsumer[T]
 
 // Listeners is the event-listener side of a Server or Socket.
-type Listeners struct{ d *stream.Demux[any] }
-
-func newListeners() Listeners { return Listeners{d: stream.NewDemux[any]()} }
+type Listeners struct{ d lazyDemux }
 
 // Listener returns the stream of the named event.
-func (l Listeners) Listener(name string) Stream[Event] { return stream.NewStream[Event](l.d, name) }
+func (l *Listeners) Listener(name string) Stream[Event] { return stream.NewStream[Event](l.d.demux(), name) }
 
 // CloseListener ends the listener's consumers after their backlog.
-func (l Listeners) CloseListener(name string) { l.d.Close(name) }
+func (l *Listeners) CloseListener(name string) { l.d.Close(name) }
 
 // CloseAllListeners closes every listener.
-func (l Listeners) CloseAllListeners() { l.d.CloseAll() }
+func (l *Listeners) CloseAllListeners() { l.d.CloseAll() }
 
 // KillListener ends the listener's consumers now.
-func (l Listeners) KillListener(name string) { l.d.Kill(name) }
+func (l *Listeners) KillListener(name string) { l.d.Kill(name) }
 
 // KillAllListeners kills every listener.
-func (l Listeners) KillAllListeners() { l.d.KillAll() }
+func (l *Listeners) KillAllListeners() { l.d.KillAll() }
 
 // KillListenerConsumer kills one consumer.
-func (l Listeners) KillListenerConsumer(id int) { l.d.KillConsumer(id) }
+func (l *Listeners) KillListenerConsumer(id int) { l.d.KillConsumer(id) }
 
 // ListenerBackpressure is the largest backlog of the listener's consumers.
-func (l Listeners) ListenerBackpressure(name string) int { return l.d.Backpressure(name) }
+func (l *Listeners) ListenerBackpressure(name string) int { return l.d.Backpressure(name) }
 
 // AllListenersBackpressure is the largest backlog of any listener consumer.
-func (l Listeners) AllListenersBackpressure() int { return l.d.BackpressureAll() }
+func (l *Listeners) AllListenersBackpressure() int { return l.d.BackpressureAll() }
 
 // ListenerConsumerBackpressure is the backlog of one consumer.
-func (l Listeners) ListenerConsumerBackpressure(id int) int { return l.d.ConsumerBackpressure(id) }
+func (l *Listeners) ListenerConsumerBackpressure(id int) int { return l.d.ConsumerBackpressure(id) }
 
 // ListenerConsumerStats lists the listener's consumers.
-func (l Listeners) ListenerConsumerStats(name string) []ConsumerStats { return l.d.Stats(name) }
+func (l *Listeners) ListenerConsumerStats(name string) []ConsumerStats { return l.d.Stats(name) }
 
 // AllListenersConsumerStats lists every listener consumer.
-func (l Listeners) AllListenersConsumerStats() []ConsumerStats { return l.d.StatsAll() }
+func (l *Listeners) AllListenersConsumerStats() []ConsumerStats { return l.d.StatsAll() }
 
 // HasListenerConsumer reports whether consumer id reads the listener.
-func (l Listeners) HasListenerConsumer(name string, id int) bool { return l.d.HasConsumer(name, id) }
+func (l *Listeners) HasListenerConsumer(name string, id int) bool { return l.d.HasConsumer(name, id) }
 
 // HasAnyListenerConsumer reports whether consumer id reads any listener.
-func (l Listeners) HasAnyListenerConsumer(id int) bool { return l.d.HasAnyConsumer(id) }
+func (l *Listeners) HasAnyListenerConsumer(id int) bool { return l.d.HasAnyConsumer(id) }
 
-func (l Listeners) emit(e Event) {
+func (l *Listeners) emit(e Event) {
 	l.d.Write(e.EventName(), e)
 }
 
@@ -105,87 +107,192 @@ func Listen[E Event](from interface{ Listener(string) Stream[Event] }) Stream[E]
 }
 
 // Receivers is the receiver side of a Socket: transmits by name.
-type Receivers struct{ d *stream.Demux[any] }
+type Receivers struct{ d lazyDemux }
 
 // Receiver returns the stream of the data transmitted to name.
-func (r Receivers) Receiver(name string) Stream[Data] { return stream.NewStream[Data](r.d, name) }
+func (r *Receivers) Receiver(name string) Stream[Data] { return stream.NewStream[Data](r.d.demux(), name) }
 
 // CloseReceiver ends the receiver's consumers after their backlog.
-func (r Receivers) CloseReceiver(name string) { r.d.Close(name) }
+func (r *Receivers) CloseReceiver(name string) { r.d.Close(name) }
 
 // CloseAllReceivers closes every receiver.
-func (r Receivers) CloseAllReceivers() { r.d.CloseAll() }
+func (r *Receivers) CloseAllReceivers() { r.d.CloseAll() }
 
 // KillReceiver ends the receiver's consumers now.
-func (r Receivers) KillReceiver(name string) { r.d.Kill(name) }
+func (r *Receivers) KillReceiver(name string) { r.d.Kill(name) }
 
 // KillAllReceivers kills every receiver.
-func (r Receivers) KillAllReceivers() { r.d.KillAll() }
+func (r *Receivers) KillAllReceivers() { r.d.KillAll() }
 
 // KillReceiverConsumer kills one consumer.
-func (r Receivers) KillReceiverConsumer(id int) { r.d.KillConsumer(id) }
+func (r *Receivers) KillReceiverConsumer(id int) { r.d.KillConsumer(id) }
 
 // ReceiverBackpressure is the largest backlog of the receiver's consumers.
-func (r Receivers) ReceiverBackpressure(name string) int { return r.d.Backpressure(name) }
+func (r *Receivers) ReceiverBackpressure(name string) int { return r.d.Backpressure(name) }
 
 // AllReceiversBackpressure is the largest backlog of any receiver consumer.
-func (r Receivers) AllReceiversBackpressure() int { return r.d.BackpressureAll() }
+func (r *Receivers) AllReceiversBackpressure() int { return r.d.BackpressureAll() }
 
 // ReceiverConsumerBackpressure is the backlog of one consumer.
-func (r Receivers) ReceiverConsumerBackpressure(id int) int { return r.d.ConsumerBackpressure(id) }
+func (r *Receivers) ReceiverConsumerBackpressure(id int) int { return r.d.ConsumerBackpressure(id) }
 
 // ReceiverConsumerStats lists the receiver's consumers.
-func (r Receivers) ReceiverConsumerStats(name string) []ConsumerStats { return r.d.Stats(name) }
+func (r *Receivers) ReceiverConsumerStats(name string) []ConsumerStats { return r.d.Stats(name) }
 
 // AllReceiversConsumerStats lists every receiver consumer.
-func (r Receivers) AllReceiversConsumerStats() []ConsumerStats { return r.d.StatsAll() }
+func (r *Receivers) AllReceiversConsumerStats() []ConsumerStats { return r.d.StatsAll() }
 
 // HasReceiverConsumer reports whether consumer id reads the receiver.
-func (r Receivers) HasReceiverConsumer(name string, id int) bool { return r.d.HasConsumer(name, id) }
+func (r *Receivers) HasReceiverConsumer(name string, id int) bool { return r.d.HasConsumer(name, id) }
 
 // HasAnyReceiverConsumer reports whether consumer id reads any receiver.
-func (r Receivers) HasAnyReceiverConsumer(id int) bool { return r.d.HasAnyConsumer(id) }
+func (r *Receivers) HasAnyReceiverConsumer(id int) bool { return r.d.HasAnyConsumer(id) }
 
 // Procedures is the procedure side of a Socket: invokes by name.
-type Procedures struct{ d *stream.Demux[any] }
+type Procedures struct{ d lazyDemux }
 
 // Procedure returns the stream of requests invoking name.
-func (p Procedures) Procedure(name string) Stream[*Request] {
-	return stream.NewStream[*Request](p.d, name)
+func (p *Procedures) Procedure(name string) Stream[*Request] {
+	return stream.NewStream[*Request](p.d.demux(), name)
 }
 
 // CloseProcedure ends the procedure's consumers after their backlog.
-func (p Procedures) CloseProcedure(name string) { p.d.Close(name) }
+func (p *Procedures) CloseProcedure(name string) { p.d.Close(name) }
 
 // CloseAllProcedures closes every procedure.
-func (p Procedures) CloseAllProcedures() { p.d.CloseAll() }
+func (p *Procedures) CloseAllProcedures() { p.d.CloseAll() }
 
 // KillProcedure ends the procedure's consumers now.
-func (p Procedures) KillProcedure(name string) { p.d.Kill(name) }
+func (p *Procedures) KillProcedure(name string) { p.d.Kill(name) }
 
 // KillAllProcedures kills every procedure.
-func (p Procedures) KillAllProcedures() { p.d.KillAll() }
+func (p *Procedures) KillAllProcedures() { p.d.KillAll() }
 
 // KillProcedureConsumer kills one consumer.
-func (p Procedures) KillProcedureConsumer(id int) { p.d.KillConsumer(id) }
+func (p *Procedures) KillProcedureConsumer(id int) { p.d.KillConsumer(id) }
 
 // ProcedureBackpressure is the largest backlog of the procedure's consumers.
-func (p Procedures) ProcedureBackpressure(name string) int { return p.d.Backpressure(name) }
+func (p *Procedures) ProcedureBackpressure(name string) int { return p.d.Backpressure(name) }
 
 // AllProceduresBackpressure is the largest backlog of any procedure consumer.
-func (p Procedures) AllProceduresBackpressure() int { return p.d.BackpressureAll() }
+func (p *Procedures) AllProceduresBackpressure() int { return p.d.BackpressureAll() }
 
 // ProcedureConsumerBackpressure is the backlog of one consumer.
-func (p Procedures) ProcedureConsumerBackpressure(id int) int { return p.d.ConsumerBackpressure(id) }
+func (p *Procedures) ProcedureConsumerBackpressure(id int) int { return p.d.ConsumerBackpressure(id) }
 
 // ProcedureConsumerStats lists the procedure's consumers.
-func (p Procedures) ProcedureConsumerStats(name string) []ConsumerStats { return p.d.Stats(name) }
+func (p *Procedures) ProcedureConsumerStats(name string) []ConsumerStats { return p.d.Stats(name) }
 
 // AllProceduresConsumerStats lists every procedure consumer.
-func (p Procedures) AllProceduresConsumerStats() []ConsumerStats { return p.d.StatsAll() }
+func (p *Procedures) AllProceduresConsumerStats() []ConsumerStats { return p.d.StatsAll() }
 
 // HasProcedureConsumer reports whether consumer id reads the procedure.
-func (p Procedures) HasProcedureConsumer(name string, id int) bool { return p.d.HasConsumer(name, id) }
+func (p *Procedures) HasProcedureConsumer(name string, id int) bool { return p.d.HasConsumer(name, id) }
 
 // HasAnyProcedureConsumer reports whether consumer id reads any procedure.
-func (p Procedures) HasAnyProcedureConsumer(id int) bool { return p.d.HasAnyConsumer(id) }
+func (p *Procedures) HasAnyProcedureConsumer(id int) bool { return p.d.HasAnyConsumer(id) }
+
+// lazyDemux is a stream.Demux made by the first call that needs one (a
+// stream handed out for a consumer): most sockets never get a consumer on
+// most of their three demuxes, and an idle socket should not hold them.
+// Before that, writes are dropped and queries answer as for an empty
+// demux, as the demux itself would.
+type lazyDemux struct{ p atomic.Pointer[stream.Demux[any]] }
+
+// demux returns the demux, making it if there is none yet.
+func (l *lazyDemux) demux() *stream.Demux[any] {
+	if d := l.p.Load(); d != nil {
+		return d
+	}
+	d := stream.NewDemux[any]()
+	if l.p.CompareAndSwap(nil, d) {
+		return d
+	}
+	return l.p.Load()
+}
+
+func (l *lazyDemux) Write(name string, v any) {
+	if d := l.p.Load(); d != nil {
+		d.Write(name, v)
+	}
+}
+
+func (l *lazyDemux) HasConsumers(name string) bool {
+	d := l.p.Load()
+	return d != nil && d.HasConsumers(name)
+}
+
+func (l *lazyDemux) Close(name string) {
+	if d := l.p.Load(); d != nil {
+		d.Close(name)
+	}
+}
+
+func (l *lazyDemux) CloseAll() {
+	if d := l.p.Load(); d != nil {
+		d.CloseAll()
+	}
+}
+
+func (l *lazyDemux) Kill(name string) {
+	if d := l.p.Load(); d != nil {
+		d.Kill(name)
+	}
+}
+
+func (l *lazyDemux) KillAll() {
+	if d := l.p.Load(); d != nil {
+		d.KillAll()
+	}
+}
+
+func (l *lazyDemux) KillConsumer(id int) {
+	if d := l.p.Load(); d != nil {
+		d.KillConsumer(id)
+	}
+}
+
+func (l *lazyDemux) Backpressure(name string) int {
+	if d := l.p.Load(); d != nil {
+		return d.Backpressure(name)
+	}
+	return 0
+}
+
+func (l *lazyDemux) BackpressureAll() int {
+	if d := l.p.Load(); d != nil {
+		return d.BackpressureAll()
+	}
+	return 0
+}
+
+func (l *lazyDemux) ConsumerBackpressure(id int) int {
+	if d := l.p.Load(); d != nil {
+		return d.ConsumerBackpressure(id)
+	}
+	return 0
+}
+
+func (l *lazyDemux) Stats(name string) []ConsumerStats {
+	if d := l.p.Load(); d != nil {
+		return d.Stats(name)
+	}
+	return nil
+}
+
+func (l *lazyDemux) StatsAll() []ConsumerStats {
+	if d := l.p.Load(); d != nil {
+		return d.StatsAll()
+	}
+	return nil
+}
+
+func (l *lazyDemux) HasConsumer(name string, id int) bool {
+	d := l.p.Load()
+	return d != nil && d.HasConsumer(name, id)
+}
+
+func (l *lazyDemux) HasAnyConsumer(id int) bool {
+	d := l.p.Load()
+	return d != nil && d.HasAnyConsumer(id)
+}

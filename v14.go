@@ -95,6 +95,12 @@ func nameList(m map[string]bool) string {
 	return strings.Join(names, ", ")
 }
 
+// hasEventHandlers reports whether p holds handlers of the event name.
+func hasEventHandlers(p *atomic.Pointer[v14Handlers], name string) bool {
+	h := p.Load()
+	return h != nil && len(h.eventHandlers(name)) > 0
+}
+
 // callEvent calls the handlers of e's name, if any.
 func (srv *Server) callEvent(p *atomic.Pointer[v14Handlers], e Event) {
 	h := p.Load()

@@ -228,6 +228,9 @@ func skipStringFast(b []byte, i int) int {
 func unquote(v []byte) string {
 	inner := v[1 : len(v)-1]
 	if !hasEscape(inner) && utf8.Valid(inner) {
+		if k, ok := known(inner); ok {
+			return k
+		}
 		return string(inner)
 	}
 	var s string
@@ -383,4 +386,30 @@ func Number(raw []byte) (float64, bool) {
 		return 0, false
 	}
 	return number(raw)
+}
+
+// known returns the protocol's event names and keys without allocating
+// (a switch on string(b) does not copy b).
+func known(b []byte) (string, bool) {
+	switch string(b) {
+	case "#handshake":
+		return "#handshake", true
+	case "#publish":
+		return "#publish", true
+	case "#subscribe":
+		return "#subscribe", true
+	case "#unsubscribe":
+		return "#unsubscribe", true
+	case "#authenticate":
+		return "#authenticate", true
+	case "#removeAuthToken":
+		return "#removeAuthToken", true
+	case "authToken":
+		return "authToken", true
+	case "channel":
+		return "channel", true
+	case "data":
+		return "data", true
+	}
+	return "", false
 }
