@@ -234,7 +234,10 @@ func (h *hub) reconcile(sh *hubShard, c *hubChannel) {
 			return
 		}
 		c.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), h.srv.opts.BrokerTimeout)
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
+		if !h.inproc { // an in-process broker has nothing to wait for
+			ctx, cancel = context.WithTimeout(ctx, h.srv.opts.BrokerTimeout)
+		}
 		var err error
 		if want {
 			err = h.broker.Subscribe(ctx, []string{c.name})

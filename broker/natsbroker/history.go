@@ -40,16 +40,6 @@ const (
 	hdrEpoch  = "Sc-Epoch"
 )
 
-// Item kinds in the delivery queue.
-const (
-	kindMsg     uint8 = iota // plain message
-	kindHist                 // history publication
-	kindStart                // starting position of a newly subscribed channel
-	kindCatchUp              // read what the channel missed
-	kindForget               // the channel was unsubscribed
-	kindRetry                // retry the fills that failed
-)
-
 // maxPublishTries bounds the retries of a publish that lost a race for an
 // offset.
 const maxPublishTries = 50
@@ -256,7 +246,7 @@ func (b *Broker) PublishHistory(ctx context.Context, channel string, payload []b
 		// NoEcho: this connection does not receive its own publish; queue
 		// it for the local subscribers here.
 		if b.subscribed(channel) {
-			b.q.Push(dqueue.Item{Channel: channel, Kind: kindHist, Pos: pos, Payload: payload})
+			b.q.Push(dqueue.Item{Channel: channel, Kind: hseq.KindHist, Pos: pos, Payload: payload})
 		}
 		return pos, nil
 	}
@@ -383,7 +373,7 @@ func (b *Broker) startPositions(ctx context.Context, channels []string) error {
 		if err != nil {
 			return err
 		}
-		if !b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: kindStart, Pos: res.Top}) {
+		if !b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: hseq.KindStart, Pos: res.Top}) {
 			return ctx.Err()
 		}
 	}
@@ -405,35 +395,13 @@ func (b *Broker) queueCatchUp(ctx context.Context) {
 	}
 	b.mu.RUnlock()
 	for _, ch := range chs {
-		b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: kindCatchUp})
+		b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: hseq.KindCatchUp})
 	}
 }
 
 // handleItem runs in the delivery goroutine.
 func (b *Broker) handleItem(it dqueue.Item) {
-	switch it.Kind {
-	case kindMsg:
-		if b.subscribed(it.Channel) {
-			b.h.Deliver(it.Channel, it.Payload)
-		}
-	case kindHist:
-		if opts, ok := b.historyOf(it.Channel); ok && b.subscribed(it.Channel) {
-			b.seq.Live(b.ctx, it.Channel, broker.Publication{Position: it.Pos, Payload: it.Payload}, opts)
-		}
-	case kindStart:
-		b.seq.Start(it.Channel, it.Pos)
-	case kindCatchUp:
-		if opts, ok := b.historyOf(it.Channel); ok && b.subscribed(it.Channel) {
-			b.seq.CatchUp(b.ctx, it.Channel, opts)
-		}
-	case kindForget:
-		b.seq.Forget(it.Channel)
-	case kindRetry:
-		b.seq.Retry(b.ctx, b.historyOf)
-	}
-	if b.seq != nil {
-		b.seqStale.Store(b.seq.Stale())
-	}
+	b.seqStale.Store(hseq.Handle(b.ctx, b.seq, hseq.Target{Handler: b.h, Wanted: b.subscribed, HistoryOf: b.historyOf}, it))
 }
 
 func newSeq(b *Broker) *hseq.Seq {

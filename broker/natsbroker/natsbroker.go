@@ -376,7 +376,7 @@ func (b *Broker) Unsubscribe(ctx context.Context, channels []string) error {
 	if b.hh != nil && b.state.Load() == lifecycle.Running {
 		for _, ch := range channels {
 			if _, ok := b.hh.History(ch); ok {
-				b.q.Push(dqueue.Item{Channel: ch, Kind: kindForget})
+				b.q.Push(dqueue.Item{Channel: ch, Kind: hseq.KindForget})
 			}
 		}
 	}
@@ -556,7 +556,7 @@ func (b *Broker) pump() {
 				if err != nil || !ok {
 					continue
 				}
-				it = dqueue.Item{Channel: ch, Payload: payload, Kind: kindHist, Pos: pos}
+				it = dqueue.Item{Channel: ch, Payload: payload, Kind: hseq.KindHist, Pos: pos}
 			} else {
 				ch, payload, err := b.decode(m.Subject, m.Data)
 				if err != nil {
@@ -603,7 +603,7 @@ func (b *Broker) monitor() {
 			}
 		case <-tick.C:
 			if b.seqStale.Load() {
-				b.q.Push(dqueue.Item{Kind: kindRetry})
+				b.q.Push(dqueue.Item{Kind: hseq.KindRetry})
 			}
 			if shown && b.q.Low() && len(b.in) <= cap(b.in)/2 {
 				shown = false

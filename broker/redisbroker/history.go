@@ -29,16 +29,6 @@ import (
 // another slot; the receiving side puts late messages back in order from
 // the stream).
 
-// Item kinds in the delivery queue.
-const (
-	kindMsg     uint8 = iota // plain message
-	kindHist                 // history publication (Pos, Payload)
-	kindStart                // starting position of a newly subscribed channel (Pos)
-	kindCatchUp              // read what the channel missed (after a reconnection)
-	kindForget               // the channel was unsubscribed
-	kindRetry                // retry the fills that failed
-)
-
 const publishScript = `
 local epoch = redis.call('HGET', KEYS[2], 'e')
 if not epoch then
@@ -313,7 +303,7 @@ func (b *Broker) startPositions(ctx context.Context, channels []string) error {
 		if err != nil {
 			return err
 		}
-		if !b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: kindStart, Pos: res.Top}) {
+		if !b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: hseq.KindStart, Pos: res.Top}) {
 			return ctx.Err()
 		}
 	}
@@ -328,36 +318,14 @@ func (b *Broker) queueCatchUp(ctx context.Context, channels []string) {
 	}
 	for _, ch := range channels {
 		if _, ok := b.hh.History(ch); ok {
-			b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: kindCatchUp})
+			b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: hseq.KindCatchUp})
 		}
 	}
 }
 
 // handleItem runs in the delivery goroutine.
 func (b *Broker) handleItem(it dqueue.Item) {
-	switch it.Kind {
-	case kindMsg:
-		if b.wanted(it.Channel) {
-			b.h.Deliver(it.Channel, it.Payload)
-		}
-	case kindHist:
-		if opts, ok := b.historyOf(it.Channel); ok && b.wanted(it.Channel) {
-			b.seq.Live(b.ctx, it.Channel, broker.Publication{Position: it.Pos, Payload: it.Payload}, opts)
-		}
-	case kindStart:
-		b.seq.Start(it.Channel, it.Pos)
-	case kindCatchUp:
-		if opts, ok := b.historyOf(it.Channel); ok && b.wanted(it.Channel) {
-			b.seq.CatchUp(b.ctx, it.Channel, opts)
-		}
-	case kindForget:
-		b.seq.Forget(it.Channel)
-	case kindRetry:
-		b.seq.Retry(b.ctx, b.historyOf)
-	}
-	if b.seq != nil {
-		b.seqStale.Store(b.seq.Stale())
-	}
+	b.seqStale.Store(hseq.Handle(b.ctx, b.seq, hseq.Target{Handler: b.h, Wanted: b.wanted, HistoryOf: b.historyOf}, it))
 }
 
 func newSeq(b *Broker) *hseq.Seq {

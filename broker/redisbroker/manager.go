@@ -12,6 +12,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/socketcluster-go/socketcluster/broker/internal/dqueue"
+	"github.com/socketcluster-go/socketcluster/broker/internal/hseq"
 )
 
 // pconn is one pub/sub connection: to the Redis (standalone, Sentinel), or
@@ -91,7 +92,7 @@ func (m *manager) run() {
 		case <-tick.C:
 			m.checkOverflow()
 			if b.seqStale.Load() {
-				b.q.Push(dqueue.Item{Kind: kindRetry})
+				b.q.Push(dqueue.Item{Kind: hseq.KindRetry})
 			}
 		}
 	}

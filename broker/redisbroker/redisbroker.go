@@ -302,7 +302,7 @@ func (b *Broker) Unsubscribe(ctx context.Context, channels []string) error {
 	if b.hh != nil && b.state.Load() == lifecycle.Running {
 		for _, ch := range channels {
 			if _, ok := b.hh.History(ch); ok {
-				b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: kindForget})
+				b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: hseq.KindForget})
 			}
 		}
 	}
@@ -476,7 +476,7 @@ func (b *Broker) onMessage(m rueidis.PubSubMessage) {
 		if !ok {
 			return // not from a history publish: ignored
 		}
-		it.Kind, it.Pos, it.Payload = kindHist, pos, payload
+		it.Kind, it.Pos, it.Payload = hseq.KindHist, pos, payload
 	} else {
 		it.Payload = []byte(m.Message)
 	}

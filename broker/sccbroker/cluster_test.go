@@ -52,10 +52,11 @@ func listen(t *testing.T) net.Listener {
 func port(l net.Listener) int { return l.Addr().(*net.TCPAddr).Port }
 
 type cluster struct {
-	t     *testing.T
-	state *state.Server
-	url   string // scc-state WebSocket URL
-	key   string
+	t         *testing.T
+	state     *state.Server
+	stopState func() // closes scc-state and its listener
+	url       string // scc-state WebSocket URL
+	key       string
 }
 
 // newCluster starts an scc-state with short delays.
@@ -70,9 +71,11 @@ func newCluster(t *testing.T, key string) *cluster {
 		t.Fatal(err)
 	}
 	l := listen(t)
-	serve(t, l, s.HTTPServer())
+	hs := s.HTTPServer()
+	serve(t, l, hs)
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return &cluster{t: t, state: s, url: "ws://" + l.Addr().String() + "/socketcluster/", key: key}
+	stop := func() { _ = s.Close(context.Background()); _ = hs.Close() }
+	return &cluster{t: t, state: s, stopState: stop, url: "ws://" + l.Addr().String() + "/socketcluster/", key: key}
 }
 
 // relay starts an scc-broker of ours; stop ends it.
@@ -616,5 +619,51 @@ func TestPublishBatchOnePacketPerChannel(t *testing.T) {
 	}
 	eventually(t, "the three messages", func() bool { return col.count() == 3 })
 	col.check(t, []string{"b"}, 1, 1)
+	col.check(t, []string{"a"}, 1, 2)
+}
+
+// scc-state restarts (replaced): messages keep flowing meanwhile, and the
+// relay and the workers join the new one by themselves.
+func TestStateRestart(t *testing.T) {
+	c := newCluster(t, "k")
+	c.relay()
+	w1, w2 := c.worker(sccbroker.Options{}), c.worker(sccbroker.Options{})
+	col := subscribeAll(t, w2.url, []string{"a"})
+	w1.settled(t, 1)
+	w2.settled(t, 1)
+	addr := c.url[len("ws://"):strings.LastIndex(c.url, "/socketcluster/")]
+	c.stopState()
+	eventually(t, "the workers lose scc-state", func() bool { return w1.b.Stats().StateLost > 0 && w2.b.Stats().StateLost > 0 })
+
+	pub := dial(t, w1.url)
+	if err := pub.InvokePublish(context.Background(), "a", msg{0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "delivery without scc-state", func() bool { return col.count() == 1 })
+
+	o := state.DefaultOptions()
+	// The start-up delay lets the relay join before the workers, whose
+	// join answer would otherwise hold no broker until it is announced.
+	o.AuthKey, o.StartupDelay, o.ScaleOutDelay, o.ScaleBackDelay, o.Logger = "k", 3*time.Second, 100*time.Millisecond, 100*time.Millisecond, quiet
+	s2, err := state.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the old address %s is taken: %v", addr, err)
+	}
+	serve(t, l, s2.HTTPServer())
+	t.Cleanup(func() { _ = s2.Close(context.Background()) })
+	eventually(t, "everyone joined the new scc-state", func() bool {
+		st := s2.Stats()
+		return st.Brokers == 1 && st.Workers == 2
+	})
+	w1.settled(t, 1)
+	w2.settled(t, 1)
+	if err := pub.InvokePublish(context.Background(), "a", msg{0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "delivery after the restart", func() bool { return col.count() == 2 })
 	col.check(t, []string{"a"}, 1, 2)
 }

@@ -2,7 +2,7 @@
 // helper: a client that was disconnected gets exactly what it missed on a
 // history channel, in order, then the live publications; a position older
 // than the history is refused and the app is told. Channel history is an
-// extension of the Go fixture beyond INTEROP.md (SC_HISTORY), so these tests
+// extension of the Go fixture beyond docs/interop-fixture.md's base contract (SC_HISTORY), so these tests
 // are skipped against the reference.
 
 import {test} from 'node:test';
