@@ -2,6 +2,7 @@ package socketcluster_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -54,7 +55,13 @@ func (c *countingConn) Write(b []byte) (int, error) {
 		// (empty text frames) are not deliveries. 0xc1: compressed
 		// (permessage-deflate).
 		if len(b) > 2 && (b[0] == 0x81 || b[0] == 0xc1) {
-			c.counter.Add(1)
+			if b[0] == 0x81 && (b[2] == '[' || len(b) > 4 && b[1] == 126 && b[4] == '[') {
+				// An array frame (Options.CoalescePackets): one
+				// delivery per publication in it.
+				c.counter.Add(int64(bytes.Count(b, []byte(`"#publish"`))))
+			} else {
+				c.counter.Add(1)
+			}
 		}
 		return len(b), nil
 	}
@@ -179,5 +186,55 @@ func BenchmarkFanOut(b *testing.B) {
 			b.ReportMetric(float64(elapsed.Nanoseconds())/msgs, "ns/msg")
 			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/msgs, "allocs/msg")
 		})
+	}
+}
+
+// BenchmarkFanOutBurst publishes bursts of 10 messages per op to a channel
+// with n local subscribers, with and without Options.CoalescePackets, and
+// waits until every subscriber has them all. ns/msg is per delivery.
+func BenchmarkFanOutBurst(b *testing.B) {
+	const burst = 10
+	for _, n := range []int{100, 1000} {
+		for _, coalesce := range []bool{false, true} {
+			b.Run(fmt.Sprintf("subscribers=%d/coalesce=%v", n, coalesce), func(b *testing.B) {
+				srv, err := sc.New(sc.Options{Logger: quietLogger, PingInterval: time.Hour, PingTimeout: time.Hour, CoalescePackets: coalesce})
+				if err != nil {
+					b.Fatal(err)
+				}
+				var delivered atomic.Int64
+				closers := make([]func(), n)
+				for i := range closers {
+					closers[i] = pipeSubscribe(b, srv, "bench", &delivered)
+				}
+				for delivered.Load() < int64(n) {
+					runtime.Gosched()
+				}
+				delivered.Store(0)
+				defer func() {
+					for _, c := range closers {
+						c()
+					}
+					_ = srv.Close(context.Background())
+				}()
+				data := map[string]any{"bid": 1.0842, "ask": 1.0844, "ts": 1732245000123}
+				exch := srv.Exchange()
+				start := time.Now()
+				ops := 0
+				b.ReportAllocs()
+				for b.Loop() {
+					ops++
+					for range burst {
+						if err := exch.TransmitPublish("bench", data); err != nil {
+							b.Fatal(err)
+						}
+					}
+					want := int64(ops * n * burst)
+					for delivered.Load() < want {
+						runtime.Gosched()
+					}
+				}
+				b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(ops*n*burst), "ns/msg")
+			})
+		}
 	}
 }

@@ -122,6 +122,18 @@ type Options struct {
 	// are never blocked. Default 64 MiB. The reference has no limit.
 	// cmd/scserver uses 2 MiB (docs/performance.md has the measurement).
 	OutboundQueueLimit int
+
+	// CoalescePackets merges packets queued for one socket into one JSON
+	// array frame: when several plain JSON packets (events, responses,
+	// publications) wait in a socket's queue at flush time, each run of
+	// them is sent as one array frame of at most 64 KiB, in order. Binary,
+	// compressed, raw (Socket.Send), ping, close, handshake and already
+	// batched frames are never merged. Every supported client major
+	// (socketcluster-client 14 to 20, asyngular-client 6) handles such an
+	// array packet by packet, but the wire then differs from the
+	// reference's one frame per packet (a client's raw "message" listener
+	// sees the array), so it is off by default (docs/protocol.md §2.4).
+	CoalescePackets bool
 	// WriteTimeout bounds each write to a socket; a socket that accepts no
 	// data for this long is terminated (1006). Default 30s.
 	WriteTimeout time.Duration

@@ -70,6 +70,8 @@ type Socket struct {
 	outMu     sync.Mutex
 	outQ      [][]byte
 	outSpare  [][]byte
+	outPkt    []bool // outPkt[i]: outQ[i] is one plain JSON packet (coalescable)
+	outPktSp  []bool
 	outBytes  int
 	flushing  bool
 	outClosed bool

@@ -105,7 +105,7 @@ func (s *Socket) sendPacket(buf []byte) {
 		s.emitError(err)
 		return
 	}
-	s.enqueue(frame)
+	s.enqueuePacket(frame)
 }
 
 func (s *Socket) sendResponse(rid float64, data, errRaw []byte) {
@@ -126,15 +126,27 @@ func (s *Socket) sendInvoke(event string, cid float64, data []byte) {
 	s.sendPacket(buf)
 }
 
-// enqueue queues a complete frame. It reports false when the socket no
-// longer sends.
+// enqueue queues a complete frame that is never merged with others (raw
+// sends, pings, batches, the handshake answer). It reports false when the
+// socket no longer sends.
 func (s *Socket) enqueue(frame []byte) bool {
+	return s.enqueueFrame(frame, false)
+}
+
+// enqueuePacket queues a frame holding one JSON packet: the flusher may
+// send it inside an array frame with its neighbours (coalesce).
+func (s *Socket) enqueuePacket(frame []byte) bool {
+	return s.enqueueFrame(frame, s.server.codec == nil && s.server.opts.CoalescePackets)
+}
+
+func (s *Socket) enqueueFrame(frame []byte, packet bool) bool {
 	s.outMu.Lock()
 	if s.outClosed {
 		s.outMu.Unlock()
 		return false
 	}
 	s.outQ = append(s.outQ, frame)
+	s.outPkt = append(s.outPkt, packet)
 	s.outBytes += len(frame)
 	s.outboundPrepared.Add(1)
 	over := s.outBytes > s.server.opts.OutboundQueueLimit && !s.slow
@@ -173,6 +185,7 @@ func (s *Socket) slowConsumer(queued int) {
 	s.outMu.Lock()
 	dropped := len(s.outQ)
 	s.outQ = nil
+	s.outPkt = nil
 	s.outBytes = 0
 	s.outMu.Unlock()
 	s.outboundSent.Add(int64(dropped))
@@ -194,23 +207,25 @@ func (s *Socket) flush() {
 			}
 			return
 		}
-		q := s.outQ
-		s.outQ = s.outSpare[:0]
+		q, pk := s.outQ, s.outPkt
+		s.outQ, s.outPkt = s.outSpare[:0], s.outPktSp[:0]
 		s.outBytes = 0
 		s.outMu.Unlock()
 
-		n, size := len(q), 0
-		for _, f := range q {
+		n := len(q)
+		w := coalesce(q, pk)
+		size := 0
+		for _, f := range w {
 			size += len(f)
 		}
-		err := s.conn.WriteFrames(q)
+		err := s.conn.WriteFrames(w)
 		s.outboundSent.Add(int64(n))
 		if err == nil {
 			s.server.counters.bytesOut.Add(int64(size))
 		}
 		clear(q)
 		s.outMu.Lock()
-		s.outSpare = q[:0]
+		s.outSpare, s.outPktSp = q[:0], pk[:0]
 		s.outMu.Unlock()
 		if err == wsconn.ErrAborted {
 			// A slow consumer: the frames are dropped, the close frame
@@ -221,6 +236,7 @@ func (s *Socket) flush() {
 			s.outMu.Lock()
 			s.outClosed = true
 			s.outQ = nil
+			s.outPkt = nil
 			cr := s.closeReq
 			s.closeReq = nil
 			s.flushing = false
@@ -232,6 +248,65 @@ func (s *Socket) flush() {
 			return
 		}
 	}
+}
+
+// maxCoalesced bounds the payload of an array frame built by coalesce.
+const maxCoalesced = 64 << 10
+
+// coalesce merges runs of adjacent frames marked as plain JSON packets
+// (pk) into one JSON array frame each, in order, in place in q, and
+// returns the frames to write. A run stops at any other frame (raw, ping,
+// binary, compressed, batch) and before its payload would pass
+// maxCoalesced; a run of one keeps its frame as it is. The shared frame of
+// a publication is copied into the array, never re-encoded.
+func coalesce(q [][]byte, pk []bool) [][]byte {
+	if len(q) < 2 || len(pk) != len(q) {
+		return q
+	}
+	out := q[:0]
+	for i := 0; i < len(q); {
+		p, ok := packetPayload(q, pk, i)
+		if !ok {
+			out = append(out, q[i])
+			i++
+			continue
+		}
+		j, size := i+1, 2+len(p)
+		for ; j < len(q); j++ {
+			pj, ok := packetPayload(q, pk, j)
+			if !ok || size+1+len(pj) > maxCoalesced {
+				break
+			}
+			size += 1 + len(pj)
+		}
+		if j-i == 1 {
+			out = append(out, q[i])
+			i++
+			continue
+		}
+		buf := make([]byte, wsconn.MaxHeader, wsconn.MaxHeader+size)
+		buf = append(buf, '[')
+		for k := i; k < j; k++ {
+			if k > i {
+				buf = append(buf, ',')
+			}
+			pl, _ := wsconn.PlainTextPayload(q[k])
+			buf = append(buf, pl...)
+		}
+		buf = append(buf, ']')
+		start := wsconn.PutHeader(buf, false, len(buf)-wsconn.MaxHeader)
+		out = append(out, buf[start:])
+		i = j
+	}
+	return out
+}
+
+// packetPayload returns the JSON packet in q[i] when it may be coalesced.
+func packetPayload(q [][]byte, pk []bool, i int) ([]byte, bool) {
+	if !pk[i] {
+		return nil, false
+	}
+	return wsconn.PlainTextPayload(q[i])
 }
 
 // queueClose makes the close frame the last thing written: everything

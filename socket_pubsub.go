@@ -334,7 +334,7 @@ func (s *Socket) deliverPublish(p *publication) {
 		if s.conn.Deflate() {
 			frame = p.deflatedFrame(s.server.compressor)
 		}
-		s.enqueue(frame) // a closed socket's queue refuses it
+		s.enqueuePacket(frame) // a closed socket's queue refuses it
 	}
 }
 

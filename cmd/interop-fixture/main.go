@@ -137,6 +137,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		AuthPublicKey:        opts.AuthPublicKey,
 		Codec:                opts.Codec,
 		OutboundQueueLimit:   opts.OutboundQueueLimit,
+		CoalescePackets:      opts.CoalescePackets,
 		History:              opts.History,
 		PerMessageDeflate:    opts.PerMessageDeflate,
 		AckTimeout:           ms(c.ackTimeout),
@@ -216,6 +217,9 @@ func extraOptions(getenv func(string) string) (sc.Options, error) {
 		}
 		o.OutboundQueueLimit = n
 	}
+	// SC_COALESCE=1 turns on Options.CoalescePackets (array frames for
+	// packets queued together), for running the client suite with it.
+	o.CoalescePackets = getenv("SC_COALESCE") == "1"
 	if v := getenv("SC_HISTORY"); v != "" {
 		h := sc.ChannelHistory{Size: 100, TTL: 5 * time.Minute}
 		for _, p := range strings.Split(v, ",") {

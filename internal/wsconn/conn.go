@@ -630,3 +630,33 @@ func (c *Conn) Close() error {
 	}
 	return err
 }
+
+// PlainTextPayload returns the payload of a complete, final, uncompressed
+// server text frame (as built by PutHeader or Frame), and false for any
+// other frame (binary, compressed, control, fragmented).
+func PlainTextPayload(frame []byte) ([]byte, bool) {
+	if len(frame) < 2 || frame[0] != 0x80|byte(ws.OpText) {
+		return nil, false
+	}
+	n, h := int(frame[1]), 2
+	switch n {
+	case 126:
+		if len(frame) < 4 {
+			return nil, false
+		}
+		n, h = int(binary.BigEndian.Uint16(frame[2:])), 4
+	case 127:
+		if len(frame) < 10 {
+			return nil, false
+		}
+		u := binary.BigEndian.Uint64(frame[2:])
+		if u > uint64(len(frame)) {
+			return nil, false
+		}
+		n, h = int(u), 10
+	}
+	if len(frame)-h != n {
+		return nil, false
+	}
+	return frame[h:], true
+}
