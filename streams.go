@@ -55,7 +55,9 @@ type Consumer[T any] = stream.TypedConsumer[T]
 type Listeners struct{ d lazyDemux }
 
 // Listener returns the stream of the named event.
-func (l *Listeners) Listener(name string) Stream[Event] { return stream.NewStream[Event](l.d.demux(), name) }
+func (l *Listeners) Listener(name string) Stream[Event] {
+	return stream.NewStream[Event](l.d.demux(), name)
+}
 
 // CloseListener ends the listener's consumers after their backlog.
 func (l *Listeners) CloseListener(name string) { l.d.Close(name) }
@@ -110,7 +112,9 @@ func Listen[E Event](from interface{ Listener(string) Stream[Event] }) Stream[E]
 type Receivers struct{ d lazyDemux }
 
 // Receiver returns the stream of the data transmitted to name.
-func (r *Receivers) Receiver(name string) Stream[Data] { return stream.NewStream[Data](r.d.demux(), name) }
+func (r *Receivers) Receiver(name string) Stream[Data] {
+	return stream.NewStream[Data](r.d.demux(), name)
+}
 
 // CloseReceiver ends the receiver's consumers after their backlog.
 func (r *Receivers) CloseReceiver(name string) { r.d.Close(name) }
@@ -197,7 +201,9 @@ func (p *Procedures) HasAnyProcedureConsumer(id int) bool { return p.d.HasAnyCon
 // most of their three demuxes, and an idle socket should not hold them.
 // Before that, writes are dropped and queries answer as for an empty
 // demux, as the demux itself would.
-type lazyDemux struct{ p atomic.Pointer[stream.Demux[any]] }
+type lazyDemux struct {
+	p atomic.Pointer[stream.Demux[any]]
+}
 
 // demux returns the demux, making it if there is none yet.
 func (l *lazyDemux) demux() *stream.Demux[any] {
