@@ -291,23 +291,7 @@ func (b *Broker) historyOf(channel string) (broker.HistoryOptions, bool) {
 // between the read and the subscription is read back from the stream when
 // the next one arrives).
 func (b *Broker) startPositions(ctx context.Context, channels []string) error {
-	if b.hh == nil {
-		return nil
-	}
-	for _, ch := range channels {
-		opts, ok := b.hh.History(ch)
-		if !ok {
-			continue
-		}
-		res, err := b.ReadHistory(ctx, ch, broker.HistoryQuery{}, opts)
-		if err != nil {
-			return err
-		}
-		if !b.q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: hseq.KindStart, Pos: res.Top}) {
-			return ctx.Err()
-		}
-	}
-	return nil
+	return hseq.StartPositions(ctx, b.hh, b.ReadHistory, b.q, channels)
 }
 
 // queueCatchUp asks the delivery goroutine to read what the history

@@ -52,3 +52,27 @@ func Handle(ctx context.Context, s *Seq, b Target, it dqueue.Item) (stale bool) 
 	}
 	return s != nil && s.Stale()
 }
+
+// StartPositions reads the current position of each history channel among
+// channels (h's History says which) and queues it on q as the channel's
+// starting point (KindStart), before the broker subscribes them: whatever
+// is published after the read is delivered.
+func StartPositions(ctx context.Context, h broker.HistoryHandler, read Reader, q *dqueue.Queue, channels []string) error {
+	if h == nil {
+		return nil
+	}
+	for _, ch := range channels {
+		opts, ok := h.History(ch)
+		if !ok {
+			continue
+		}
+		res, err := read(ctx, ch, broker.HistoryQuery{}, opts)
+		if err != nil {
+			return err
+		}
+		if !q.PushMarker(ctx, dqueue.Item{Channel: ch, Kind: KindStart, Pos: res.Top}) {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
