@@ -47,6 +47,9 @@ async function get(port, urlPath) {
 }
 
 const procs = new Set();
+// every process started since the last stopAll, stopped or not (for
+// diagnostics)
+const started = [];
 
 // Proc is a started process; stop() ends it (SIGTERM, then SIGKILL).
 class Proc {
@@ -62,6 +65,7 @@ class Proc {
       });
     }
     procs.add(this);
+    started.push(this);
   }
 
   async stop() {
@@ -84,6 +88,7 @@ class Proc {
 
 export async function stopAll() {
   await Promise.all([...procs].map((p) => p.stop()));
+  started.length = 0;
 }
 
 async function healthy(p, port, urlPath) {
@@ -102,6 +107,7 @@ export async function goState(port, opts = {}) {
     '-startup-delay', String(delays.startup), '-scale-out-delay', String(delays.scaleOut),
     '-scale-back-delay', String(delays.scaleBack), '-retry-delay', String(delays.retry), '-log-level', '2',
   ]);
+  p.port = port;
   return healthy(p, port, '/health-check');
 }
 
@@ -175,16 +181,81 @@ export async function connect(port) {
 }
 
 // subscriber subscribes to channels and records, per channel, every
-// message {p, i} received.
-export async function subscriber(port, channels) {
+// message {p, i} received (got) and when (at, Date.now()). worker, when
+// given, names the subscriber's worker in failure messages.
+export async function subscriber(port, channels, worker) {
   const socket = await connect(port);
   const got = new Map(channels.map((c) => [c, []]));
+  const at = new Map(channels.map((c) => [c, []]));
   await Promise.all(channels.map(async (name) => {
     const ch = socket.subscribe(name);
     (async () => {
-      for await (const data of ch) got.get(name).push(data);
+      for await (const data of ch) {
+        got.get(name).push(data);
+        at.get(name).push(Date.now());
+      }
     })();
     await ch.listener('subscribe').once();
   }));
-  return {socket, got, port, count: () => [...got.values()].reduce((n, l) => n + l.length, 0)};
+  const name = worker ? `${worker.name}:${port}` : `worker :${port}`;
+  return {socket, got, at, port, name, count: () => [...got.values()].reduce((n, l) => n + l.length, 0)};
+}
+
+// ranges writes a sequence of numbers compactly, in received order:
+// 0-11,13,12,14-24.
+export function ranges(seq) {
+  const out = [];
+  for (let k = 0; k < seq.length;) {
+    let j = k;
+    while (j + 1 < seq.length && seq[j + 1] === seq[j] + 1) j++;
+    out.push(j === k ? String(seq[k]) : `${seq[k]}-${seq[j]}`);
+    k = j + 1;
+  }
+  return out.join(',');
+}
+
+// Timeline records what a test did and when, so that a failure can say
+// in which phase a message arrived.
+export class Timeline {
+  constructor() {
+    this.start = Date.now();
+    this.marks = [];
+  }
+
+  mark(what) {
+    this.marks.push([Date.now(), what]);
+  }
+
+  // phase names the last mark at or before t.
+  phase(t) {
+    let last = 'start';
+    for (const [when, what] of this.marks) if (when <= t) last = what;
+    return `+${t - this.start} ms, after "${last}"`;
+  }
+
+  toString() {
+    return this.marks.map(([when, what]) => `  +${when - this.start} ms ${what}`).join('\n');
+  }
+}
+
+// diagnostics gathers, for a failure message, every process's state:
+// each Go worker's socketcluster_scc_ metrics, each Node worker's
+// /scc-status, and the tail of every process's output.
+export async function diagnostics() {
+  const lines = [];
+  for (const p of started) {
+    lines.push(`--- ${p.name} port ${p.port ?? '?'} pid ${p.child.pid} (exit ${p.child.exitCode ?? p.child.signalCode ?? 'running'})`);
+    try {
+      if (p.kind === 'go') {
+        const text = (await get(p.port, '/metrics')).text;
+        lines.push(...text.split('\n').filter((l) => /^socketcluster_(scc_|broker)/.test(l)));
+      } else if (p.kind === 'node') {
+        lines.push((await get(p.port, '/scc-status')).text);
+      }
+    } catch (err) {
+      lines.push(`(status unavailable: ${err.message})`);
+    }
+    if (p.output) lines.push(p.output.slice(-3000));
+  }
+  return lines.join('\n');
 }
