@@ -70,6 +70,7 @@ func NewSCCBrokerCollector(b *sccbroker.Broker, namespace string) prometheus.Col
 		k("no_broker_total", "Publishes not relayed because no scc-broker was known for the channel.", &s.NoBroker),
 		k("received_total", "Messages received from scc-broker instances.", &s.Received),
 		k("echo_dropped_total", "Own messages that came back from a broker, dropped.", &s.EchoDropped),
+		k("stale_dropped_total", "Messages that came from a broker the channel has moved away from (or no longer needed here), dropped to keep the order.", &s.StaleDropped),
 		k("bad_packets_total", "Packets from brokers that are not {sender, messages}.", &s.BadPackets),
 		k("bad_state_updates_total", "Cluster updates from scc-state without a valid broker list or time, and unusable broker URIs.", &s.BadStateUpdates),
 		k("broker_updates_total", "Broker lists applied.", &s.BrokerUpdates),

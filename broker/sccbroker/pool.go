@@ -53,7 +53,7 @@ func (b *Broker) newPool(uri string) *pool {
 			AutoReconnect: true,
 			Reconnect:     b.opts.BrokerReconnect,
 			Query:         q,
-			OnPublish:     func(ch string, d sc.Data) { b.receive(ch, d) },
+			OnPublish:     func(ch string, d sc.Data) { b.receive(pc, ch, d) },
 		})
 		if err != nil {
 			b.c.badState.Add(1)

@@ -34,6 +34,11 @@ type Stats struct {
 	NoBroker        uint64 // publishes dropped for want of a broker (ErrNoBroker)
 	Received        uint64 // messages received from scc-broker instances and delivered
 	EchoDropped     uint64 // own messages that came back, dropped
+	// StaleDropped counts messages that came on a broker connection the
+	// channel is no longer assigned to (moved to another broker by a list
+	// change, or no longer needed here), dropped: delivered after those of
+	// the channel's new broker, they would be out of order.
+	StaleDropped uint64
 	BadPackets      uint64 // packets from a broker that are not {sender, messages}
 	BadStateUpdates uint64 // cluster updates from scc-state without a valid broker list or time
 	BrokerUpdates   uint64 // broker lists applied (join, then each newer snapshot)
@@ -54,6 +59,7 @@ type Stats struct {
 
 type counters struct {
 	published, publishFailures, noBroker, received, echoDropped, badPackets  atomic.Uint64
+	staleDropped                                                             atomic.Uint64
 	badState, brokerUpdates, moved, joinFailures, stateLost, connectFailures atomic.Uint64
 }
 
@@ -74,6 +80,14 @@ type Broker struct {
 	wg      sync.WaitGroup
 	c       counters
 
+	// moveMu orders deliveries and channel moves: receive holds it (read)
+	// from the check that the packet's connection is the channel's own
+	// until the messages are delivered, setBrokers (write) while it
+	// reassigns channels. So once a channel has moved, nothing from its
+	// old connection is delivered after it, and the new connection, which
+	// subscribes after the move, delivers only after what the old one
+	// delivered.
+	moveMu      sync.RWMutex
 	mu          sync.Mutex
 	mapper      mapping.Mapper
 	uris        []string
@@ -145,6 +159,7 @@ func (b *Broker) Stats() Stats {
 	c := &b.c
 	s.Published, s.PublishFailures, s.NoBroker = c.published.Load(), c.publishFailures.Load(), c.noBroker.Load()
 	s.Received, s.EchoDropped, s.BadPackets = c.received.Load(), c.echoDropped.Load(), c.badPackets.Load()
+	s.StaleDropped = c.staleDropped.Load()
 	s.BadStateUpdates, s.BrokerUpdates, s.ChannelsMoved = c.badState.Load(), c.brokerUpdates.Load(), c.moved.Load()
 	s.JoinFailures, s.StateLost, s.ConnectFailures = c.joinFailures.Load(), c.stateLost.Load(), c.connectFailures.Load()
 	return s
@@ -366,12 +381,16 @@ func truncate(d sc.Data) string {
 
 // setBrokers applies a broker list: connections to new brokers are made,
 // those to brokers that left are closed, and every channel is
-// subscribed on the connection the mapping now gives it.
+// subscribed on the connection the mapping now gives it. From then on,
+// what a moved channel's old connection still brings is dropped
+// (receive), even before that connection's loop has unsubscribed it.
 func (b *Broker) setBrokers(uris []string) {
 	b.c.brokerUpdates.Add(1)
+	b.moveMu.Lock() // not held while closing connections: their readers may wait for it
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		b.moveMu.Unlock()
 		return
 	}
 	b.uris = append([]string(nil), uris...)
@@ -407,6 +426,7 @@ func (b *Broker) setBrokers(uris []string) {
 		b.c.moved.Add(1)
 	}
 	b.mu.Unlock()
+	b.moveMu.Unlock()
 	for _, p := range gone {
 		p.close()
 	}
@@ -471,6 +491,15 @@ func (b *Broker) Subscribe(ctx context.Context, channels []string) error {
 		cancel()
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, client.ErrClosed) {
 			b.log.warn("subscribe", "sccbroker: subscription refused by scc-broker", "broker", s.pc.p.uri, "channel", s.ch, "error", err.Error())
+		}
+		b.mu.Lock()
+		_, still := s.pc.wanted[s.ch]
+		b.mu.Unlock()
+		if !still {
+			// The channel moved (or was unsubscribed) while this
+			// subscription was being made, perhaps after the
+			// connection's loop had synced: it syncs again and drops it.
+			s.pc.kick()
 		}
 	}
 	return ctx.Err()
@@ -647,10 +676,12 @@ func (b *Broker) send(channel string, msgs [][]byte) error {
 	return nil
 }
 
-// receive handles a publish from a broker: {sender, messages} from
-// another worker is delivered message by message; our own is dropped.
-// data is valid JSON (the client parsed the frame), read without decoding.
-func (b *Broker) receive(channel string, data sc.Data) {
+// receive handles a publish from a broker on connection pc: {sender,
+// messages} from another worker is delivered message by message; our own
+// is dropped, and so is what comes on a connection the channel is no
+// longer assigned to (moveMu). data is valid JSON (the client parsed the
+// frame), read without decoding.
+func (b *Broker) receive(pc *poolClient, channel string, data sc.Data) {
 	var sender, msgs []byte
 	isObject := wire.Object(data, func(k string, v []byte) {
 		switch k {
@@ -667,6 +698,15 @@ func (b *Broker) receive(channel string, data sc.Data) {
 	}
 	if b.own(sender) {
 		wire.Array(msgs, func([]byte) { b.c.echoDropped.Add(1) })
+		return
+	}
+	b.moveMu.RLock()
+	defer b.moveMu.RUnlock()
+	b.mu.Lock()
+	current := b.wanted[channel] == pc
+	b.mu.Unlock()
+	if !current {
+		wire.Array(msgs, func([]byte) { b.c.staleDropped.Add(1) })
 		return
 	}
 	wire.Array(msgs, func(m []byte) {
