@@ -13,15 +13,21 @@ export const AUTH_KEY = 'interop-secret';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// freePort finds a port nobody listens on. It is taken below the kernel's
+// range of ephemeral ports (32768-60999 on Linux) so that no outgoing
+// connection is given it before our process binds it; another program
+// may still take it meanwhile, so start() tries again on a new port when
+// a process exits before it is up.
 export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const {port} = s.address();
-      s.close(() => resolve(port));
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const ok = await new Promise((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, () => s.close(() => resolve(true))); // every address, as the brokers bind
     });
-  });
+    if (ok) return port;
+  }
 }
 
 // waitFor polls fn until it returns a truthy value (generous bound: CI is
@@ -91,75 +97,88 @@ export async function stopAll() {
   started.length = 0;
 }
 
-async function healthy(p, port, urlPath) {
-  await waitFor(`${p.name} on port ${port}`, async () => {
-    if (p.child.exitCode !== null) throw new Error(`${p.name} exited: ${p.output}`);
-    return (await get(port, urlPath)).status === 200;
-  });
-  return p;
+// start starts a process on a free port (make(port) spawns it) and waits
+// until it answers 200 on urlPath. A process that exits first (another
+// program took the port meanwhile) is started again on another port, at
+// most three times.
+async function start(make, urlPath) {
+  const failures = [];
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const p = make(port);
+    p.port = port;
+    let died = false;
+    const exited = p.exited.then(() => {
+      died = true;
+      throw new Error(`${p.name} on port ${port} exited (${p.child.exitCode ?? p.child.signalCode}) before it was up: ${p.output}`);
+    });
+    exited.catch(() => {}); // a later exit is the test's business
+    try {
+      await Promise.race([exited, waitFor(`${p.name} on port ${port}`, async () => died || (await get(port, urlPath)).status === 200)]);
+      return p;
+    } catch (err) {
+      const retry = died && attempt < 3; // not when it hung
+      await p.kill();
+      failures.push(err.message);
+      if (!retry) throw new Error(failures.join('\n'));
+    }
+  }
 }
 
 export const delays = {startup: 300, scaleOut: 300, scaleBack: 300, retry: 500};
 
-export async function goState(port, opts = {}) {
-  const p = new Proc('scc-state (Go)', path.join(bin, 'scc-state'), [
+// goState starts our scc-state; its port is .port, as for every process.
+export async function goState(opts = {}) {
+  return start((port) => new Proc('scc-state (Go)', path.join(bin, 'scc-state'), [
     '-host', '127.0.0.1', '-port', String(port), '-auth-key', opts.authKey ?? AUTH_KEY,
     '-startup-delay', String(delays.startup), '-scale-out-delay', String(delays.scaleOut),
     '-scale-back-delay', String(delays.scaleBack), '-retry-delay', String(delays.retry), '-log-level', '2',
-  ]);
-  p.port = port;
-  return healthy(p, port, '/health-check');
+  ]), '/health-check');
 }
 
-export async function goBroker(port, statePort) {
-  const p = new Proc('scc-broker (Go)', path.join(bin, 'scc-broker'), [
+export async function goBroker(statePort) {
+  return start((port) => new Proc('scc-broker (Go)', path.join(bin, 'scc-broker'), [
     '-port', String(port), '-state-host', '127.0.0.1', '-state-port', String(statePort),
     '-auth-key', AUTH_KEY, '-retry-delay', String(delays.retry), '-log-level', '2',
-  ]);
-  p.port = port;
-  return healthy(p, port, '/health-check');
+  ]), '/health-check');
 }
 
-export async function nodeBroker(port, statePort) {
-  const p = new Proc('scc-broker (Node)', process.execPath, [path.join(root, 'node_modules', 'scc-broker', 'server.js')], {
+export async function nodeBroker(statePort) {
+  return start((port) => new Proc('scc-broker (Node)', process.execPath, [path.join(root, 'node_modules', 'scc-broker', 'server.js')], {
     SCC_STATE_SERVER_HOST: '127.0.0.1', SCC_STATE_SERVER_PORT: String(statePort), SCC_BROKER_SERVER_PORT: String(port),
     SCC_AUTH_KEY: AUTH_KEY, SCC_BROKER_SERVER_RETRY_DELAY: String(delays.retry), SCC_BROKER_SERVER_LOG_LEVEL: '1',
-  });
-  p.port = port;
-  return healthy(p, port, '/health-check');
+  }), '/health-check');
 }
 
 // A worker's status: {brokers: n, unconfirmed: n, joined: bool}.
-export async function nodeWorker(port, statePort, env = {}) {
-  const p = new Proc('worker (Node)', process.execPath, [path.join(root, 'lib', 'node-worker.cjs')], {
+export async function nodeWorker(statePort, env = {}) {
+  const p = await start((port) => new Proc('worker (Node)', process.execPath, [path.join(root, 'lib', 'node-worker.cjs')], {
     SOCKETCLUSTER_PORT: String(port), SCC_STATE_SERVER_HOST: '127.0.0.1', SCC_STATE_SERVER_PORT: String(statePort),
     SCC_AUTH_KEY: AUTH_KEY, SCC_BROKER_RETRY_DELAY: String(delays.retry), ...env,
-  });
-  p.port = port;
+  }), '/scc-status');
   p.kind = 'node';
   p.status = async () => {
-    const s = JSON.parse((await get(port, '/scc-status')).text);
+    const s = JSON.parse((await get(p.port, '/scc-status')).text);
     return {brokers: s.brokers.length, uris: s.brokers, unconfirmed: s.unconfirmed, joined: s.ready};
   };
-  return healthy(p, port, '/scc-status');
+  return p;
 }
 
-export async function goWorker(port, statePort, query = '') {
-  const p = new Proc('worker (Go)', path.join(bin, 'scserver'), [
+export async function goWorker(statePort, query = '') {
+  const p = await start((port) => new Proc('worker (Go)', path.join(bin, 'scserver'), [
     '-addr', `127.0.0.1:${port}`, '-log-level', 'warn', '-auth-key', 'jwt-secret-of-the-workers', '-demo=false',
     '-broker', `scc://127.0.0.1:${statePort}?authKey=${AUTH_KEY}&retryDelay=${delays.retry}${query}`,
-  ]);
-  p.port = port;
+  ]), '/healthz');
   p.kind = 'go';
   p.status = async () => {
-    const text = (await get(port, '/metrics')).text;
+    const text = (await get(p.port, '/metrics')).text;
     const metric = (name) => {
       const m = text.match(new RegExp(`^socketcluster_scc_${name} (\\S+)$`, 'm'));
       return m ? Number(m[1]) : NaN;
     };
     return {brokers: metric('brokers'), unconfirmed: metric('unconfirmed_channels'), joined: metric('joined') === 1};
   };
-  return healthy(p, port, '/healthz');
+  return p;
 }
 
 // settled waits until every worker knows the brokers and has every

@@ -6,7 +6,7 @@ import {test, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {createRequire} from 'node:module';
 import {
-  freePort, goState, goBroker, nodeBroker, nodeWorker, goWorker, settled, connect, subscriber, waitFor, stopAll, sleep, delays,
+  goState, goBroker, nodeBroker, nodeWorker, goWorker, settled, connect, subscriber, waitFor, stopAll, sleep, delays,
   ranges, Timeline, diagnostics,
 } from '../lib/cluster.mjs';
 
@@ -106,15 +106,14 @@ async function run(body) {
 
 test('mixed cluster: our scc-state, a Node and a Go scc-broker, a Node worker and two Go workers', () => run(async () => {
   const tl = new Timeline();
-  const statePort = await freePort();
-  await goState(statePort);
-  const nb = await nodeBroker(await freePort(), statePort);
-  const gb = await goBroker(await freePort(), statePort);
+  const statePort = (await goState()).port;
+  const nb = await nodeBroker(statePort);
+  const gb = await goBroker(statePort);
   await sleep(delays.startup);
   const workers = [
-    await nodeWorker(await freePort(), statePort),
-    await goWorker(await freePort(), statePort),
-    await goWorker(await freePort(), statePort, '&pubSubBatchDuration=5'),
+    await nodeWorker(statePort),
+    await goWorker(statePort),
+    await goWorker(statePort, '&pubSubBatchDuration=5'),
   ];
   tl.mark('workers started');
   const channels = channelNames(40);
@@ -154,13 +153,12 @@ test('mixed cluster: our scc-state, a Node and a Go scc-broker, a Node worker an
 
 test('swapping instances one at a time under live traffic: a broker added, one removed, a Node worker replaced by a Go one', () => run(async () => {
   const tl = new Timeline();
-  const statePort = await freePort();
-  await goState(statePort);
-  const nb = await nodeBroker(await freePort(), statePort);
-  const gb = await goBroker(await freePort(), statePort);
+  const statePort = (await goState()).port;
+  const nb = await nodeBroker(statePort);
+  const gb = await goBroker(statePort);
   await sleep(delays.startup);
-  const nw = await nodeWorker(await freePort(), statePort);
-  const gw = await goWorker(await freePort(), statePort);
+  const nw = await nodeWorker(statePort);
+  const gw = await goWorker(statePort);
   const channels = channelNames(30);
   const subN = await subscriber(nw.port, channels, nw);
   const subG = await subscriber(gw.port, channels, gw);
@@ -187,7 +185,7 @@ test('swapping instances one at a time under live traffic: a broker added, one r
 
   // A Go broker joins, then the Node broker goes away (crash).
   tl.mark('publishing');
-  const gb2 = await goBroker(await freePort(), statePort);
+  const gb2 = await goBroker(statePort);
   tl.mark(`second Go broker started (round ${round})`);
   await settled([nw, gw], 3);
   tl.mark(`settled on 3 brokers (round ${round})`);
@@ -196,7 +194,7 @@ test('swapping instances one at a time under live traffic: a broker added, one r
   await settled([nw, gw], 2);
   tl.mark(`settled on 2 Go brokers (round ${round})`);
   // The Node worker is replaced by a Go worker; its clients move too.
-  const gw2 = await goWorker(await freePort(), statePort);
+  const gw2 = await goWorker(statePort);
   const subG2 = await subscriber(gw2.port, channels, gw2);
   await settled([gw2], 2);
   tl.mark(`second Go worker settled (round ${round})`);
@@ -242,11 +240,10 @@ test('swapping instances one at a time under live traffic: a broker added, one r
 
 test('Node workers on our scc-state and scc-broker instances only', () => run(async () => {
   const tl = new Timeline();
-  const statePort = await freePort();
-  await goState(statePort);
-  const brokers = [await goBroker(await freePort(), statePort), await goBroker(await freePort(), statePort)];
+  const statePort = (await goState()).port;
+  const brokers = [await goBroker(statePort), await goBroker(statePort)];
   await sleep(delays.startup);
-  const workers = [await nodeWorker(await freePort(), statePort), await nodeWorker(await freePort(), statePort, {SCC_PUB_SUB_BATCH_DURATION: '5'})];
+  const workers = [await nodeWorker(statePort), await nodeWorker(statePort, {SCC_PUB_SUB_BATCH_DURATION: '5'})];
   const channels = channelNames(30);
   const subs = await Promise.all(workers.map((w) => subscriber(w.port, channels, w)));
   await settled(workers, 2);
