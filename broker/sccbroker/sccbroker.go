@@ -38,7 +38,7 @@ type Stats struct {
 	// channel is no longer assigned to (moved to another broker by a list
 	// change, or no longer needed here), dropped: delivered after those of
 	// the channel's new broker, they would be out of order.
-	StaleDropped uint64
+	StaleDropped    uint64
 	BadPackets      uint64 // packets from a broker that are not {sender, messages}
 	BadStateUpdates uint64 // cluster updates from scc-state without a valid broker list or time
 	BrokerUpdates   uint64 // broker lists applied (join, then each newer snapshot)
