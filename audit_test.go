@@ -330,3 +330,88 @@ func TestV14RequestFields(t *testing.T) {
 		t.Fatalf("emit request after expiry: AuthTokenExpiredError %v", r.AuthTokenExpiredError)
 	}
 }
+
+// The exchange's channel stream management: closeChannel, killChannel,
+// closeAllChannels, killAllChannels, getAllChannelsBackpressure,
+// getAllChannelOutputsConsumerStatsList, and a channel's listener
+// management (closeAllListeners, killAllListeners, getListenerBackpressure,
+// getAllListenersBackpressure, getListenerConsumerStatsList,
+// killListenerConsumer).
+func TestExchangeChannelStreams(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, sc.Options{})
+	ex := ts.Exchange()
+	a, b := ex.Channel("a"), ex.Channel("b")
+	da, db := a.Consumer(), b.Consumer()
+	subA1, subA2 := a.Listener("subscribe").Consumer(), a.Listener("subscribe").Consumer()
+	unsubA := a.Listener("unsubscribe").Consumer()
+	defer da.Stop()
+	defer db.Stop()
+	defer subA1.Stop()
+	defer subA2.Stop()
+	defer unsubA.Stop()
+	for _, ch := range []*sc.Channel{a, b} {
+		if err := ch.Subscribe(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if err := ex.InvokePublish(ctxT(t), "a", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ex.InvokePublish(ctxT(t), "b", "x"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "published data queued", func() bool { return da.Backpressure() == 3 && db.Backpressure() == 1 })
+	if ex.AllChannelsBackpressure() != 3 {
+		t.Fatalf("AllChannelsBackpressure %d, want 3", ex.AllChannelsBackpressure())
+	}
+	if st := statsIDs(ex.AllChannelOutputsConsumerStats(), "a"); st[da.ID()] != 3 || len(statsIDs(ex.AllChannelOutputsConsumerStats(), "")) != 2 {
+		t.Fatalf("AllChannelOutputsConsumerStats %v", ex.AllChannelOutputsConsumerStats())
+	}
+	if a.ListenerBackpressure("subscribe") != 1 || a.AllListenersBackpressure() != 1 || b.AllListenersBackpressure() != 0 {
+		t.Fatalf("channel listener backpressure %d %d %d", a.ListenerBackpressure("subscribe"), a.AllListenersBackpressure(), b.AllListenersBackpressure())
+	}
+	if st := a.ListenerConsumerStats("subscribe"); len(st) != 2 || st[0].Stream != "subscribe" || st[0].Backpressure != 1 {
+		t.Fatalf("ListenerConsumerStats %+v", st)
+	}
+	a.KillListenerConsumer(subA1.ID())
+	ended(t, "killed channel listener consumer", subA1)
+	b.KillListenerConsumer(subA2.ID()) // not b's: ignored
+	if len(a.ListenerConsumerStats("subscribe")) != 1 {
+		t.Fatal("another channel's KillListenerConsumer killed a's consumer")
+	}
+	a.CloseAllListeners()
+	drainThenEnded(t, "channel listener after CloseAllListeners", subA2, 1)
+	ended(t, "unsubscribe listener after CloseAllListeners", unsubA)
+
+	// closeChannel keeps the backlog; killChannel drops it; both leave the
+	// server subscribed.
+	ex.CloseChannel("a")
+	drainThenEnded(t, "data of a after CloseChannel", da, 3)
+	ex.KillChannel("b")
+	ended(t, "data of b after KillChannel", db)
+	if !ex.IsSubscribed("a", false) || !ex.IsSubscribed("b", false) {
+		t.Fatal("closing or killing a channel's streams unsubscribed the server")
+	}
+
+	// All channels at once.
+	da2, db2, ev2 := a.Consumer(), b.Consumer(), b.Listener("unsubscribe").Consumer()
+	_ = ex.TransmitPublish("a", 1)
+	_ = ex.TransmitPublish("b", 2)
+	eventually(t, "published data queued", func() bool { return da2.Backpressure() == 1 && db2.Backpressure() == 1 })
+	ex.CloseAllChannels()
+	drainThenEnded(t, "a after CloseAllChannels", da2, 1)
+	drainThenEnded(t, "b after CloseAllChannels", db2, 1)
+	ended(t, "b's listener after CloseAllChannels", ev2)
+	da3, sub3 := a.Consumer(), a.Listener("unsubscribe").Consumer()
+	_ = ex.TransmitPublish("a", 3)
+	eventually(t, "published data queued", func() bool { return da3.Backpressure() == 1 })
+	ex.KillAllChannels()
+	ended(t, "a after KillAllChannels", da3)
+	ended(t, "a's listener after KillAllChannels", sub3)
+	if ex.AllChannelsBackpressure() != 0 {
+		t.Fatalf("AllChannelsBackpressure %d after KillAllChannels", ex.AllChannelsBackpressure())
+	}
+}
