@@ -415,3 +415,24 @@ func TestExchangeChannelStreams(t *testing.T) {
 		t.Fatalf("AllChannelsBackpressure %d after KillAllChannels", ex.AllChannelsBackpressure())
 	}
 }
+
+// The server's ackTimeout property: the option, or 10 s by default, and it
+// bounds server invokes.
+func TestServerAckTimeoutProperty(t *testing.T) {
+	t.Parallel()
+	def, err := sc.New(sc.Options{Logger: quietLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer def.Terminate()
+	if def.AckTimeout() != 10*time.Second {
+		t.Fatalf("default AckTimeout %v", def.AckTimeout())
+	}
+	ts := newServer(t, sc.Options{AckTimeout: 700 * time.Millisecond})
+	if ts.AckTimeout() != 700*time.Millisecond {
+		t.Fatalf("AckTimeout %v, want the option", ts.AckTimeout())
+	}
+	_, s := ts.connect(t, &sctest.Options{AutoPong: true}) // never answers invokes
+	_, err = s.Invoke(ctxT(t), "noAnswer", nil)
+	asError(t, err, "TimeoutError")
+}
