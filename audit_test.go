@@ -396,6 +396,29 @@ func TestExchangeChannelStreams(t *testing.T) {
 		t.Fatal("closing or killing a channel's streams unsubscribed the server")
 	}
 
+	// Outputs and listeners separately, then all channels at once.
+	do, dl := a.Consumer(), a.Listener("unsubscribe").Consumer()
+	_ = ex.TransmitPublish("a", 0)
+	eventually(t, "published data queued", func() bool { return do.Backpressure() == 1 })
+	ex.CloseAllChannelListeners()
+	ended(t, "listener after CloseAllChannelListeners", dl)
+	if do.Backpressure() != 1 || !ex.Channel("a").IsSubscribed(false) {
+		t.Fatal("CloseAllChannelListeners touched the data consumer")
+	}
+	dl = a.Listener("unsubscribe").Consumer()
+	ex.KillAllChannelOutputs()
+	ended(t, "data after KillAllChannelOutputs", do)
+	if len(a.ListenerConsumerStats("unsubscribe")) != 1 {
+		t.Fatal("KillAllChannelOutputs killed a listener")
+	}
+	ex.KillAllChannelListeners()
+	ended(t, "listener after KillAllChannelListeners", dl)
+	do = a.Consumer()
+	_ = ex.TransmitPublish("a", 0)
+	eventually(t, "published data queued", func() bool { return do.Backpressure() == 1 })
+	ex.CloseAllChannelOutputs()
+	drainThenEnded(t, "data after CloseAllChannelOutputs", do, 1)
+
 	// All channels at once.
 	da2, db2, ev2 := a.Consumer(), b.Consumer(), b.Listener("unsubscribe").Consumer()
 	_ = ex.TransmitPublish("a", 1)

@@ -49,6 +49,22 @@ func (e *Exchange) KillAllChannels() {
 	e.chEvs.KillAll()
 }
 
+// CloseAllChannelOutputs closes the data consumers of every channel, not
+// their event listeners (closeAllChannelOutputs).
+func (e *Exchange) CloseAllChannelOutputs() { e.data.CloseAll() }
+
+// KillAllChannelOutputs kills the data consumers of every channel
+// (killAllChannelOutputs).
+func (e *Exchange) KillAllChannelOutputs() { e.data.KillAll() }
+
+// CloseAllChannelListeners closes the event listeners of every channel, not
+// their data consumers (closeAllChannelListeners).
+func (e *Exchange) CloseAllChannelListeners() { e.chEvs.CloseAll() }
+
+// KillAllChannelListeners kills the event listeners of every channel
+// (killAllChannelListeners).
+func (e *Exchange) KillAllChannelListeners() { e.chEvs.KillAll() }
+
 // AllChannelsBackpressure is the largest backlog of any channel consumer,
 // data or event (getAllChannelsBackpressure).
 func (e *Exchange) AllChannelsBackpressure() int {
