@@ -376,6 +376,13 @@ func TestExchangeChannelStreams(t *testing.T) {
 	if st := a.ListenerConsumerStats("subscribe"); len(st) != 2 || st[0].Stream != "subscribe" || st[0].Backpressure != 1 {
 		t.Fatalf("ListenerConsumerStats %+v", st)
 	}
+	// killOutputConsumer: one data consumer of a, the other keeps its backlog.
+	extra := a.Consumer()
+	a.KillConsumer(extra.ID())
+	ended(t, "killed data consumer", extra)
+	if len(a.ConsumerStats()) != 1 || da.Backpressure() != 3 {
+		t.Fatalf("after KillConsumer: %+v", a.ConsumerStats())
+	}
 	a.KillListenerConsumer(subA1.ID())
 	ended(t, "killed channel listener consumer", subA1)
 	b.KillListenerConsumer(subA2.ID()) // not b's: ignored

@@ -43,7 +43,8 @@
 // The SocketCluster 14 forms exist for porting, all marked Deprecated:
 // Server.On/Off, Socket.On (client messages), Socket.OnEvent (the socket's
 // own events), Socket.Emit and Off, and AddMiddleware with the
-// V14Middleware… types (docs/client-versions.md).
+// V14Middleware… types (docs/client-versions.md). docs/api-coverage.md maps
+// every item of the reference's API documents to its Go equivalent.
 //
 // # Compression
 //
