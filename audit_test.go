@@ -395,10 +395,16 @@ func TestExchangeChannelStreams(t *testing.T) {
 
 	// closeChannel keeps the backlog; killChannel drops it; both leave the
 	// server subscribed.
+	la, lb := a.Listener("unsubscribe").Consumer(), b.Listener("subscribe").Consumer()
 	ex.CloseChannel("a")
 	drainThenEnded(t, "data of a after CloseChannel", da, 3)
+	ended(t, "listener of a after CloseChannel", la)
+	if len(b.ListenerConsumerStats("subscribe")) != 1 {
+		t.Fatal("CloseChannel(a) closed a listener of b")
+	}
 	ex.KillChannel("b")
 	ended(t, "data of b after KillChannel", db)
+	ended(t, "listener of b after KillChannel", lb)
 	if !ex.IsSubscribed("a", false) || !ex.IsSubscribed("b", false) {
 		t.Fatal("closing or killing a channel's streams unsubscribed the server")
 	}
