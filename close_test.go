@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"net/http"
 	"strings"
 	"sync"
@@ -194,7 +195,7 @@ func TestRejectedHandshake(t *testing.T) {
 		name string
 		err  error
 		want string
-		code sc.CloseCode
+		code protocol.CloseCode
 	}{
 		{"named error", sc.NewError("HandshakeRejectedError", "go away"),
 			`{"rid":1,"error":{"message":"go away","name":"HandshakeRejectedError","statusCode":4008}}`, 4008},
@@ -291,9 +292,9 @@ func TestRejectedUpgrade(t *testing.T) {
 func TestSocketDisconnect(t *testing.T) {
 	ts := newServer(t, sc.Options{})
 	for _, tc := range []struct {
-		code         sc.CloseCode
+		code         protocol.CloseCode
 		reason       string
-		wantCode     sc.CloseCode
+		wantCode     protocol.CloseCode
 		wantReason   string
 		eventReason  string
 		protocolErr  bool
@@ -356,7 +357,7 @@ func TestSocketDisconnect(t *testing.T) {
 	}
 	t.Run("invalid codes", func(t *testing.T) {
 		c, s := ts.connect(t, nil)
-		for _, code := range []sc.CloseCode{-1, 999, 1004, 1005, 1006, 1015, 2999, 5000, 65535} {
+		for _, code := range []protocol.CloseCode{-1, 999, 1004, 1005, 1006, 1015, 2999, 5000, 65535} {
 			err := s.Disconnect(code, "")
 			e := asError(t, err, "InvalidArgumentsError")
 			if !strings.Contains(e.Message, fmt.Sprint(int(code))) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"io"
 	"net"
 	"net/http"
@@ -50,8 +51,8 @@ func TestDeflateOffByDefault(t *testing.T) {
 	if err := c.SendCompressed(ws.OpText, []byte(sctest.EventPacket("echo", "x", 2))); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, _ := c.ExpectClose(); code != sc.CloseProtocolError {
-		t.Fatalf("close %d, want %d", code, sc.CloseProtocolError)
+	if code, _, _ := c.ExpectClose(); code != protocol.CloseProtocolError {
+		t.Fatalf("close %d, want %d", code, protocol.CloseProtocolError)
 	}
 }
 
@@ -182,13 +183,13 @@ func TestDeflateBadInput(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		frames []ws.Frame
-		code   sc.CloseCode
+		code   protocol.CloseCode
 	}{
-		{"bomb", []ws.Frame{rsv1(ws.NewTextFrame(bomb))}, sc.CloseMessageTooBig},
-		{"invalid deflate data", []ws.Frame{rsv1(ws.NewTextFrame(badData))}, sc.CloseInvalidPayload},
-		{"compressed ping", []ws.Frame{rsvPing}, sc.CloseProtocolError},
-		{"compressed continuation", []ws.Frame{first, cont}, sc.CloseProtocolError},
-		{"invalid UTF-8 once inflated", []ws.Frame{rsv1(ws.NewTextFrame(sctest.Deflate([]byte{0xff, 0xfe})))}, sc.CloseInvalidPayload},
+		{"bomb", []ws.Frame{rsv1(ws.NewTextFrame(bomb))}, protocol.CloseMessageTooBig},
+		{"invalid deflate data", []ws.Frame{rsv1(ws.NewTextFrame(badData))}, protocol.CloseInvalidPayload},
+		{"compressed ping", []ws.Frame{rsvPing}, protocol.CloseProtocolError},
+		{"compressed continuation", []ws.Frame{first, cont}, protocol.CloseProtocolError},
+		{"invalid UTF-8 once inflated", []ws.Frame{rsv1(ws.NewTextFrame(sctest.Deflate([]byte{0xff, 0xfe})))}, protocol.CloseInvalidPayload},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ts.dial(t, &sctest.Options{Deflate: true, AutoPong: true})

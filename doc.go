@@ -88,8 +88,8 @@
 // Options.MaxConnections, MaxConnectionsPerAddress (ClientAddressHeader
 // behind a proxy) and MaxHandshakesPerSecond refuse upgrades over them
 // (503, 429, 503); InboundMessageRate and InboundByteRate close a socket
-// that sends too much with CloseInboundRateLimit (4101). A subscriber too
-// slow for Options.OutboundQueueLimit is closed with CloseSlowConsumer
+// that sends too much with [protocol.CloseInboundRateLimit] (4101). A subscriber too
+// slow for Options.OutboundQueueLimit is closed with [protocol.CloseSlowConsumer]
 // (4100). Every refusal is counted in Stats and logged at most once per
 // burst. All are off or generous in the zero Options, as in the reference;
 // the README's section "A production configuration" shows values for

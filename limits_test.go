@@ -2,6 +2,7 @@ package socketcluster_test
 
 import (
 	"errors"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -132,8 +133,8 @@ func TestInboundRateLimit(t *testing.T) {
 			}
 		}
 		code, reason, _ := flood.ExpectClose()
-		if code != sc.CloseInboundRateLimit || reason != sc.InboundRateLimitReason {
-			t.Fatalf("close %d %q, want %d %q", code, reason, sc.CloseInboundRateLimit, sc.InboundRateLimitReason)
+		if code != protocol.CloseInboundRateLimit || reason != protocol.InboundRateLimitReason {
+			t.Fatalf("close %d %q, want %d %q", code, reason, protocol.CloseInboundRateLimit, protocol.InboundRateLimitReason)
 		}
 		barrier(t, calm) // within its burst: still served
 		if n := ts.Stats().RateLimitedSockets; n != 1 {
@@ -149,8 +150,8 @@ func TestInboundRateLimit(t *testing.T) {
 		// within 9 s is refused.
 		c.Transmit("x", big)
 		_ = c.TrySendText(sctest.EventPacket("x", big, 0))
-		if code, _, _ := c.ExpectClose(); code != sc.CloseInboundRateLimit {
-			t.Fatalf("close %d, want %d", code, sc.CloseInboundRateLimit)
+		if code, _, _ := c.ExpectClose(); code != protocol.CloseInboundRateLimit {
+			t.Fatalf("close %d, want %d", code, protocol.CloseInboundRateLimit)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package socketcluster_test
 import (
 	"context"
 	"fmt"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"strings"
 	"sync"
 	"testing"
@@ -65,7 +66,7 @@ func TestSlowConsumer(t *testing.T) {
 	if ts.SlowConsumerCount() != 1 {
 		t.Fatalf("SlowConsumerCount %d", ts.SlowConsumerCount())
 	}
-	if d := next(t, discs); d.Socket != slowSocket || d.Code != sc.CloseSlowConsumer {
+	if d := next(t, discs); d.Socket != slowSocket || d.Code != protocol.CloseSlowConsumer {
 		t.Fatalf("disconnection %+v", d)
 	}
 	if fastSocket.State() != sc.StateOpen || slowSocket.State() != sc.StateClosed {
@@ -77,7 +78,7 @@ func TestSlowConsumer(t *testing.T) {
 	// and the queue dropped (issue 9 item 6: it used to see EOF).
 	time.Sleep(4 * time.Second)
 	code, reason, skipped := slow.ExpectClose()
-	if code != sc.CloseSlowConsumer || reason != sc.SlowConsumerReason {
+	if code != protocol.CloseSlowConsumer || reason != protocol.SlowConsumerReason {
 		t.Fatalf("slow client close %d %q after %d frames", code, reason, len(skipped))
 	}
 	// What it got before the close is what was on its way when the queue
@@ -334,7 +335,7 @@ func TestInvalidUTF8Closes1007(t *testing.T) {
 	other, _ := ts.connect(t, nil)
 	c, _ := ts.connect(t, nil)
 	c.SendText("{\"event\":\"echo\",\"data\":\"\xff\xfe\",\"cid\":9}")
-	if code, _, _ := c.ExpectClose(); code != sc.CloseInvalidPayload {
+	if code, _, _ := c.ExpectClose(); code != protocol.CloseInvalidPayload {
 		t.Fatalf("close code %d, want 1007", code)
 	}
 	barrier(t, other)

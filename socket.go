@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"net"
 	"net/http"
 	"strconv"
@@ -56,7 +57,7 @@ type Socket struct {
 	channels      map[string]struct{}
 	calls         map[uint64]*call
 	nextCid       uint64
-	closeCode     CloseCode
+	closeCode     protocol.CloseCode
 	closeReason   string
 	batching      bool // periodic batching (startBatching / batchOnHandshake)
 	manualBatch   bool // startBatch until flushBatch / cancelBatch
@@ -276,7 +277,7 @@ func (s *Socket) Transmit(event string, data any) error {
 	return nil
 }
 
-func (s *Socket) closeCodeOr(def CloseCode) CloseCode {
+func (s *Socket) closeCodeOr(def protocol.CloseCode) protocol.CloseCode {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closeCode != 0 {
@@ -370,11 +371,11 @@ func (s *Socket) Send(data any) error {
 // Disconnect closes the connection with a close frame carrying code and
 // reason (default 1000, empty reason). Codes must be 1000–1003, 1007–1014
 // or 3000–4999; reasons are cut to 123 bytes.
-func (s *Socket) Disconnect(code CloseCode, reason string) error {
+func (s *Socket) Disconnect(code protocol.CloseCode, reason string) error {
 	if code == 0 {
-		code = CloseNormal
+		code = protocol.CloseNormal
 	}
-	if !ValidCloseCode(code) {
+	if !code.Valid() {
 		return NewError("InvalidArgumentsError", "Invalid close code "+strconv.Itoa(int(code))+": use 1000-1003, 1007-1014 or 3000-4999")
 	}
 	s.closeWith(code, truncateReason(reason), true)

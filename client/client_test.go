@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"testing"
 	"time"
 
@@ -606,7 +607,7 @@ func TestReconnectWithBackoff(t *testing.T) {
 	defer closes.Stop()
 	errs := Listen[ErrorEvent](c).Consumer()
 	defer errs.Stop()
-	_ = first.Socket.Disconnect(sc.CloseInternalError, "")
+	_ = first.Socket.Disconnect(protocol.CloseInternalError, "")
 	if ev := next(t, closes); ev.Code != 1011 || ev.Reason != "Server encountered an unexpected fatal condition" {
 		t.Fatalf("close %+v", ev)
 	}
@@ -796,7 +797,7 @@ func TestCloseWhileReconnecting(t *testing.T) {
 	c, s := ts.connect(t, &Options{AutoReconnect: true})
 	discs := Listen[DisconnectEvent](c).Consumer()
 	defer discs.Stop()
-	_ = s.Disconnect(sc.CloseGoingAway, "")
+	_ = s.Disconnect(protocol.CloseGoingAway, "")
 	if ev := next(t, discs); ev.Code != 1001 {
 		t.Fatalf("disconnect %+v", ev)
 	}
@@ -831,7 +832,7 @@ func TestQueuedWhileReconnectingIsSent(t *testing.T) {
 	first := nextConnection(t, conns)
 	discs := Listen[DisconnectEvent](c).Consumer()
 	defer discs.Stop()
-	_ = first.Socket.Disconnect(sc.CloseInternalError, "")
+	_ = first.Socket.Disconnect(protocol.CloseInternalError, "")
 	next(t, discs)
 	// Whether the invoke is queued or the client already reconnected, it
 	// is answered.

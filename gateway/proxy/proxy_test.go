@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"io"
 	"net"
 	"net/http"
@@ -211,20 +212,20 @@ func TestConnectRefusedOrFailed(t *testing.T) {
 	cases := []struct {
 		name     string
 		wantErr  string
-		wantCode sc.CloseCode
+		wantCode protocol.CloseCode
 	}{
-		{"error", "NotLoggedInError", sc.CloseHandshakeRejected},
+		{"error", "NotLoggedInError", protocol.CloseHandshakeRejected},
 		{"disconnect", "BackendRefusedError", 4403},
-		{"status-500", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"redirect", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"garbage", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"two-answers", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"empty-object", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"bad-result", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"bad-disconnect-code", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"huge", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"slow", proxy.ErrNameTimeout, sc.CloseHandshakeRejected},
-		{"nothing", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
+		{"status-500", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"redirect", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"garbage", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"two-answers", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"empty-object", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"bad-result", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"bad-disconnect-code", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"huge", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"slow", proxy.ErrNameTimeout, protocol.CloseHandshakeRejected},
+		{"nothing", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
 	}
 	if len(cases) != len(misbehaviours) {
 		t.Fatalf("%d cases for %d misbehaviours", len(cases), len(misbehaviours))
@@ -232,7 +233,7 @@ func TestConnectRefusedOrFailed(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, addr, p := start(t, proxy.Options{ConnectURL: backend + "/" + tc.name, Timeout: time.Second})
-			closes := make(chan sc.CloseCode, 1)
+			closes := make(chan protocol.CloseCode, 1)
 			c, err := client.New("ws://"+addr+"/socketcluster/", nil)
 			if err != nil {
 				t.Fatal(err)
