@@ -23,6 +23,7 @@ import (
 // resumes, and what the other instance receives from the publisher is in
 // order.
 func TestBrokerHang(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			proc, u := ownBroker(t, kind)

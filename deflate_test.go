@@ -42,6 +42,7 @@ func frameOf(t *testing.T, c *sctest.Client) sctest.Frame {
 // TestDeflateOffByDefault: without the option an offer is ignored (as the
 // reference), and a compressed frame is a protocol error (1002).
 func TestDeflateOffByDefault(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c := ts.dial(t, &sctest.Options{Deflate: true})
 	if c.Extensions != "" {
@@ -57,6 +58,7 @@ func TestDeflateOffByDefault(t *testing.T) {
 }
 
 func TestDeflateNegotiatedBothWays(t *testing.T) {
+	t.Parallel()
 	ts := deflateServer(t, &sc.DeflateOptions{})
 	c := ts.dial(t, &sctest.Options{Deflate: true, AutoPong: true})
 	for _, p := range []string{"permessage-deflate", "server_no_context_takeover", "client_no_context_takeover"} {
@@ -96,6 +98,7 @@ func TestDeflateNegotiatedBothWays(t *testing.T) {
 // every one of them; a subscriber without compression gets the plain
 // frame.
 func TestDeflatePublishCompressedOnce(t *testing.T) {
+	t.Parallel()
 	ts := deflateServer(t, &sc.DeflateOptions{})
 	var zs []*sctest.Client
 	for range 4 {
@@ -139,6 +142,7 @@ func TestDeflatePublishCompressedOnce(t *testing.T) {
 // TestDeflateBatchAndSend: batched packets and Socket.Send are compressed
 // per socket too.
 func TestDeflateBatchAndSend(t *testing.T) {
+	t.Parallel()
 	ts := deflateServer(t, &sc.DeflateOptions{Threshold: -1})
 	c, s := ts.connect(t, &sctest.Options{Deflate: true, AutoPong: true})
 	if err := s.Send("raw"); err != nil {
@@ -171,6 +175,7 @@ func TestDeflateBatchAndSend(t *testing.T) {
 // code (and the reference's): a message inflating past MaxPayload 1009,
 // invalid deflate data 1007, RSV1 on a control or continuation frame 1002.
 func TestDeflateBadInput(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{PerMessageDeflate: &sc.DeflateOptions{}, MaxPayload: 64 << 10})
 	bomb := sctest.Deflate(make([]byte, 1<<20)) // 1 MiB of zeros in about 1 KiB
 	badData := []byte{0x07, 0x00}
@@ -219,6 +224,7 @@ func rsv1(f ws.Frame) ws.Frame {
 // not parse or has invalid parameters is refused with 400 (the reference's
 // ws engine does the same); with it off the header is not looked at.
 func TestDeflateBadExtensionsHeader(t *testing.T) {
+	t.Parallel()
 	on := deflateServer(t, &sc.DeflateOptions{})
 	off := newServer(t, sc.Options{})
 	for _, tc := range []struct {
@@ -272,6 +278,7 @@ func rawUpgrade(t *testing.T, addr, extensions string) (int, string, string) {
 }
 
 func TestDeflateOptionsValidate(t *testing.T) {
+	t.Parallel()
 	for _, level := range []int{-3, -1, 10} {
 		if err := (sc.Options{PerMessageDeflate: &sc.DeflateOptions{Level: level}}).Validate(); err == nil {
 			t.Fatalf("level %d accepted", level)

@@ -93,6 +93,7 @@ func TestSlowConsumer(t *testing.T) {
 // malformed frames, each on a fresh connection after its handshake; the
 // server must neither panic nor stop serving the others.
 func TestMalformedInput(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{MaxPayload: 4 << 20})
 	canary, _ := ts.connect(t, nil)
 	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
@@ -185,6 +186,7 @@ func must(t *testing.T, err error) {
 
 // A message over MaxPayload closes the connection with 1009.
 func TestMaxPayload(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{MaxPayload: 1 << 20})
 	canary, _ := ts.connect(t, nil)
 	c, s := ts.connect(t, nil)
@@ -262,6 +264,7 @@ func TestFlood(t *testing.T) {
 // Connecting and disconnecting leaves no goroutine behind once the server
 // is closed.
 func TestNoGoroutineLeak(t *testing.T) {
+	// Not parallel: it counts the process's goroutines.
 	before := goleak.IgnoreCurrent()
 	defer func() {
 		// goleak retries for about half a second; on a loaded machine the
@@ -331,6 +334,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 // A text frame that is not UTF-8 closes the socket with 1007, as the
 // reference's ws engine does; other sockets are not affected.
 func TestInvalidUTF8Closes1007(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	other, _ := ts.connect(t, nil)
 	c, _ := ts.connect(t, nil)

@@ -9,6 +9,7 @@ import (
 )
 
 func TestUpgradeRequestRoundTrip(t *testing.T) {
+	t.Parallel()
 	raw := "GET /socketcluster/?a=1&b=x%20y HTTP/1.1\r\n" +
 		"Host: example.com:8000\r\n" +
 		"Upgrade: websocket\r\n" +

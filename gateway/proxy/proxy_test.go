@@ -96,6 +96,7 @@ func socketOf(t *testing.T, srv *sc.Server, id string) *sc.Socket {
 }
 
 func TestConnectAccepted(t *testing.T) {
+	t.Parallel()
 	b := newBackend(t, func(w http.ResponseWriter, r proxy.Request, done <-chan struct{}) {
 		reply(w, `{"result":{"user":"alice","authToken":{"role":"admin"},"info":{"name":"Alice"},"channels":["inbox/alice"]}}`)
 	})
@@ -208,6 +209,7 @@ func startMisbehavingBackend(t *testing.T) string {
 // Every way a backend process can fail refuses the socket with a clear
 // error and never admits it.
 func TestConnectRefusedOrFailed(t *testing.T) {
+	t.Parallel()
 	backend := startMisbehavingBackend(t)
 	cases := []struct {
 		name     string
@@ -270,6 +272,7 @@ func TestConnectRefusedOrFailed(t *testing.T) {
 }
 
 func TestConnectBackendDown(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -285,6 +288,7 @@ func TestConnectBackendDown(t *testing.T) {
 }
 
 func TestSubscribePublishRPC(t *testing.T) {
+	t.Parallel()
 	b := newBackend(t, func(w http.ResponseWriter, r proxy.Request, done <-chan struct{}) {
 		switch {
 		case r.Event == "subscribe" && strings.HasPrefix(r.Channel, "private/"):
@@ -349,6 +353,7 @@ func TestSubscribePublishRPC(t *testing.T) {
 }
 
 func TestConcurrencyBound(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	b := newBackend(t, func(w http.ResponseWriter, r proxy.Request, done <-chan struct{}) {
 		if r.Procedure == "slow" {
@@ -385,6 +390,7 @@ func TestConcurrencyBound(t *testing.T) {
 }
 
 func TestTokenRefresh(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	refreshes := 0
 	b := newBackend(t, func(w http.ResponseWriter, r proxy.Request, done <-chan struct{}) {
