@@ -56,8 +56,9 @@
 // # Scaling out
 //
 // Options.Broker connects instances: broker.Memory in one process
-// (default), broker/redisbroker and broker/natsbroker across machines. A
-// publish reaches every subscriber of every instance exactly once.
+// (default), broker/redisbroker and broker/natsbroker across machines. While
+// the broker is up, a publish reaches every subscriber of every instance
+// once (no duplicates); what each instance guarantees is below.
 //
 // Delivery guarantees: a publish is delivered to the subscribers of the
 // instance it was made on at once, without waiting for the broker, then
