@@ -55,6 +55,7 @@ type Socket struct {
 	authToken     AuthToken
 	signedToken   string
 	channels      map[string]struct{}
+	joining       map[string]*pendingSub // channel → #subscribe waiting for the broker (socket_pubsub.go)
 	calls         map[uint64]*call
 	nextCid       uint64
 	closeCode     protocol.CloseCode
