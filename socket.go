@@ -130,7 +130,10 @@ func (s *Socket) Server() *Server { return s.server }
 
 // Request returns the HTTP upgrade request (URL, query, headers, cookies).
 // Its body is not readable and its context is context.Background(). It is
-// kept compactly and parsed again at the first call (see upgradeRequest).
+// kept compactly and parsed when asked: calls return the same value while
+// the caller (or anyone) still holds it; once no one does, its memory is
+// given back and a later call returns a new value with the same content.
+// Changes made to it are therefore not kept once it is dropped.
 func (s *Socket) Request() *http.Request { return s.request.get() }
 
 // RemoteAddress returns the client's IP address.

@@ -7,21 +7,22 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"weak"
 )
 
 // upgradeRequest keeps a socket's HTTP upgrade request for Socket.Request
 // in its wire form, one byte slice of a few hundred bytes, and parses it
-// again on the first call. The parsed form (a Request with its URL and
-// header map, plus the HTTP server's context chain) costs an idle
-// connection more than a kilobyte, and most applications never look at it
-// after the handshake middleware, which gets the original.
+// when asked. The parsed form (a Request with its URL and header map)
+// costs more than a kilobyte, and most applications look at it only during
+// the handshake, if at all: it is held through a weak pointer, so the same
+// *http.Request is returned while anyone holds it, and the memory is given
+// back once no one does (a later call parses the bytes again).
 type upgradeRequest struct {
-	raw    []byte // request line and headers; nil once parsed
+	raw    []byte // request line and headers
 	remote string
 	tls    *tls.ConnectionState
-
 	mu     sync.Mutex
-	parsed *http.Request
+	parsed weak.Pointer[http.Request]
 }
 
 func newUpgradeRequest(r *http.Request) *upgradeRequest {
@@ -43,14 +44,15 @@ func newUpgradeRequest(r *http.Request) *upgradeRequest {
 	return &upgradeRequest{raw: b, remote: r.RemoteAddr, tls: r.TLS}
 }
 
-// get returns the request, parsed on the first call. It has the original's
-// method, URL, protocol, host, headers, remote address and TLS state, no
-// body, and context.Background() as its context.
+// get returns the request: the one returned before if it is still in use,
+// else parsed again. It has the original's method, URL, protocol, host,
+// headers, remote address and TLS state, no body, and
+// context.Background() as its context.
 func (u *upgradeRequest) get() *http.Request {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.parsed != nil {
-		return u.parsed
+	if r := u.parsed.Value(); r != nil {
+		return r
 	}
 	r, err := http.ReadRequest(bufio.NewReaderSize(bytes.NewReader(u.raw), len(u.raw)+16))
 	if err != nil {
@@ -59,6 +61,6 @@ func (u *upgradeRequest) get() *http.Request {
 		r = &http.Request{Method: http.MethodGet, URL: &url.URL{}, Header: http.Header{}, Body: http.NoBody}
 	}
 	r.RemoteAddr, r.TLS = u.remote, u.tls
-	u.parsed, u.raw = r, nil
+	u.parsed = weak.Make(r)
 	return r
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net/http"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -45,4 +46,32 @@ func TestUpgradeRequestRoundTrip(t *testing.T) {
 	if got.URL.Query().Get("b") != "x y" || got.Context() == nil {
 		t.Fatal("query or context")
 	}
+}
+
+// The parsed request is not kept once no one holds it: an idle socket
+// keeps only the wire form. A later call parses it again.
+func TestUpgradeRequestGivenBack(t *testing.T) {
+	t.Parallel()
+	raw := "GET /socketcluster/?x=1 HTTP/1.1\r\nHost: h:1\r\nUpgrade: websocket\r\n\r\n"
+	orig, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := newUpgradeRequest(orig)
+	first := u.get()
+	if first != u.get() {
+		t.Fatal("a request still held was parsed again")
+	}
+	first = nil
+	for i := 0; i < 20 && u.parsed.Value() != nil; i++ {
+		runtime.GC()
+	}
+	if u.parsed.Value() != nil {
+		t.Fatal("the parsed request is kept after its last user dropped it")
+	}
+	again := u.get()
+	if again.URL.Query().Get("x") != "1" || again.Host != "h:1" || again.Header.Get("Upgrade") != "websocket" {
+		t.Fatalf("parsed again: %s %s %v", again.URL, again.Host, again.Header)
+	}
+	_ = first
 }
