@@ -261,7 +261,7 @@ func TestCustomPath(t *testing.T) {
 }
 
 func TestPingTimeoutDisabled(t *testing.T) {
-	t.Parallel()
+	// Not parallel: 300 ms ping timings.
 	ts := newServer(t, sc.Options{PingTimeoutDisabled: true, PingInterval: 50 * time.Millisecond, PingTimeout: 300 * time.Millisecond})
 	c := ts.dial(t, nil) // never answers pings
 	if hs := c.Handshake(nil); hs.PingTimeout != 300 {

@@ -225,7 +225,7 @@ func TestAuthenticate(t *testing.T) {
 
 // Deauthentication from either side (docs/protocol.md §3.5, §6.6, §14.6).
 func TestDeauthenticate(t *testing.T) {
-	t.Parallel()
+	// Not parallel: a 200 ms ack timeout.
 	ts := newServer(t, sc.Options{AuthKey: authKey, AckTimeout: 200 * time.Millisecond})
 	token := sign(t, authKey, jwt.MapClaims{"username": "bob"})
 	c := ts.dial(t, nil)

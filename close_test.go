@@ -707,9 +707,11 @@ func TestSocketStreamCleanupMode(t *testing.T) {
 // quarter of PingTimeout passed, so a busy client needs no pongs.
 func TestTrafficKeepsSocketAlive(t *testing.T) {
 	t.Parallel()
-	ts := newServer(t, sc.Options{PingInterval: time.Hour, PingTimeout: time.Second})
+	// Traffic for more than twice the ping timeout; the timeout leaves room
+	// for a stalled test goroutine on a loaded machine.
+	ts := newServer(t, sc.Options{PingInterval: time.Hour, PingTimeout: 3 * time.Second})
 	c, s := ts.connect(t, nil)
-	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); {
+	for end := time.Now().Add(7 * time.Second); time.Now().Before(end); {
 		barrier(t, c)
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -26,7 +26,7 @@ import (
 // subscriber must get every publication of each publisher, in order.
 
 func TestStressEchoAndPubSub(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it loads both cores for seconds, which would stretch the timing bounds of the tests running beside it.
 	for _, mode := range []struct {
 		name    string
 		disable bool

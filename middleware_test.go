@@ -50,7 +50,7 @@ func TestSetMiddlewareRules(t *testing.T) {
 // Inbound middleware: what it sees, and what the client gets when it
 // blocks (docs/protocol.md §8.2–8.4).
 func TestInboundMiddleware(t *testing.T) {
-	t.Parallel()
+	// Not parallel: a 150 ms middleware timeout.
 	actions := make(chan sc.Action, 64)
 	release := make(chan struct{})
 	ts := newServer(t, sc.Options{MiddlewareTimeout: 150 * time.Millisecond}, func(srv *sc.Server) {

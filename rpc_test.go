@@ -40,7 +40,7 @@ func result(t *testing.T, ch <-chan invokeResult) invokeResult {
 
 // docs/protocol.md §14.5: the server invokes the client.
 func TestServerInvokesClient(t *testing.T) {
-	t.Parallel()
+	// Not parallel: a 300 ms ack timeout.
 	ts := newServer(t, sc.Options{AckTimeout: 300 * time.Millisecond})
 	c, s := ts.connect(t, nil)
 
