@@ -180,7 +180,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 			// Only the middleware sees this error: made for it alone.
 			authErr = auth.NewInvalidError("jwt must be provided")
 		}
-		a := &Action{Type: ActionHandshakeSC, Request: s.Request(), Socket: s, AuthTokenError: authErr}
+		a := &Action{Type: ActionHandshakeSC, Request: s.peekRequest(), Socket: s, AuthTokenError: authErr}
 		a.Data = handshakeActionData(signed, authErr, claims)
 		if err := s.server.decide(MiddlewareHandshake, a, true); err != nil {
 			raw, code := s.handshakeRejection(err, a)

@@ -129,7 +129,11 @@ func (s *Socket) Server() *Server { return s.server }
 // Request returns the HTTP upgrade request (URL, query, headers, cookies).
 // Its body is not readable and its context is context.Background(). It is
 // kept compactly and parsed again at the first call (see upgradeRequest).
-func (s *Socket) Request() *http.Request { return s.request.get() }
+func (s *Socket) Request() *http.Request { return s.request.get(s.remote, s.conn.TLSState) }
+
+// peekRequest returns the upgrade request without the socket keeping its
+// parsed form (upgradeRequest.peek).
+func (s *Socket) peekRequest() *http.Request { return s.request.peek(s.remote, s.conn.TLSState) }
 
 // RemoteAddress returns the client's IP address.
 func (s *Socket) RemoteAddress() string {

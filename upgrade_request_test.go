@@ -2,8 +2,10 @@ package socketcluster
 
 import (
 	"bufio"
+	"crypto/tls"
 	"net/http"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -27,8 +29,8 @@ func TestUpgradeRequestRoundTrip(t *testing.T) {
 	}
 	orig.RemoteAddr = "127.0.0.1:5555"
 	u := newUpgradeRequest(orig)
-	got := u.get()
-	if got != u.get() {
+	got := u.get(orig.RemoteAddr, noTLS)
+	if got != u.get(orig.RemoteAddr, noTLS) {
 		t.Fatal("get parsed twice")
 	}
 	if got.Method != orig.Method || got.URL.String() != orig.URL.String() || got.Proto != orig.Proto ||
@@ -43,5 +45,48 @@ func TestUpgradeRequestRoundTrip(t *testing.T) {
 	}
 	if got.URL.Query().Get("b") != "x y" || got.Context() == nil {
 		t.Fatal("query or context")
+	}
+}
+
+func noTLS() *tls.ConnectionState { return nil }
+
+// TestUpgradeRequestPeek: the handshake middleware's request (peek) is not
+// kept by the socket once nobody holds it; while it is held, Request
+// returns that same request and keeps it from then on.
+func TestUpgradeRequestPeek(t *testing.T) {
+	t.Parallel()
+	raw := "GET /socketcluster/?x=1 HTTP/1.1\r\nHost: h:1\r\nUpgrade: websocket\r\nX-A: b\r\n\r\n"
+	orig, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := newUpgradeRequest(orig)
+	p := u.peek("1.2.3.4:5", noTLS)
+	if p.URL.Query().Get("x") != "1" || p.Header.Get("X-A") != "b" || p.RemoteAddr != "1.2.3.4:5" {
+		t.Fatalf("peeked %v %v %q", p.URL, p.Header, p.RemoteAddr)
+	}
+	if u.peek("1.2.3.4:5", noTLS) != p {
+		t.Fatal("a second peek while the first is alive parsed again")
+	}
+	if u.parsed != nil || u.raw == nil {
+		t.Fatal("peek kept the parsed request")
+	}
+	runtime.KeepAlive(p)
+	p = nil
+	for i := 0; i < 10 && u.peeked.Value() != nil; i++ {
+		runtime.GC()
+	}
+	if u.peeked.Value() != nil {
+		t.Fatal("the peeked request is still reachable from the socket after ten collections")
+	}
+
+	// Held by the middleware when Request is called: the same request.
+	p = u.peek("1.2.3.4:5", noTLS)
+	g := u.get("1.2.3.4:5", noTLS)
+	if g != p || u.parsed != p || u.raw != nil {
+		t.Fatal("get did not keep the request the middleware holds")
+	}
+	if u.peek("1.2.3.4:5", noTLS) != g {
+		t.Fatal("peek after get returned another request")
 	}
 }
