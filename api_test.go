@@ -26,6 +26,7 @@ import (
 )
 
 func TestServerDeauthenticationAndStateChangeEvents(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{AuthKey: authKey})
 	deauths := sc.Listen[sc.DeauthenticationEvent](ts).Consumer()
 	defer deauths.Stop()
@@ -65,6 +66,7 @@ func socketFor(t *testing.T, ts *testServer, o *sctest.Options) (*sctest.Client,
 }
 
 func TestSocketConnectAbortEvent(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := socketFor(t, ts, nil)
 	aborts := sc.Listen[sc.ConnectAbortEvent](s).Consumer()
@@ -83,6 +85,7 @@ func TestSocketConnectAbortEvent(t *testing.T) {
 }
 
 func TestSocketBadAuthTokenEvent(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{AuthKey: authKey})
 	c, s := socketFor(t, ts, &sctest.Options{AutoPong: true})
 	bad := sc.Listen[sc.BadAuthTokenEvent](s).Consumer()
@@ -102,6 +105,7 @@ func TestSocketBadAuthTokenEvent(t *testing.T) {
 }
 
 func TestCloseAndKillAllReceiversAndProcedures(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, &sctest.Options{AutoPong: true})
 	ra, rb := s.Receiver("a").Consumer(), s.Receiver("b").Consumer()
@@ -153,6 +157,7 @@ func TestCloseAndKillAllReceiversAndProcedures(t *testing.T) {
 }
 
 func TestBackpressureGetters(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	entered := make(chan struct{}, 1)
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
@@ -214,6 +219,7 @@ func TestBackpressureGetters(t *testing.T) {
 }
 
 func TestExchangePublishAndSocketExchange(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, &sctest.Options{AutoPong: true})
 	if s.Exchange() != ts.Exchange() {
@@ -241,6 +247,7 @@ func TestExchangePublishAndSocketExchange(t *testing.T) {
 }
 
 func TestCustomPath(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{Path: "/rt/"})
 	if ts.Path() != "/rt/" {
 		t.Fatalf("Path() %q", ts.Path())
@@ -254,6 +261,7 @@ func TestCustomPath(t *testing.T) {
 }
 
 func TestPingTimeoutDisabled(t *testing.T) {
+	// Not parallel: 300 ms ping timings.
 	ts := newServer(t, sc.Options{PingTimeoutDisabled: true, PingInterval: 50 * time.Millisecond, PingTimeout: 300 * time.Millisecond})
 	c := ts.dial(t, nil) // never answers pings
 	if hs := c.Handshake(nil); hs.PingTimeout != 300 {
@@ -286,6 +294,7 @@ func (prefixCodec) Decode(frame []byte, _ bool) (any, error) {
 }
 
 func TestOptionsCodec(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{Codec: prefixCodec{}})
 	c := ts.dial(t, &sctest.Options{AutoPong: true})
 	c.SendText(`~{"event":"#handshake","data":{},"cid":1}`)
@@ -302,6 +311,7 @@ func TestOptionsCodec(t *testing.T) {
 }
 
 func TestSocketSecureHostSourcePort(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	_, s := ts.connect(t, nil)
 	_, port, _ := net.SplitHostPort(ts.addr)

@@ -146,7 +146,7 @@ func (e *rawError) MarshalJSON() ([]byte, error) { return e.raw, nil }
 func (s *Socket) handleHandshake(p *wire.Packet) {
 	if !p.HasCid {
 		s.emitError(errInvalidAction("Handshake request was malformatted"))
-		s.closeWith(CloseHandshakeRejected, "", true)
+		s.closeWith(protocol.CloseHandshakeRejected, "", true)
 		return
 	}
 	s.mu.Lock()
@@ -186,7 +186,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 			// Only the middleware sees this error: made for it alone.
 			authErr = auth.NewInvalidError("jwt must be provided")
 		}
-		a := &Action{Type: ActionHandshakeSC, Request: s.peekRequest(), Socket: s, AuthTokenError: authErr}
+		a := &Action{Type: ActionHandshakeSC, Request: s.Request(), Socket: s, AuthTokenError: authErr}
 		a.Data = handshakeActionData(signed, authErr, claims)
 		if err := s.server.decide(MiddlewareHandshake, a, true); err != nil {
 			raw, code := s.handshakeRejection(err, a)
@@ -318,13 +318,13 @@ func mustError(err error) []byte {
 
 // handshakeRejection builds the error answer of a blocked HANDSHAKE_SC
 // action and the close code (its statusCode, default 4008).
-func (s *Socket) handshakeRejection(err error, a *Action) ([]byte, CloseCode) {
-	code := CloseHandshakeRejected
+func (s *Socket) handshakeRejection(err error, a *Action) ([]byte, protocol.CloseCode) {
+	code := protocol.CloseHandshakeRejected
 	var e *Error
 	if errors.As(err, &e) {
 		if v, ok := e.Field("statusCode"); ok {
-			if f, ok := toFloat(v); ok && CloseCode(f).Valid() && float64(int(f)) == f {
-				code = CloseCode(f)
+			if f, ok := toFloat(v); ok && protocol.CloseCode(f).Valid() && float64(int(f)) == f {
+				code = protocol.CloseCode(f)
 			}
 		}
 	}
@@ -376,7 +376,7 @@ func (s *Socket) deliverReceived(name string, p *wire.Packet) {
 func (s *Socket) handleAuthenticate(p *wire.Packet) {
 	if !p.HasCid {
 		s.emitError(errInvalidAction("Authenticate request was malformatted"))
-		s.closeWith(CloseHandshakeRejected, "", true)
+		s.closeWith(protocol.CloseHandshakeRejected, "", true)
 		return
 	}
 	var tok any
@@ -473,7 +473,7 @@ func (s *Socket) SetAuthToken(ctx context.Context, payload AuthToken, opts *SetA
 	signed, claims, err := s.server.auth.Sign(ctx, payload, so)
 	if err != nil {
 		s.emitError(err)
-		s.closeWith(CloseSignTokenFailed, truncateReason(err.Error()), true)
+		s.closeWith(protocol.CloseSignTokenFailed, truncateReason(err.Error()), true)
 		return err
 	}
 	old := s.setToken(claims, signed)

@@ -58,6 +58,7 @@ func tokenFrom(t *testing.T, frame string) string {
 // docs/protocol.md §14.2: login through a procedure, then reconnect with the
 // token.
 func TestLoginAndReconnectWithToken(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{AuthKey: authKey}, fixture.Install)
 	c, s := ts.connect(t, nil)
 	authEvents := sc.Listen[sc.AuthenticateEvent](s).Consumer()
@@ -116,6 +117,7 @@ func TestLoginAndReconnectWithToken(t *testing.T) {
 // docs/protocol.md §3.3.1 and §14.3: a refused token is not a refused
 // handshake; bad tokens are followed by #removeAuthToken.
 func TestHandshakeWithBadTokens(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{AuthKey: authKey})
 	now := time.Now()
 	expired := sign(t, authKey, jwt.MapClaims{"username": "x", "exp": now.Add(-time.Hour).Unix()})
@@ -160,6 +162,7 @@ func TestHandshakeWithBadTokens(t *testing.T) {
 
 // docs/protocol.md §3.4: #authenticate.
 func TestAuthenticate(t *testing.T) {
+	t.Parallel()
 	var blockUser = "mallory"
 	ts := newServer(t, sc.Options{AuthKey: authKey}, func(srv *sc.Server) {
 		_ = srv.SetMiddleware(sc.MiddlewareInbound, func(_ context.Context, a *sc.Action) error {
@@ -222,6 +225,7 @@ func TestAuthenticate(t *testing.T) {
 
 // Deauthentication from either side (docs/protocol.md §3.5, §6.6, §14.6).
 func TestDeauthenticate(t *testing.T) {
+	// Not parallel: a 200 ms ack timeout.
 	ts := newServer(t, sc.Options{AuthKey: authKey, AckTimeout: 200 * time.Millisecond})
 	token := sign(t, authKey, jwt.MapClaims{"username": "bob"})
 	c := ts.dial(t, nil)
@@ -284,6 +288,7 @@ func TestDeauthenticate(t *testing.T) {
 }
 
 func TestSetAuthTokenErrors(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{AuthKey: authKey})
 	hs := sc.Listen[sc.HandshakeEvent](ts).Consumer()
 	defer hs.Stop()
@@ -317,6 +322,7 @@ func TestSetAuthTokenErrors(t *testing.T) {
 // middleware sees AuthTokenExpiredError and the client gets
 // #removeAuthToken (docs/protocol.md §6.6).
 func TestTokenExpiresMidSession(t *testing.T) {
+	t.Parallel()
 	seen := make(chan sc.Action, 4)
 	ts := newServer(t, sc.Options{AuthKey: authKey}, func(srv *sc.Server) {
 		_ = srv.SetMiddleware(sc.MiddlewareInbound, func(_ context.Context, a *sc.Action) error {
@@ -358,6 +364,7 @@ func TestTokenExpiresMidSession(t *testing.T) {
 
 // An expired token is also noticed on a pong.
 func TestTokenExpiryNoticedOnPong(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{AuthKey: authKey})
 	c, s := ts.connect(t, nil)
 	if err := s.SetAuthToken(ctxT(t), sc.AuthToken{"exp": time.Now().Add(-time.Second).Unix()}, nil); err != nil {

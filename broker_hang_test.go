@@ -17,12 +17,14 @@ import (
 // own, which is then frozen with SIGSTOP (it keeps its connections and
 // answers nothing, the worst kind of outage). On the publishing instance,
 // local subscribers still get every message at once and in order, the
-// publisher's other requests are answered at once, and every publish is
+// publisher's other requests are answered at once (also after a
+// #subscribe that waits for the broker), and every publish is
 // answered with a ClusterPublishError after Options.BrokerTimeout (while
 // the broker is still frozen). After SIGCONT cross-instance delivery
 // resumes, and what the other instance receives from the publisher is in
 // order.
 func TestBrokerHang(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			proc, u := ownBroker(t, kind)
@@ -87,6 +89,12 @@ func TestBrokerHang(t *testing.T) {
 			}
 			if len(sent) != 0 {
 				t.Fatalf("publishes not answered: %v", sent)
+			}
+			// A subscribe to a channel new to this instance waits for the
+			// frozen broker; the socket's next call does not wait for it.
+			a.SendText(sctest.EventPacket("#subscribe", map[string]any{"channel": "hang-new"}, a.NextCid()))
+			if r := a.Invoke("echo", "after-subscribe"); string(r.Data) != `"after-subscribe"` {
+				t.Fatalf("echo after a subscribe during the hang: %s", r.Raw)
 			}
 
 			proc.Resume()

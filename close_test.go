@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"net/http"
 	"strings"
 	"sync"
@@ -99,6 +100,7 @@ func TestHandshakeTimeout(t *testing.T) {
 
 // Anything but #handshake before the handshake closes with 4009.
 func TestMessageBeforeHandshake(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	for _, tc := range []struct {
 		name   string
@@ -132,6 +134,7 @@ func TestMessageBeforeHandshake(t *testing.T) {
 // With DisableStrictHandshake, events are processed while connecting but
 // #subscribe is refused.
 func TestNonStrictHandshake(t *testing.T) {
+	t.Parallel()
 	notes := make(chan string, 2)
 	ts := newServer(t, sc.Options{DisableStrictHandshake: true}, func(srv *sc.Server) {
 		srv.HandleReceiver("note", func(_ *sc.Socket, d sc.Data) { notes <- string(d) })
@@ -153,6 +156,7 @@ func TestNonStrictHandshake(t *testing.T) {
 }
 
 func TestMalformedHandshakeAndAuthenticate(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	t.Run("handshake without cid", func(t *testing.T) {
 		c := ts.dial(t, nil)
@@ -180,6 +184,7 @@ func TestMalformedHandshakeAndAuthenticate(t *testing.T) {
 // docs/protocol.md §3.3.2 and §14.4: a blocked HANDSHAKE_SC action answers
 // with the error (statusCode added) then closes with that code.
 func TestRejectedHandshake(t *testing.T) {
+	t.Parallel()
 	t.Run("fixture", func(t *testing.T) {
 		ts := newServer(t, sc.Options{}, fixture.Install)
 		c := ts.dial(t, &sctest.Options{Query: "rejectsc=1"})
@@ -194,7 +199,7 @@ func TestRejectedHandshake(t *testing.T) {
 		name string
 		err  error
 		want string
-		code sc.CloseCode
+		code protocol.CloseCode
 	}{
 		{"named error", sc.NewError("HandshakeRejectedError", "go away"),
 			`{"rid":1,"error":{"message":"go away","name":"HandshakeRejectedError","statusCode":4008}}`, 4008},
@@ -234,6 +239,7 @@ func TestRejectedHandshake(t *testing.T) {
 // reference adds statusCode 4008 to it (docs/protocol.md §3.3.2); only string
 // errors cannot carry one.
 func TestRejectedHandshakePlainError(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		err  error
 		want string
@@ -260,6 +266,7 @@ func TestRejectedHandshakePlainError(t *testing.T) {
 
 // The HANDSHAKE_WS stage answers 401 with the error message as the body.
 func TestRejectedUpgrade(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
 		_ = srv.SetMiddleware(sc.MiddlewareHandshake, func(_ context.Context, a *sc.Action) error {
 			if a.Type == sc.ActionHandshakeWS && a.Request.URL.Query().Get("deny") != "" {
@@ -289,11 +296,12 @@ func TestRejectedUpgrade(t *testing.T) {
 // Socket.Disconnect puts its code and reason on the wire; invalid codes
 // are refused and leave the socket open.
 func TestSocketDisconnect(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	for _, tc := range []struct {
-		code         sc.CloseCode
+		code         protocol.CloseCode
 		reason       string
-		wantCode     sc.CloseCode
+		wantCode     protocol.CloseCode
 		wantReason   string
 		eventReason  string
 		protocolErr  bool
@@ -356,7 +364,7 @@ func TestSocketDisconnect(t *testing.T) {
 	}
 	t.Run("invalid codes", func(t *testing.T) {
 		c, s := ts.connect(t, nil)
-		for _, code := range []sc.CloseCode{-1, 999, 1004, 1005, 1006, 1015, 2999, 5000, 65535} {
+		for _, code := range []protocol.CloseCode{-1, 999, 1004, 1005, 1006, 1015, 2999, 5000, 65535} {
 			err := s.Disconnect(code, "")
 			e := asError(t, err, "InvalidArgumentsError")
 			if !strings.Contains(e.Message, fmt.Sprint(int(code))) {
@@ -376,6 +384,7 @@ func TestSocketDisconnect(t *testing.T) {
 // already hold it. (The check can only miss a wrong order, never flag a
 // right one.)
 func TestDisconnectEventOrder(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, nil)
 	c.Subscribe("a")
@@ -493,6 +502,7 @@ func TestDisconnectEventOrder(t *testing.T) {
 // application code must give "Socket connection closed with status code
 // <code> and reason: <reason>" (docs/protocol.md §5.2, §5.4).
 func TestSocketProtocolErrorTextForApplicationCodes(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, nil)
 	errs := sc.Listen[sc.ErrorEvent](s).Consumer()
@@ -511,6 +521,7 @@ func TestSocketProtocolErrorTextForApplicationCodes(t *testing.T) {
 
 // Server events and the client counts (docs/protocol.md §9.2, §9.5).
 func TestServerEventsAndCounts(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	hs := sc.Listen[sc.HandshakeEvent](ts).Consumer()
 	conns := sc.Listen[sc.ConnectionEvent](ts).Consumer()
@@ -575,6 +586,7 @@ func TestServerEventsAndCounts(t *testing.T) {
 // Server.Close sends every socket a 1001 close frame; Terminate drops the
 // connections without one.
 func TestServerCloseAndTerminate(t *testing.T) {
+	t.Parallel()
 	t.Run("close", func(t *testing.T) {
 		srv, err := sc.New(sc.Options{Logger: quietLogger})
 		if err != nil {
@@ -652,6 +664,7 @@ func startOn(t *testing.T, srv *sc.Server) *testServer {
 // docs/protocol.md §9.8: after end, "kill" drops the streams' backlogs, "close"
 // lets loops finish them, anything else leaves the streams alone.
 func TestSocketStreamCleanupMode(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		mode string
 		want int // items read before the consumer ends
@@ -694,9 +707,11 @@ func TestSocketStreamCleanupMode(t *testing.T) {
 // quarter of PingTimeout passed, so a busy client needs no pongs.
 func TestTrafficKeepsSocketAlive(t *testing.T) {
 	t.Parallel()
-	ts := newServer(t, sc.Options{PingInterval: time.Hour, PingTimeout: time.Second})
+	// Traffic for more than twice the ping timeout; the timeout leaves room
+	// for a stalled test goroutine on a loaded machine.
+	ts := newServer(t, sc.Options{PingInterval: time.Hour, PingTimeout: 3 * time.Second})
 	c, s := ts.connect(t, nil)
-	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); {
+	for end := time.Now().Add(7 * time.Second); time.Now().Before(end); {
 		barrier(t, c)
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -707,6 +722,7 @@ func TestTrafficKeepsSocketAlive(t *testing.T) {
 
 // A close frame without a code is recorded as 1005.
 func TestCloseWithoutCode(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	aborts := sc.Listen[sc.ConnectionAbortEvent](ts).Consumer()
 	defer aborts.Stop()

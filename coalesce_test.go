@@ -52,6 +52,7 @@ func publishBurst(t *testing.T, ts *testServer, n int) {
 }
 
 func TestCoalescePacketsBurstInOrder(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{CoalescePackets: true})
 	c, _ := ts.connect(t, nil)
 	c.Subscribe("ch")
@@ -72,6 +73,7 @@ func TestCoalescePacketsBurstInOrder(t *testing.T) {
 }
 
 func TestCoalescePacketsOffByDefault(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, _ := ts.connect(t, nil)
 	c.Subscribe("ch")

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/socketcluster-go/socketcluster/protocol"
 
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
@@ -94,7 +95,7 @@ func toFloat(v any) (float64, bool) {
 	switch n := v.(type) {
 	case float64:
 		return n, true
-	case CloseCode: // e.g. a statusCode field set from a constant
+	case protocol.CloseCode: // e.g. a statusCode field set from a constant
 		return float64(n), true
 	case float32:
 		return float64(n), true

@@ -10,6 +10,7 @@ import (
 // children, every socket's slot its index. It never lets the timer fire
 // (the deadlines are far in the future).
 func TestDeadlinesHeap(t *testing.T) {
+	t.Parallel()
 	var d deadlines
 	defer func() {
 		if d.timer != nil {

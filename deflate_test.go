@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"io"
 	"net"
 	"net/http"
@@ -41,6 +42,7 @@ func frameOf(t *testing.T, c *sctest.Client) sctest.Frame {
 // TestDeflateOffByDefault: without the option an offer is ignored (as the
 // reference), and a compressed frame is a protocol error (1002).
 func TestDeflateOffByDefault(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c := ts.dial(t, &sctest.Options{Deflate: true})
 	if c.Extensions != "" {
@@ -50,12 +52,13 @@ func TestDeflateOffByDefault(t *testing.T) {
 	if err := c.SendCompressed(ws.OpText, []byte(sctest.EventPacket("echo", "x", 2))); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, _ := c.ExpectClose(); code != sc.CloseProtocolError {
-		t.Fatalf("close %d, want %d", code, sc.CloseProtocolError)
+	if code, _, _ := c.ExpectClose(); code != protocol.CloseProtocolError {
+		t.Fatalf("close %d, want %d", code, protocol.CloseProtocolError)
 	}
 }
 
 func TestDeflateNegotiatedBothWays(t *testing.T) {
+	t.Parallel()
 	ts := deflateServer(t, &sc.DeflateOptions{})
 	c := ts.dial(t, &sctest.Options{Deflate: true, AutoPong: true})
 	for _, p := range []string{"permessage-deflate", "server_no_context_takeover", "client_no_context_takeover"} {
@@ -95,6 +98,7 @@ func TestDeflateNegotiatedBothWays(t *testing.T) {
 // every one of them; a subscriber without compression gets the plain
 // frame.
 func TestDeflatePublishCompressedOnce(t *testing.T) {
+	t.Parallel()
 	ts := deflateServer(t, &sc.DeflateOptions{})
 	var zs []*sctest.Client
 	for range 4 {
@@ -138,6 +142,7 @@ func TestDeflatePublishCompressedOnce(t *testing.T) {
 // TestDeflateBatchAndSend: batched packets and Socket.Send are compressed
 // per socket too.
 func TestDeflateBatchAndSend(t *testing.T) {
+	t.Parallel()
 	ts := deflateServer(t, &sc.DeflateOptions{Threshold: -1})
 	c, s := ts.connect(t, &sctest.Options{Deflate: true, AutoPong: true})
 	if err := s.Send("raw"); err != nil {
@@ -170,6 +175,7 @@ func TestDeflateBatchAndSend(t *testing.T) {
 // code (and the reference's): a message inflating past MaxPayload 1009,
 // invalid deflate data 1007, RSV1 on a control or continuation frame 1002.
 func TestDeflateBadInput(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{PerMessageDeflate: &sc.DeflateOptions{}, MaxPayload: 64 << 10})
 	bomb := sctest.Deflate(make([]byte, 1<<20)) // 1 MiB of zeros in about 1 KiB
 	badData := []byte{0x07, 0x00}
@@ -182,13 +188,13 @@ func TestDeflateBadInput(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		frames []ws.Frame
-		code   sc.CloseCode
+		code   protocol.CloseCode
 	}{
-		{"bomb", []ws.Frame{rsv1(ws.NewTextFrame(bomb))}, sc.CloseMessageTooBig},
-		{"invalid deflate data", []ws.Frame{rsv1(ws.NewTextFrame(badData))}, sc.CloseInvalidPayload},
-		{"compressed ping", []ws.Frame{rsvPing}, sc.CloseProtocolError},
-		{"compressed continuation", []ws.Frame{first, cont}, sc.CloseProtocolError},
-		{"invalid UTF-8 once inflated", []ws.Frame{rsv1(ws.NewTextFrame(sctest.Deflate([]byte{0xff, 0xfe})))}, sc.CloseInvalidPayload},
+		{"bomb", []ws.Frame{rsv1(ws.NewTextFrame(bomb))}, protocol.CloseMessageTooBig},
+		{"invalid deflate data", []ws.Frame{rsv1(ws.NewTextFrame(badData))}, protocol.CloseInvalidPayload},
+		{"compressed ping", []ws.Frame{rsvPing}, protocol.CloseProtocolError},
+		{"compressed continuation", []ws.Frame{first, cont}, protocol.CloseProtocolError},
+		{"invalid UTF-8 once inflated", []ws.Frame{rsv1(ws.NewTextFrame(sctest.Deflate([]byte{0xff, 0xfe})))}, protocol.CloseInvalidPayload},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ts.dial(t, &sctest.Options{Deflate: true, AutoPong: true})
@@ -218,6 +224,7 @@ func rsv1(f ws.Frame) ws.Frame {
 // not parse or has invalid parameters is refused with 400 (the reference's
 // ws engine does the same); with it off the header is not looked at.
 func TestDeflateBadExtensionsHeader(t *testing.T) {
+	t.Parallel()
 	on := deflateServer(t, &sc.DeflateOptions{})
 	off := newServer(t, sc.Options{})
 	for _, tc := range []struct {
@@ -271,6 +278,7 @@ func rawUpgrade(t *testing.T, addr, extensions string) (int, string, string) {
 }
 
 func TestDeflateOptionsValidate(t *testing.T) {
+	t.Parallel()
 	for _, level := range []int{-3, -1, 10} {
 		if err := (sc.Options{PerMessageDeflate: &sc.DeflateOptions{Level: level}}).Validate(); err == nil {
 			t.Fatalf("level %d accepted", level)

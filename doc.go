@@ -43,7 +43,8 @@
 // The SocketCluster 14 forms exist for porting, all marked Deprecated:
 // Server.On/Off, Socket.On (client messages), Socket.OnEvent (the socket's
 // own events), Socket.Emit and Off, and AddMiddleware with the
-// V14Middleware… types (docs/client-versions.md).
+// V14Middleware… types (docs/client-versions.md). docs/api-coverage.md maps
+// every item of the reference's API documents to its Go equivalent.
 //
 // # Compression
 //
@@ -55,8 +56,9 @@
 // # Scaling out
 //
 // Options.Broker connects instances: broker.Memory in one process
-// (default), broker/redisbroker and broker/natsbroker across machines. A
-// publish reaches every subscriber of every instance exactly once.
+// (default), broker/redisbroker and broker/natsbroker across machines. While
+// the broker is up, a publish reaches every subscriber of every instance
+// once (no duplicates); what each instance guarantees is below.
 //
 // Delivery guarantees: a publish is delivered to the subscribers of the
 // instance it was made on at once, without waiting for the broker, then
@@ -87,8 +89,8 @@
 // Options.MaxConnections, MaxConnectionsPerAddress (ClientAddressHeader
 // behind a proxy) and MaxHandshakesPerSecond refuse upgrades over them
 // (503, 429, 503); InboundMessageRate and InboundByteRate close a socket
-// that sends too much with CloseInboundRateLimit (4101). A subscriber too
-// slow for Options.OutboundQueueLimit is closed with CloseSlowConsumer
+// that sends too much with [protocol.CloseInboundRateLimit] (4101). A subscriber too
+// slow for Options.OutboundQueueLimit is closed with [protocol.CloseSlowConsumer]
 // (4100). Every refusal is counted in Stats and logged at most once per
 // burst. All are off or generous in the zero Options, as in the reference;
 // the README's section "A production configuration" shows values for

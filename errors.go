@@ -6,53 +6,6 @@ import (
 	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
-// CloseCode is a close frame's status code (docs/protocol.md §5.3); see
-// protocol.CloseCode for its methods (String, Text, Valid…).
-type CloseCode = protocol.CloseCode
-
-// Close codes used by SocketCluster (docs/protocol.md §5.3). Codes 1000 and
-// 4500–4999 stop the official client from reconnecting; 4000, 4001 and 1005
-// make it reconnect at once; every other code makes it back off.
-const (
-	CloseNormal             = protocol.CloseNormal
-	CloseGoingAway          = protocol.CloseGoingAway
-	CloseProtocolError      = protocol.CloseProtocolError
-	CloseUnsupportedData    = protocol.CloseUnsupportedData
-	CloseNoStatus           = protocol.CloseNoStatus
-	CloseAbnormal           = protocol.CloseAbnormal
-	CloseInvalidPayload     = protocol.CloseInvalidPayload
-	ClosePolicyViolation    = protocol.ClosePolicyViolation
-	CloseMessageTooBig      = protocol.CloseMessageTooBig
-	CloseMandatoryExtension = protocol.CloseMandatoryExtension
-	CloseInternalError      = protocol.CloseInternalError
-	ClosePingTimeout        = protocol.ClosePingTimeout
-	ClosePongTimeout        = protocol.ClosePongTimeout
-	CloseSignTokenFailed    = protocol.CloseSignTokenFailed
-	CloseHandshakeFailed    = protocol.CloseHandshakeFailed
-	CloseHandshakeTimeout   = protocol.CloseHandshakeTimeout
-	CloseHandshakeRejected  = protocol.CloseHandshakeRejected
-	CloseBeforeHandshake    = protocol.CloseBeforeHandshake
-	// CloseSlowConsumer is this server's own code for a socket whose
-	// outbound queue went over Options.OutboundQueueLimit, sent with the
-	// reason SlowConsumerReason.
-	CloseSlowConsumer = protocol.CloseSlowConsumer
-	// CloseInboundRateLimit is this server's own code for a socket that
-	// sent more than Options.InboundMessageRate messages or
-	// InboundByteRate bytes per second (beyond their bursts), sent with
-	// the reason InboundRateLimitReason. The official client reconnects
-	// with back-off.
-	CloseInboundRateLimit = protocol.CloseInboundRateLimit
-)
-
-// SlowConsumerReason is the close reason sent with CloseSlowConsumer.
-const SlowConsumerReason = protocol.SlowConsumerReason
-
-// CloseText returns the reference's description of a close code, or "".
-func CloseText(code CloseCode) string { return code.Text() }
-
-// ValidCloseCode reports whether code may be sent in a close frame.
-func ValidCloseCode(code CloseCode) bool { return code.Valid() }
-
 // Field is one extra property of an Error, kept in order.
 type Field = protocol.Field
 
@@ -91,13 +44,13 @@ var (
 // Errors the server produces, by name (docs/protocol.md §5.2).
 func errTimeout(event string) *Error { return protocol.TimeoutError(event) }
 
-func errBadConnection(msg, typ string, code CloseCode, reason string) *Error {
+func errBadConnection(msg, typ string, code protocol.CloseCode, reason string) *Error {
 	return protocol.BadConnectionError(msg, typ, code, reason)
 }
 
 func errInvalidAction(msg string) *Error { return protocol.InvalidActionError(msg) }
 
-func errSocketProtocol(code CloseCode, reason string) *Error {
+func errSocketProtocol(code protocol.CloseCode, reason string) *Error {
 	return protocol.SocketProtocolError(code, reason)
 }
 

@@ -26,6 +26,7 @@ import (
 // subscriber must get every publication of each publisher, in order.
 
 func TestStressEchoAndPubSub(t *testing.T) {
+	// Not parallel: it loads both cores for seconds, which would stretch the timing bounds of the tests running beside it.
 	for _, mode := range []struct {
 		name    string
 		disable bool
@@ -225,6 +226,7 @@ func (s *stressClient) read() {
 // goroutine of their own and counts the server's goroutines: none per
 // socket with event-driven reads, one each with DisableEventReads.
 func TestIdleSocketsHoldNoGoroutine(t *testing.T) {
+	// Not parallel: it counts the process's goroutines.
 	const n = 100
 	for _, mode := range []struct {
 		name    string

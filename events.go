@@ -40,21 +40,21 @@ type ConnectionEvent struct {
 // ConnectionAbortEvent: a socket closed before completing its handshake.
 type ConnectionAbortEvent struct {
 	Socket *Socket
-	Code   CloseCode
+	Code   protocol.CloseCode
 	Reason string
 }
 
 // DisconnectionEvent: an open socket closed.
 type DisconnectionEvent struct {
 	Socket *Socket
-	Code   CloseCode
+	Code   protocol.CloseCode
 	Reason string
 }
 
 // ClosureEvent: a socket closed, in any state.
 type ClosureEvent struct {
 	Socket *Socket
-	Code   CloseCode
+	Code   protocol.CloseCode
 	Reason string
 }
 
@@ -113,7 +113,7 @@ type WarningEvent struct{ Warning error }
 type ErrorEvent struct{ Error error }
 
 // SlowConsumerEvent: a socket exceeded Options.OutboundQueueLimit and is
-// being disconnected with CloseSlowConsumer. Emitted on the server and on
+// being disconnected with [protocol.CloseSlowConsumer]. Emitted on the server and on
 // the socket.
 type SlowConsumerEvent struct {
 	Socket      *Socket
@@ -132,19 +132,19 @@ type ConnectEvent struct {
 
 // ConnectAbortEvent: closed while connecting.
 type ConnectAbortEvent struct {
-	Code   CloseCode
+	Code   protocol.CloseCode
 	Reason string
 }
 
 // DisconnectEvent: closed while open.
 type DisconnectEvent struct {
-	Code   CloseCode
+	Code   protocol.CloseCode
 	Reason string
 }
 
 // CloseEvent: closed in any state.
 type CloseEvent struct {
-	Code   CloseCode
+	Code   protocol.CloseCode
 	Reason string
 }
 

@@ -12,6 +12,7 @@ import (
 )
 
 func TestHandshakeResponseGolden(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c := ts.dial(t, nil)
 	c.SendText(`{"event":"#handshake","data":{"authToken":null},"cid":1}`)
@@ -22,6 +23,7 @@ func TestHandshakeResponseGolden(t *testing.T) {
 }
 
 func TestHandshakeVariants(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{PingTimeout: 3 * time.Second})
 	for _, tc := range []struct{ name, in, want string }{
 		{"empty data", `{"event":"#handshake","data":{},"cid":7}`, `{"rid":7,"data":{"id":"<id>","pingTimeout":3000,"isAuthenticated":false}}`},
@@ -45,6 +47,7 @@ func TestHandshakeVariants(t *testing.T) {
 }
 
 func TestHandshakeInBinaryFrame(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c := ts.dial(t, nil)
 	c.SendBinary([]byte(`{"event":"#handshake","data":{"authToken":null},"cid":1}`))
@@ -57,6 +60,7 @@ func TestHandshakeInBinaryFrame(t *testing.T) {
 }
 
 func TestSocketIDsAreUniqueAndURLSafe(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	seen := map[string]bool{}
 	for range 5 {
@@ -75,6 +79,7 @@ func TestSocketIDsAreUniqueAndURLSafe(t *testing.T) {
 // A second #handshake is answered with the same id and does not count the
 // socket twice (docs/protocol.md §13).
 func TestRepeatedHandshake(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, _ := ts.connect(t, nil)
 	c.SendText(`{"event":"#handshake","data":{"authToken":null},"cid":2}`)
@@ -86,6 +91,7 @@ func TestRepeatedHandshake(t *testing.T) {
 
 // docs/protocol.md §14.1, end to end with raw frames.
 func TestTranscriptAnonymousPubSub(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{PingTimeout: 3 * time.Second, PingInterval: time.Second}, fixture.Install)
 	txs := make(chan string, 4)
 	ts.HandleReceiver("tx", func(_ *sc.Socket, d sc.Data) { txs <- string(d) })
@@ -139,6 +145,7 @@ func TestTranscriptAnonymousPubSub(t *testing.T) {
 }
 
 func TestUpgradeChecks(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{Origins: "allowed.example:*"})
 	get := func(path string, hdr map[string]string) (*http.Response, string) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+ts.addr+path, nil)

@@ -23,6 +23,7 @@ import (
 // exactly once and in publish order. Channels without history keep
 // at-most-once delivery and the outage is reported.
 func TestHistoryBrokerOutage(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			brokertest.URL(t, kind) // skip or fail as for the shared services
@@ -192,6 +193,7 @@ func checkDelivered(got []pubAt, acked []string) string {
 // subscriber is told (sc.recovery with recovered false), and the channel
 // goes on in a new epoch.
 func TestHistoryBrokerLostHistory(t *testing.T) {
+	t.Parallel()
 	brokertest.URL(t, "redis")
 	proc := brokertest.StartProcess(t, "redis")
 	opts := historyOptions(100)

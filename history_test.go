@@ -92,6 +92,7 @@ func subscribeRecover(c *sctest.Client, channel string, pos *sc.Position) sctest
 }
 
 func TestHistoryPositionsAndAck(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, historyOptions(100))
 	sub, _ := ts.connect(t, nil)
 	pub, _ := ts.connect(t, nil)
@@ -126,6 +127,7 @@ func TestHistoryPositionsAndAck(t *testing.T) {
 }
 
 func TestHistoryClientRecovery(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, historyOptions(100))
 	pub, _ := ts.connect(t, nil)
 	a, _ := ts.connect(t, nil)
@@ -167,6 +169,7 @@ func TestHistoryClientRecovery(t *testing.T) {
 
 // Recovery under a stream of publications: nothing missed, nothing twice.
 func TestHistoryRecoveryWhilePublishing(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, historyOptions(1000))
 	pub, _ := ts.connect(t, nil)
 	a, _ := ts.connect(t, nil)
@@ -199,6 +202,7 @@ func TestHistoryRecoveryWhilePublishing(t *testing.T) {
 }
 
 func TestHistoryRecoveryFailed(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, historyOptions(5))
 	pub, _ := ts.connect(t, nil)
 	for i := 1; i <= 10; i++ {
@@ -229,6 +233,7 @@ func TestHistoryRecoveryFailed(t *testing.T) {
 }
 
 func TestHistoryBadInput(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, historyOptions(50), func(srv *sc.Server) {
 		_ = srv.SetMiddleware(sc.MiddlewareInbound, func(_ context.Context, a *sc.Action) error {
 			if a.Type == sc.ActionSubscribe && a.Channel == "h.secret" {
@@ -312,6 +317,7 @@ func TestHistoryBadInput(t *testing.T) {
 }
 
 func TestHistoryProcedure(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, historyOptions(50))
 	c, _ := ts.connect(t, nil)
 	for i := 1; i <= 10; i++ {
@@ -343,6 +349,7 @@ func TestHistoryProcedure(t *testing.T) {
 }
 
 func TestHistoryOptionsValidate(t *testing.T) {
+	t.Parallel()
 	for _, h := range []sc.ChannelHistory{
 		{Size: 10, TTL: time.Minute},
 		{Patterns: []string{"*"}, Size: 0, TTL: time.Minute},
@@ -363,6 +370,7 @@ type plainBroker struct{ broker.Broker }
 
 // Outbound middleware that rewrites the data keeps the position.
 func TestHistoryOutboundMiddlewareKeepsPosition(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, historyOptions(10), func(srv *sc.Server) {
 		_ = srv.SetMiddleware(sc.MiddlewareOutbound, func(_ context.Context, a *sc.Action) error {
 			return a.SetData(map[string]any{"wrapped": json.RawMessage(a.Data)})

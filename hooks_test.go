@@ -11,6 +11,7 @@ import (
 // Socket.Subscribe joins a channel from the server side: the client gets
 // its publishes without having asked, and the counts and events follow.
 func TestServerSideSubscribe(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{SocketChannelLimit: 1})
 	c, s := ts.connect(t, nil)
 	subs := sc.Listen[sc.SubscriptionEvent](ts).Consumer()
@@ -38,6 +39,7 @@ func TestServerSideSubscribe(t *testing.T) {
 
 // CheckSubscribe runs the subscribe middleware without subscribing.
 func TestCheckSubscribe(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
 		_ = srv.SetMiddleware(sc.MiddlewareInbound, func(_ context.Context, a *sc.Action) error {
 			if a.Type == sc.ActionSubscribe && a.Channel == "secret" {
@@ -60,6 +62,7 @@ func TestCheckSubscribe(t *testing.T) {
 // UseMiddleware stacks functions after the line's SetMiddleware function:
 // all must allow, in order, each seeing the data the previous left.
 func TestUseMiddleware(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var order []string
 	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }

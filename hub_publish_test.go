@@ -165,6 +165,7 @@ func waitEntered(t *testing.T, b *fakeBroker) {
 // locally, in order, and fail at once with ClusterPublishError; the queued
 // ones reach the broker in order once it moves on.
 func TestClusterPublishQueueFull(t *testing.T) {
+	t.Parallel()
 	fb := newFakeBroker(true)
 	ts := newServer(t, sc.Options{Broker: fb, BrokerQueueLimit: 3, BrokerTimeout: time.Hour})
 	c := ts.dial(t, &sctest.Options{AutoPong: true})
@@ -220,6 +221,7 @@ func TestClusterPublishQueueFull(t *testing.T) {
 // of the socket are answered at once, and the expired publishes are never
 // sent once the broker moves on.
 func TestClusterPublishHungBroker(t *testing.T) {
+	t.Parallel()
 	fb := newFakeBroker(true)
 	fb.deaf = true
 	ts := newServer(t, sc.Options{Broker: fb, BrokerTimeout: 2 * time.Second})
@@ -287,6 +289,7 @@ func TestClusterPublishHungBroker(t *testing.T) {
 // subscriber here and the broker see each publisher's messages in order,
 // with brokers that take one publish at a time and in batches.
 func TestPublishOrder(t *testing.T) {
+	t.Parallel()
 	for _, batched := range []bool{false, true} {
 		t.Run(fmt.Sprintf("batched=%v", batched), func(t *testing.T) {
 			fb := newFakeBroker(false)

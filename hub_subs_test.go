@@ -215,6 +215,7 @@ func waitNoChannels(t *testing.T, h *hub) {
 // with the broker subscribed, the broker never gets a redundant call, and
 // once everyone left every channel is unsubscribed and forgotten.
 func TestHubReconcileConcurrent(t *testing.T) {
+	t.Parallel()
 	for _, inproc := range []bool{false, true} {
 		t.Run(fmt.Sprintf("inprocess=%v", inproc), func(t *testing.T) { testHubReconcileConcurrent(t, inproc) })
 	}
@@ -294,6 +295,7 @@ func testHubReconcileConcurrent(t *testing.T, inproc bool) {
 // TestHubSubscribeFailure: when the broker refuses, every waiting
 // subscriber gets the error and the channel is forgotten.
 func TestHubSubscribeFailure(t *testing.T) {
+	t.Parallel()
 	sb := &stateBroker{subscribed: map[string]bool{}, fail: fmt.Errorf("refused")}
 	srv := hubServer(t, sb)
 	var wg sync.WaitGroup

@@ -134,6 +134,7 @@ func idleSocketHeap(b *testing.B, n int, withFixture, withTLS bool) {
 // skipped unless that benchmark started it. It opens the connections,
 // handshakes each, says so on stdout and holds them until stdin closes.
 func TestIdleClientsChild(t *testing.T) {
+	t.Parallel()
 	spec := os.Getenv("SC_IDLE_CHILD")
 	if spec == "" {
 		t.Skip("started by BenchmarkIdleSocketHeap only")

@@ -24,10 +24,6 @@ const (
 	LimitHandshakeRate      = "handshake_rate"
 )
 
-// InboundRateLimitReason is the close reason sent with
-// CloseInboundRateLimit.
-const InboundRateLimitReason = protocol.InboundRateLimitReason
-
 // limits holds the server-wide state of the connection limits. Its fields
 // are guarded by mu; the refusal counters are atomics in counters.
 type limits struct {
@@ -176,7 +172,7 @@ type inboundRate struct {
 }
 
 // allowInbound applies the inbound rate limit to a message of n bytes. It
-// reports false after closing the socket with CloseInboundRateLimit.
+// reports false after closing the socket with [protocol.CloseInboundRateLimit].
 func (s *Socket) allowInbound(n int) bool {
 	o := &s.server.opts
 	now := monoNow()
@@ -188,6 +184,6 @@ func (s *Socket) allowInbound(n int) bool {
 	s.server.counters.rateLimited.Add(1)
 	s.server.limits.rateLog.log(s.server.opts.Logger, "socketcluster: closing sockets over the inbound rate limit (Options.InboundMessageRate, InboundByteRate)",
 		"socket", s.id, "remoteAddress", s.remoteAddr())
-	s.closeWith(CloseInboundRateLimit, InboundRateLimitReason, true)
+	s.closeWith(protocol.CloseInboundRateLimit, protocol.InboundRateLimitReason, true)
 	return false
 }

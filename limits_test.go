@@ -2,6 +2,7 @@ package socketcluster_test
 
 import (
 	"errors"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -28,6 +29,7 @@ func dialStatus(t *testing.T, addr string, header http.Header) (int, *sctest.Cli
 }
 
 func TestLimitMaxConnections(t *testing.T) {
+	t.Parallel()
 	var logs lockedBuffer
 	ts := newServer(t, sc.Options{MaxConnections: 2, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	a, _ := ts.connect(t, nil)
@@ -57,6 +59,7 @@ func TestLimitMaxConnections(t *testing.T) {
 }
 
 func TestLimitMaxConnectionsPerAddress(t *testing.T) {
+	t.Parallel()
 	xff := func(v string) http.Header { return http.Header{"X-Forwarded-For": {v}} }
 	t.Run("peer address", func(t *testing.T) {
 		// Without ClientAddressHeader, the header is not trusted: both
@@ -97,6 +100,7 @@ func TestLimitMaxConnectionsPerAddress(t *testing.T) {
 }
 
 func TestLimitHandshakesPerSecond(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{MaxHandshakesPerSecond: 1})
 	// One per second passes; dialling in a loop meets the limit unless
 	// every dial takes a second (bounded by the loop).
@@ -121,6 +125,7 @@ func TestLimitHandshakesPerSecond(t *testing.T) {
 }
 
 func TestInboundRateLimit(t *testing.T) {
+	t.Parallel()
 	t.Run("messages", func(t *testing.T) {
 		ts := newServer(t, sc.Options{InboundMessageRate: 2, InboundMessageBurst: 10})
 		calm, _ := ts.connect(t, nil)
@@ -132,8 +137,8 @@ func TestInboundRateLimit(t *testing.T) {
 			}
 		}
 		code, reason, _ := flood.ExpectClose()
-		if code != sc.CloseInboundRateLimit || reason != sc.InboundRateLimitReason {
-			t.Fatalf("close %d %q, want %d %q", code, reason, sc.CloseInboundRateLimit, sc.InboundRateLimitReason)
+		if code != protocol.CloseInboundRateLimit || reason != protocol.InboundRateLimitReason {
+			t.Fatalf("close %d %q, want %d %q", code, reason, protocol.CloseInboundRateLimit, protocol.InboundRateLimitReason)
 		}
 		barrier(t, calm) // within its burst: still served
 		if n := ts.Stats().RateLimitedSockets; n != 1 {
@@ -149,13 +154,14 @@ func TestInboundRateLimit(t *testing.T) {
 		// within 9 s is refused.
 		c.Transmit("x", big)
 		_ = c.TrySendText(sctest.EventPacket("x", big, 0))
-		if code, _, _ := c.ExpectClose(); code != sc.CloseInboundRateLimit {
-			t.Fatalf("close %d, want %d", code, sc.CloseInboundRateLimit)
+		if code, _, _ := c.ExpectClose(); code != protocol.CloseInboundRateLimit {
+			t.Fatalf("close %d, want %d", code, protocol.CloseInboundRateLimit)
 		}
 	})
 }
 
 func TestLimitOptionsValidate(t *testing.T) {
+	t.Parallel()
 	for _, o := range []sc.Options{
 		{MaxConnections: -1}, {MaxConnectionsPerAddress: -1}, {MaxHandshakesPerSecond: -1},
 		{InboundMessageRate: -1}, {InboundByteBurst: -1}, {ClientAddressHeader: "X-Forwarded-For: 1"},
@@ -169,6 +175,7 @@ func TestLimitOptionsValidate(t *testing.T) {
 // TestOriginRefusalsCountedAndLogged: upgrades from an origin that is not
 // allowed are counted, and logged once per burst.
 func TestOriginRefusalsCountedAndLogged(t *testing.T) {
+	t.Parallel()
 	var logs lockedBuffer
 	ts := newServer(t, sc.Options{Origins: "example.com:443", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	for i := 0; i < 3; i++ {

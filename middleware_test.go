@@ -13,6 +13,7 @@ import (
 )
 
 func TestSetMiddlewareRules(t *testing.T) {
+	t.Parallel()
 	srv, err := sc.New(sc.Options{Logger: quietLogger})
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +50,7 @@ func TestSetMiddlewareRules(t *testing.T) {
 // Inbound middleware: what it sees, and what the client gets when it
 // blocks (docs/protocol.md §8.2–8.4).
 func TestInboundMiddleware(t *testing.T) {
+	// Not parallel: a 150 ms middleware timeout.
 	actions := make(chan sc.Action, 64)
 	release := make(chan struct{})
 	ts := newServer(t, sc.Options{MiddlewareTimeout: 150 * time.Millisecond}, func(srv *sc.Server) {
@@ -233,6 +235,7 @@ func TestInboundMiddleware(t *testing.T) {
 
 // With SuppressMiddlewareFailures, blocks are not emitted as socket errors.
 func TestSuppressMiddlewareFailures(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{SuppressMiddlewareFailures: true}, func(srv *sc.Server) {
 		_ = srv.SetMiddleware(sc.MiddlewareInbound, func(_ context.Context, a *sc.Action) error {
 			if a.Procedure == "no" {
@@ -255,6 +258,7 @@ func TestSuppressMiddlewareFailures(t *testing.T) {
 
 // The HANDSHAKE_SC action carries the token verification result.
 func TestHandshakeActionData(t *testing.T) {
+	t.Parallel()
 	got := make(chan sc.Action, 2)
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
 		_ = srv.SetMiddleware(sc.MiddlewareHandshake, func(_ context.Context, a *sc.Action) error {
@@ -278,6 +282,7 @@ func TestHandshakeActionData(t *testing.T) {
 // MIDDLEWARE_INBOUND_RAW sees every message, pongs included; a block drops
 // the message, allow with data replaces it (docs/protocol.md §2.3 step 3).
 func TestInboundRawMiddleware(t *testing.T) {
+	t.Parallel()
 	seen := make(chan string, 16)
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
 		_ = srv.SetMiddleware(sc.MiddlewareInboundRaw, func(_ context.Context, a *sc.Action) error {
@@ -324,6 +329,7 @@ func TestInboundRawMiddleware(t *testing.T) {
 
 // A middleware that is slow for one socket does not delay another.
 func TestSlowMiddlewareDelaysOnlyItsSocket(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
 		_ = srv.SetMiddleware(sc.MiddlewareInbound, func(ctx context.Context, a *sc.Action) error {

@@ -117,7 +117,7 @@ type Options struct {
 
 	// OutboundQueueLimit bounds each socket's queue of unsent bytes. When a
 	// socket (a slow reader) goes over it, it is disconnected with
-	// CloseSlowConsumer (4100), a SlowConsumerEvent is emitted and the
+	// [protocol.CloseSlowConsumer] (4100), a SlowConsumerEvent is emitted and the
 	// socket's messages are dropped: the publisher and other subscribers
 	// are never blocked. Default 64 MiB. The reference has no limit.
 	// cmd/scserver uses 2 MiB (docs/performance.md has the measurement).
@@ -177,7 +177,7 @@ type Options struct {
 	// InboundMessageRate limits each socket's inbound messages per second
 	// (a token bucket of InboundMessageBurst messages, default one
 	// second's worth); a socket over it is closed with
-	// CloseInboundRateLimit (4101) and InboundRateLimitReason. Default 0:
+	// [protocol.CloseInboundRateLimit] (4101) and [protocol.InboundRateLimitReason]. Default 0:
 	// no limit. Pongs count as messages.
 	InboundMessageRate  float64
 	InboundMessageBurst int

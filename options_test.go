@@ -8,6 +8,7 @@ import (
 
 // Validate lists every problem, one per line, always in the same order.
 func TestValidateReportsAllInStableOrder(t *testing.T) {
+	t.Parallel()
 	o := Options{
 		Path:           "nope",
 		PingInterval:   -time.Second,

@@ -14,6 +14,7 @@ import (
 )
 
 func TestSubscribeAndUnsubscribeErrors(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, nil)
 	for _, tc := range []struct{ in, want string }{
@@ -46,6 +47,7 @@ func TestSubscribeAndUnsubscribeErrors(t *testing.T) {
 
 // subscribe events carry the subscription options (docs/protocol.md §3.7).
 func TestSubscribeEvents(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	subs := sc.Listen[sc.SubscriptionEvent](ts).Consumer()
 	defer subs.Stop()
@@ -67,6 +69,7 @@ func TestSubscribeEvents(t *testing.T) {
 }
 
 func TestKickOut(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, nil)
 	c.Subscribe("a")
@@ -105,6 +108,7 @@ func TestKickOut(t *testing.T) {
 }
 
 func TestSocketChannelLimit(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{SocketChannelLimit: 2})
 	c, _ := ts.connect(t, nil)
 	c.Subscribe("a")
@@ -120,6 +124,7 @@ func TestSocketChannelLimit(t *testing.T) {
 }
 
 func TestDisableClientPublish(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{DisableClientPublish: true})
 	c, _ := ts.connect(t, nil)
 	c.Subscribe("news")
@@ -144,6 +149,7 @@ func TestDisableClientPublish(t *testing.T) {
 
 // The exchange subscribes the server itself; client publishes reach it.
 func TestExchangeSubscribe(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	ctx := ctxT(t)
 	exEvents := sc.Listen[sc.SubscribeEvent](ts.Exchange()).Consumer()
@@ -216,6 +222,7 @@ func TestExchangeSubscribe(t *testing.T) {
 // Two servers on one bus: every subscriber gets every message exactly once,
 // in order, whichever server the publisher is on.
 func TestTwoServersSharingABus(t *testing.T) {
+	t.Parallel()
 	bus := broker.NewBus()
 	ts1 := newServer(t, sc.Options{Broker: broker.NewMemory(bus)})
 	ts2 := newServer(t, sc.Options{Broker: broker.NewMemory(bus)})
@@ -276,6 +283,7 @@ func TestTwoServersSharingABus(t *testing.T) {
 // PUBLISH_OUT middleware decides per socket: allow, rewrite, or block
 // (docs/protocol.md §7.4), for client and server publishes alike.
 func TestOutboundMiddleware(t *testing.T) {
+	t.Parallel()
 	var seen = make(chan string, 64)
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
 		if err := srv.SetMiddleware(sc.MiddlewareOutbound, func(_ context.Context, a *sc.Action) error {
@@ -340,6 +348,7 @@ func TestOutboundMiddleware(t *testing.T) {
 
 // Batching (docs/protocol.md §2.4): packets become one array frame.
 func TestBatching(t *testing.T) {
+	t.Parallel()
 	t.Run("StartBatching then StopBatching", func(t *testing.T) {
 		ts := newServer(t, sc.Options{BatchInterval: time.Hour})
 		c, s := ts.connect(t, nil)
@@ -449,6 +458,7 @@ func TestBatching(t *testing.T) {
 // A client batch is handled element by element; non-packets each yield a
 // raw event carrying the whole frame.
 func TestClientBatch(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, nil)
 	raws := sc.Listen[sc.RawEvent](s).Consumer()
@@ -471,6 +481,7 @@ func TestClientBatch(t *testing.T) {
 
 // Send writes raw frames; it bypasses the codec.
 func TestSendRaw(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, nil)
 	if err := s.Send("raw text"); err != nil {
@@ -500,6 +511,7 @@ func TestSendRaw(t *testing.T) {
 
 // Transmit data shapes: absent, null, bytes.
 func TestTransmitShapes(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, nil)
 	for _, tc := range []struct {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"io"
 	"log/slog"
 	"net"
@@ -37,9 +38,9 @@ func TestInvalidCloseCodes(t *testing.T) {
 	canary, _ := ts.connect(t, nil)
 	cases := []struct {
 		body       []byte
-		code       sc.CloseCode
+		code       protocol.CloseCode
 		reason     string
-		serverCode sc.CloseCode
+		serverCode protocol.CloseCode
 	}{
 		{ws.NewCloseFrameBody(1000, "bye"), 1000, "bye", 1000},
 		{ws.NewCloseFrameBody(3000, "bye"), 3000, "bye", 3000},
@@ -50,9 +51,9 @@ func TestInvalidCloseCodes(t *testing.T) {
 	for _, code := range []int{999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535} {
 		cases = append(cases, struct {
 			body       []byte
-			code       sc.CloseCode
+			code       protocol.CloseCode
 			reason     string
-			serverCode sc.CloseCode
+			serverCode protocol.CloseCode
 		}{ws.NewCloseFrameBody(ws.StatusCode(code), "bye"), 1002, "", 1002})
 	}
 	for _, tc := range cases {
@@ -95,7 +96,7 @@ func TestHugeFrameLength(t *testing.T) {
 	if err := c.WriteRaw(hdr); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, _ := c.ExpectClose(); code != sc.CloseMessageTooBig {
+	if code, _, _ := c.ExpectClose(); code != protocol.CloseMessageTooBig {
 		t.Fatalf("close %d, want 1009", code)
 	}
 	c.WaitEnd()
@@ -346,7 +347,7 @@ func TestCloseDuringUpgrades(t *testing.T) {
 						return
 					}
 					if f.IsClose() {
-						if f.CloseCode != sc.CloseGoingAway {
+						if f.CloseCode != protocol.CloseGoingAway {
 							err = fmt.Errorf("close %d, want 1001", f.CloseCode)
 						}
 						results <- err

@@ -3,6 +3,7 @@ package socketcluster_test
 import (
 	"context"
 	"fmt"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"strings"
 	"sync"
 	"testing"
@@ -65,7 +66,7 @@ func TestSlowConsumer(t *testing.T) {
 	if ts.SlowConsumerCount() != 1 {
 		t.Fatalf("SlowConsumerCount %d", ts.SlowConsumerCount())
 	}
-	if d := next(t, discs); d.Socket != slowSocket || d.Code != sc.CloseSlowConsumer {
+	if d := next(t, discs); d.Socket != slowSocket || d.Code != protocol.CloseSlowConsumer {
 		t.Fatalf("disconnection %+v", d)
 	}
 	if fastSocket.State() != sc.StateOpen || slowSocket.State() != sc.StateClosed {
@@ -77,7 +78,7 @@ func TestSlowConsumer(t *testing.T) {
 	// and the queue dropped (issue 9 item 6: it used to see EOF).
 	time.Sleep(4 * time.Second)
 	code, reason, skipped := slow.ExpectClose()
-	if code != sc.CloseSlowConsumer || reason != sc.SlowConsumerReason {
+	if code != protocol.CloseSlowConsumer || reason != protocol.SlowConsumerReason {
 		t.Fatalf("slow client close %d %q after %d frames", code, reason, len(skipped))
 	}
 	// What it got before the close is what was on its way when the queue
@@ -92,6 +93,7 @@ func TestSlowConsumer(t *testing.T) {
 // malformed frames, each on a fresh connection after its handshake; the
 // server must neither panic nor stop serving the others.
 func TestMalformedInput(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{MaxPayload: 4 << 20})
 	canary, _ := ts.connect(t, nil)
 	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
@@ -184,6 +186,7 @@ func must(t *testing.T, err error) {
 
 // A message over MaxPayload closes the connection with 1009.
 func TestMaxPayload(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{MaxPayload: 1 << 20})
 	canary, _ := ts.connect(t, nil)
 	c, s := ts.connect(t, nil)
@@ -261,6 +264,7 @@ func TestFlood(t *testing.T) {
 // Connecting and disconnecting leaves no goroutine behind once the server
 // is closed.
 func TestNoGoroutineLeak(t *testing.T) {
+	// Not parallel: it counts the process's goroutines.
 	before := goleak.IgnoreCurrent()
 	defer func() {
 		// goleak retries for about half a second; on a loaded machine the
@@ -330,11 +334,12 @@ func TestNoGoroutineLeak(t *testing.T) {
 // A text frame that is not UTF-8 closes the socket with 1007, as the
 // reference's ws engine does; other sockets are not affected.
 func TestInvalidUTF8Closes1007(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	other, _ := ts.connect(t, nil)
 	c, _ := ts.connect(t, nil)
 	c.SendText("{\"event\":\"echo\",\"data\":\"\xff\xfe\",\"cid\":9}")
-	if code, _, _ := c.ExpectClose(); code != sc.CloseInvalidPayload {
+	if code, _, _ := c.ExpectClose(); code != protocol.CloseInvalidPayload {
 		t.Fatalf("close code %d, want 1007", code)
 	}
 	barrier(t, other)

@@ -40,6 +40,7 @@ func result(t *testing.T, ch <-chan invokeResult) invokeResult {
 
 // docs/protocol.md §14.5: the server invokes the client.
 func TestServerInvokesClient(t *testing.T) {
+	// Not parallel: a 300 ms ack timeout.
 	ts := newServer(t, sc.Options{AckTimeout: 300 * time.Millisecond})
 	c, s := ts.connect(t, nil)
 
@@ -150,6 +151,7 @@ func TestServerInvokesClient(t *testing.T) {
 // Pending invokes are rejected with BadConnectionError when the socket
 // closes, and invokes on a closed socket fail at once.
 func TestServerInvokeSocketClosing(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, nil)
 	ch := invokeAsync(s, "pending", 1)
@@ -180,6 +182,7 @@ func TestServerInvokeSocketClosing(t *testing.T) {
 // Request.End and Request.Error: the exact response frames of docs/protocol.md
 // §3.1 and §2.6, and only one answer per request.
 func TestRequestAnswers(t *testing.T) {
+	t.Parallel()
 	type payload struct {
 		Name string    `json:"name"`
 		Bin  sc.Binary `json:"bin"`
@@ -270,6 +273,7 @@ func TestRequestAnswers(t *testing.T) {
 
 // The request of a procedure stream carries what the client sent.
 func TestProcedureStream(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, nil)
 	ctx := ctxT(t)
@@ -313,6 +317,7 @@ func TestProcedureStream(t *testing.T) {
 }
 
 func TestHandleProcedureAndReceiver(t *testing.T) {
+	t.Parallel()
 	notes := make(chan string, 8)
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
 		srv.HandleProcedure("upper", func(r *sc.Request) {
@@ -374,6 +379,7 @@ func TestHandleProcedureAndReceiver(t *testing.T) {
 // A consumer stats list, its ids, and backpressure on receivers; close
 // drains, kill drops (docs/protocol.md §11).
 func TestReceiverCloseKillAndBackpressure(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, nil)
 	ctx := ctxT(t)
@@ -485,6 +491,7 @@ func TestReceiverCloseKillAndBackpressure(t *testing.T) {
 // Procedures: close lets a loop answer its backlog; kill drops it (the
 // dropped invokes are never answered).
 func TestProcedureCloseAndKill(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, nil)
 	ctx := ctxT(t)
@@ -521,6 +528,7 @@ func TestProcedureCloseAndKill(t *testing.T) {
 
 // Once waits for the next item.
 func TestStreamOnce(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, nil)
 	got := make(chan sc.Data, 1)

@@ -70,6 +70,7 @@ func collectPublishes(t *testing.T, c *sctest.Client, channel string, n int) []s
 }
 
 func TestScaleOutExactlyOnce(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			u := brokertest.URL(t, kind)
@@ -123,6 +124,7 @@ func ownBroker(t *testing.T, kind string) (*brokertest.Process, string) {
 }
 
 func TestScaleOutBrokerOutage(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"redis", "nats"} {
 		t.Run(kind, func(t *testing.T) {
 			proc, u := ownBroker(t, kind)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"net"
 	"net/http"
 	"net/url"
@@ -355,7 +356,7 @@ func (srv *Server) accept(conn *wsconn.Conn, r *http.Request, ls *lease) {
 	srv.emit(HandshakeEvent{Socket: s})
 	s.startReading()
 	if late {
-		_ = s.Disconnect(CloseGoingAway, "Server is shutting down")
+		_ = s.Disconnect(protocol.CloseGoingAway, "Server is shutting down")
 	}
 }
 
@@ -476,7 +477,7 @@ func (srv *Server) Close(ctx context.Context) error {
 		_ = hs.Shutdown(ctx)
 	}
 	for _, s := range srv.allSockets() {
-		_ = s.Disconnect(CloseGoingAway, "Server is shutting down")
+		_ = s.Disconnect(protocol.CloseGoingAway, "Server is shutting down")
 	}
 	srv.mu.Lock()
 	srv.checkDrainedLocked()

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"net"
 	"net/http"
 	"strconv"
@@ -91,7 +92,8 @@ type socketMore struct {
 	signedToken string
 	calls       map[uint64]*call
 	nextCid     uint64
-	closeCode   CloseCode
+	closeCode   protocol.CloseCode
+	joining     map[string]*pendingSub // channel → #subscribe waiting for the broker (socket_pubsub.go)
 
 	// Done's channel, made by the first call (an idle socket that nobody
 	// waits for holds none) and closed after the end event.
@@ -111,6 +113,15 @@ func (s *Socket) moreLocked() *socketMore {
 		s.more = new(socketMore)
 	}
 	return s.more
+}
+
+// joiningLocked returns the subscriptions waiting for the broker (nil
+// when none ever did). s.mu must be held.
+func (s *Socket) joiningLocked() map[string]*pendingSub {
+	if s.more == nil {
+		return nil
+	}
+	return s.more.joining
 }
 
 // stateCode is a State in a byte.
@@ -171,12 +182,11 @@ func (s *Socket) Server() *Server { return s.server }
 
 // Request returns the HTTP upgrade request (URL, query, headers, cookies).
 // Its body is not readable and its context is context.Background(). It is
-// kept compactly and parsed again at the first call (see upgradeRequest).
+// kept compactly and parsed when asked: calls return the same value while
+// the caller (or anyone) still holds it; once no one does, its memory is
+// given back and a later call returns a new value with the same content.
+// Changes made to it are therefore not kept once it is dropped.
 func (s *Socket) Request() *http.Request { return s.request.get(s.remoteAddr(), s.conn.TLSState) }
-
-// peekRequest returns the upgrade request without the socket keeping its
-// parsed form (upgradeRequest.peek).
-func (s *Socket) peekRequest() *http.Request { return s.request.peek(s.remoteAddr(), s.conn.TLSState) }
 
 // remoteAddr is the connection's remote address, host and port. It is not
 // kept: an idle socket need not hold the string.
@@ -335,7 +345,7 @@ func (s *Socket) Transmit(event string, data any) error {
 	return nil
 }
 
-func (s *Socket) closeCodeOr(def CloseCode) CloseCode {
+func (s *Socket) closeCodeOr(def protocol.CloseCode) protocol.CloseCode {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.more != nil && s.more.closeCode != 0 {
@@ -360,7 +370,7 @@ func (s *Socket) InvokeTimeout(ctx context.Context, event string, data any, ackT
 	}
 	s.mu.Lock()
 	if s.state != stOpen {
-		var code CloseCode
+		var code protocol.CloseCode
 		if s.more != nil {
 			code = s.more.closeCode
 		}
@@ -435,11 +445,11 @@ func (s *Socket) Send(data any) error {
 // Disconnect closes the connection with a close frame carrying code and
 // reason (default 1000, empty reason). Codes must be 1000–1003, 1007–1014
 // or 3000–4999; reasons are cut to 123 bytes.
-func (s *Socket) Disconnect(code CloseCode, reason string) error {
+func (s *Socket) Disconnect(code protocol.CloseCode, reason string) error {
 	if code == 0 {
-		code = CloseNormal
+		code = protocol.CloseNormal
 	}
-	if !ValidCloseCode(code) {
+	if !code.Valid() {
 		return NewError("InvalidArgumentsError", "Invalid close code "+strconv.Itoa(int(code))+": use 1000-1003, 1007-1014 or 3000-4999")
 	}
 	s.closeWith(code, truncateReason(reason), true)

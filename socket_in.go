@@ -126,7 +126,7 @@ func (s *Socket) processInbound(isBinary bool, msg []byte, sc *inboundScratch) {
 	if !isBinary && !utf8.Valid(msg) {
 		// As the reference's ws engine: a text frame must be UTF-8.
 		s.emitError(NewError("RangeError", "Invalid WebSocket frame: invalid UTF-8 sequence"))
-		s.closeWith(CloseInvalidPayload, "", true)
+		s.closeWith(protocol.CloseInvalidPayload, "", true)
 		return
 	}
 	pong := ""
@@ -161,37 +161,37 @@ func (s *Socket) processInbound(isBinary bool, msg []byte, sc *inboundScratch) {
 func (s *Socket) readFailed(err error) {
 	if err == io.EOF {
 		// The common end (the peer closed TCP): no error to inspect.
-		s.closeWith(CloseAbnormal, "", false)
+		s.closeWith(protocol.CloseAbnormal, "", false)
 		return
 	}
 	var ce *wsconn.CloseError
 	switch {
 	case errors.As(err, &ce):
-		s.closeWith(CloseCode(ce.Code), ce.Reason, false)
+		s.closeWith(protocol.CloseCode(ce.Code), ce.Reason, false)
 	case errors.Is(err, wsconn.ErrTooBig):
 		s.emitError(NewError("RangeError", "Max payload size exceeded"))
-		s.conn.WriteClose(int(CloseMessageTooBig), "")
-		s.closeWith(CloseMessageTooBig, "", false)
+		s.conn.WriteClose(int(protocol.CloseMessageTooBig), "")
+		s.closeWith(protocol.CloseMessageTooBig, "", false)
 	case errors.Is(err, wsconn.ErrProtocol):
-		s.conn.WriteClose(int(CloseProtocolError), "")
-		s.closeWith(CloseProtocolError, "", false)
+		s.conn.WriteClose(int(protocol.CloseProtocolError), "")
+		s.closeWith(protocol.CloseProtocolError, "", false)
 	case errors.Is(err, wsconn.ErrBadDeflate):
 		// permessage-deflate data that does not inflate: 1007, as the
 		// reference's ws engine.
 		s.emitError(NewError("Error", "Invalid WebSocket frame: "+strings.TrimPrefix(err.Error(), "wsconn: ")))
-		s.conn.WriteClose(int(CloseInvalidPayload), "")
-		s.closeWith(CloseInvalidPayload, "", false)
+		s.conn.WriteClose(int(protocol.CloseInvalidPayload), "")
+		s.closeWith(protocol.CloseInvalidPayload, "", false)
 	case errors.Is(err, wsconn.ErrInvalidUTF8):
 		s.emitError(NewError("RangeError", "Invalid WebSocket frame: invalid UTF-8 sequence"))
-		s.conn.WriteClose(int(CloseInvalidPayload), "")
-		s.closeWith(CloseInvalidPayload, "", false)
+		s.conn.WriteClose(int(protocol.CloseInvalidPayload), "")
+		s.closeWith(protocol.CloseInvalidPayload, "", false)
 	default:
 		reason := ""
 		var ne net.Error
 		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !(errors.As(err, &ne) && ne.Timeout()) {
 			reason = err.Error()
 		}
-		s.closeWith(CloseAbnormal, reason, false)
+		s.closeWith(protocol.CloseAbnormal, reason, false)
 	}
 }
 
@@ -203,7 +203,7 @@ func (s *Socket) strictConnecting() bool {
 func (s *Socket) handleMessage(isBinary bool, msg []byte, isPong bool, packets []wire.Packet, oks []bool) ([]wire.Packet, []bool) {
 	if isPong {
 		if s.strictConnecting() {
-			s.closeWith(CloseBeforeHandshake, "", true)
+			s.closeWith(protocol.CloseBeforeHandshake, "", true)
 		} else if s.State() == StateOpen {
 			s.checkTokenExpiry()
 		}
@@ -220,7 +220,7 @@ func (s *Socket) handleMessage(isBinary bool, msg []byte, isPong bool, packets [
 			}
 			s.emitError(e)
 			if s.strictConnecting() {
-				s.closeWith(CloseBeforeHandshake, "", true)
+				s.closeWith(protocol.CloseBeforeHandshake, "", true)
 			}
 			return packets, oks
 		}
@@ -229,7 +229,7 @@ func (s *Socket) handleMessage(isBinary bool, msg []byte, isPong bool, packets [
 	}
 	if kind == wire.Raw {
 		if s.strictConnecting() {
-			s.closeWith(CloseBeforeHandshake, "", true)
+			s.closeWith(protocol.CloseBeforeHandshake, "", true)
 			return packets, oks
 		}
 		s.emit(RawEvent{Message: msg, Binary: isBinary})
@@ -241,7 +241,7 @@ func (s *Socket) handleMessage(isBinary bool, msg []byte, isPong bool, packets [
 		}
 		if !oks[i] {
 			if s.strictConnecting() {
-				s.closeWith(CloseBeforeHandshake, "", true)
+				s.closeWith(protocol.CloseBeforeHandshake, "", true)
 				break
 			}
 			s.emit(RawEvent{Message: msg, Binary: isBinary})
@@ -257,7 +257,7 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 	if !p.HasEvent {
 		// A response to a server invoke.
 		if s.strictConnecting() {
-			s.closeWith(CloseBeforeHandshake, "", true)
+			s.closeWith(protocol.CloseBeforeHandshake, "", true)
 			return
 		}
 		s.resolveCall(p)
@@ -268,7 +268,7 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 		return
 	}
 	if s.strictConnecting() {
-		s.closeWith(CloseBeforeHandshake, "", true)
+		s.closeWith(protocol.CloseBeforeHandshake, "", true)
 		return
 	}
 	switch p.Event {
@@ -348,7 +348,7 @@ func (s *Socket) resolveCall(p *wire.Packet) {
 // closeWith closes the socket once and runs the close sequence of
 // docs/protocol.md §9.4. With send, a close frame with code and reason is queued
 // after everything already queued.
-func (s *Socket) closeWith(code CloseCode, reason string, send bool) {
+func (s *Socket) closeWith(code protocol.CloseCode, reason string, send bool) {
 	s.mu.Lock()
 	if s.state == stClosed {
 		s.mu.Unlock()
@@ -368,7 +368,7 @@ func (s *Socket) closeWith(code CloseCode, reason string, send bool) {
 	m.batching, m.manualBatch = false, false
 	s.mu.Unlock()
 
-	if send && ValidCloseCode(code) {
+	if send && code.Valid() {
 		s.queueClose(code, reason)
 	} else {
 		s.outMu.Lock()
@@ -415,7 +415,7 @@ func (s *Socket) closeWith(code CloseCode, reason string, send bool) {
 	if srv.wants(ClosureEvent{}.EventName()) {
 		srv.emit(ClosureEvent{Socket: s, Code: code, Reason: evReason})
 	}
-	if code != CloseNormal && code != CloseGoingAway {
+	if code != protocol.CloseNormal && code != protocol.CloseGoingAway {
 		s.emitError(errSocketProtocol(code, reason))
 	}
 	srv.removeSocket(s)

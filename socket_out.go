@@ -1,6 +1,7 @@
 package socketcluster
 
 import (
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"time"
 
 	"github.com/socketcluster-go/socketcluster/internal/wire"
@@ -13,7 +14,7 @@ import (
 // goroutine that writes everything queued with one writev per round and
 // exits when the queue is empty. Publishers therefore never block on a slow
 // socket; a socket whose queue grows over OutboundQueueLimit bytes is
-// disconnected with CloseSlowConsumer.
+// disconnected with [protocol.CloseSlowConsumer].
 //
 // Frames are immutable: a publish frame is encoded once and the same bytes
 // are queued to every subscriber; with permessage-deflate, it is also
@@ -190,7 +191,7 @@ func (s *Socket) slowConsumer(queued int) {
 	s.outBytes = 0
 	s.outMu.Unlock()
 	s.outboundSent.Add(int64(dropped))
-	s.closeWith(CloseSlowConsumer, SlowConsumerReason, true)
+	s.closeWith(protocol.CloseSlowConsumer, protocol.SlowConsumerReason, true)
 }
 
 // flush writes queued frames until the queue is empty.
@@ -243,7 +244,7 @@ func (s *Socket) flush() {
 			s.flushing = false
 			s.outMu.Unlock()
 			if cr == nil {
-				s.closeWith(CloseAbnormal, err.Error(), false)
+				s.closeWith(protocol.CloseAbnormal, err.Error(), false)
 			}
 			_ = s.conn.Close()
 			return
@@ -312,7 +313,7 @@ func packetPayload(q [][]byte, pk []bool, i int) ([]byte, bool) {
 
 // queueClose makes the close frame the last thing written: everything
 // queued before it is flushed first, nothing after it is accepted.
-func (s *Socket) queueClose(code CloseCode, reason string) {
+func (s *Socket) queueClose(code protocol.CloseCode, reason string) {
 	s.outMu.Lock()
 	if s.outClosed {
 		s.outMu.Unlock()

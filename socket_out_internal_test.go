@@ -24,6 +24,7 @@ func framesText(t *testing.T, frames [][]byte) []string {
 }
 
 func TestCoalesceBurstIsOneArrayInOrder(t *testing.T) {
+	t.Parallel()
 	var q [][]byte
 	var pk []bool
 	for _, s := range []string{`{"event":"a","data":1}`, `{"rid":2,"data":"x"}`, `{"event":"#publish","data":{"channel":"c","data":3}}`} {
@@ -37,6 +38,7 @@ func TestCoalesceBurstIsOneArrayInOrder(t *testing.T) {
 }
 
 func TestCoalesceSinglePacketStaysPlain(t *testing.T) {
+	t.Parallel()
 	f := textFrame(`{"event":"a","data":1}`)
 	got := coalesce([][]byte{f}, []bool{true})
 	if len(got) != 1 || &got[0][0] != &f[0] {
@@ -45,6 +47,7 @@ func TestCoalesceSinglePacketStaysPlain(t *testing.T) {
 }
 
 func TestCoalesceKeepsOtherFramesApart(t *testing.T) {
+	t.Parallel()
 	ping := textFrame("#1")
 	raw := textFrame("raw text")
 	bin := wsconn.Frame(true, []byte{1, 2})
@@ -67,6 +70,7 @@ func TestCoalesceKeepsOtherFramesApart(t *testing.T) {
 }
 
 func TestCoalesceSizeBound(t *testing.T) {
+	t.Parallel()
 	big := `{"event":"x","data":"` + strings.Repeat("y", 20<<10) + `"}`
 	var q [][]byte
 	var pk []bool
@@ -96,6 +100,7 @@ func TestCoalesceSizeBound(t *testing.T) {
 }
 
 func TestPlainTextPayloadLengths(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{0, 125, 126, 65535, 65536} {
 		p := strings.Repeat("a", n)
 		got, ok := wsconn.PlainTextPayload(textFrame(p))

@@ -40,14 +40,9 @@ func (s *Socket) SourcePort() int {
 	return 80
 }
 
-// host returns the request's Host header, without parsing the request
-// when it is still in its wire form.
+// host returns the request's Host header, read from its wire form
+// without parsing the request (raw never changes: no lock).
 func (u *upgradeRequest) host() string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.parsed != nil {
-		return u.parsed.Host
-	}
 	// newUpgradeRequest writes the Host line right after the request line.
 	const key = "\r\nHost: "
 	i := bytes.Index(u.raw, []byte(key))

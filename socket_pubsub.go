@@ -1,6 +1,7 @@
 package socketcluster
 
 import (
+	"bytes"
 	"errors"
 	"sort"
 	"strconv"
@@ -24,7 +25,9 @@ func (s *Socket) Subscriptions() []string {
 	return out
 }
 
-// IsSubscribed reports whether the socket is subscribed to channel.
+// IsSubscribed reports whether the socket is subscribed to channel. A
+// client's #subscribe counts from the moment it is accepted, while the
+// broker is still being asked (docs/protocol.md §3.7).
 func (s *Socket) IsSubscribed(channel string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -126,11 +129,168 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 			return
 		}
 	}
-	if err := s.join(channel, opts, since, func() { s.sendResponse(p.Cid, nil, nil) }); err != nil {
-		s.respondOrEmit(p, err)
+	if s.queueBehindJoin(channel, p, func(pk *wire.Packet) { s.subscribeNow(pk, channel, opts, since, hist) }) {
 		return
 	}
-	s.deliverAnswered(protocol.EventSubscribe, p)
+	s.subscribeNow(p, channel, opts, since, hist)
+}
+
+// subscribeNow joins channel for a #subscribe that passed its checks. A
+// channel with history is joined in the reader (its start position and
+// missed publications are read first); any other is joined with
+// subscribeAsync, so that the socket's next packets do not wait for the
+// broker.
+func (s *Socket) subscribeNow(p *wire.Packet, channel string, opts Data, since *broker.Position, hist bool) {
+	if hist {
+		if err := s.join(channel, opts, since, func() { s.sendResponse(p.Cid, nil, nil) }); err != nil {
+			s.respondOrEmit(p, err)
+			return
+		}
+		s.deliverAnswered(protocol.EventSubscribe, p)
+		return
+	}
+	// The reply may come from another goroutine, after the reader has
+	// reused the packet's buffers.
+	pk := clonePacket(p)
+	s.subscribeAsync(channel, opts, func(err error) {
+		if err != nil {
+			s.respondOrEmit(pk, err)
+			return
+		}
+		s.sendResponse(pk.Cid, nil, nil)
+		s.deliverAnswered(protocol.EventSubscribe, pk)
+	})
+}
+
+// clonePacket copies p and its data, for a packet handled after the
+// reader has moved on (its buffers are reused).
+func clonePacket(p *wire.Packet) *wire.Packet {
+	pk := *p
+	pk.Data = bytes.Clone(p.Data)
+	pk.Error = nil
+	return &pk
+}
+
+// pendingSub is a client's #subscribe of a channel without history that
+// waits for the broker (subscribeAsync). What comes meanwhile for the same
+// channel (the client's #subscribe and #unsubscribe, Socket.Unsubscribe,
+// KickOut) waits in queued and runs, in order, once it is answered.
+type pendingSub struct {
+	queued []func()
+}
+
+// queueBehindJoin queues run(copy of p) behind channel's pending
+// subscribe and reports true, or reports false when none is pending (the
+// caller then runs it at once).
+func (s *Socket) queueBehindJoin(channel string, p *wire.Packet, run func(*wire.Packet)) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := s.joiningLocked()[channel]
+	if ps == nil {
+		return false
+	}
+	pk := clonePacket(p)
+	ps.queued = append(ps.queued, func() { run(pk) })
+	return true
+}
+
+// subscribeAsync adds the socket to channel (a channel without history)
+// at once, so that publications from now on reach it, and calls reply
+// when the broker has confirmed the subscription: at once when this
+// instance already has it, otherwise from the goroutine that made the
+// broker call, while the socket's reader goes on with its next packets.
+// The subscription events are emitted just before reply(nil). On a
+// broker error the socket leaves the channel again and reply gets a
+// BrokerError. Until then the channel counts as subscribed
+// (IsSubscribed, Subscriptions, SocketChannelLimit).
+func (s *Socket) subscribeAsync(channel string, opts Data, reply func(error)) {
+	hub := s.server.hub
+	s.mu.Lock()
+	if err := s.channelLimitLocked(channel); err != nil {
+		s.mu.Unlock()
+		reply(err)
+		return
+	}
+	if _, already := s.channels[channel]; already {
+		s.mu.Unlock()
+		s.emitSubscribed(channel, opts)
+		reply(nil)
+		return
+	}
+	if s.channels == nil {
+		s.channels = make(map[string]struct{})
+	}
+	s.channels[channel] = struct{}{}
+	ps := &pendingSub{}
+	m := s.moreLocked()
+	if m.joining == nil {
+		m.joining = make(map[string]*pendingSub)
+	}
+	m.joining[channel] = ps
+	s.mu.Unlock()
+	hub.add(s, channel, func(err error) {
+		s.mu.Lock()
+		live := s.joiningLocked()[channel] == ps
+		if !live {
+			s.mu.Unlock()
+			return // the socket closed meanwhile (unsubscribeAll)
+		}
+		if err != nil {
+			delete(s.channels, channel)
+		}
+		s.mu.Unlock()
+		if err != nil {
+			hub.remove(s, channel)
+			reply(NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error()))
+		} else {
+			s.emitSubscribed(channel, opts)
+			reply(nil)
+		}
+		s.drainJoin(channel, ps)
+	})
+}
+
+// channelLimitLocked returns the reference's error when the socket may
+// not join one more channel (Options.SocketChannelLimit), with s.mu held.
+func (s *Socket) channelLimitLocked(channel string) error {
+	limit := s.server.opts.SocketChannelLimit
+	if limit > 0 && len(s.channels) >= limit {
+		return NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - InvalidActionError: Socket "+s.id+" tried to exceed the channel subscription limit of "+strconv.Itoa(limit))
+	}
+	return nil
+}
+
+func (s *Socket) emitSubscribed(channel string, opts Data) {
+	s.emit(SubscribeEvent{Channel: channel, SubscriptionOptions: opts})
+	s.server.emit(SubscriptionEvent{Socket: s, Channel: channel, SubscriptionOptions: opts})
+}
+
+// drainJoin runs, in order, what was queued behind channel's pending
+// subscribe ps once it is answered, then forgets ps. If one of those
+// subscribes the channel again and waits for the broker in turn, the rest
+// waits behind that one.
+func (s *Socket) drainJoin(channel string, ps *pendingSub) {
+	for {
+		s.mu.Lock()
+		cur := s.joiningLocked()[channel]
+		if cur != ps && cur != nil {
+			cur.queued = append(ps.queued, cur.queued...)
+			ps.queued = nil
+			s.mu.Unlock()
+			return
+		}
+		if len(ps.queued) == 0 {
+			if cur == ps {
+				delete(s.joiningLocked(), channel)
+			}
+			s.mu.Unlock()
+			return
+		}
+		op := ps.queued[0]
+		ps.queued = ps.queued[1:]
+		s.mu.Unlock()
+		op()
+	}
 }
 
 // Subscribe subscribes the socket to channel from the server side: no
@@ -158,11 +318,10 @@ func (s *Socket) Subscribe(channel string) error {
 func (s *Socket) join(channel string, opts Data, since *broker.Position, answered func()) error {
 	hub := s.server.hub
 	hopts, hist := hub.historyOf(channel)
-	limit := s.server.opts.SocketChannelLimit
 	s.mu.Lock()
-	if limit > 0 && len(s.channels) >= limit {
+	if err := s.channelLimitLocked(channel); err != nil {
 		s.mu.Unlock()
-		return NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - InvalidActionError: Socket "+s.id+" tried to exceed the channel subscription limit of "+strconv.Itoa(limit))
+		return err
 	}
 	if s.channels == nil {
 		s.channels = make(map[string]struct{})
@@ -207,8 +366,7 @@ func (s *Socket) join(channel string, opts Data, since *broker.Position, answere
 			return undo(err)
 		}
 	}
-	s.emit(SubscribeEvent{Channel: channel, SubscriptionOptions: opts})
-	s.server.emit(SubscriptionEvent{Socket: s, Channel: channel, SubscriptionOptions: opts})
+	s.emitSubscribed(channel, opts)
 	if answered != nil {
 		answered()
 	}
@@ -219,7 +377,21 @@ func (s *Socket) join(channel string, opts Data, since *broker.Position, answere
 }
 
 // leave removes the socket from channel; it reports whether it was in it.
+// While the channel's subscribe waits for the broker, leaving waits
+// behind it (drainJoin) and counts as being in it.
 func (s *Socket) leave(channel string) bool {
+	s.mu.Lock()
+	if ps := s.joiningLocked()[channel]; ps != nil {
+		ps.queued = append(ps.queued, func() { s.leaveNow(channel) })
+		s.mu.Unlock()
+		return true
+	}
+	s.mu.Unlock()
+	return s.leaveNow(channel)
+}
+
+// leaveNow is leave without waiting for a pending subscribe.
+func (s *Socket) leaveNow(channel string) bool {
 	s.mu.Lock()
 	_, ok := s.channels[channel]
 	delete(s.channels, channel)
@@ -239,7 +411,14 @@ func (s *Socket) handleUnsubscribe(p *wire.Packet) {
 		s.respondOrEmit(p, errInvalidAction("Unsubscribe channel name was malformatted"))
 		return
 	}
-	if !s.leave(channel) {
+	if s.queueBehindJoin(channel, p, func(pk *wire.Packet) { s.unsubscribeNow(pk, channel) }) {
+		return
+	}
+	s.unsubscribeNow(p, channel)
+}
+
+func (s *Socket) unsubscribeNow(p *wire.Packet, channel string) {
+	if !s.leaveNow(channel) {
 		s.respondOrEmit(p, NewError("BrokerError", "Failed to unsubscribe socket from the "+channel+" channel - InvalidActionError: Socket "+s.id+" tried to unsubscribe from a channel which it is not subscribed to"))
 		return
 	}
@@ -367,7 +546,12 @@ func (s *Socket) KickOut(channels []string, message any) error {
 
 // unsubscribeAll leaves every channel (on close).
 func (s *Socket) unsubscribeAll() {
+	s.mu.Lock()
+	if s.more != nil {
+		s.more.joining = nil // pending subscribes are dropped: their answers find nothing to do
+	}
+	s.mu.Unlock()
 	for _, ch := range s.Subscriptions() {
-		s.leave(ch)
+		s.leaveNow(ch)
 	}
 }

@@ -1,6 +1,7 @@
 package socketcluster
 
 import (
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"time"
 
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
@@ -77,11 +78,11 @@ func (s *Socket) onTimer() {
 			return
 		case 1:
 			s.mu.Unlock()
-			s.closeWith(CloseHandshakeTimeout, "", true)
+			s.closeWith(protocol.CloseHandshakeTimeout, "", true)
 			return
 		case 2:
 			s.mu.Unlock()
-			s.closeWith(ClosePongTimeout, "", true)
+			s.closeWith(protocol.ClosePongTimeout, "", true)
 			return
 		}
 		s.pingDue = now + int64(o.PingInterval)

@@ -16,6 +16,7 @@ func BenchmarkNewSocketID(b *testing.B) {
 
 // TestNewSocketIDShape: 20 URL-safe base64 characters, distinct ids.
 func TestNewSocketIDShape(t *testing.T) {
+	t.Parallel()
 	seen := map[string]bool{}
 	for range 1000 {
 		id := newSocketID()

@@ -27,7 +27,7 @@ type Stats struct {
 	RefusedConnections   int64
 	RefusedPerAddress    int64
 	RefusedHandshakeRate int64
-	// RateLimitedSockets counts sockets closed with CloseInboundRateLimit.
+	// RateLimitedSockets counts sockets closed with [protocol.CloseInboundRateLimit].
 	RateLimitedSockets int64
 	// RefusedOrigins counts upgrades refused (403) because their Origin is
 	// not allowed by Options.Origins.

@@ -11,6 +11,7 @@ import (
 
 // Stats counts handshakes and the bytes that cross the WebSocket both ways.
 func TestStatsHandshakesAndBytes(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	before := ts.Stats()
 	if before.Handshakes != 0 || !before.BrokerUp {
@@ -52,6 +53,7 @@ func (b *statusBroker) Start(ctx context.Context, h broker.Handler) error {
 
 // BrokerConnected follows the broker's Status reports.
 func TestBrokerConnectedFollowsStatus(t *testing.T) {
+	t.Parallel()
 	b := &statusBroker{Broker: broker.NewMemory(nil)}
 	ts := newServer(t, sc.Options{Broker: b})
 	if !ts.BrokerConnected() || !ts.Stats().BrokerUp {
@@ -72,6 +74,7 @@ func TestBrokerConnectedFollowsStatus(t *testing.T) {
 
 // BusiestChannels lists the channels with the most subscribers first.
 func TestBusiestChannels(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	subs := map[string]int{"a": 3, "b": 1, "c": 2, "d": 2}
 	for ch, n := range subs {

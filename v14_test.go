@@ -40,6 +40,7 @@ func connected(t *testing.T, srv *sc.Server, dial func()) *sc.Socket {
 }
 
 func TestV14OnAndEmit(t *testing.T) {
+	t.Parallel()
 	srv, addr := startV14(t, sc.Options{})
 	var cl *sctest.Client
 	sock := connected(t, srv, func() {
@@ -114,6 +115,7 @@ func TestV14OnAndEmit(t *testing.T) {
 }
 
 func TestV14AddMiddleware(t *testing.T) {
+	t.Parallel()
 	srv, addr := startV14(t, sc.Options{})
 	var (
 		mu    sync.Mutex
@@ -199,6 +201,7 @@ func TestV14AddMiddleware(t *testing.T) {
 }
 
 func TestV14ServerOn(t *testing.T) {
+	t.Parallel()
 	srv, addr := startV14(t, sc.Options{})
 	if err := srv.On("nope", func(sc.Event) {}); err == nil || !strings.Contains(err.Error(), "connection") {
 		t.Fatalf("unknown server event: %v", err)
@@ -270,6 +273,7 @@ func TestV14ServerOn(t *testing.T) {
 }
 
 func TestV14SocketOnRoutesOwnEvents(t *testing.T) {
+	t.Parallel()
 	srv, addr := startV14(t, sc.Options{AuthKey: []byte("k")})
 	var cl *sctest.Client
 	sock := connected(t, srv, func() {
@@ -328,6 +332,7 @@ func TestV14SocketOnRoutesOwnEvents(t *testing.T) {
 // Socket.On handlers cost no goroutine: five per socket on many sockets
 // leave the goroutine count where it was, and little memory per socket.
 func TestV14OnNoGoroutinePerHandler(t *testing.T) {
+	// Not parallel: it counts the process's goroutines and stack memory.
 	const sockets, handlers = 40, 5
 	srv, addr := startV14(t, sc.Options{})
 	conns := sc.Listen[sc.ConnectionEvent](srv).Consumer()
@@ -375,6 +380,7 @@ func TestV14OnNoGoroutinePerHandler(t *testing.T) {
 }
 
 func TestV14PublishInAckData(t *testing.T) {
+	t.Parallel()
 	srv, addr := startV14(t, sc.Options{})
 	if _, err := srv.AddMiddleware(sc.V14MiddlewarePublishIn, func(req *sc.V14Request, next func(error)) {
 		if req.Channel == "acked" {
@@ -401,6 +407,7 @@ func TestV14PublishInAckData(t *testing.T) {
 // The v14 middleware types without a test elsewhere: handshakeWS,
 // authenticate, subscribe and publishOut.
 func TestV14MiddlewareTypes(t *testing.T) {
+	t.Parallel()
 	srv, addr := startV14(t, sc.Options{AuthKey: []byte("k")})
 	var authSeen atomic.Value
 	add := func(typ sc.V14MiddlewareType, fn sc.V14Middleware) {
@@ -488,6 +495,7 @@ func TestV14MiddlewareTypes(t *testing.T) {
 // Bad input to the v14 layer: nil handlers, a panicking handler, and ack
 // data that cannot be encoded are refused or reported, never a crash.
 func TestV14BadInput(t *testing.T) {
+	t.Parallel()
 	srv, addr := startV14(t, sc.Options{})
 	if err := srv.On("connection", nil); err == nil {
 		t.Fatal("Server.On accepted a nil handler")

@@ -12,6 +12,7 @@ import (
 )
 
 func TestTokenErrorWire(t *testing.T) {
+	t.Parallel()
 	expiry := time.Date(2026, 11, 22, 2, 45, 16, 0, time.UTC)
 	date := time.Date(2026, 11, 22, 2, 47, 6, 0, time.UTC)
 	// The authError values observed on the reference's wire (PROTOCOL 3.3.1).
@@ -58,6 +59,7 @@ func TestTokenErrorWire(t *testing.T) {
 }
 
 func TestTokenErrorHelpers(t *testing.T) {
+	t.Parallel()
 	exp := auth.NewExpiredError("jwt expired", time.Unix(1, 0))
 	wrapped := fmt.Errorf("handshake: %w", exp)
 	if !errors.Is(wrapped, auth.ErrExpired) || errors.Is(wrapped, auth.ErrInvalid) {
@@ -86,6 +88,7 @@ func TestTokenErrorHelpers(t *testing.T) {
 }
 
 func TestISOString(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		ms   int64
 		want string

@@ -189,6 +189,7 @@ func FuzzVerifyJSON(f *testing.F) {
 
 // TestVerifyAfterClockChange checks the clock is read per call.
 func TestVerifyAfterClockChange(t *testing.T) {
+	t.Parallel()
 	hs := mustNew(t, auth.Options{Key: []byte(secret)})
 	tok := hs256(`{"exp":1795315653}`)
 	if _, err := hs.Verify(context.Background(), tok, t0); err != nil {

@@ -17,6 +17,7 @@ import (
 )
 
 func TestNewOptionsErrors(t *testing.T) {
+	t.Parallel()
 	k := keys()
 	tests := []struct {
 		name string
@@ -59,6 +60,7 @@ func TestNewOptionsErrors(t *testing.T) {
 }
 
 func TestNewDefaults(t *testing.T) {
+	t.Parallel()
 	k := keys()
 	a, b := mustNew(t, auth.Options{}), mustNew(t, auth.Options{})
 	for _, j := range []*auth.JWT{a, b} {
@@ -105,6 +107,7 @@ func TestNewDefaults(t *testing.T) {
 }
 
 func TestNewKeyFormats(t *testing.T) {
+	t.Parallel()
 	k := keys()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}

@@ -20,6 +20,7 @@ import (
 const now = 1795315652.0
 
 func TestSignClaims(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		opts    auth.Options
@@ -98,6 +99,7 @@ func TestSignClaims(t *testing.T) {
 // Tokens signed by the reference (jsonwebtoken 9.0.3 with "secret-key" and
 // Date.now() at t0): the same inputs must give the same bytes.
 func TestSignMatchesReference(t *testing.T) {
+	t.Parallel()
 	j := mustNew(t, auth.Options{Key: []byte(secret), Now: fixedClock})
 	tests := []struct {
 		payload map[string]any
@@ -123,6 +125,7 @@ func TestSignMatchesReference(t *testing.T) {
 }
 
 func TestSignErrors(t *testing.T) {
+	t.Parallel()
 	k := keys()
 	small, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
@@ -205,6 +208,7 @@ func TestSignErrors(t *testing.T) {
 }
 
 func TestSignHeader(t *testing.T) {
+	t.Parallel()
 	j := mustNew(t, auth.Options{Key: []byte(secret), Now: fixedClock})
 	tok, _, err := j.Sign(context.Background(), map[string]any{"u": 1},
 		&auth.SignOptions{KeyID: "k1", Header: map[string]any{"x-b": 2, "x-a": "<>", "typ": "AT+JWT", "alg": "HS512"}})
@@ -222,6 +226,7 @@ func TestSignHeader(t *testing.T) {
 }
 
 func TestSignVerifyRoundTrip(t *testing.T) {
+	t.Parallel()
 	j := mustNew(t, auth.Options{Key: []byte(secret)})
 	payload := map[string]any{"username": "alice", "roles": []string{"a", "b"}, "n": 3, "nested": map[string]any{"ok": true, "nil": nil}}
 	tok, claims, err := j.Sign(context.Background(), payload, &auth.SignOptions{Issuer: "me"})

@@ -17,6 +17,7 @@ import (
 // same tokens through it, except where a case says it is a deliberate
 // difference.
 func TestVerifyErrors(t *testing.T) {
+	t.Parallel()
 	k := keys()
 	hs := mustNew(t, auth.Options{Key: []byte(secret)})
 	hsAny := mustNew(t, auth.Options{Key: []byte(secret), VerifyAlgorithms: []string{"HS256", "RS256", "ES256"}})
@@ -205,6 +206,7 @@ func sameTime(a, b *time.Time) bool {
 }
 
 func TestVerifyExpiryOutOfDateRange(t *testing.T) {
+	t.Parallel()
 	hs := mustNew(t, auth.Options{Key: []byte(secret)})
 	// new Date(-1e303) is an Invalid Date, which JSON.stringify writes as
 	// null.
@@ -220,6 +222,7 @@ func TestVerifyExpiryOutOfDateRange(t *testing.T) {
 }
 
 func TestVerifyAccepts(t *testing.T) {
+	t.Parallel()
 	k := keys()
 	ctx := context.Background()
 	hs := mustNew(t, auth.Options{Key: []byte(secret)})
@@ -301,6 +304,7 @@ func TestVerifyAccepts(t *testing.T) {
 }
 
 func TestVerifyTooLargeIsFast(t *testing.T) {
+	t.Parallel()
 	hs := mustNew(t, auth.Options{Key: []byte(secret)})
 	huge := hs256(`{"junk":"` + strings.Repeat("x", 8<<20) + `"}`)
 	start := time.Now()

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 )
 
 func TestHandshake(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{PingTimeout: 7 * time.Second})
 	c, s := ts.connect(t, nil)
 	if c.State() != StateOpen {
@@ -27,6 +29,7 @@ func TestHandshake(t *testing.T) {
 }
 
 func TestDialURL(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	// An http URL without a path reaches /socketcluster/; the query and
 	// headers reach the server.
@@ -52,6 +55,7 @@ func TestDialURL(t *testing.T) {
 }
 
 func TestInvoke(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
 		srv.HandleProcedure("undef", func(r *sc.Request) { _ = r.End(sc.Undefined) })
 		srv.HandleProcedure("null", func(r *sc.Request) { _ = r.End(nil) })
@@ -124,6 +128,7 @@ func TestInvoke(t *testing.T) {
 }
 
 func TestTransmitBothWays(t *testing.T) {
+	t.Parallel()
 	got := make(chan sc.Data, 2)
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
 		srv.HandleReceiver("chat", func(_ *sc.Socket, d sc.Data) { got <- d })
@@ -179,6 +184,7 @@ func TestTransmitBothWays(t *testing.T) {
 }
 
 func TestServerInvokesClientProcedure(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{AckTimeout: 300 * time.Millisecond})
 	c, s := ts.connect(t, nil)
 	ctx := ctxT(t)
@@ -220,6 +226,7 @@ func TestServerInvokesClientProcedure(t *testing.T) {
 }
 
 func TestSubscribePublishUnsubscribe(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
 		_ = srv.SetMiddleware(sc.MiddlewareInbound, func(_ context.Context, a *sc.Action) error {
 			if a.Type == sc.ActionSubscribe && a.Channel == "forbidden" {
@@ -316,6 +323,7 @@ func TestSubscribePublishUnsubscribe(t *testing.T) {
 }
 
 func TestKickOut(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, nil)
 	ctx := ctxT(t)
@@ -369,6 +377,7 @@ func TestKickOut(t *testing.T) {
 }
 
 func TestSetAuthTokenThenReconnectAuthenticated(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{AuthKey: []byte("secret")}, func(srv *sc.Server) {
 		srv.HandleProcedure("login", func(r *sc.Request) {
 			var name string
@@ -448,6 +457,7 @@ func TestSetAuthTokenThenReconnectAuthenticated(t *testing.T) {
 }
 
 func TestAuthenticateAndDeauthenticate(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{AuthKey: []byte("secret")}, func(srv *sc.Server) {
 		srv.HandleProcedure("login", func(r *sc.Request) {
 			_ = r.Socket.SetAuthToken(context.Background(), sc.AuthToken{"username": "carol"}, nil)
@@ -493,6 +503,7 @@ func TestAuthenticateAndDeauthenticate(t *testing.T) {
 }
 
 func TestBadTokenAtHandshake(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{AuthKey: []byte("secret")})
 	c := ts.dial(t, &Options{AuthToken: "garbage"})
 	if c.AuthState() != sc.Unauthenticated {
@@ -503,6 +514,7 @@ func TestBadTokenAtHandshake(t *testing.T) {
 }
 
 func TestWaitForAuth(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{AuthKey: []byte("secret")}, func(srv *sc.Server) {
 		srv.HandleProcedure("login", func(r *sc.Request) {
 			_ = r.Socket.SetAuthToken(context.Background(), sc.AuthToken{"username": "dave"}, nil)
@@ -541,6 +553,7 @@ func TestWaitForAuth(t *testing.T) {
 }
 
 func TestReconnectAfter4000Resubscribes(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	conns := sc.Listen[sc.ConnectionEvent](ts).Consumer()
 	defer conns.Stop()
@@ -597,6 +610,7 @@ func TestReconnectAfter4000Resubscribes(t *testing.T) {
 }
 
 func TestReconnectWithBackoff(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	conns := sc.Listen[sc.ConnectionEvent](ts).Consumer()
 	defer conns.Stop()
@@ -606,7 +620,7 @@ func TestReconnectWithBackoff(t *testing.T) {
 	defer closes.Stop()
 	errs := Listen[ErrorEvent](c).Consumer()
 	defer errs.Stop()
-	_ = first.Socket.Disconnect(sc.CloseInternalError, "")
+	_ = first.Socket.Disconnect(protocol.CloseInternalError, "")
 	if ev := next(t, closes); ev.Code != 1011 || ev.Reason != "Server encountered an unexpected fatal condition" {
 		t.Fatalf("close %+v", ev)
 	}
@@ -620,6 +634,7 @@ func TestReconnectWithBackoff(t *testing.T) {
 }
 
 func TestNoReconnectAfter4500(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, &Options{AutoReconnect: true, Reconnect: ReconnectOptions{InitialDelay: -1, Randomness: -1}})
 	closes := Listen[CloseEvent](c).Consumer()
@@ -658,6 +673,7 @@ func TestNoReconnectAfter4500(t *testing.T) {
 }
 
 func TestPingsAreAnswered(t *testing.T) {
+	t.Parallel()
 	for _, v := range []int{1, 2} {
 		t.Run("v"+string(rune('0'+v)), func(t *testing.T) {
 			ts := newServer(t, sc.Options{ProtocolVersion: v, PingInterval: 10 * time.Millisecond})
@@ -684,6 +700,7 @@ func TestPingsAreAnswered(t *testing.T) {
 }
 
 func TestPingTimeoutClosesWith4000(t *testing.T) {
+	t.Parallel()
 	// The server announces a short pingTimeout and never pings.
 	ts := newServer(t, sc.Options{PingTimeoutDisabled: true, PingTimeout: 200 * time.Millisecond})
 	discs := sc.Listen[sc.DisconnectionEvent](ts).Consumer()
@@ -706,6 +723,7 @@ func TestPingTimeoutClosesWith4000(t *testing.T) {
 }
 
 func TestHandshakeRejected(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
 		_ = srv.SetMiddleware(sc.MiddlewareHandshake, func(_ context.Context, a *sc.Action) error {
 			if a.Type == sc.ActionHandshakeSC {
@@ -729,6 +747,7 @@ func TestHandshakeRejected(t *testing.T) {
 }
 
 func TestDialFails(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	if _, err := Dial(ctxT(t), ts.url[:len(ts.url)-len("socketcluster/")]+"nothing/", nil); err == nil {
 		t.Fatal("dialled a path that is not served")
@@ -741,6 +760,7 @@ func TestDialFails(t *testing.T) {
 }
 
 func TestCloseEndsEverything(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	discs := sc.Listen[sc.DisconnectionEvent](ts).Consumer()
 	defer discs.Stop()
@@ -790,13 +810,14 @@ func TestCloseEndsEverything(t *testing.T) {
 }
 
 func TestCloseWhileReconnecting(t *testing.T) {
+	t.Parallel()
 	// The server goes away (1001): the client waits out its default 10 s+
 	// back-off; Close must end that wait at once.
 	ts := newServer(t, sc.Options{})
 	c, s := ts.connect(t, &Options{AutoReconnect: true})
 	discs := Listen[DisconnectEvent](c).Consumer()
 	defer discs.Stop()
-	_ = s.Disconnect(sc.CloseGoingAway, "")
+	_ = s.Disconnect(protocol.CloseGoingAway, "")
 	if ev := next(t, discs); ev.Code != 1001 {
 		t.Fatalf("disconnect %+v", ev)
 	}
@@ -824,6 +845,7 @@ func TestCloseWhileReconnecting(t *testing.T) {
 }
 
 func TestQueuedWhileReconnectingIsSent(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	conns := sc.Listen[sc.ConnectionEvent](ts).Consumer()
 	defer conns.Stop()
@@ -831,7 +853,7 @@ func TestQueuedWhileReconnectingIsSent(t *testing.T) {
 	first := nextConnection(t, conns)
 	discs := Listen[DisconnectEvent](c).Consumer()
 	defer discs.Stop()
-	_ = first.Socket.Disconnect(sc.CloseInternalError, "")
+	_ = first.Socket.Disconnect(protocol.CloseInternalError, "")
 	next(t, discs)
 	// Whether the invoke is queued or the client already reconnected, it
 	// is answered.
@@ -842,6 +864,7 @@ func TestQueuedWhileReconnectingIsSent(t *testing.T) {
 }
 
 func TestBackoffAndPolicy(t *testing.T) {
+	t.Parallel()
 	c := &Client{opts: Options{Reconnect: ReconnectOptions{InitialDelay: 100 * time.Millisecond, Randomness: -1, Multiplier: 2, MaxDelay: 350 * time.Millisecond}}.withDefaults()}
 	var got []time.Duration
 	for range 4 {
@@ -874,6 +897,7 @@ func TestBackoffAndPolicy(t *testing.T) {
 }
 
 func TestDecodeToken(t *testing.T) {
+	t.Parallel()
 	// {"alg":"HS256"}.{"username":"ann","n":1}.sig
 	tok := decodeToken("eyJhbGciOiJIUzI1NiJ9.eyJ1c2VybmFtZSI6ImFubiIsIm4iOjF9.c2ln")
 	if tok["username"] != "ann" || tok["n"] != float64(1) {
@@ -885,6 +909,7 @@ func TestDecodeToken(t *testing.T) {
 }
 
 func TestNewThenConnect(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{})
 	c, err := New(ts.url, nil)
 	if err != nil {

@@ -13,6 +13,7 @@ func historyServer(t *testing.T, size int) *testServer {
 }
 
 func TestRecoverAfterReconnect(t *testing.T) {
+	t.Parallel()
 	ts := historyServer(t, 100)
 	conns := sc.Listen[sc.ConnectionEvent](ts).Consumer()
 	defer conns.Stop()
@@ -63,6 +64,7 @@ func TestRecoverAfterReconnect(t *testing.T) {
 }
 
 func TestRecoverFromTooOld(t *testing.T) {
+	t.Parallel()
 	ts := historyServer(t, 3)
 	c := ts.dial(t, nil)
 	ctx := ctxT(t)

@@ -14,6 +14,7 @@ import (
 // none of other channels; InvokePublishAsync returns before the
 // acknowledgement and reports it, or the server's refusal, to done.
 func TestOnPublishAndInvokePublishAsync(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
 		_ = srv.SetMiddleware(sc.MiddlewareInbound, func(_ context.Context, a *sc.Action) error {
 			if a.Type == sc.ActionPublishIn && a.Channel == "closed" {
@@ -92,6 +93,7 @@ func TestOnPublishAndInvokePublishAsync(t *testing.T) {
 
 // An unanswered publish times out after AckTimeout and done hears it.
 func TestInvokePublishAsyncTimeout(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
 		_ = srv.SetMiddleware(sc.MiddlewareInbound, func(ctx context.Context, a *sc.Action) error {
 			if a.Type == sc.ActionPublishIn {

@@ -17,6 +17,7 @@ import (
 // and the interop suite's npm packages (cd interop && npm ci), so it runs
 // only with SC_REFERENCE=1.
 func TestReference(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("SC_REFERENCE") != "1" {
 		t.Skip("set SC_REFERENCE=1 to run against the Node reference server (needs node and interop/node_modules)")
 	}

@@ -12,6 +12,7 @@ import (
 // applying its backend's answer) may reach the client's reader before the
 // client finished handling the handshake response: it must be kept.
 func TestSetAuthTokenRightAfterHandshake(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
 		cons := sc.Listen[sc.ConnectionEvent](srv).Consumer()
 		go func() {

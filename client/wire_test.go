@@ -101,6 +101,7 @@ func (fc *fakeConn) expectClose(code int, reason string) {
 // counting across reconnects, pongs, receipts, resubscription with the
 // stored token.
 func TestWireTranscript(t *testing.T) {
+	t.Parallel()
 	const jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VybmFtZSI6ImFsaWNlIn0.c2ln"
 	fs := newFakeServer(t)
 	type dialed struct {
@@ -216,6 +217,7 @@ func TestWireTranscript(t *testing.T) {
 // TestHandshakeTimeout: no answer to #handshake within AckTimeout closes
 // the connection with 4003.
 func TestHandshakeTimeout(t *testing.T) {
+	t.Parallel()
 	fs := newFakeServer(t)
 	errc := make(chan error, 1)
 	go func() {

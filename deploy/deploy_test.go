@@ -111,6 +111,7 @@ func unknownMetrics(expr string, names map[string]bool) []string {
 // The dashboard queries only metrics the server exports, so the two
 // cannot drift apart.
 func TestDashboardQueriesExportedMetrics(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile("grafana/socketcluster.json")
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +194,7 @@ var exprLine = regexp.MustCompile(`(?m)^\s*expr:\s*(.+)$`)
 // The alert rules query only exported metrics and cover what the issue
 // asks for.
 func TestAlertRulesQueryExportedMetrics(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile("prometheus/alerts.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -216,6 +218,7 @@ func TestAlertRulesQueryExportedMetrics(t *testing.T) {
 
 // promtool checks the rules and runs their unit tests (alerts_test.yml).
 func TestAlertRulesWithPromtool(t *testing.T) {
+	t.Parallel()
 	promtool := tool(t, "promtool")
 	mustRun(t, "prometheus", promtool, "check", "rules", "alerts.yml")
 	out := mustRun(t, "prometheus", promtool, "test", "rules", "alerts_test.yml")
@@ -261,6 +264,7 @@ func TestMain(m *testing.M) {
 // systemd-analyze verify finds nothing to say about the unit (it only
 // warns about unknown or misspelt settings, so any output is a failure).
 func TestSystemdUnit(t *testing.T) {
+	t.Parallel()
 	analyze := tool(t, "systemd-analyze")
 	raw, err := os.ReadFile("systemd/scserver.service")
 	if err != nil {
@@ -310,6 +314,7 @@ func helmTemplate(t *testing.T, helm string, args ...string) (string, error) {
 // The chart lints, renders what a deployment needs, and refuses values
 // that cannot work with a message that says why.
 func TestHelmChart(t *testing.T) {
+	t.Parallel()
 	helm := tool(t, "helm", filepath.Join(goBin(), "helm"))
 	mustRun(t, "helm", helm, "lint", "--kube-version", "1.31.0", "socketcluster")
 
@@ -384,6 +389,7 @@ func goBin() string {
 // which this machine cannot reach; its runtime stage is the same as
 // Dockerfile.runtime's, which TestRuntimeImage builds.
 func TestDockerfile(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile("docker/Dockerfile")
 	if err != nil {
 		t.Fatal(err)
@@ -407,6 +413,7 @@ func TestDockerfile(t *testing.T) {
 // machine lets podman run containers, the container serves /healthz and
 // drains on SIGTERM.
 func TestRuntimeImage(t *testing.T) {
+	t.Parallel()
 	podman := tool(t, "podman")
 	bin := scserverBinary(t)
 	ctxDir := t.TempDir()
@@ -497,6 +504,7 @@ func freePort(t *testing.T) int {
 
 // The list of files here is what docs/production.md describes.
 func TestDeployFilesListed(t *testing.T) {
+	t.Parallel()
 	doc, err := os.ReadFile("../docs/production.md")
 	if err != nil {
 		t.Fatal(err)

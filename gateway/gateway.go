@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"log/slog"
 	"net/http"
 	"path"
@@ -415,7 +416,7 @@ func (g *Gateway) execute(c command) int {
 	for _, s := range targets {
 		switch c.Op {
 		case "disconnect":
-			_ = s.Disconnect(sc.CloseCode(c.Code), c.Reason)
+			_ = s.Disconnect(protocol.CloseCode(c.Code), c.Reason)
 			n++
 		case "kick":
 			if !s.IsSubscribed(c.Channel) {

@@ -94,6 +94,7 @@ func post(t *testing.T, n *node, method, path, key, body string) (int, string) {
 }
 
 func TestAPIAuthAndBadInput(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, broker.NewBus(), store.NewMemory(), "one", nil)
 	ok := `{"channel":"news","data":1}`
 	cases := []struct {
@@ -150,6 +151,7 @@ func TestAPIAuthAndBadInput(t *testing.T) {
 }
 
 func TestAPIPublishAcrossInstances(t *testing.T) {
+	t.Parallel()
 	bus, st := broker.NewBus(), store.NewMemory()
 	one, two := startNode(t, bus, st, "one", nil), startNode(t, bus, st, "two", nil)
 	ctx := sctest.Context(t)
@@ -196,6 +198,7 @@ func TestAPIPublishAcrossInstances(t *testing.T) {
 }
 
 func TestAPIDisconnectAndKick(t *testing.T) {
+	t.Parallel()
 	bus, st := broker.NewBus(), store.NewMemory()
 	one, two := startNode(t, bus, st, "one", nil), startNode(t, bus, st, "two", nil)
 	ctx := sctest.Context(t)
@@ -248,6 +251,7 @@ func TestAPIDisconnectAndKick(t *testing.T) {
 }
 
 func TestAPIChannelsPresenceInfo(t *testing.T) {
+	t.Parallel()
 	bus, st := broker.NewBus(), store.NewMemory()
 	one, two := startNode(t, bus, st, "one", nil), startNode(t, bus, st, "two", nil)
 	ctx := sctest.Context(t)
@@ -294,6 +298,7 @@ func TestAPIChannelsPresenceInfo(t *testing.T) {
 
 // Clients cannot use the gateway's internal channels.
 func TestReservedChannels(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, broker.NewBus(), store.NewMemory(), "one", nil)
 	c := dial(t, n, nil)
 	ctx := sctest.Context(t)
@@ -304,6 +309,7 @@ func TestReservedChannels(t *testing.T) {
 }
 
 func TestAPIHistory(t *testing.T) {
+	t.Parallel()
 	var gw *gateway.Gateway
 	sctest.StartServer(t, sc.Options{History: []sc.ChannelHistory{{Patterns: []string{"h.*"}, Size: 3, TTL: time.Minute}}}, func(srv *sc.Server) {
 		var err error

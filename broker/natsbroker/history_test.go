@@ -15,6 +15,7 @@ import (
 // restarted: no acknowledged publish is lost, every subscriber gets them
 // once, in order.
 func TestHistoryNATSRestart(t *testing.T) {
+	t.Parallel()
 	srv := brokertest.StartProcess(t, "nats", "-js", "-sd", t.TempDir())
 	opts := natsbroker.Options{Prefix: uniquePrefix(), ReconnectWait: 200 * time.Millisecond}
 	h := brokertest.NewHistoryRecorder()

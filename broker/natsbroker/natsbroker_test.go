@@ -16,6 +16,7 @@ import (
 )
 
 func TestNewBad(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		url    string
 		prefix string
@@ -41,6 +42,7 @@ func TestNewBad(t *testing.T) {
 }
 
 func TestStartUnreachable(t *testing.T) {
+	t.Parallel()
 	port := brokertest.FreePort(t)
 	u := fmt.Sprintf("nats://user:s3cret@127.0.0.1:%d", port)
 	b, err := natsbroker.New(u, natsbroker.Options{})
@@ -69,6 +71,7 @@ func TestStartUnreachable(t *testing.T) {
 }
 
 func TestStartSubscribesHandlerChannels(t *testing.T) {
+	t.Parallel()
 	url := requireNATS(t)
 	opts := natsbroker.Options{Prefix: uniquePrefix()}
 	hb := newHandler("pre-1", "pre 2")
@@ -90,6 +93,7 @@ func TestStartSubscribesHandlerChannels(t *testing.T) {
 
 // Prefixes keep applications apart on one server.
 func TestPrefixIsolation(t *testing.T) {
+	t.Parallel()
 	url := requireNATS(t)
 	p1, p2 := uniquePrefix(), uniquePrefix()
 	h1, h2 := newHandler(), newHandler()
@@ -112,6 +116,7 @@ func TestPrefixIsolation(t *testing.T) {
 }
 
 func TestPublishTooLarge(t *testing.T) {
+	t.Parallel()
 	url := requireNATS(t)
 	a := start(t, url, natsbroker.Options{Prefix: uniquePrefix()}, newHandler())
 	if err := a.Publish(ctx(t), "big", make([]byte, 64<<20)); err == nil {
@@ -120,6 +125,7 @@ func TestPublishTooLarge(t *testing.T) {
 }
 
 func TestOverflow(t *testing.T) {
+	t.Parallel()
 	url := requireNATS(t)
 	opts := natsbroker.Options{Prefix: uniquePrefix(), QueueSize: 16}
 	gate := make(chan struct{})
@@ -170,6 +176,7 @@ func TestOverflow(t *testing.T) {
 // The outage test runs its own nats-server, kills it, and restarts it on
 // the same port.
 func TestOutage(t *testing.T) {
+	t.Parallel()
 	srv := startNATSServer(t)
 	opts := natsbroker.Options{Prefix: "app", ReconnectWait: 50 * time.Millisecond}
 	ha := newHandler()
@@ -246,6 +253,7 @@ func TestOutage(t *testing.T) {
 // hub's Channels logic call Subscribe); the resubscription after a
 // reconnection must not deadlock on it.
 func TestChannelsMayCallSubscribe(t *testing.T) {
+	t.Parallel()
 	srv := startNATSServer(t)
 	opts := natsbroker.Options{ReconnectWait: 50 * time.Millisecond}
 	hb := newHandler("plain")

@@ -40,6 +40,7 @@ var names = []string{
 }
 
 func TestSubjectMapping(t *testing.T) {
+	t.Parallel()
 	b := testBroker(t)
 	seen := map[string]string{}
 	for _, name := range names {
@@ -74,6 +75,7 @@ func TestSubjectMapping(t *testing.T) {
 
 // A message whose framed name does not hash to its subject is rejected.
 func TestDecodeRejectsForeign(t *testing.T) {
+	t.Parallel()
 	b := testBroker(t)
 	long := strings.Repeat("a", 1000)
 	subj, _ := b.subject(long)

@@ -53,6 +53,7 @@ func command(addr string, args ...string) (string, error) {
 }
 
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a Redis Cluster")
 	}

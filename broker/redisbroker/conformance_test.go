@@ -9,6 +9,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	url := requireRedis(t)
 	for _, mode := range []struct {
 		name    string
@@ -43,6 +44,7 @@ func BenchmarkRedis(b *testing.B)        { benchRedis(b, false) }
 func BenchmarkRedisSharded(b *testing.B) { benchRedis(b, true) }
 
 func TestHistoryConformance(t *testing.T) {
+	t.Parallel()
 	url := requireRedis(t)
 	for _, mode := range []struct {
 		name    string

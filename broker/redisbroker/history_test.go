@@ -86,6 +86,7 @@ func checkNoAckedLost(t *testing.T, got []broker.Publication, acked []string, sa
 // Pub/sub connections killed while another instance publishes: what was
 // missed is read back from the stream, in order, before what follows.
 func TestHistoryCatchUpAfterDisconnect(t *testing.T) {
+	t.Parallel()
 	srv := startRedisServer(t)
 	h := brokertest.NewHistoryRecorder()
 	ch := "catchup"
@@ -129,6 +130,7 @@ func killPubSub(t *testing.T, srv *redisServer) {
 // written at every command: no acknowledged publish is lost, the epoch
 // stays.
 func TestHistoryRedisRestartPersistent(t *testing.T) {
+	t.Parallel()
 	srv := startRedisServer(t, "--appendonly", "yes", "--appendfsync", "always", "--dir", t.TempDir())
 	h := brokertest.NewHistoryRecorder()
 	ch := "restart"
@@ -163,6 +165,7 @@ func TestHistoryRedisRestartPersistent(t *testing.T) {
 // Without persistence the history is gone after a restart: the epoch
 // changes and the loss is reported.
 func TestHistoryRedisRestartVolatile(t *testing.T) {
+	t.Parallel()
 	srv := startRedisServer(t)
 	h := brokertest.NewHistoryRecorder()
 	ch := "volatile"
@@ -198,6 +201,7 @@ func TestHistoryRedisRestartVolatile(t *testing.T) {
 // The keys of a history channel expire with its TTL: memory on Redis stays
 // bounded with many channels.
 func TestHistoryKeysExpire(t *testing.T) {
+	t.Parallel()
 	srv := startRedisServer(t)
 	requireBinary(t, "redis-cli")
 	b := startHist(t, srv.URL(), brokertest.NewHistoryRecorder())

@@ -18,6 +18,7 @@ import (
 )
 
 func TestNewBadURL(t *testing.T) {
+	t.Parallel()
 	for _, u := range []string{
 		"http://127.0.0.1:6379",
 		"redis://user:s3cret@127.0.0.1:6379/notadb",
@@ -39,6 +40,7 @@ func TestNewBadURL(t *testing.T) {
 }
 
 func TestStartUnreachable(t *testing.T) {
+	t.Parallel()
 	port := brokertest.FreePort(t) // nothing listens there
 	u := fmt.Sprintf("redis://user:s3cret@127.0.0.1:%d", port)
 	b, err := redisbroker.New(u, redisbroker.Options{})
@@ -69,6 +71,7 @@ func TestStartUnreachable(t *testing.T) {
 
 // Start subscribes what Handler.Channels returns, before returning.
 func TestStartSubscribesHandlerChannels(t *testing.T) {
+	t.Parallel()
 	url := requireRedis(t)
 	opts := redisbroker.Options{Prefix: uniquePrefix()}
 	hb := newHandler("pre-1", "pre-2")
@@ -92,6 +95,7 @@ func TestStartSubscribesHandlerChannels(t *testing.T) {
 // The prefix namespaces channels on Redis; the mode picks the kind of
 // channel (PUBSUB CHANNELS vs PUBSUB SHARDCHANNELS).
 func TestPrefixAndMode(t *testing.T) {
+	t.Parallel()
 	url := requireRedis(t)
 	raw, err := rueidis.NewClient(rueidis.MustParseURL(url))
 	if err != nil {
@@ -148,6 +152,7 @@ func TestPrefixAndMode(t *testing.T) {
 // beyond the queue are dropped and reported, the connection survives, and
 // health is reported again once the queue drained.
 func TestOverflow(t *testing.T) {
+	t.Parallel()
 	url := requireRedis(t)
 	opts := redisbroker.Options{Prefix: uniquePrefix(), QueueSize: 16}
 	gate := make(chan struct{})
@@ -205,6 +210,7 @@ func TestOverflow(t *testing.T) {
 // The outage test runs its own redis-server, kills it, and restarts it on
 // the same port.
 func TestOutage(t *testing.T) {
+	t.Parallel()
 	for _, sharded := range []bool{false, true} {
 		t.Run(fmt.Sprintf("sharded=%v", sharded), func(t *testing.T) { testOutage(t, sharded) })
 	}
@@ -313,6 +319,7 @@ func testOutage(t *testing.T, sharded bool) {
 // hub's Channels logic call Subscribe); the resubscription after a
 // reconnection must not deadlock on it.
 func TestChannelsMayCallSubscribe(t *testing.T) {
+	t.Parallel()
 	srv := startRedisServer(t)
 	opts := redisbroker.Options{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
 	hb := newHandler("plain")

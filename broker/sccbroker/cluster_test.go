@@ -244,6 +244,7 @@ func channelNames(n int) []string {
 // spread over both relays; batching and a pool of 2 connections on one
 // worker change nothing.
 func TestClusterExactlyOnceInOrder(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, "secret")
 	c.relay()
 	c.relay()
@@ -302,6 +303,7 @@ func TestClusterExactlyOnceInOrder(t *testing.T) {
 // resumes and nothing is ever duplicated or reordered; what is lost
 // meanwhile is bounded and the moves are counted.
 func TestBrokerLeavesAndJoins(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, "")
 	_, stop1 := c.relay()
 	c.relay()
@@ -372,6 +374,7 @@ func TestBrokerLeavesAndJoins(t *testing.T) {
 // Start fails with a clear error when scc-state cannot be reached or
 // refuses the worker (wrong authKey, or a version it does not accept).
 func TestStartErrors(t *testing.T) {
+	t.Parallel()
 	l := listen(t)
 	addr := l.Addr().String()
 	l.Close()
@@ -404,6 +407,7 @@ func TestStartErrors(t *testing.T) {
 // A relay that gets garbage on a channel a worker relays: the worker
 // counts and drops it, and goes on.
 func TestBadPacketsCounted(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, "")
 	r, _ := c.relay()
 	w := c.worker(sccbroker.Options{})
@@ -441,6 +445,7 @@ func relayPort(t *testing.T, _ *relay.Relay, c *cluster) int {
 // A broker list that flaps (relays joining and leaving over and over)
 // leaves the worker working, with no goroutine left behind (TestMain).
 func TestFlappingBrokers(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, "")
 	c.relay()
 	w := c.worker(sccbroker.Options{})
@@ -469,6 +474,7 @@ func TestFlappingBrokers(t *testing.T) {
 }
 
 func TestParseURL(t *testing.T) {
+	t.Parallel()
 	u, o, err := sccbroker.ParseURL("scc://state.local?authKey=k&instancePort=8000&mappingEngine=simple&clientPoolSize=3&pubSubBatchDuration=10&retryDelay=1s")
 	if err != nil {
 		t.Fatal(err)
@@ -492,6 +498,7 @@ func TestParseURL(t *testing.T) {
 // without a list or a time. The worker counts and ignores them, fails
 // publishes with ErrNoBroker, and applies the next valid list.
 func TestGarbageFromState(t *testing.T) {
+	t.Parallel()
 	fake, err := sc.New(sc.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -565,6 +572,7 @@ func TestGarbageFromState(t *testing.T) {
 // cluster is an outage (publishes reach this instance only), a broker
 // ends it; losing scc-state alone is not one.
 func TestBrokerHealthFollowsTheList(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, "")
 	w := c.worker(sccbroker.Options{})
 	eventually(t, "joined with no broker", func() bool { return w.b.Stats().Joined })
@@ -582,6 +590,7 @@ func TestBrokerHealthFollowsTheList(t *testing.T) {
 // PublishBatch sends what the server had queued as one packet per
 // channel, in order; the other workers get every message once.
 func TestPublishBatchOnePacketPerChannel(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, "")
 	r, _ := c.relay()
 	w1, w2 := c.worker(sccbroker.Options{}), c.worker(sccbroker.Options{})
@@ -625,6 +634,7 @@ func TestPublishBatchOnePacketPerChannel(t *testing.T) {
 // scc-state restarts (replaced): messages keep flowing meanwhile, and the
 // relay and the workers join the new one by themselves.
 func TestStateRestart(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, "k")
 	c.relay()
 	w1, w2 := c.worker(sccbroker.Options{}), c.worker(sccbroker.Options{})

@@ -19,6 +19,7 @@ import (
 // channel must not be delivered after what B sent: the subscriber would
 // see the publisher's messages out of order. It is dropped and counted.
 func TestMovedChannelOldBrokerDropped(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	held := make(chan struct{}, 1)
 	var slow atomic.Pointer[string] // the channel whose subscription A holds up

@@ -87,20 +87,70 @@ type Broker struct {
 	// old connection is delivered after it, and the new connection, which
 	// subscribes after the move, delivers only after what the old one
 	// delivered.
-	moveMu      sync.RWMutex
-	mu          sync.Mutex
-	mapper      mapping.Mapper
-	uris        []string
-	pools       map[string]*pool
-	wanted      map[string]*poolClient // channel → the connection it is (to be) subscribed on; nil when no broker
-	brokersTime float64
-	workersTime float64
-	workers     int
-	joined      bool
-	batch       map[string][][]byte
-	flushMu     sync.Mutex // one flush at a time, in the order batches were taken
-	batchTimer  *time.Timer
-	closed      bool
+	moveMu sync.RWMutex
+
+	// listMu orders the cluster's lists: a broker list is compared with
+	// the one applied and applied (setBrokers) under it, so that two
+	// lists are never applied at once nor in the wrong order, whichever
+	// goroutine brings them (the join answer, sccBrokerJoinCluster and
+	// sccBrokerLeaveCluster each have their own). Taken before moveMu
+	// and mu.
+	listMu      sync.Mutex
+	brokers     snapshot // the broker list applied (listMu)
+	workerSnaps snapshot // the worker list counted (listMu)
+
+	mu         sync.Mutex
+	mapper     mapping.Mapper
+	uris       []string
+	pools      map[string]*pool
+	wanted     map[string]*poolClient // channel → the connection it is (to be) subscribed on; nil when no broker
+	workers    int                    // written under listMu and mu
+	joined     bool                   // written under listMu and mu
+	batch      map[string][][]byte
+	flushMu    sync.Mutex // one flush at a time, in the order batches were taken
+	batchTimer *time.Timer
+	closed     bool
+}
+
+// snapshot is where a worker stands in scc-state's snapshots of one list
+// (brokers or workers): the time of the one applied, whether it came
+// with a join answer, and how many have been applied (so that a join
+// answer can tell whether an update was applied while it was awaited).
+type snapshot struct {
+	time     float64
+	fromJoin bool
+	applied  uint64
+}
+
+// newer reports whether an update of time t comes after the snapshot
+// applied. A join answer ranks below an update of the same time: scc-state
+// answers a join before it sends the updates of that millisecond.
+func (s *snapshot) newer(t float64) bool {
+	return t > s.time || (s.fromJoin && t == s.time)
+}
+
+// joinApplies reports whether a join answer of time t (nil: the answer
+// had none), sent when applied was since, replaces the snapshot. As the
+// Node worker does, a join starts the ordering again (a new scc-state's
+// clock may be behind the old one's), unless an update applied while the
+// answer was awaited is at least as new: it came on the same connection
+// after the answer was made, and the Node worker, which handles one
+// connection's messages in arrival order, would have applied it last.
+func (s *snapshot) joinApplies(t *float64, since uint64) bool {
+	if s.applied == since {
+		return true
+	}
+	return t != nil && *t > s.time
+}
+
+// set records the snapshot of time t (nil: unknown, -1 as the Node
+// worker's reset) as applied.
+func (s *snapshot) set(t *float64, fromJoin bool) {
+	s.time, s.fromJoin = -1, fromJoin
+	if t != nil {
+		s.time = *t
+	}
+	s.applied++
 }
 
 // Open parses an scc:// URL (ParseURL) and returns a Broker.
@@ -125,13 +175,15 @@ func New(stateURL string, o Options) (*Broker, error) {
 		return nil, fmt.Errorf("sccbroker: scc-state URL %q: want ws://host:port/socketcluster/", stateURL)
 	}
 	b := &Broker{
-		stateURL: stateURL,
-		opts:     o,
-		mapper:   m,
-		pools:    make(map[string]*pool),
-		wanted:   make(map[string]*poolClient),
-		batch:    make(map[string][][]byte),
-		log:      newLogLimiter(o.Logger),
+		stateURL:    stateURL,
+		opts:        o,
+		mapper:      m,
+		brokers:     snapshot{time: -1},
+		workerSnaps: snapshot{time: -1},
+		pools:       make(map[string]*pool),
+		wanted:      make(map[string]*poolClient),
+		batch:       make(map[string][][]byte),
+		log:         newLogLimiter(o.Logger),
 	}
 	_, _ = rand.Read(b.remoteID[:])
 	b.sender, _ = json.Marshal(o.InstanceID)
@@ -288,23 +340,17 @@ func (b *Broker) join() {
 		data["instanceIp"] = b.opts.InstanceIP
 	}
 	for {
+		b.listMu.Lock()
+		brokersSince, workersSince := b.brokers.applied, b.workerSnaps.applied
+		b.listMu.Unlock()
 		ans, err := b.state.Invoke(b.ctx, "sccWorkerJoinCluster", data)
 		if err == nil {
-			var st struct {
-				Brokers []string `json:"sccBrokerURIs"`
-				Workers []string `json:"sccWorkerURIs"`
-			}
+			var st joinAnswer
 			if err = ans.Decode(&st); err == nil && st.Brokers == nil {
 				err = errors.New("the answer has no sccBrokerURIs")
 			}
 			if err == nil {
-				b.mu.Lock()
-				b.brokersTime, b.workersTime = -1, -1
-				b.workers = len(st.Workers)
-				b.joined = true
-				b.mu.Unlock()
-				b.o().Logger.Info("sccbroker: joined the cluster", "state", b.stateURL, "brokers", len(st.Brokers), "instanceId", b.opts.InstanceID)
-				b.setBrokers(st.Brokers)
+				b.applyJoin(st, brokersSince, workersSince)
 				return
 			}
 			b.c.badState.Add(1)
@@ -333,6 +379,37 @@ func (b *Broker) join() {
 
 func (b *Broker) o() *Options { return &b.opts }
 
+type joinAnswer struct {
+	Brokers []string `json:"sccBrokerURIs"`
+	Workers []string `json:"sccWorkerURIs"`
+	Time    *float64 `json:"time"`
+}
+
+// applyJoin applies the answer to sccWorkerJoinCluster, unless an update
+// at least as new was applied since the join was sent (brokersSince,
+// workersSince: the counts of lists applied then). The answer and the
+// updates are handled by different goroutines, so an update scc-state
+// sent after the answer may be handled first.
+func (b *Broker) applyJoin(st joinAnswer, brokersSince, workersSince uint64) {
+	b.listMu.Lock()
+	defer b.listMu.Unlock()
+	if b.workerSnaps.joinApplies(st.Time, workersSince) {
+		b.workerSnaps.set(st.Time, true)
+		b.mu.Lock()
+		b.workers = len(st.Workers)
+		b.mu.Unlock()
+	}
+	kept := !b.brokers.joinApplies(st.Time, brokersSince)
+	if !kept {
+		b.brokers.set(st.Time, true)
+		b.setBrokers(st.Brokers)
+	}
+	b.mu.Lock()
+	b.joined = true
+	b.mu.Unlock()
+	b.o().Logger.Info("sccbroker: joined the cluster", "state", b.stateURL, "brokers", len(st.Brokers), "instanceId", b.opts.InstanceID, "newerListKept", kept)
+}
+
 // stateUpdate handles scc-state's calls: newer broker snapshots replace
 // the broker list; worker snapshots are counted only.
 func (b *Broker) stateUpdate(name string, req *client.Request) {
@@ -347,29 +424,27 @@ func (b *Broker) stateUpdate(name string, req *client.Request) {
 		b.log.warn("bad-state", "sccbroker: ignored a cluster update without a valid list and time", "procedure", name, "data", truncate(req.Data))
 		return
 	}
-	b.mu.Lock()
+	b.listMu.Lock()
+	defer b.listMu.Unlock()
 	switch name {
 	case "sccBrokerJoinCluster", "sccBrokerLeaveCluster":
 		if up.Brokers == nil {
-			b.mu.Unlock()
 			b.c.badState.Add(1)
 			return
 		}
-		if *up.Time <= b.brokersTime {
-			b.mu.Unlock()
+		if !b.brokers.newer(*up.Time) {
 			return
 		}
-		b.brokersTime = *up.Time
-		b.mu.Unlock()
+		b.brokers.set(up.Time, false)
 		b.setBrokers(up.Brokers)
-		return
 	default:
-		if *up.Time > b.workersTime {
-			b.workersTime = *up.Time
+		if b.workerSnaps.newer(*up.Time) {
+			b.workerSnaps.set(up.Time, false)
+			b.mu.Lock()
 			b.workers = len(up.Workers)
+			b.mu.Unlock()
 		}
 	}
-	b.mu.Unlock()
 }
 
 func truncate(d sc.Data) string {
@@ -379,10 +454,10 @@ func truncate(d sc.Data) string {
 	return string(d)
 }
 
-// setBrokers applies a broker list: connections to new brokers are made,
-// those to brokers that left are closed, and every channel is
-// subscribed on the connection the mapping now gives it. From then on,
-// what a moved channel's old connection still brings is dropped
+// setBrokers applies a broker list, with listMu held: connections to new
+// brokers are made, those to brokers that left are closed, and every
+// channel is subscribed on the connection the mapping now gives it. From
+// then on, what a moved channel's old connection still brings is dropped
 // (receive), even before that connection's loop has unsubscribed it.
 func (b *Broker) setBrokers(uris []string) {
 	b.c.brokerUpdates.Add(1)

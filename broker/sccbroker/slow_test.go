@@ -37,6 +37,7 @@ func port0(addr string) int {
 // BrokerAckTimeout: its publishes are counted as failures, and the
 // worker goes on.
 func TestSlowStateAndBroker(t *testing.T) {
+	t.Parallel()
 	_, brokerPort := fakeServer(t, func(srv *sc.Server) {
 		_ = srv.SetMiddleware(sc.MiddlewareInbound, func(ctx context.Context, a *sc.Action) error {
 			if a.Type == sc.ActionPublishIn {

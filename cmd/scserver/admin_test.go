@@ -20,6 +20,7 @@ import (
 const adminPW = "an admin password"
 
 func TestAdminSettings(t *testing.T) {
+	t.Parallel()
 	c, err := parse(nil, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +59,7 @@ func TestAdminSettings(t *testing.T) {
 // With -admin-password, the page is served on -admin-addr only: log in,
 // see a client counted, disconnect it.
 func TestAdminServed(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	stderr := &syncBuffer{}
@@ -137,6 +139,7 @@ func TestAdminServed(t *testing.T) {
 // Without -tls-cert, SIGHUP (systemctl reload, deploy/systemd) is logged
 // and ignored instead of ending the process.
 func TestSIGHUPWithoutTLSIsIgnored(t *testing.T) {
+	t.Parallel()
 	p := start(t)
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)

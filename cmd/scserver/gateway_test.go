@@ -63,6 +63,7 @@ func dialAs(t *testing.T, addr, user, password string) (*client.Client, error) {
 // The walk-through of docs/gateway.md: scserver in front of the Python
 // example backend.
 func TestPythonBackend(t *testing.T) {
+	t.Parallel()
 	port := brokertest.FreePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	be, cmd := startPythonBackend(t, "http://"+addr)
@@ -168,6 +169,7 @@ func TestPythonBackend(t *testing.T) {
 }
 
 func TestGatewaySettingsThatCannotWork(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -191,6 +193,7 @@ func TestGatewaySettingsThatCannotWork(t *testing.T) {
 
 // -api-addr serves the API on an address of its own, not on -addr.
 func TestAPIAddr(t *testing.T) {
+	t.Parallel()
 	apiPort := brokertest.FreePort(t)
 	apiAddr := "127.0.0.1:" + strconv.Itoa(apiPort)
 	p := start(t, "-api-key", testAPIKey, "-api-addr", apiAddr)
@@ -208,6 +211,7 @@ func TestAPIAddr(t *testing.T) {
 
 // The API's history method on channels of -history.
 func TestAPIHistoryFlag(t *testing.T) {
+	t.Parallel()
 	p := start(t, "-api-key", testAPIKey, "-history", "news*", "-history-size", "2")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

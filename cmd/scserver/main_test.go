@@ -19,6 +19,7 @@ import (
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestConfigPrecedence(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "c.json")
 	if err := os.WriteFile(file, []byte(`{"ping-interval":"2s","channel-limit":5,"path":"/file/","allow-client-publish":false}`), 0o600); err != nil {
@@ -37,6 +38,7 @@ func TestConfigPrecedence(t *testing.T) {
 }
 
 func TestConfigErrorsNameTheSetting(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.json")
 	_ = os.WriteFile(bad, []byte(`{"no-such":1}`), 0o600)
@@ -58,6 +60,7 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 }
 
 func TestPerMessageDeflateFlags(t *testing.T) {
+	t.Parallel()
 	c, err := parse(nil, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +88,7 @@ func TestPerMessageDeflateFlags(t *testing.T) {
 }
 
 func TestBadBrokerURLFailsAtStart(t *testing.T) {
+	t.Parallel()
 	var stderr strings.Builder
 	code := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-broker", "kafka://x", "-auth-key", "k"}, env(nil), io.Discard, &stderr)
 	if code == 0 || !strings.Contains(stderr.String(), "kafka://x") {
@@ -214,6 +218,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestServeEndpointsAndDrain(t *testing.T) {
+	t.Parallel()
 	p := start(t, "-drain-timeout", "5s", "-drain-delay", "2s", "-log-level", "warn")
 	base := "http://" + p.addr
 	if code, body := mustGet(t, base+"/healthz"); code != 200 || body != "ok\n" {
@@ -274,6 +279,7 @@ func TestServeEndpointsAndDrain(t *testing.T) {
 }
 
 func TestBrokerTimeoutFlag(t *testing.T) {
+	t.Parallel()
 	c, err := parse([]string{"-broker-timeout", "750ms"}, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -296,6 +302,7 @@ func TestBrokerTimeoutFlag(t *testing.T) {
 }
 
 func TestHistoryFlags(t *testing.T) {
+	t.Parallel()
 	c, err := parse([]string{"-history", "chat.*, news", "-history-ttl", "90s"}, env(map[string]string{"SC_HISTORY_SIZE": "42"}), io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -74,6 +74,7 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // instance sees every entry; the entries of an instance killed with
 // SIGKILL (no goodbye) vanish within -presence-ttl, the others stay.
 func TestPresenceClusterSIGKILL(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds scserver and runs three processes")
 	}

@@ -12,6 +12,7 @@ import (
 )
 
 func TestProtocolVersionSetting(t *testing.T) {
+	t.Parallel()
 	c, err := parse(nil, env(nil), io.Discard)
 	if err != nil || c.ProtocolVersion != 2 {
 		t.Fatalf("default: %v %+v", err, c)
@@ -35,6 +36,7 @@ func TestProtocolVersionSetting(t *testing.T) {
 // A version 1 server pings with "#1" and takes "#2" as the pong, so a
 // socketcluster-client 14 app stays connected.
 func TestProtocolVersion1Served(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()

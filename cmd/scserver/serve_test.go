@@ -19,6 +19,7 @@ import (
 // TestDebugLogsConnections: at -log-level debug each connection, each
 // disconnection with its code, and each refused upgrade is logged.
 func TestDebugLogsConnections(t *testing.T) {
+	t.Parallel()
 	p := start(t, "-log-level", "debug", "-origins", "example.com:443", "-drain-delay", "0")
 	c := sctest.Dial(t, p.addr, &sctest.Options{Header: http.Header{"Origin": {"https://example.com"}}})
 	c.Handshake(nil)
@@ -42,6 +43,7 @@ func TestDebugLogsConnections(t *testing.T) {
 // TestInfoLogsNoConnections: at info level nothing is logged per
 // connection.
 func TestInfoLogsNoConnections(t *testing.T) {
+	t.Parallel()
 	p := start(t, "-log-level", "info", "-drain-delay", "0")
 	c := sctest.Dial(t, p.addr, nil)
 	c.Handshake(nil)
@@ -54,6 +56,7 @@ func TestInfoLogsNoConnections(t *testing.T) {
 
 // TestDemoOff: -demo=false serves no page and no echo procedure.
 func TestDemoOff(t *testing.T) {
+	t.Parallel()
 	p := start(t, "-demo=false", "-drain-delay", "0", "-log-level", "error")
 	for _, path := range []string{"/", "/socketcluster-client.min.js"} {
 		if code, _ := mustGet(t, "http://"+p.addr+path); code != http.StatusNotFound {
@@ -73,6 +76,7 @@ func TestDemoOff(t *testing.T) {
 // TestMetricsAddr: with -metrics-addr, /metrics is served there and not on
 // the public address.
 func TestMetricsAddr(t *testing.T) {
+	t.Parallel()
 	p := start(t, "-metrics-addr", "127.0.0.1:0", "-drain-delay", "0", "-log-level", "error")
 	if p.metricsAddr == "" || p.metricsAddr == p.addr {
 		t.Fatalf("metrics address %q (public %q)", p.metricsAddr, p.addr)
@@ -88,6 +92,7 @@ func TestMetricsAddr(t *testing.T) {
 // TestLimitFlags: each limit flag reaches the server, and refusals show in
 // /metrics by limit.
 func TestLimitFlags(t *testing.T) {
+	t.Parallel()
 	p := start(t, "-max-connections", "2", "-max-connections-per-address", "1", "-client-address-header", "X-Real-IP",
 		"-inbound-message-rate", "1", "-inbound-message-burst", "5", "-drain-delay", "0", "-log-level", "error")
 	ip := func(v string) *sctest.Options { return &sctest.Options{Header: http.Header{"X-Real-Ip": {v}}} }
@@ -134,6 +139,7 @@ func TestLimitFlags(t *testing.T) {
 // socketcluster-client package the interop suite installs (when it is
 // installed), at the version stated.
 func TestEmbeddedClientIsTheNPMBuild(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join("..", "..", "interop", "node_modules", "socketcluster-client")
 	b, err := os.ReadFile(filepath.Join(dir, "socketcluster-client.min.js"))
 	if err != nil {
@@ -152,6 +158,7 @@ func TestEmbeddedClientIsTheNPMBuild(t *testing.T) {
 // TestMaxHeaderBytesFlag: -max-header-bytes sets the cap of request
 // headers (431 above it) on every listener.
 func TestMaxHeaderBytesFlag(t *testing.T) {
+	t.Parallel()
 	p := start(t, "-max-header-bytes", "8192", "-metrics-addr", "127.0.0.1:0", "-drain-delay", "0", "-log-level", "error")
 	for _, tc := range []struct {
 		addr string

@@ -57,6 +57,7 @@ func writeKeyPair(t *testing.T, kind string) (priv, pub string) {
 // and names the flag(s), for every setting that would start and then
 // fail (issue 9 item 8).
 func TestSettingsThatCannotWork(t *testing.T) {
+	t.Parallel()
 	rsaPriv, rsaPub := writeKeyPair(t, "rsa")
 	ecPriv, _ := writeKeyPair(t, "ec")
 	certFile, _ := writeCert(t, t.TempDir(), "one")
@@ -116,6 +117,7 @@ func TestSettingsThatCannotWork(t *testing.T) {
 // TestEverySettingErrorIsReported: several bad settings are all listed at
 // once, each on its own line.
 func TestEverySettingErrorIsReported(t *testing.T) {
+	t.Parallel()
 	var stderr strings.Builder
 	code := run(context.Background(), []string{"-drain-timeout", "-1s", "-origins", "x", "-channel-limit", "-2"}, env(nil), io.Discard, &stderr)
 	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
@@ -127,6 +129,7 @@ func TestEverySettingErrorIsReported(t *testing.T) {
 // TestGoodAuthSettingsStart: a key pair with its algorithm, and a broker
 // with a shared key or an explicit -allow-random-auth-key, start.
 func TestGoodAuthSettingsStart(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts servers")
 	}
@@ -153,6 +156,7 @@ func TestGoodAuthSettingsStart(t *testing.T) {
 // to start (TestSettingsThatCannotWork); -allow-random-auth-key starts it
 // and warns, naming the flag.
 func TestRandomAuthKeyWithBroker(t *testing.T) {
+	t.Parallel()
 	url := brokertest.URL(t, "nats")
 	p := start(t, "-broker", url, "-allow-random-auth-key", "-drain-delay", "0", "-log-level", "warn")
 	if s := p.stderr.String(); !strings.Contains(s, "random key") || !strings.Contains(s, "-auth-key") {

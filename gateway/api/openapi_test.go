@@ -9,6 +9,7 @@ import (
 
 // The OpenAPI file describes exactly the methods the handler serves.
 func TestOpenAPIMatchesMethods(t *testing.T) {
+	t.Parallel()
 	paths := regexp.MustCompile(`(?m)^  /api/(\w+):$`).FindAllStringSubmatch(string(OpenAPI), -1)
 	var got []string
 	for _, m := range paths {

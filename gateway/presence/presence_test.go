@@ -86,6 +86,7 @@ func nextEvent(t *testing.T, cons *client.Consumer[sc.Data]) presence.Event {
 }
 
 func TestPresenceAcrossInstances(t *testing.T) {
+	t.Parallel()
 	bus, st := broker.NewBus(), store.NewMemory()
 	one, two := start(t, bus, st, "one"), start(t, bus, st, "two")
 	ctx := sctest.Context(t)
@@ -152,6 +153,7 @@ func TestPresenceAcrossInstances(t *testing.T) {
 }
 
 func TestPresenceGuards(t *testing.T) {
+	t.Parallel()
 	in := start(t, broker.NewBus(), store.NewMemory(), "solo")
 	ctx := sctest.Context(t)
 	c := dial(t, in, nil)
@@ -182,6 +184,7 @@ func TestPresenceGuards(t *testing.T) {
 // A dead instance's entries expire after the TTL: the instance is gone
 // without a word (its tracker never removes anything).
 func TestPresenceExpiresWithoutRefresh(t *testing.T) {
+	t.Parallel()
 	st := store.NewMemory()
 	ctx := sctest.Context(t)
 	if err := st.SetPresence(ctx, "room9", store.Entry{SocketID: "ghost", Instance: "dead", Expires: store.Expiry(time.Second)}); err != nil {

@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"io"
 	"log/slog"
 	"net/http"
@@ -57,8 +58,8 @@ type Reply struct {
 
 // Disconnect asks for the socket to be closed.
 type Disconnect struct {
-	Code   sc.CloseCode `json:"code"`
-	Reason string       `json:"reason"`
+	Code   protocol.CloseCode `json:"code"`
+	Reason string             `json:"reason"`
 }
 
 // Errors of the backend as the client gets them (their Name).

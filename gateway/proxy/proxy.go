@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"log/slog"
 	"net/http"
 	"path"
@@ -341,7 +342,7 @@ func (p *Proxy) connect(ctx context.Context, s *sc.Socket, hr *http.Request) err
 	if err != nil {
 		var ref *refusal
 		var be *backendError
-		code := sc.CloseHandshakeRejected
+		code := protocol.CloseHandshakeRejected
 		var e *sc.Error
 		switch {
 		case errors.As(err, &ref):
@@ -361,7 +362,7 @@ func (p *Proxy) connect(ctx context.Context, s *sc.Socket, hr *http.Request) err
 		p.c.unavailable.Add(1)
 		p.c.ok.Add(-1)
 		p.c.warn("backend connect result is malformed", r, p.o.ConnectURL, err)
-		return sc.NewError(ErrNameUnavailable, "The backend is unavailable").With("statusCode", sc.CloseHandshakeRejected)
+		return sc.NewError(ErrNameUnavailable, "The backend is unavailable").With("statusCode", protocol.CloseHandshakeRejected)
 	}
 	id := &identity{user: cr.User, info: cr.Info, channels: map[string]bool{}, pending: &cr}
 	for _, ch := range cr.Channels {
@@ -448,7 +449,7 @@ func (p *Proxy) refresh(s *sc.Socket) {
 	if err != nil {
 		var ref *refusal
 		if errors.As(err, &ref) {
-			code, reason := sc.CloseCode(4403), "Token refresh refused"
+			code, reason := protocol.CloseCode(4403), "Token refresh refused"
 			if ref.disconnect != nil {
 				code, reason = ref.disconnect.Code, ref.disconnect.Reason
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"io"
 	"net"
 	"net/http"
@@ -95,6 +96,7 @@ func socketOf(t *testing.T, srv *sc.Server, id string) *sc.Socket {
 }
 
 func TestConnectAccepted(t *testing.T) {
+	t.Parallel()
 	b := newBackend(t, func(w http.ResponseWriter, r proxy.Request, done <-chan struct{}) {
 		reply(w, `{"result":{"user":"alice","authToken":{"role":"admin"},"info":{"name":"Alice"},"channels":["inbox/alice"]}}`)
 	})
@@ -207,24 +209,25 @@ func startMisbehavingBackend(t *testing.T) string {
 // Every way a backend process can fail refuses the socket with a clear
 // error and never admits it.
 func TestConnectRefusedOrFailed(t *testing.T) {
+	t.Parallel()
 	backend := startMisbehavingBackend(t)
 	cases := []struct {
 		name     string
 		wantErr  string
-		wantCode sc.CloseCode
+		wantCode protocol.CloseCode
 	}{
-		{"error", "NotLoggedInError", sc.CloseHandshakeRejected},
+		{"error", "NotLoggedInError", protocol.CloseHandshakeRejected},
 		{"disconnect", "BackendRefusedError", 4403},
-		{"status-500", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"redirect", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"garbage", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"two-answers", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"empty-object", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"bad-result", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"bad-disconnect-code", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"huge", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
-		{"slow", proxy.ErrNameTimeout, sc.CloseHandshakeRejected},
-		{"nothing", proxy.ErrNameUnavailable, sc.CloseHandshakeRejected},
+		{"status-500", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"redirect", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"garbage", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"two-answers", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"empty-object", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"bad-result", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"bad-disconnect-code", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"huge", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
+		{"slow", proxy.ErrNameTimeout, protocol.CloseHandshakeRejected},
+		{"nothing", proxy.ErrNameUnavailable, protocol.CloseHandshakeRejected},
 	}
 	if len(cases) != len(misbehaviours) {
 		t.Fatalf("%d cases for %d misbehaviours", len(cases), len(misbehaviours))
@@ -232,7 +235,7 @@ func TestConnectRefusedOrFailed(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, addr, p := start(t, proxy.Options{ConnectURL: backend + "/" + tc.name, Timeout: time.Second})
-			closes := make(chan sc.CloseCode, 1)
+			closes := make(chan protocol.CloseCode, 1)
 			c, err := client.New("ws://"+addr+"/socketcluster/", nil)
 			if err != nil {
 				t.Fatal(err)
@@ -269,6 +272,7 @@ func TestConnectRefusedOrFailed(t *testing.T) {
 }
 
 func TestConnectBackendDown(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -284,6 +288,7 @@ func TestConnectBackendDown(t *testing.T) {
 }
 
 func TestSubscribePublishRPC(t *testing.T) {
+	t.Parallel()
 	b := newBackend(t, func(w http.ResponseWriter, r proxy.Request, done <-chan struct{}) {
 		switch {
 		case r.Event == "subscribe" && strings.HasPrefix(r.Channel, "private/"):
@@ -348,6 +353,7 @@ func TestSubscribePublishRPC(t *testing.T) {
 }
 
 func TestConcurrencyBound(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	b := newBackend(t, func(w http.ResponseWriter, r proxy.Request, done <-chan struct{}) {
 		if r.Procedure == "slow" {
@@ -384,6 +390,7 @@ func TestConcurrencyBound(t *testing.T) {
 }
 
 func TestTokenRefresh(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	refreshes := 0
 	b := newBackend(t, func(w http.ResponseWriter, r proxy.Request, done <-chan struct{}) {

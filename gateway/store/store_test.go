@@ -170,6 +170,7 @@ func conformance(t *testing.T, a, b Store) {
 }
 
 func TestMemoryConformance(t *testing.T) {
+	t.Parallel()
 	m := NewMemory()
 	conformance(t, m, m)
 	_ = m.Close()
@@ -179,6 +180,7 @@ func TestMemoryConformance(t *testing.T) {
 }
 
 func TestRedisConformance(t *testing.T) {
+	t.Parallel()
 	url := brokertest.URL(t, "redis")
 	prefix := "scgwtest:" + uniq() + ":"
 	a, err := NewRedis(url, RedisOptions{Prefix: prefix})
@@ -207,6 +209,7 @@ func TestRedisConformance(t *testing.T) {
 }
 
 func TestNATSConformance(t *testing.T) {
+	t.Parallel()
 	url := brokertest.URL(t, "nats")
 	prefix := "scgwtest_" + uniq()
 	c := ctx(t)

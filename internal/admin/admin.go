@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"log/slog"
 	"net"
 	"net/http"
@@ -443,7 +444,7 @@ func (a *Admin) disconnect(w http.ResponseWriter, r *http.Request) {
 	if body.Reason == "" {
 		body.Reason = "Disconnected by an administrator"
 	}
-	if !sc.ValidCloseCode(sc.CloseCode(body.Code)) {
+	if !protocol.CloseCode(body.Code).Valid() {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("Close code %d cannot be sent: use 1000-1003, 1007-1014 or 3000-4999", body.Code))
 		return
 	}
@@ -452,7 +453,7 @@ func (a *Admin) disconnect(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "No socket "+body.ID+" on this instance")
 		return
 	}
-	if err := s.Disconnect(sc.CloseCode(body.Code), body.Reason); err != nil {
+	if err := s.Disconnect(protocol.CloseCode(body.Code), body.Reason); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}

@@ -119,6 +119,7 @@ func (p *pipe) serverFrame() ws.Frame {
 }
 
 func TestReadMessageTextAndBinary(t *testing.T) {
+	t.Parallel()
 	p := newPipe(t)
 	p.write(cat(frame(ws.OpText, true, []byte(`{"event":"a"}`), true), frame(ws.OpBinary, true, []byte{0xca, 0xfe}, true)))
 	bin, b, err := p.read(1 << 20)
@@ -134,6 +135,7 @@ func TestReadMessageTextAndBinary(t *testing.T) {
 // A version-2 ping (empty text message) comes back as an empty, non-nil
 // payload.
 func TestReadMessageEmpty(t *testing.T) {
+	t.Parallel()
 	p := newPipe(t)
 	p.write(frame(ws.OpText, true, nil, true))
 	bin, b, err := p.read(10)
@@ -143,6 +145,7 @@ func TestReadMessageEmpty(t *testing.T) {
 }
 
 func TestReadMessageFragmentedWithControlFrames(t *testing.T) {
+	t.Parallel()
 	p := newPipe(t)
 	p.write(cat(
 		frame(ws.OpText, false, []byte("he"), true),
@@ -172,6 +175,7 @@ func TestReadMessageFragmentedWithControlFrames(t *testing.T) {
 }
 
 func TestReadMessagePingAnsweredWithPong(t *testing.T) {
+	t.Parallel()
 	p := newPipe(t)
 	payload := bytes.Repeat([]byte("x"), 125)
 	p.write(cat(frame(ws.OpPing, true, payload, true), frame(ws.OpText, true, []byte("after"), true)))
@@ -186,6 +190,7 @@ func TestReadMessagePingAnsweredWithPong(t *testing.T) {
 }
 
 func TestReadMessageCloseFrameAnswered(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		body      []byte
@@ -226,6 +231,7 @@ func TestReadMessageCloseFrameAnswered(t *testing.T) {
 }
 
 func TestReadMessageProtocolErrors(t *testing.T) {
+	t.Parallel()
 	long := bytes.Repeat([]byte("x"), 126)
 	rsv := frame(ws.OpText, true, []byte("a"), true)
 	rsv[0] |= 0x40
@@ -293,6 +299,7 @@ func TestReadMessageInvalidCloseFrames(t *testing.T) {
 }
 
 func TestReadMessageTooBig(t *testing.T) {
+	t.Parallel()
 	t.Run("single frame", func(t *testing.T) {
 		p := newPipe(t)
 		p.write(frame(ws.OpText, true, bytes.Repeat([]byte("a"), 11), true))
@@ -334,6 +341,7 @@ func TestReadMessageTooBig(t *testing.T) {
 }
 
 func TestReadMessageEOF(t *testing.T) {
+	t.Parallel()
 	p := newPipe(t)
 	full := frame(ws.OpText, true, []byte("hello"), true)
 	go func() {
@@ -350,6 +358,7 @@ func TestReadMessageEOF(t *testing.T) {
 }
 
 func TestPutHeaderLengthEncodings(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		n      int
 		binary bool
@@ -373,6 +382,7 @@ func TestPutHeaderLengthEncodings(t *testing.T) {
 }
 
 func TestFrameParsesBack(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 70000} {
 		for _, bin := range []bool{false, true} {
 			payload := bytes.Repeat([]byte{'z'}, n)
@@ -396,6 +406,7 @@ func TestFrameParsesBack(t *testing.T) {
 }
 
 func TestWriteFramesAndClose(t *testing.T) {
+	t.Parallel()
 	p := newPipe(t)
 	done := make(chan error, 1)
 	go func() {
@@ -429,6 +440,7 @@ func TestWriteFramesAndClose(t *testing.T) {
 
 // Writers on several goroutines never interleave their frames.
 func TestConcurrentWriters(t *testing.T) {
+	t.Parallel()
 	p := newPipe(t)
 	const writers, each = 4, 50
 	var wg sync.WaitGroup
@@ -458,6 +470,7 @@ func TestConcurrentWriters(t *testing.T) {
 }
 
 func TestUpgradeOverHTTP(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		offered string

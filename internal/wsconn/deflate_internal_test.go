@@ -12,6 +12,7 @@ import (
 // few hundred KiB, is refused with ErrTooBig while inflating, having
 // allocated little more than the 1 MiB limit.
 func TestInflateBombMemory(t *testing.T) {
+	// Not parallel: it measures the process's heap.
 	var buf bytes.Buffer
 	w, _ := flate.NewWriter(&buf, flate.BestCompression)
 	_, _ = w.Write(make([]byte, 1<<20))
@@ -39,6 +40,7 @@ func TestInflateBombMemory(t *testing.T) {
 // when permessage-deflate is on, and nowhere else; the message is reported
 // compressed, whatever the split of the input.
 func TestParseRSV1(t *testing.T) {
+	t.Parallel()
 	first := clientFrame(0x1, false, []byte("ab"), 0)
 	first[0] |= 0x40
 	in := append(first, clientFrame(0x0, true, []byte("cd"), 0)...)
@@ -75,6 +77,7 @@ func TestParseRSV1(t *testing.T) {
 // are made once and kept across garbage collections, not made again for
 // the next message.
 func TestFlatePoolsSurviveGC(t *testing.T) {
+	// Not parallel: it reads the process's heap statistics.
 	z, err := NewCompressor(flate.BestSpeed, 0)
 	if err != nil {
 		t.Fatal(err)

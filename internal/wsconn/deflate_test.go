@@ -25,6 +25,7 @@ import (
 const plainDeflateResponse = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 
 func TestNegotiateDeflate(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		offers []string
@@ -108,6 +109,7 @@ func inflateFrame(t *testing.T, payload []byte) []byte {
 var chattyJSON = []byte(strings.Repeat(`{"event":"#publish","data":{"channel":"prices","data":{"symbol":"ACME","bid":101.25,"ask":101.5}}}`, 40))
 
 func TestCompressorFrame(t *testing.T) {
+	t.Parallel()
 	z, err := wsconn.NewCompressor(flate.BestSpeed, 1024)
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +160,7 @@ func TestCompressorFrame(t *testing.T) {
 }
 
 func TestReadCompressedMessages(t *testing.T) {
+	t.Parallel()
 	p := newPipe(t)
 	p.srv.EnableDeflate()
 	if !p.srv.Deflate() {
@@ -199,6 +202,7 @@ func TestReadCompressedMessages(t *testing.T) {
 // and so is a bomb that inflates to 100 MiB (checked while inflating, see
 // TestInflateBombMemory).
 func TestCompressedLimit(t *testing.T) {
+	t.Parallel()
 	msg := bytes.Repeat([]byte("a"), 10000)
 	for _, tc := range []struct {
 		name  string
@@ -242,6 +246,7 @@ func bomb(t testing.TB, n int) []byte {
 }
 
 func TestCompressedBadInput(t *testing.T) {
+	t.Parallel()
 	z := deflateMessage(t, []byte("hello"))
 	rsv2 := frame(ws.OpText, true, []byte("a"), true)
 	rsv2[0] |= 0x20
@@ -294,6 +299,7 @@ func farBack(t *testing.T) []byte {
 // TestWatchCompressed: the event-driven reader inflates too, a message
 // at a time, across reads split anywhere.
 func TestWatchCompressed(t *testing.T) {
+	t.Parallel()
 	w := newWatchedConn(t, 1<<20, nil, true)
 	in := cat(compressedFrame(ws.OpText, true, deflateMessage(t, chattyJSON)), frame(ws.OpText, true, []byte("x"), true))
 	for i := 0; i < len(in); i += 700 {

@@ -127,6 +127,7 @@ func equalParsed(a, b []parsed) bool {
 }
 
 func TestParseEverySplit(t *testing.T) {
+	t.Parallel()
 	big := bytes.Repeat([]byte("0123456789abcdef"), 5000) // 80 000 bytes: 64-bit length
 	mid := bytes.Repeat([]byte("x"), 300)                 // 16-bit length
 	cases := []struct {
@@ -198,6 +199,7 @@ func TestParseEverySplit(t *testing.T) {
 }
 
 func TestParseProtocolErrors(t *testing.T) {
+	t.Parallel()
 	unmasked := []byte{0x81, 0x01, 'a'}
 	rsv := clientFrame(ws.OpText, true, []byte("a"), 0)
 	rsv[0] |= 0x40
@@ -226,6 +228,7 @@ func TestParseProtocolErrors(t *testing.T) {
 }
 
 func TestParseTooBig(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		in   []byte
@@ -268,6 +271,7 @@ func TestParseTooBig(t *testing.T) {
 // of a header's extended part or of a payload, io.ErrUnexpectedEOF
 // elsewhere, as the blocking reader always reported.
 func TestParseEOF(t *testing.T) {
+	t.Parallel()
 	in := append(clientFrame(ws.OpText, false, []byte("abc"), 0), clientFrame(ws.OpContinuation, true, []byte("de"), 0)...)
 	// Offsets where a read of the old reader would have started: frame 1
 	// starts at 0, its extended header (mask) at 2, its payload at 6; frame
@@ -297,6 +301,7 @@ func TestParseEOF(t *testing.T) {
 }
 
 func TestParseKeepsOnlyWhatItMust(t *testing.T) {
+	t.Parallel()
 	in := clientFrame(ws.OpText, true, []byte("hello world"), 0)
 	var fr frameReader
 	buf := bytes.Clone(in[:9]) // header and 3 payload bytes

@@ -152,6 +152,7 @@ func (w *watched) serverFrame() ws.Frame {
 }
 
 func TestWatchMessagesInOrderAcrossReads(t *testing.T) {
+	t.Parallel()
 	w := newWatched(t, 1<<20, nil)
 	big := bytes.Repeat([]byte("z"), 100_000) // several reads
 	stream := cat(
@@ -177,6 +178,7 @@ func TestWatchMessagesInOrderAcrossReads(t *testing.T) {
 }
 
 func TestWatchEarlyBytes(t *testing.T) {
+	t.Parallel()
 	// Bytes that came with the upgrade request are parsed at once, without
 	// waiting for the connection to become readable.
 	w := newWatched(t, 1<<20, cat(frame(ws.OpText, true, []byte("early"), true), frame(ws.OpText, false, []byte("ha"), true)))
@@ -186,6 +188,7 @@ func TestWatchEarlyBytes(t *testing.T) {
 }
 
 func TestWatchPingAndClose(t *testing.T) {
+	t.Parallel()
 	w := newWatched(t, 1<<20, nil)
 	w.send(frame(ws.OpPing, true, []byte("hi"), true))
 	if f := w.serverFrame(); f.Header.OpCode != ws.OpPong || string(f.Payload) != "hi" {
@@ -203,6 +206,7 @@ func TestWatchPingAndClose(t *testing.T) {
 }
 
 func TestWatchErrors(t *testing.T) {
+	t.Parallel()
 	t.Run("too big", func(t *testing.T) {
 		w := newWatched(t, 10, nil)
 		w.send(frame(ws.OpText, true, make([]byte, 11), true))
@@ -259,6 +263,7 @@ func TestWatchErrors(t *testing.T) {
 }
 
 func TestWatchRefusesOtherConns(t *testing.T) {
+	t.Parallel()
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()

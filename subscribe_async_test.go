@@ -1,0 +1,261 @@
+package socketcluster_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/broker"
+	"github.com/socketcluster-go/socketcluster/internal/sctest"
+)
+
+// A client's #subscribe of a channel that this instance has not
+// subscribed yet waits for the broker, but the socket's next packets do
+// not wait for it (socket_pubsub.go subscribeAsync).
+
+// gateBroker is a broker whose Subscribe blocks until the test opens the
+// gate (or returns fail), and which records its calls.
+type gateBroker struct {
+	gate    chan struct{}
+	entered chan string
+	fail    atomic.Pointer[error] // Subscribe's answer after the gate
+
+	mu    sync.Mutex
+	calls []string // "+ch" for Subscribe, "-ch" for Unsubscribe
+}
+
+func newGateBroker() *gateBroker {
+	return &gateBroker{gate: make(chan struct{}), entered: make(chan string, 1000)}
+}
+
+func (b *gateBroker) Start(context.Context, broker.Handler) error   { return nil }
+func (b *gateBroker) Close() error                                  { return nil }
+func (b *gateBroker) Publish(context.Context, string, []byte) error { return nil }
+
+func (b *gateBroker) Subscribe(ctx context.Context, chans []string) error {
+	for _, ch := range chans {
+		b.entered <- ch
+	}
+	select {
+	case <-b.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := b.fail.Load(); err != nil {
+		return *err
+	}
+	b.record("+", chans)
+	return nil
+}
+
+func (b *gateBroker) Unsubscribe(_ context.Context, chans []string) error {
+	b.record("-", chans)
+	return nil
+}
+
+func (b *gateBroker) record(op string, chans []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, ch := range chans {
+		b.calls = append(b.calls, op+ch)
+	}
+}
+
+func (b *gateBroker) log() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.calls)
+}
+
+// awaitEntered waits until the broker's Subscribe of channel is in progress.
+func (b *gateBroker) awaitEntered(t *testing.T, channel string) {
+	t.Helper()
+	timeout := time.After(wait)
+	for {
+		select {
+		case ch := <-b.entered:
+			if ch == channel {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("the broker was not asked to subscribe %q", channel)
+		}
+	}
+}
+
+func subscribeCid(c *sctest.Client, channel string) float64 {
+	cid := c.NextCid()
+	c.SendText(sctest.EventPacket("#subscribe", map[string]any{"channel": channel}, cid))
+	return cid
+}
+
+func errorName(raw json.RawMessage) string {
+	var e struct {
+		Name string `json:"name"`
+	}
+	_ = json.Unmarshal(raw, &e)
+	return e.Name
+}
+
+// While the broker holds a #subscribe, the same socket's RPCs and its
+// publishes to other channels are answered; the #subscribe is answered
+// once the broker confirms, and the channel's publications reach the
+// socket.
+func TestSubscribeDoesNotHoldTheReader(t *testing.T) {
+	t.Parallel()
+	b := newGateBroker()
+	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
+	c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
+	sub := subscribeCid(c, "slow")
+	b.awaitEntered(t, "slow")
+	if r := c.Invoke("echo", "meanwhile"); string(r.Data) != `"meanwhile"` {
+		t.Fatalf("echo while the subscribe waits: %s", r.Raw)
+	}
+	if r := c.AwaitResponse(publishCid(c, "other", 1)); r.Error != nil {
+		t.Fatalf("publish while the subscribe waits: %s", r.Raw)
+	}
+	if !sock.IsSubscribed("slow") {
+		t.Fatal("a pending subscribe does not count as subscribed")
+	}
+	close(b.gate)
+	if r := c.AwaitResponse(sub); r.Error != nil || r.Data != nil {
+		t.Fatalf("subscribe: %s", r.Raw)
+	}
+	if err := ts.Exchange().Publish(context.Background(), "slow", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	c.ExpectMatch(`^\{"event":"#publish","data":\{"channel":"slow","data":"hello"\}\}$`)
+	if got := b.log(); !slices.Equal(got, []string{"+slow"}) {
+		t.Fatalf("broker calls %v", got)
+	}
+}
+
+// A broker that fails the subscribe: the client gets a BrokerError, and
+// the socket is not left in the channel.
+func TestSubscribeBrokerError(t *testing.T) {
+	t.Parallel()
+	b := newGateBroker()
+	fail := errors.New("no such luck")
+	b.fail.Store(&fail)
+	close(b.gate)
+	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
+	c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
+	r := c.AwaitResponse(subscribeCid(c, "doomed"))
+	if errorName(r.Error) != "BrokerError" {
+		t.Fatalf("subscribe with a failing broker: %s", r.Raw)
+	}
+	if sock.IsSubscribed("doomed") || len(sock.Subscriptions()) != 0 {
+		t.Fatalf("subscriptions after a failed subscribe: %v", sock.Subscriptions())
+	}
+	// The socket can subscribe again once the broker works.
+	b.fail.Store(nil)
+	c.Subscribe("doomed")
+	if !sock.IsSubscribed("doomed") {
+		t.Fatal("not subscribed after the retry")
+	}
+}
+
+// An #unsubscribe (and a second #subscribe) of a channel whose subscribe
+// waits for the broker wait behind it: the answers come in the order the
+// packets were sent, and the socket ends unsubscribed.
+func TestUnsubscribeWaitsForPendingSubscribe(t *testing.T) {
+	t.Parallel()
+	b := newGateBroker()
+	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
+	c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
+	sub := subscribeCid(c, "ch")
+	b.awaitEntered(t, "ch")
+	unsub := c.NextCid()
+	c.SendText(sctest.EventPacket("#unsubscribe", "ch", unsub))
+	barrier(t, c) // the #unsubscribe was read and is waiting
+	c.ExpectNothing(50 * time.Millisecond)
+	close(b.gate)
+	for _, cid := range []float64{sub, unsub} {
+		f := c.NextFrame()
+		p, ok := sctest.ParsePacket(f.Text())
+		if !ok || p.Rid == nil || *p.Rid != cid || p.Error != nil {
+			t.Fatalf("want the answer to %v, got %s", cid, f.Text())
+		}
+	}
+	if sock.IsSubscribed("ch") {
+		t.Fatal("subscribed after subscribe then unsubscribe")
+	}
+	eventually(t, "the broker unsubscribed", func() bool {
+		return slices.Equal(b.log(), []string{"+ch", "-ch"})
+	})
+}
+
+// A socket that goes away while its subscribe waits leaves nothing
+// behind: once the broker answers, the channel is unsubscribed.
+func TestDisconnectDuringPendingSubscribe(t *testing.T) {
+	t.Parallel()
+	b := newGateBroker()
+	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
+	c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
+	subscribeCid(c, "gone")
+	b.awaitEntered(t, "gone")
+	c.Close()
+	eventually(t, "the socket closed", func() bool { return sock.State() == sc.StateClosed })
+	close(b.gate)
+	eventually(t, "the broker unsubscribed", func() bool {
+		return slices.Equal(b.log(), []string{"+gone", "-gone"})
+	})
+	if len(sock.Subscriptions()) != 0 {
+		t.Fatalf("closed socket still in %v", sock.Subscriptions())
+	}
+}
+
+// Pending subscribes count against SocketChannelLimit.
+func TestChannelLimitCountsPendingSubscribes(t *testing.T) {
+	t.Parallel()
+	b := newGateBroker()
+	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute, SocketChannelLimit: 1})
+	c, _ := ts.connect(t, &sctest.Options{AutoPong: true})
+	first := subscribeCid(c, "one")
+	b.awaitEntered(t, "one")
+	r := c.AwaitResponse(subscribeCid(c, "two"))
+	if errorName(r.Error) != "BrokerError" {
+		t.Fatalf("a second channel over the limit while the first waits: %s", r.Raw)
+	}
+	close(b.gate)
+	if r := c.AwaitResponse(first); r.Error != nil {
+		t.Fatalf("first subscribe: %s", r.Raw)
+	}
+}
+
+// Many sockets subscribing one channel at once while the broker holds
+// it: every one is answered once it confirms.
+func TestManySocketsSubscribeOnePendingChannel(t *testing.T) {
+	t.Parallel()
+	b := newGateBroker()
+	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
+	const n = 40
+	clients := make([]*sctest.Client, n)
+	cids := make([]float64, n)
+	for i := range clients {
+		clients[i], _ = ts.connect(t, &sctest.Options{AutoPong: true})
+		cids[i] = subscribeCid(clients[i], "crowd")
+	}
+	b.awaitEntered(t, "crowd")
+	for _, c := range clients {
+		barrier(t, c)
+	}
+	close(b.gate)
+	for i, c := range clients {
+		if r := c.AwaitResponse(cids[i]); r.Error != nil {
+			t.Fatalf("client %d: %s", i, r.Raw)
+		}
+	}
+	if err := ts.Exchange().Publish(context.Background(), "crowd", "all"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		c.ExpectMatch(`^\{"event":"#publish","data":\{"channel":"crowd","data":"all"\}\}$`)
+	}
+}
