@@ -360,7 +360,7 @@ func TestSocketSecureHostSourcePort(t *testing.T) {
 	}
 	defer func() { _ = cl.Close(1000, "") }()
 	s = next(t, conns).Socket
-	if !s.Secure() || s.Host() != "127.0.0.1" || strconv.Itoa(s.SourcePort()) != u.Port() {
+	if !s.Secure() || s.Request().TLS == nil || s.Request().TLS.Version == 0 || s.Host() != "127.0.0.1" || strconv.Itoa(s.SourcePort()) != u.Port() {
 		t.Fatalf("TLS: secure %v host %q port %d, want true 127.0.0.1 %s", s.Secure(), s.Host(), s.SourcePort(), u.Port())
 	}
 }

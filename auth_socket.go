@@ -72,16 +72,22 @@ func isBadToken(err error) bool {
 func (s *Socket) setToken(claims AuthToken, signed string) AuthState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.authState
-	s.authToken, s.signedToken, s.authState = claims, signed, Authenticated
+	old := s.authStateLocked()
+	m := s.moreLocked()
+	m.authToken, m.signedToken, s.authed = claims, signed, true
 	return old
 }
 
 func (s *Socket) clearToken() (AuthState, AuthToken) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, tok := s.authState, s.authToken
-	s.authToken, s.signedToken, s.authState = nil, "", Unauthenticated
+	old := s.authStateLocked()
+	var tok AuthToken
+	if s.more != nil {
+		tok = s.more.authToken
+		s.more.authToken, s.more.signedToken = nil, ""
+	}
+	s.authed = false
 	return old, tok
 }
 
@@ -145,7 +151,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 	}
 	s.mu.Lock()
 	s.handshakeDoneLocked()
-	state := s.state
+	state := s.state.State()
 	s.mu.Unlock()
 	if state == StateClosed {
 		return
@@ -220,7 +226,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 		return
 	}
 	s.mu.Lock()
-	s.state = StateOpen
+	s.state = stOpen
 	s.mu.Unlock()
 	isAuth := s.sendHandshakeResponse(p.Cid, clientAuthErr)
 	if clientAuthErr != nil && isBadToken(clientAuthErr) {
@@ -242,7 +248,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 		s.mu.Unlock()
 		time.AfterFunc(o.BatchOnHandshakeDuration, func() {
 			s.mu.Lock()
-			user := s.userBatchLock
+			user := s.more != nil && s.more.userBatchLock
 			s.mu.Unlock()
 			if !user {
 				s.StopBatching()
@@ -438,9 +444,7 @@ func (s *Socket) handleRemoveAuthToken(p *wire.Packet) {
 // checkTokenExpiry drops an expired token (docs/protocol.md §6.6) and returns
 // the AuthTokenExpiredError for the middleware action, or nil.
 func (s *Socket) checkTokenExpiry() error {
-	s.mu.Lock()
-	tok := s.authToken
-	s.mu.Unlock()
+	tok := s.AuthToken()
 	if tok == nil {
 		return nil
 	}

@@ -36,7 +36,7 @@ func benchServer(b *testing.B) *Server {
 // dummySocket is a socket without a connection whose outbound queue is
 // closed: deliveries to it cost the hub's work and the queue's refusal.
 func dummySocket(srv *Server) *Socket {
-	return &Socket{server: srv, conn: &wsconn.Conn{}, id: newSocketID(), state: StateOpen, slot: -1, outClosed: true}
+	return &Socket{server: srv, conn: &wsconn.Conn{}, id: newSocketID(), state: stOpen, slot: -1, outClosed: true}
 }
 
 func dummySockets(srv *Server, n int) []*Socket {

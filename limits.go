@@ -183,7 +183,7 @@ func (s *Socket) allowInbound(n int) bool {
 	}
 	s.server.counters.rateLimited.Add(1)
 	s.server.limits.rateLog.log(s.server.opts.Logger, "socketcluster: closing sockets over the inbound rate limit (Options.InboundMessageRate, InboundByteRate)",
-		"socket", s.id, "remoteAddress", s.remote)
+		"socket", s.id, "remoteAddress", s.remoteAddr())
 	s.closeWith(protocol.CloseInboundRateLimit, protocol.InboundRateLimitReason, true)
 	return false
 }

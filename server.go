@@ -333,15 +333,12 @@ func (srv *Server) checkOrigin(r *http.Request) (string, bool) {
 // the request in its compact form (upgradeRequest).
 func (srv *Server) accept(conn *wsconn.Conn, r *http.Request, ls *lease) {
 	s := &Socket{
-		id:        newSocketID(),
-		server:    srv,
-		conn:      conn,
-		request:   newUpgradeRequest(r),
-		remote:    sameString(conn.RemoteAddr().String(), r.RemoteAddr),
-		state:     StateConnecting,
-		authState: Unauthenticated,
-		slot:      -1,
-		lease:     ls,
+		id:      newSocketID(),
+		server:  srv,
+		conn:    conn,
+		request: newUpgradeRequest(r),
+		slot:    -1,
+		lease:   ls,
 	}
 	if srv.opts.InboundMessageRate > 0 || srv.opts.InboundByteRate > 0 {
 		s.rate = new(inboundRate)
@@ -392,15 +389,6 @@ func (srv *Server) checkDrainedLocked() {
 		srv.isDrained = true
 		close(srv.drained)
 	}
-}
-
-// sameString returns a, or b when it is equal: the request's copy of the
-// remote address is kept anyway, so an idle socket need not hold two.
-func sameString(a, b string) string {
-	if a == b {
-		return b
-	}
-	return a
 }
 
 // promote moves a socket from pending to clients. It reports false when

@@ -44,29 +44,17 @@ type Socket struct {
 	server  *Server
 	conn    *wsconn.Conn
 	request *upgradeRequest
-	remote  string
 	lease   *lease       // connection limits held, nil without limits (limits.go)
 	rate    *inboundRate // inbound rate limit state, nil without one; the reader's
 
 	// Guarded by mu.
-	mu            sync.Mutex
-	state         State
-	authState     AuthState
-	authToken     AuthToken
-	signedToken   string
-	channels      map[string]struct{}
-	joining       map[string]*pendingSub // channel → #subscribe waiting for the broker (socket_pubsub.go)
-	calls         map[uint64]*call
-	nextCid       uint64
-	closeCode     protocol.CloseCode
-	closeReason   string
-	batching      bool // periodic batching (startBatching / batchOnHandshake)
-	manualBatch   bool // startBatch until flushBatch / cancelBatch
-	batch         [][]byte
-	batchTimer    *time.Timer
-	handshakeDue  int64 // monotonic ns (monoNow); 0 once the handshake came
-	pingDue       int64 // 0 when pings are off
-	userBatchLock bool
+	mu           sync.Mutex
+	state        stateCode
+	authed       bool        // AuthState: Authenticated when set
+	more         *socketMore // what most idle sockets never need; made on first use
+	channels     map[string]struct{}
+	handshakeDue int64 // monotonic ns (monoNow); 0 once the handshake came
+	pingDue      int64 // 0 when pings are off
 
 	// Outbound queue, guarded by outMu (see socket_out.go).
 	outMu     sync.Mutex
@@ -77,8 +65,8 @@ type Socket struct {
 	outBytes  int
 	flushing  bool
 	outClosed bool
-	closeReq  *closeRequest
 	slow      bool
+	closeReq  *closeRequest
 
 	v14h atomic.Pointer[v14Handlers] // Socket.On, OnEvent (v14.go); set once
 
@@ -92,11 +80,75 @@ type Socket struct {
 	inboundProcessed atomic.Int64
 	outboundPrepared atomic.Int64
 	outboundSent     atomic.Int64
+}
+
+// socketMore holds the fields of a Socket that an idle socket seldom
+// needs: its token once authenticated, its calls to the client, its close
+// code once closed, Done's channel, batching. A Socket makes it on first
+// use (moreLocked), so that the Socket itself stays in a smaller size
+// class (TestSocketSize). Guarded by the socket's mu.
+type socketMore struct {
+	authToken   AuthToken
+	signedToken string
+	calls       map[uint64]*call
+	nextCid     uint64
+	closeCode   protocol.CloseCode
+	joining     map[string]*pendingSub // channel → #subscribe waiting for the broker (socket_pubsub.go)
 
 	// Done's channel, made by the first call (an idle socket that nobody
-	// waits for holds none) and closed after the end event; both under mu.
+	// waits for holds none) and closed after the end event.
 	ended    chan struct{}
 	hasEnded bool
+
+	batching      bool // periodic batching (startBatching / batchOnHandshake)
+	manualBatch   bool // startBatch until flushBatch / cancelBatch
+	userBatchLock bool
+	batch         [][]byte
+	batchTimer    *time.Timer
+}
+
+// moreLocked returns the socket's socketMore, making it. s.mu must be held.
+func (s *Socket) moreLocked() *socketMore {
+	if s.more == nil {
+		s.more = new(socketMore)
+	}
+	return s.more
+}
+
+// joiningLocked returns the subscriptions waiting for the broker (nil
+// when none ever did). s.mu must be held.
+func (s *Socket) joiningLocked() map[string]*pendingSub {
+	if s.more == nil {
+		return nil
+	}
+	return s.more.joining
+}
+
+// stateCode is a State in a byte.
+type stateCode uint8
+
+const (
+	stConnecting stateCode = iota
+	stOpen
+	stClosed
+)
+
+func (c stateCode) State() State {
+	switch c {
+	case stOpen:
+		return StateOpen
+	case stClosed:
+		return StateClosed
+	}
+	return StateConnecting
+}
+
+// authStateLocked returns the authentication state. s.mu must be held.
+func (s *Socket) authStateLocked() AuthState {
+	if s.authed {
+		return Authenticated
+	}
+	return Unauthenticated
 }
 
 type call struct {
@@ -134,20 +186,25 @@ func (s *Socket) Server() *Server { return s.server }
 // the caller (or anyone) still holds it; once no one does, its memory is
 // given back and a later call returns a new value with the same content.
 // Changes made to it are therefore not kept once it is dropped.
-func (s *Socket) Request() *http.Request { return s.request.get() }
+func (s *Socket) Request() *http.Request { return s.request.get(s.remoteAddr(), s.conn.TLSState) }
+
+// remoteAddr is the connection's remote address, host and port. It is not
+// kept: an idle socket need not hold the string.
+func (s *Socket) remoteAddr() string { return s.conn.RemoteAddr().String() }
 
 // RemoteAddress returns the client's IP address.
 func (s *Socket) RemoteAddress() string {
-	host, _, err := net.SplitHostPort(s.remote)
+	remote := s.remoteAddr()
+	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
-		return s.remote
+		return remote
 	}
 	return host
 }
 
 // RemotePort returns the client's port.
 func (s *Socket) RemotePort() int {
-	_, port, _ := net.SplitHostPort(s.remote)
+	_, port, _ := net.SplitHostPort(s.remoteAddr())
 	n, _ := strconv.Atoi(port)
 	return n
 }
@@ -178,7 +235,7 @@ func trimSpace(s string) string {
 func (s *Socket) State() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.state
+	return s.state.State()
 }
 
 // ProtocolVersion returns the ping protocol version in use.
@@ -191,13 +248,14 @@ func (s *Socket) Exchange() *Exchange { return s.server.exchange }
 func (s *Socket) Done() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ended == nil {
-		if s.hasEnded {
+	m := s.moreLocked()
+	if m.ended == nil {
+		if m.hasEnded {
 			return closedChan
 		}
-		s.ended = make(chan struct{})
+		m.ended = make(chan struct{})
 	}
-	return s.ended
+	return m.ended
 }
 
 // closedChan is Done's channel for sockets that ended before anyone asked.
@@ -244,21 +302,27 @@ func (s *Socket) Backpressure() int {
 func (s *Socket) AuthState() AuthState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.authState
+	return s.authStateLocked()
 }
 
 // AuthToken returns the socket's decoded token, or nil.
 func (s *Socket) AuthToken() AuthToken {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.authToken
+	if s.more == nil {
+		return nil
+	}
+	return s.more.authToken
 }
 
 // SignedAuthToken returns the socket's signed token, or "".
 func (s *Socket) SignedAuthToken() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.signedToken
+	if s.more == nil {
+		return ""
+	}
+	return s.more.signedToken
 }
 
 // ---- Sending ----
@@ -284,8 +348,8 @@ func (s *Socket) Transmit(event string, data any) error {
 func (s *Socket) closeCodeOr(def protocol.CloseCode) protocol.CloseCode {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closeCode != 0 {
-		return s.closeCode
+	if s.more != nil && s.more.closeCode != 0 {
+		return s.more.closeCode
 	}
 	return def
 }
@@ -305,21 +369,25 @@ func (s *Socket) InvokeTimeout(ctx context.Context, event string, data any, ackT
 		return nil, err
 	}
 	s.mu.Lock()
-	if s.state != StateOpen {
-		code := s.closeCode
+	if s.state != stOpen {
+		var code protocol.CloseCode
+		if s.more != nil {
+			code = s.more.closeCode
+		}
 		s.mu.Unlock()
 		if code == 0 {
 			code = 1001
 		}
 		return nil, errBadConnection("Socket invoke "+event+" event was aborted due to a bad connection", "disconnect", code, "")
 	}
-	s.nextCid++
-	cid := s.nextCid
+	m := s.moreLocked()
+	m.nextCid++
+	cid := m.nextCid
 	c := &call{event: event, ch: make(chan callResult, 1)}
-	if s.calls == nil {
-		s.calls = make(map[uint64]*call)
+	if m.calls == nil {
+		m.calls = make(map[uint64]*call)
 	}
-	s.calls[cid] = c
+	m.calls[cid] = c
 	s.mu.Unlock()
 
 	s.sendInvoke(event, float64(cid), raw)
@@ -340,7 +408,9 @@ func (s *Socket) InvokeTimeout(ctx context.Context, event string, data any, ackT
 
 func (s *Socket) dropCall(cid uint64) {
 	s.mu.Lock()
-	delete(s.calls, cid)
+	if s.more != nil {
+		delete(s.more.calls, cid)
+	}
 	s.mu.Unlock()
 }
 

@@ -326,9 +326,12 @@ func (s *Socket) resolveCall(p *wire.Packet) {
 		return
 	}
 	cid := uint64(p.Rid)
+	var c *call
 	s.mu.Lock()
-	c := s.calls[cid]
-	delete(s.calls, cid)
+	if s.more != nil {
+		c = s.more.calls[cid]
+		delete(s.more.calls, cid)
+	}
 	s.mu.Unlock()
 	if c == nil {
 		return // unknown rid: ignored, as the reference
@@ -347,21 +350,22 @@ func (s *Socket) resolveCall(p *wire.Packet) {
 // after everything already queued.
 func (s *Socket) closeWith(code protocol.CloseCode, reason string, send bool) {
 	s.mu.Lock()
-	if s.state == StateClosed {
+	if s.state == stClosed {
 		s.mu.Unlock()
 		return
 	}
-	prev := s.state
-	s.state = StateClosed
-	s.closeCode, s.closeReason = code, reason
+	prev := s.state.State()
+	s.state = stClosed
+	m := s.moreLocked()
+	m.closeCode = code
 	s.server.deadlines.cancel(s)
-	if s.batchTimer != nil {
-		s.batchTimer.Stop()
+	if m.batchTimer != nil {
+		m.batchTimer.Stop()
 	}
-	calls := s.calls
-	s.calls = nil
-	s.batch = nil
-	s.batching, s.manualBatch = false, false
+	calls := m.calls
+	m.calls = nil
+	m.batch = nil
+	m.batching, m.manualBatch = false, false
 	s.mu.Unlock()
 
 	if send && code.Valid() {
@@ -432,9 +436,10 @@ func (s *Socket) closeWith(code protocol.CloseCode, reason string, send bool) {
 	}
 	s.Off("")
 	s.mu.Lock()
-	s.hasEnded = true
-	if s.ended != nil {
-		close(s.ended)
+	m = s.moreLocked()
+	m.hasEnded = true
+	if m.ended != nil {
+		close(m.ended)
 	}
 	s.mu.Unlock()
 }

@@ -88,10 +88,11 @@ func (s *Socket) packetFrame(buf []byte) ([]byte, error) {
 func (s *Socket) addToBatch(packet []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.batching && !s.manualBatch {
+	m := s.more
+	if m == nil || !m.batching && !m.manualBatch {
 		return false
 	}
-	s.batch = append(s.batch, packet)
+	m.batch = append(m.batch, packet)
 	return true
 }
 
@@ -345,30 +346,32 @@ const closeGrace = 3 * time.Second
 // every BatchInterval until StopBatching or CancelBatching.
 func (s *Socket) StartBatching() {
 	s.mu.Lock()
-	s.userBatchLock = true
+	s.moreLocked().userBatchLock = true
 	s.startBatchingLocked()
 	s.mu.Unlock()
 }
 
 func (s *Socket) startBatchingLocked() {
-	if s.batching {
+	m := s.moreLocked()
+	if m.batching {
 		return
 	}
-	s.batching = true
+	m.batching = true
 	s.armBatchTimerLocked()
 }
 
 func (s *Socket) armBatchTimerLocked() {
-	if s.batchTimer == nil {
-		s.batchTimer = time.AfterFunc(s.server.opts.BatchInterval, s.batchTick)
+	m := s.moreLocked()
+	if m.batchTimer == nil {
+		m.batchTimer = time.AfterFunc(s.server.opts.BatchInterval, s.batchTick)
 	} else {
-		s.batchTimer.Reset(s.server.opts.BatchInterval)
+		m.batchTimer.Reset(s.server.opts.BatchInterval)
 	}
 }
 
 func (s *Socket) batchTick() {
 	s.mu.Lock()
-	if !s.batching || s.state == StateClosed {
+	if s.more == nil || !s.more.batching || s.state == stClosed {
 		s.mu.Unlock()
 		return
 	}
@@ -379,8 +382,11 @@ func (s *Socket) batchTick() {
 }
 
 func (s *Socket) takeBatchLocked() [][]byte {
-	b := s.batch
-	s.batch = nil
+	if s.more == nil {
+		return nil
+	}
+	b := s.more.batch
+	s.more.batch = nil
 	return b
 }
 
@@ -413,13 +419,14 @@ func (s *Socket) writeBatch(packets [][]byte) {
 // StopBatching flushes and stops periodic batching.
 func (s *Socket) StopBatching() {
 	s.mu.Lock()
-	s.userBatchLock = false
-	s.batching = false
-	if s.batchTimer != nil {
-		s.batchTimer.Stop()
+	m := s.moreLocked()
+	m.userBatchLock = false
+	m.batching = false
+	if m.batchTimer != nil {
+		m.batchTimer.Stop()
 	}
 	var pending [][]byte
-	if !s.manualBatch {
+	if !m.manualBatch {
 		pending = s.takeBatchLocked()
 	}
 	s.mu.Unlock()
@@ -429,12 +436,13 @@ func (s *Socket) StopBatching() {
 // CancelBatching stops periodic batching and discards the unsent packets.
 func (s *Socket) CancelBatching() {
 	s.mu.Lock()
-	s.userBatchLock = false
-	s.batching = false
-	if s.batchTimer != nil {
-		s.batchTimer.Stop()
+	m := s.moreLocked()
+	m.userBatchLock = false
+	m.batching = false
+	if m.batchTimer != nil {
+		m.batchTimer.Stop()
 	}
-	s.batch = nil
+	m.batch = nil
 	s.mu.Unlock()
 }
 
@@ -442,22 +450,23 @@ func (s *Socket) CancelBatching() {
 func (s *Socket) IsBatching() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.batching
+	return s.more != nil && s.more.batching
 }
 
 // StartBatch starts one manual batch, sent by FlushBatch.
 func (s *Socket) StartBatch() {
 	s.mu.Lock()
-	s.manualBatch = true
+	s.moreLocked().manualBatch = true
 	s.mu.Unlock()
 }
 
 // FlushBatch sends the manual batch as one array frame.
 func (s *Socket) FlushBatch() {
 	s.mu.Lock()
-	s.manualBatch = false
+	m := s.moreLocked()
+	m.manualBatch = false
 	var pending [][]byte
-	if !s.batching {
+	if !m.batching {
 		pending = s.takeBatchLocked()
 	}
 	s.mu.Unlock()
@@ -467,9 +476,10 @@ func (s *Socket) FlushBatch() {
 // CancelBatch discards the manual batch.
 func (s *Socket) CancelBatch() {
 	s.mu.Lock()
-	s.manualBatch = false
-	if !s.batching {
-		s.batch = nil
+	m := s.moreLocked()
+	m.manualBatch = false
+	if !m.batching {
+		m.batch = nil
 	}
 	s.mu.Unlock()
 }

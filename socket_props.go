@@ -17,7 +17,7 @@ import (
 // Request if your proxy sets them).
 
 // Secure reports whether the connection came over TLS (wss://).
-func (s *Socket) Secure() bool { return s.request.tls != nil }
+func (s *Socket) Secure() bool { return s.conn.IsTLS() }
 
 // Host returns the host name the client connected to: the upgrade
 // request's Host header without its port.

@@ -185,7 +185,7 @@ type pendingSub struct {
 func (s *Socket) queueBehindJoin(channel string, p *wire.Packet, run func(*wire.Packet)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ps := s.joining[channel]
+	ps := s.joiningLocked()[channel]
 	if ps == nil {
 		return false
 	}
@@ -222,14 +222,15 @@ func (s *Socket) subscribeAsync(channel string, opts Data, reply func(error)) {
 	}
 	s.channels[channel] = struct{}{}
 	ps := &pendingSub{}
-	if s.joining == nil {
-		s.joining = make(map[string]*pendingSub)
+	m := s.moreLocked()
+	if m.joining == nil {
+		m.joining = make(map[string]*pendingSub)
 	}
-	s.joining[channel] = ps
+	m.joining[channel] = ps
 	s.mu.Unlock()
 	hub.add(s, channel, func(err error) {
 		s.mu.Lock()
-		live := s.joining[channel] == ps
+		live := s.joiningLocked()[channel] == ps
 		if !live {
 			s.mu.Unlock()
 			return // the socket closed meanwhile (unsubscribeAll)
@@ -271,7 +272,7 @@ func (s *Socket) emitSubscribed(channel string, opts Data) {
 func (s *Socket) drainJoin(channel string, ps *pendingSub) {
 	for {
 		s.mu.Lock()
-		cur := s.joining[channel]
+		cur := s.joiningLocked()[channel]
 		if cur != ps && cur != nil {
 			cur.queued = append(ps.queued, cur.queued...)
 			ps.queued = nil
@@ -280,7 +281,7 @@ func (s *Socket) drainJoin(channel string, ps *pendingSub) {
 		}
 		if len(ps.queued) == 0 {
 			if cur == ps {
-				delete(s.joining, channel)
+				delete(s.joiningLocked(), channel)
 			}
 			s.mu.Unlock()
 			return
@@ -380,7 +381,7 @@ func (s *Socket) join(channel string, opts Data, since *broker.Position, answere
 // behind it (drainJoin) and counts as being in it.
 func (s *Socket) leave(channel string) bool {
 	s.mu.Lock()
-	if ps := s.joining[channel]; ps != nil {
+	if ps := s.joiningLocked()[channel]; ps != nil {
 		ps.queued = append(ps.queued, func() { s.leaveNow(channel) })
 		s.mu.Unlock()
 		return true
@@ -546,7 +547,9 @@ func (s *Socket) KickOut(channels []string, message any) error {
 // unsubscribeAll leaves every channel (on close).
 func (s *Socket) unsubscribeAll() {
 	s.mu.Lock()
-	s.joining = nil // pending subscribes are dropped: their answers find nothing to do
+	if s.more != nil {
+		s.more.joining = nil // pending subscribes are dropped: their answers find nothing to do
+	}
 	s.mu.Unlock()
 	for _, ch := range s.Subscriptions() {
 		s.leaveNow(ch)

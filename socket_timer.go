@@ -51,7 +51,7 @@ func (s *Socket) onTimer() {
 	o := &s.server.opts
 	for {
 		s.mu.Lock()
-		if s.state == StateClosed {
+		if s.state == stClosed {
 			s.mu.Unlock()
 			return
 		}

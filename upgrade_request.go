@@ -16,11 +16,11 @@ import (
 // costs more than a kilobyte, and most applications look at it only during
 // the handshake, if at all: it is held through a weak pointer, so the same
 // *http.Request is returned while anyone holds it, and the memory is given
-// back once no one does (a later call parses the bytes again).
+// back once no one does (a later call parses the bytes again). The remote
+// address and TLS state are not kept here: they are the socket's
+// connection's, read when the request is parsed.
 type upgradeRequest struct {
 	raw    []byte // request line and headers
-	remote string
-	tls    *tls.ConnectionState
 	mu     sync.Mutex
 	parsed weak.Pointer[http.Request]
 }
@@ -41,14 +41,14 @@ func newUpgradeRequest(r *http.Request) *upgradeRequest {
 		}
 	}
 	b = append(b, "\r\n"...)
-	return &upgradeRequest{raw: b, remote: r.RemoteAddr, tls: r.TLS}
+	return &upgradeRequest{raw: b}
 }
 
 // get returns the request: the one returned before if it is still in use,
 // else parsed again. It has the original's method, URL, protocol, host,
-// headers, remote address and TLS state, no body, and
+// headers, the given remote address and TLS state, no body, and
 // context.Background() as its context.
-func (u *upgradeRequest) get() *http.Request {
+func (u *upgradeRequest) get(remote string, tlsState func() *tls.ConnectionState) *http.Request {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if r := u.parsed.Value(); r != nil {
@@ -60,7 +60,7 @@ func (u *upgradeRequest) get() *http.Request {
 		// parsed. Keep what is certain.
 		r = &http.Request{Method: http.MethodGet, URL: &url.URL{}, Header: http.Header{}, Body: http.NoBody}
 	}
-	r.RemoteAddr, r.TLS = u.remote, u.tls
+	r.RemoteAddr, r.TLS = remote, tlsState()
 	u.parsed = weak.Make(r)
 	return r
 }

@@ -2,6 +2,7 @@ package socketcluster
 
 import (
 	"bufio"
+	"crypto/tls"
 	"net/http"
 	"reflect"
 	"runtime"
@@ -27,10 +28,10 @@ func TestUpgradeRequestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	orig.RemoteAddr = "127.0.0.1:5555"
+	orig.RemoteAddr = "1.2.3.4:5"
 	u := newUpgradeRequest(orig)
-	got := u.get()
-	if got != u.get() {
+	got := u.get("1.2.3.4:5", noTLS)
+	if got != u.get("1.2.3.4:5", noTLS) {
 		t.Fatal("get parsed twice")
 	}
 	if got.Method != orig.Method || got.URL.String() != orig.URL.String() || got.Proto != orig.Proto ||
@@ -58,8 +59,8 @@ func TestUpgradeRequestGivenBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := newUpgradeRequest(orig)
-	first := u.get()
-	if first != u.get() {
+	first := u.get("1.2.3.4:5", noTLS)
+	if first != u.get("1.2.3.4:5", noTLS) {
 		t.Fatal("a request still held was parsed again")
 	}
 	first = nil
@@ -69,9 +70,11 @@ func TestUpgradeRequestGivenBack(t *testing.T) {
 	if u.parsed.Value() != nil {
 		t.Fatal("the parsed request is kept after its last user dropped it")
 	}
-	again := u.get()
+	again := u.get("1.2.3.4:5", noTLS)
 	if again.URL.Query().Get("x") != "1" || again.Host != "h:1" || again.Header.Get("Upgrade") != "websocket" {
 		t.Fatalf("parsed again: %s %s %v", again.URL, again.Host, again.Header)
 	}
 	_ = first
 }
+
+func noTLS() *tls.ConnectionState { return nil }

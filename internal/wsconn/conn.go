@@ -29,6 +29,7 @@ package wsconn
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -226,6 +227,21 @@ func (c *Conn) EnableDeflate() { c.deflate = true }
 // Deflate reports whether permessage-deflate is on: the peer may send
 // compressed messages, and frames from a Compressor may be written.
 func (c *Conn) Deflate() bool { return c.deflate }
+
+// TLSState returns the state of a TLS connection, nil for another.
+func (c *Conn) TLSState() *tls.ConnectionState {
+	if t, ok := c.nc.(*tls.Conn); ok {
+		st := t.ConnectionState()
+		return &st
+	}
+	return nil
+}
+
+// IsTLS reports whether the connection is a TLS connection.
+func (c *Conn) IsTLS() bool {
+	_, ok := c.nc.(*tls.Conn)
+	return ok
+}
 
 // RemoteAddr returns the peer's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
