@@ -33,22 +33,6 @@ const (
 	V14MiddlewareEmit         V14MiddlewareType = "emit"         // MiddlewareInbound, ActionTransmit and ActionInvoke
 )
 
-// The names these types had before they were marked as version 14 ones;
-// MiddlewareHandshakeSC read too much like the line MiddlewareHandshake and
-// the action ActionHandshakeSC.
-//
-// Deprecated: use SetMiddleware (or, while porting, the V14Middleware…
-// constants).
-const (
-	MiddlewareHandshakeWS  = V14MiddlewareHandshakeWS
-	MiddlewareHandshakeSC  = V14MiddlewareHandshakeSC
-	MiddlewareAuthenticate = V14MiddlewareAuthenticate
-	MiddlewareSubscribe    = V14MiddlewareSubscribe
-	MiddlewarePublishIn    = V14MiddlewarePublishIn
-	MiddlewarePublishOut   = V14MiddlewarePublishOut
-	MiddlewareEmit         = V14MiddlewareEmit
-)
-
 // V14Request is the req object of a version 14 middleware. Which fields are
 // set depends on the type, as in the reference: Request (handshakeWS and
 // handshakeSC), Socket (all but handshakeWS), Event (emit), Channel
