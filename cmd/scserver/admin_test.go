@@ -139,7 +139,7 @@ func TestAdminServed(t *testing.T) {
 // Without -tls-cert, SIGHUP (systemctl reload, deploy/systemd) is logged
 // and ignored instead of ending the process.
 func TestSIGHUPWithoutTLSIsIgnored(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it sends SIGHUP to the whole test process.
 	p := start(t)
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)

@@ -107,7 +107,7 @@ func startTLS(t *testing.T, poll time.Duration) (p *proc, dir, certFile string) 
 // endpoints, TLS 1.1 refused, and the certificate reloaded when its files
 // change without dropping the sockets open.
 func TestTLS(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it sets the package-level certPollInterval and sends SIGHUP to the whole test process.
 	p, dir, certFile := startTLS(t, 100*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -144,7 +144,7 @@ func TestTLS(t *testing.T) {
 // TestTLSReloadOnSIGHUP: SIGHUP reads the files again; a broken pair is
 // logged and the last good certificate stays in use.
 func TestTLSReloadOnSIGHUP(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it sets the package-level certPollInterval and sends SIGHUP to the whole test process.
 	p, dir, certFile := startTLS(t, time.Hour) // no polling: only SIGHUP reloads
 	writeCert(t, dir, "second")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
