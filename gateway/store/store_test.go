@@ -72,7 +72,7 @@ func conformance(t *testing.T, a, b Store) {
 	})
 	t.Run("expiry", func(t *testing.T) {
 		ch := "exp-" + uniq()
-		if err := a.SetPresence(c, ch, Entry{SocketID: "dead", Instance: "A", Expires: Expiry(300 * time.Millisecond)}); err != nil {
+		if err := a.SetPresence(c, ch, Entry{SocketID: "dead", Instance: "A", Expires: Expiry(3 * time.Second)}); err != nil {
 			t.Fatal(err)
 		}
 		if err := a.SetPresence(c, ch, Entry{SocketID: "alive", Instance: "B", Expires: Expiry(ttl)}); err != nil {
@@ -81,7 +81,7 @@ func conformance(t *testing.T, a, b Store) {
 		if got, _ := b.Presence(c, ch); len(got) != 2 {
 			t.Fatalf("before expiry: %+v", got)
 		}
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(4 * time.Second)
 		got, err := b.Presence(c, ch)
 		if err != nil {
 			t.Fatal(err)
@@ -95,7 +95,7 @@ func conformance(t *testing.T, a, b Store) {
 		if err := a.SetInstance(c, Instance{ID: id1, Data: json.RawMessage(`{"n":1}`), Expires: Expiry(ttl)}); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.SetInstance(c, Instance{ID: id2, Data: json.RawMessage(`{"n":2}`), Expires: Expiry(300 * time.Millisecond)}); err != nil {
+		if err := b.SetInstance(c, Instance{ID: id2, Data: json.RawMessage(`{"n":2}`), Expires: Expiry(3 * time.Second)}); err != nil {
 			t.Fatal(err)
 		}
 		find := func(id string) *Instance {
@@ -116,7 +116,7 @@ func conformance(t *testing.T, a, b Store) {
 		if find(id2) == nil {
 			t.Fatal("instance 2 missing")
 		}
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(4 * time.Second)
 		if find(id2) != nil {
 			t.Fatal("expired instance still listed")
 		}
@@ -139,7 +139,7 @@ func conformance(t *testing.T, a, b Store) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ok, err := s.Claim(c, key, time.Second)
+				ok, err := s.Claim(c, key, 3*time.Second)
 				if err != nil {
 					t.Error(err)
 				}
@@ -152,7 +152,7 @@ func conformance(t *testing.T, a, b Store) {
 		if wins.Load() != 1 {
 			t.Fatalf("%d claims won, want 1", wins.Load())
 		}
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(4 * time.Second)
 		if ok, err := b.Claim(c, key, time.Second); err != nil || !ok {
 			t.Fatalf("claim after the window: %v %v", ok, err)
 		}
