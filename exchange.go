@@ -92,14 +92,14 @@ func (e *Exchange) Subscribe(ctx context.Context, channel string) (*Channel, err
 		e.mu.Lock()
 		delete(e.state, channel)
 		e.mu.Unlock()
-		e.chEvs.Write("subscribeFail\x00"+channel, ChannelSubscribeFailEvent{Channel: channel, Error: err})
+		e.chEvs.Write(channelEventKey("subscribeFail", channel), ChannelSubscribeFailEvent{Channel: channel, Error: err})
 		e.emit(ChannelSubscribeFailEvent{Channel: channel, Error: err})
 		return nil, err
 	}
 	e.mu.Lock()
 	e.state[channel] = ChannelSubscribed
 	e.mu.Unlock()
-	e.chEvs.Write("subscribe\x00"+channel, SubscribeEvent{Channel: channel})
+	e.chEvs.Write(channelEventKey("subscribe", channel), SubscribeEvent{Channel: channel})
 	e.emit(SubscribeEvent{Channel: channel})
 	return e.Channel(channel), nil
 }
@@ -115,7 +115,7 @@ func (e *Exchange) Unsubscribe(channel string) {
 		return
 	}
 	e.srv.hub.remove(nil, channel)
-	e.chEvs.Write("unsubscribe\x00"+channel, UnsubscribeEvent{Channel: channel})
+	e.chEvs.Write(channelEventKey("unsubscribe", channel), UnsubscribeEvent{Channel: channel})
 	e.emit(UnsubscribeEvent{Channel: channel})
 }
 
@@ -232,11 +232,11 @@ func (c *Channel) KillConsumer(id int) { c.e.data.KillConsumer(id) }
 // Listener returns the channel's events: "subscribe", "unsubscribe",
 // "subscribeFail".
 func (c *Channel) Listener(event string) Stream[Event] {
-	return stream.NewStream[Event](c.e.chEvs, event+"\x00"+c.name)
+	return stream.NewStream[Event](c.e.chEvs, channelEventKey(event, c.name))
 }
 
 // CloseListener closes one of the channel's event listeners.
-func (c *Channel) CloseListener(event string) { c.e.chEvs.Close(event + "\x00" + c.name) }
+func (c *Channel) CloseListener(event string) { c.e.chEvs.Close(channelEventKey(event, c.name)) }
 
 // KillListener kills one of the channel's event listeners.
-func (c *Channel) KillListener(event string) { c.e.chEvs.Kill(event + "\x00" + c.name) }
+func (c *Channel) KillListener(event string) { c.e.chEvs.Kill(channelEventKey(event, c.name)) }

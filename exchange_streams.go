@@ -7,12 +7,16 @@ import "strings"
 // methods of the same names). A channel's data consumers are its output;
 // its subscribe/unsubscribe/subscribeFail listeners are its listeners.
 
+// channelEventKey is the key of one of a channel's events ("subscribe",
+// "unsubscribe", "subscribeFail") in Exchange.chEvs.
+func channelEventKey(event, channel string) string { return event + "\x00" + channel }
+
 // listenerNames returns the event-stream keys of channel that have
 // consumers.
 func (e *Exchange) listenerNames(channel string) []string {
 	var out []string
 	for _, n := range e.chEvs.Names() {
-		if strings.HasSuffix(n, "\x00"+channel) {
+		if strings.HasSuffix(n, channelEventKey("", channel)) {
 			out = append(out, n)
 		}
 	}
@@ -23,18 +27,14 @@ func (e *Exchange) listenerNames(channel string) []string {
 // their backlogs (closeChannel). The server's subscription is unchanged.
 func (e *Exchange) CloseChannel(channel string) {
 	e.data.Close(channel)
-	for _, n := range e.listenerNames(channel) {
-		e.chEvs.Close(n)
-	}
+	e.Channel(channel).CloseAllListeners()
 }
 
 // KillChannel ends the channel's data consumers and event listeners now,
 // dropping their backlogs (killChannel).
 func (e *Exchange) KillChannel(channel string) {
 	e.data.Kill(channel)
-	for _, n := range e.listenerNames(channel) {
-		e.chEvs.Kill(n)
-	}
+	e.Channel(channel).KillAllListeners()
 }
 
 // CloseAllChannels does CloseChannel for every channel (closeAllChannels).
@@ -95,7 +95,7 @@ func (c *Channel) KillAllListeners() {
 // ListenerBackpressure is the largest backlog of the consumers of one of
 // the channel's events.
 func (c *Channel) ListenerBackpressure(event string) int {
-	return c.e.chEvs.Backpressure(event + "\x00" + c.name)
+	return c.e.chEvs.Backpressure(channelEventKey(event, c.name))
 }
 
 // AllListenersBackpressure is the largest backlog of any of the channel's
@@ -111,7 +111,7 @@ func (c *Channel) AllListenersBackpressure() int {
 // ListenerConsumerStats lists the consumers of one of the channel's events;
 // each entry's Stream is the event name.
 func (c *Channel) ListenerConsumerStats(event string) []ConsumerStats {
-	stats := c.e.chEvs.Stats(event + "\x00" + c.name)
+	stats := c.e.chEvs.Stats(channelEventKey(event, c.name))
 	for i := range stats {
 		stats[i].Stream = event
 	}

@@ -206,21 +206,15 @@ func (s *Socket) queueBehindJoin(channel string, p *wire.Packet, run func(*wire.
 func (s *Socket) subscribeAsync(channel string, opts Data, reply func(error)) {
 	hub := s.server.hub
 	s.mu.Lock()
-	if err := s.channelLimitLocked(channel); err != nil {
+	already, err := s.addChannelLocked(channel)
+	if err != nil || already {
 		s.mu.Unlock()
+		if err == nil {
+			s.emitSubscribed(channel, opts)
+		}
 		reply(err)
 		return
 	}
-	if _, already := s.channels[channel]; already {
-		s.mu.Unlock()
-		s.emitSubscribed(channel, opts)
-		reply(nil)
-		return
-	}
-	if s.channels == nil {
-		s.channels = make(map[string]struct{})
-	}
-	s.channels[channel] = struct{}{}
 	ps := &pendingSub{}
 	m := s.moreLocked()
 	if m.joining == nil {
@@ -250,14 +244,21 @@ func (s *Socket) subscribeAsync(channel string, opts Data, reply func(error)) {
 	})
 }
 
-// channelLimitLocked returns the reference's error when the socket may
-// not join one more channel (Options.SocketChannelLimit), with s.mu held.
-func (s *Socket) channelLimitLocked(channel string) error {
-	limit := s.server.opts.SocketChannelLimit
-	if limit > 0 && len(s.channels) >= limit {
-		return NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - InvalidActionError: Socket "+s.id+" tried to exceed the channel subscription limit of "+strconv.Itoa(limit))
+// addChannelLocked records channel among the socket's channels, with s.mu
+// held, and reports whether it was there already; it returns the
+// reference's error instead when the socket is at
+// Options.SocketChannelLimit (counting the channel even when it repeats
+// one).
+func (s *Socket) addChannelLocked(channel string) (already bool, err error) {
+	if limit := s.server.opts.SocketChannelLimit; limit > 0 && len(s.channels) >= limit {
+		return false, NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - InvalidActionError: Socket "+s.id+" tried to exceed the channel subscription limit of "+strconv.Itoa(limit))
 	}
-	return nil
+	if s.channels == nil {
+		s.channels = make(map[string]struct{})
+	}
+	_, already = s.channels[channel]
+	s.channels[channel] = struct{}{}
+	return already, nil
 }
 
 func (s *Socket) emitSubscribed(channel string, opts Data) {
@@ -319,16 +320,11 @@ func (s *Socket) join(channel string, opts Data, since *broker.Position, answere
 	hub := s.server.hub
 	hopts, hist := hub.historyOf(channel)
 	s.mu.Lock()
-	if err := s.channelLimitLocked(channel); err != nil {
-		s.mu.Unlock()
+	already, err := s.addChannelLocked(channel)
+	s.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	if s.channels == nil {
-		s.channels = make(map[string]struct{})
-	}
-	_, already := s.channels[channel]
-	s.channels[channel] = struct{}{}
-	s.mu.Unlock()
 	undo := func(err error) error {
 		s.mu.Lock()
 		delete(s.channels, channel)
