@@ -23,6 +23,8 @@ import (
 	"github.com/socketcluster-go/socketcluster/auth"
 	scclient "github.com/socketcluster-go/socketcluster/client"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
+	"github.com/socketcluster-go/socketcluster/protocol"
+	"github.com/socketcluster-go/socketcluster/stream"
 )
 
 func TestServerDeauthenticationAndStateChangeEvents(t *testing.T) {
@@ -38,7 +40,7 @@ func TestServerDeauthenticationAndStateChangeEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := next(t, changes)
-	if ch.Socket != s || ch.OldAuthState != sc.Unauthenticated || ch.NewAuthState != sc.Authenticated || ch.AuthToken["user"] != "ann" {
+	if ch.Socket != s || ch.OldAuthState != protocol.Unauthenticated || ch.NewAuthState != protocol.Authenticated || ch.AuthToken["user"] != "ann" {
 		t.Fatalf("authenticationStateChange on login: %+v", ch)
 	}
 	c.ExpectMatch(`^\{"event":"#setAuthToken","data":\{"token":"[^"]+"\}\}$`)
@@ -49,7 +51,7 @@ func TestServerDeauthenticationAndStateChangeEvents(t *testing.T) {
 		t.Fatalf("deauthentication: %+v", d)
 	}
 	ch = next(t, changes)
-	if ch.Socket != s || ch.OldAuthState != sc.Authenticated || ch.NewAuthState != sc.Unauthenticated || ch.AuthToken != nil {
+	if ch.Socket != s || ch.OldAuthState != protocol.Authenticated || ch.NewAuthState != protocol.Unauthenticated || ch.AuthToken != nil {
 		t.Fatalf("authenticationStateChange on logout: %+v", ch)
 	}
 	c.Expect(`{"event":"#removeAuthToken"}`)
@@ -123,14 +125,14 @@ func TestCloseAndKillAllReceiversAndProcedures(t *testing.T) {
 		if _, err := rc.Next(ctx); err != nil {
 			t.Fatalf("backlog after CloseAllReceivers: %v", err)
 		}
-		if _, err := rc.Next(ctx); !errors.Is(err, sc.ErrStreamEnded) {
+		if _, err := rc.Next(ctx); !errors.Is(err, stream.ErrEnded) {
 			t.Fatalf("after the backlog: %v", err)
 		}
 	}
 	// Kill: the backlog is dropped.
 	s.KillAllProcedures()
 	for _, pc := range []*sc.Consumer[*sc.Request]{pa, pb} {
-		if _, err := pc.Next(ctx); !errors.Is(err, sc.ErrStreamEnded) {
+		if _, err := pc.Next(ctx); !errors.Is(err, stream.ErrEnded) {
 			t.Fatalf("after KillAllProcedures: %v", err)
 		}
 	}
@@ -151,7 +153,7 @@ func TestCloseAndKillAllReceiversAndProcedures(t *testing.T) {
 	if r := c.AwaitResponse(cid); string(r.Data) != `"late"` {
 		t.Fatalf("answer from a closed procedure's backlog: %s", r.Raw)
 	}
-	if _, err := rc.Next(ctx); !errors.Is(err, sc.ErrStreamEnded) {
+	if _, err := rc.Next(ctx); !errors.Is(err, stream.ErrEnded) {
 		t.Fatalf("after KillAllReceivers: %v", err)
 	}
 }

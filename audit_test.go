@@ -19,13 +19,14 @@ import (
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
+	"github.com/socketcluster-go/socketcluster/stream"
 )
 
 // ended requires the consumer to have ended (closed or killed) with nothing
 // left to read.
 func ended[T any](t *testing.T, what string, c *sc.Consumer[T]) {
 	t.Helper()
-	if v, err := c.Next(ctxT(t)); !errors.Is(err, sc.ErrStreamEnded) {
+	if v, err := c.Next(ctxT(t)); !errors.Is(err, stream.ErrEnded) {
 		t.Fatalf("%s: got %v, %v; want the stream ended", what, v, err)
 	}
 }
@@ -41,7 +42,7 @@ func drainThenEnded[T any](t *testing.T, what string, c *sc.Consumer[T], n int) 
 	ended(t, what, c)
 }
 
-func statsIDs(stats []sc.ConsumerStats, stream string) map[int]int {
+func statsIDs(stats []stream.ConsumerStats, stream string) map[int]int {
 	m := map[int]int{}
 	for _, s := range stats {
 		if stream == "" || s.Stream == stream {

@@ -69,7 +69,7 @@ func isBadToken(err error) bool {
 }
 
 // setToken stores a verified or signed token; it returns the previous state.
-func (s *Socket) setToken(claims AuthToken, signed string) AuthState {
+func (s *Socket) setToken(claims AuthToken, signed string) protocol.AuthState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.authStateLocked()
@@ -78,7 +78,7 @@ func (s *Socket) setToken(claims AuthToken, signed string) AuthState {
 	return old
 }
 
-func (s *Socket) clearToken() (AuthState, AuthToken) {
+func (s *Socket) clearToken() (protocol.AuthState, AuthToken) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.authStateLocked()
@@ -92,10 +92,10 @@ func (s *Socket) clearToken() (AuthState, AuthToken) {
 }
 
 // emitAuthenticated emits the events of a successful authentication.
-func (s *Socket) emitAuthenticated(old AuthState, tok AuthToken) {
-	if old != Authenticated {
-		s.emit(AuthStateChangeEvent{OldAuthState: old, NewAuthState: Authenticated, AuthToken: tok})
-		s.server.emit(AuthenticationStateChangeEvent{Socket: s, OldAuthState: old, NewAuthState: Authenticated, AuthToken: tok})
+func (s *Socket) emitAuthenticated(old protocol.AuthState, tok AuthToken) {
+	if old != protocol.Authenticated {
+		s.emit(AuthStateChangeEvent{OldAuthState: old, NewAuthState: protocol.Authenticated, AuthToken: tok})
+		s.server.emit(AuthenticationStateChangeEvent{Socket: s, OldAuthState: old, NewAuthState: protocol.Authenticated, AuthToken: tok})
 	}
 	s.emit(AuthenticateEvent{AuthToken: tok})
 	s.server.emit(AuthenticationEvent{Socket: s, AuthToken: tok})
@@ -105,9 +105,9 @@ func (s *Socket) emitAuthenticated(old AuthState, tok AuthToken) {
 // queues #removeAuthToken to the client.
 func (s *Socket) deauth(send bool) {
 	old, tok := s.clearToken()
-	if old == Authenticated {
-		s.emit(AuthStateChangeEvent{OldAuthState: old, NewAuthState: Unauthenticated})
-		s.server.emit(AuthenticationStateChangeEvent{Socket: s, OldAuthState: old, NewAuthState: Unauthenticated})
+	if old == protocol.Authenticated {
+		s.emit(AuthStateChangeEvent{OldAuthState: old, NewAuthState: protocol.Unauthenticated})
+		s.server.emit(AuthenticationStateChangeEvent{Socket: s, OldAuthState: old, NewAuthState: protocol.Unauthenticated})
 	}
 	s.emit(DeauthenticateEvent{OldAuthToken: tok})
 	s.server.emit(DeauthenticationEvent{Socket: s, OldAuthToken: tok})
@@ -240,7 +240,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 		s.server.emit(ConnectionEvent{Socket: s, ID: s.id, PingTimeout: o.PingTimeout, IsAuthenticated: isAuth, AuthError: clientAuthErr})
 	}
 	if isAuth {
-		s.emitAuthenticated(Unauthenticated, s.AuthToken())
+		s.emitAuthenticated(protocol.Unauthenticated, s.AuthToken())
 	}
 	if o.BatchOnHandshake {
 		s.mu.Lock()
@@ -260,7 +260,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 
 // sendHandshakeResponse answers #handshake; it returns isAuthenticated.
 func (s *Socket) sendHandshakeResponse(cid float64, authErr error) bool {
-	isAuth := s.AuthState() == Authenticated
+	isAuth := s.AuthState() == protocol.Authenticated
 	buf := newPacketBuf(128)
 	buf = append(buf, `{"rid":`...)
 	buf = wire.AppendNumber(buf, cid)
@@ -293,7 +293,7 @@ func (s *Socket) sendHandshakeResponse(cid float64, authErr error) bool {
 }
 
 func handshakeActionData(signed string, authErr error, claims AuthToken) Data {
-	m := map[string]any{"signedAuthToken": nil, "authTokenError": nil, "authToken": nil, "authState": string(Unauthenticated)}
+	m := map[string]any{"signedAuthToken": nil, "authTokenError": nil, "authToken": nil, "authState": string(protocol.Unauthenticated)}
 	if signed != "" {
 		m["signedAuthToken"] = signed
 	}
@@ -302,7 +302,7 @@ func handshakeActionData(signed string, authErr error, claims AuthToken) Data {
 	}
 	if claims != nil && authErr == nil {
 		m["authToken"] = claims
-		m["authState"] = string(Authenticated)
+		m["authState"] = string(protocol.Authenticated)
 	}
 	b, _ := json.Marshal(m)
 	return Data(b)
@@ -337,10 +337,10 @@ func (s *Socket) handshakeRejection(err error, a *Action) ([]byte, protocol.Clos
 		clientErr = NewError("SilentMiddlewareBlockedError", "The handshakeSC AGAction was blocked by handshake middleware").With("type", "handshake")
 	case e != nil:
 		cp := *e
-		cp.Fields = append([]Field(nil), e.Fields...)
+		cp.Fields = append([]protocol.Field(nil), e.Fields...)
 		clientErr = &cp
 	default:
-		var str StringError
+		var str protocol.StringError
 		if errors.As(err, &str) {
 			// A string error stays a string: no statusCode can be attached.
 			raw, _ := appendError(nil, err)
@@ -404,9 +404,9 @@ func (s *Socket) handleAuthenticate(p *wire.Packet) {
 			s.sendResponse(p.Cid, nil, mustError(aerr))
 			s.deauth(true)
 		} else {
-			if old == Authenticated {
-				s.emit(AuthStateChangeEvent{OldAuthState: Authenticated, NewAuthState: Unauthenticated})
-				s.server.emit(AuthenticationStateChangeEvent{Socket: s, OldAuthState: Authenticated, NewAuthState: Unauthenticated})
+			if old == protocol.Authenticated {
+				s.emit(AuthStateChangeEvent{OldAuthState: protocol.Authenticated, NewAuthState: protocol.Unauthenticated})
+				s.server.emit(AuthenticationStateChangeEvent{Socket: s, OldAuthState: protocol.Authenticated, NewAuthState: protocol.Unauthenticated})
 			}
 			s.sendAuthStatus(p.Cid, aerr)
 		}
@@ -421,7 +421,7 @@ func (s *Socket) handleAuthenticate(p *wire.Packet) {
 // sendAuthStatus answers #authenticate with {isAuthenticated, authError}.
 func (s *Socket) sendAuthStatus(cid float64, authErr error) {
 	data := []byte(`{"isAuthenticated":`)
-	if s.AuthState() == Authenticated {
+	if s.AuthState() == protocol.Authenticated {
 		data = append(data, "true"...)
 	} else {
 		data = append(data, "false"...)

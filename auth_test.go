@@ -13,6 +13,7 @@ import (
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/auth"
 	"github.com/socketcluster-go/socketcluster/internal/fixture"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 var authKey = []byte("test-secret")
@@ -87,7 +88,7 @@ func TestLoginAndReconnectWithToken(t *testing.T) {
 	if claims["username"] != "alice" || exp-iat != 86400 || time.Since(time.Unix(int64(iat), 0)) > time.Minute {
 		t.Fatalf("claims %v", claims)
 	}
-	if s.AuthState() != sc.Authenticated || s.SignedAuthToken() != token || s.AuthToken()["username"] != "alice" {
+	if s.AuthState() != protocol.Authenticated || s.SignedAuthToken() != token || s.AuthToken()["username"] != "alice" {
 		t.Fatalf("socket auth %s %v", s.AuthState(), s.AuthToken())
 	}
 	if ev := next(t, signed); ev.SignedAuthToken != token {
@@ -181,7 +182,7 @@ func TestAuthenticate(t *testing.T) {
 	cid := int(c.NextCid())
 	c.SendText(fmt.Sprintf(`{"event":"#authenticate","data":%q,"cid":%d}`, good, cid))
 	c.Expect(fmt.Sprintf(`{"rid":%d,"data":{"isAuthenticated":true,"authError":null}}`, cid))
-	if ev := next(t, states); ev.OldAuthState != sc.Unauthenticated || ev.NewAuthState != sc.Authenticated || ev.AuthToken["username"] != "bob" {
+	if ev := next(t, states); ev.OldAuthState != protocol.Unauthenticated || ev.NewAuthState != protocol.Authenticated || ev.AuthToken["username"] != "bob" {
 		t.Fatalf("authStateChange %+v", ev)
 	}
 	if s.SignedAuthToken() != good {
@@ -192,10 +193,10 @@ func TestAuthenticate(t *testing.T) {
 	c.SendText(fmt.Sprintf(`{"event":"#authenticate","data":"garbage","cid":%d}`, cid))
 	c.Expect(fmt.Sprintf(`{"rid":%d,"error":{"message":"jwt malformed","name":"AuthTokenInvalidError","isBadToken":true}}`, cid))
 	c.Expect(`{"event":"#removeAuthToken"}`)
-	if s.AuthState() != sc.Unauthenticated || s.AuthToken() != nil {
+	if s.AuthState() != protocol.Unauthenticated || s.AuthToken() != nil {
 		t.Fatalf("still authenticated after a bad token")
 	}
-	if ev := next(t, states); ev.NewAuthState != sc.Unauthenticated {
+	if ev := next(t, states); ev.NewAuthState != protocol.Unauthenticated {
 		t.Fatalf("authStateChange %+v", ev)
 	}
 
@@ -210,7 +211,7 @@ func TestAuthenticate(t *testing.T) {
 	c.SendText(fmt.Sprintf(`{"event":"#authenticate","data":%q,"cid":%d}`, blocked, cid))
 	c.Expect(fmt.Sprintf(`{"rid":%d,"data":{"isAuthenticated":false,"authError":{"message":"user blocked","name":"AuthBlocked"}}}`, cid))
 	barrier(t, c) // no #removeAuthToken for a middleware block
-	if s.AuthState() != sc.Unauthenticated {
+	if s.AuthState() != protocol.Unauthenticated {
 		t.Fatal("authenticated despite the AUTHENTICATE block")
 	}
 
@@ -245,7 +246,7 @@ func TestDeauthenticate(t *testing.T) {
 	// The client drops its token: nothing is sent back.
 	c.SendText(`{"event":"#removeAuthToken","cid":50}`)
 	barrier(t, c)
-	if s.AuthState() != sc.Unauthenticated {
+	if s.AuthState() != protocol.Unauthenticated {
 		t.Fatal("#removeAuthToken ignored")
 	}
 	if d := next(t, deauths); d.OldAuthToken["username"] != "bob" {
@@ -342,7 +343,7 @@ func TestTokenExpiresMidSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	tokenFrom(t, c.NextText())
-	if s.AuthState() != sc.Authenticated {
+	if s.AuthState() != protocol.Authenticated {
 		t.Fatal("not authenticated after SetAuthToken")
 	}
 	cid := int(c.NextCid())
@@ -350,7 +351,7 @@ func TestTokenExpiresMidSession(t *testing.T) {
 	c.Expect(`{"event":"#removeAuthToken"}`)
 	c.Expect(fmt.Sprintf(`{"rid":%d,"error":{"message":"The socket auth token has expired","name":"AuthTokenExpiredError","expiry":%d}}`, cid, exp))
 	a := <-seen
-	if a.AuthTokenExpiredError == nil || a.Socket.AuthState() != sc.Unauthenticated {
+	if a.AuthTokenExpiredError == nil || a.Socket.AuthState() != protocol.Unauthenticated {
 		t.Fatalf("action %+v", a)
 	}
 	// The next message has no expired token any more.
@@ -373,7 +374,7 @@ func TestTokenExpiryNoticedOnPong(t *testing.T) {
 	tokenFrom(t, c.NextText())
 	c.Pong()
 	c.Expect(`{"event":"#removeAuthToken"}`)
-	if s.AuthState() != sc.Unauthenticated {
+	if s.AuthState() != protocol.Unauthenticated {
 		t.Fatal("still authenticated")
 	}
 }

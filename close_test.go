@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/socketcluster-go/socketcluster/protocol"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/socketcluster-go/socketcluster/protocol"
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/fixture"
@@ -244,7 +245,7 @@ func TestRejectedHandshakePlainError(t *testing.T) {
 		err  error
 		want string
 	}{
-		{sc.StringError("go away"), `{"rid":1,"error":"go away"}`},
+		{protocol.StringError("go away"), `{"rid":1,"error":"go away"}`},
 		{errors.New("plain"), `{"rid":1,"error":{"message":"plain","statusCode":4008}}`},
 	} {
 		ts := newServer(t, sc.Options{}, func(srv *sc.Server) {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+
 	"github.com/socketcluster-go/socketcluster/protocol"
 
 	"github.com/socketcluster-go/socketcluster/internal/wire"
@@ -37,7 +38,7 @@ func treeToJSON(v any) ([]byte, error) {
 func jsonable(v any) any {
 	switch x := v.(type) {
 	case []byte:
-		return Binary(x)
+		return protocol.Binary(x)
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {

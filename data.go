@@ -12,15 +12,6 @@ type Data = protocol.Data
 // "data" key, as JavaScript's undefined. A nil data is sent as null.
 var Undefined = protocol.Undefined
 
-// Binary is a byte payload, sent as {"base64":true,"data":"…"} (the default
-// codec's form of a Node Buffer).
-type Binary = protocol.Binary
-
-// MarshalData turns an application value into the raw JSON sent as the
-// data of a packet, with the rules of Request.End, Socket.Transmit,
-// Socket.Invoke and the publish methods (and of the client package): see
-// protocol.MarshalData.
-func MarshalData(v any) (Data, error) { return protocol.MarshalData(v) }
-
-// encodeValue is MarshalData.
+// encodeValue turns an application value into the raw JSON sent as the
+// data of a packet (protocol.MarshalData).
 func encodeValue(v any) ([]byte, error) { return protocol.MarshalData(v) }

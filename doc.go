@@ -72,14 +72,14 @@
 // cluster": publishing it again delivers it a second time here. Other
 // errors mean nothing was delivered.
 //
-// Channels with history (Options.History, ChannelHistory) are stronger: a
+// Channels with history (Options.History, history.Rule) are stronger: a
 // publish is answered once the broker stored it, and then reaches every
 // subscriber of every instance exactly once and in order, broker outages
 // included; publications carry a position (offset, epoch), a client that
 // resubscribes with the last one it saw gets what it missed (or is told it
 // cannot), and Server.History and the sc.history procedure read the
 // history. Loss that cannot be avoided is reported: HistoryLostError
-// warnings, BrokerOutageEvent, HistoryStats. The wire convention, the
+// warnings, BrokerOutageEvent, Server.HistoryStats. The wire convention, the
 // contract per broker and the JavaScript helper are in docs/recovery.md.
 //
 // # Public servers

@@ -6,9 +6,6 @@ import (
 	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
-// Field is one extra property of an Error, kept in order.
-type Field = protocol.Field
-
 // Error is a SocketCluster error as it crosses the wire (docs/protocol.md
 // §5.1): a message, an optional name and extra fields in order. On the wire
 // it is {"message":…,"name":…,…fields}; an empty Name is left out (the
@@ -20,18 +17,6 @@ type Error = protocol.Error
 
 // NewError returns an error with a name and message.
 func NewError(name, message string) *Error { return protocol.NewError(name, message) }
-
-// StringError is an error sent as a bare JSON string, as
-// request.error("just a string") does in the reference.
-type StringError = protocol.StringError
-
-// ValueError is an error response whose value is not an object (a string,
-// a number…), as received from a client.
-type ValueError = protocol.ValueError
-
-// UnmarshalError rebuilds the error of a response from its raw JSON; see
-// protocol.UnmarshalError.
-func UnmarshalError(raw []byte) error { return protocol.UnmarshalError(raw) }
 
 // Sentinel errors of the Go API.
 var (

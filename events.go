@@ -14,15 +14,6 @@ type Event = protocol.Event
 // AuthToken is the decoded payload of a socket's JWT.
 type AuthToken = protocol.AuthToken
 
-// AuthState is "authenticated" or "unauthenticated".
-type AuthState = protocol.AuthState
-
-// Authentication states.
-const (
-	Authenticated   = protocol.Authenticated
-	Unauthenticated = protocol.Unauthenticated
-)
-
 // ---- Server events (Server.Listener) ----
 
 // HandshakeEvent: a WebSocket was accepted; the socket is connecting.
@@ -86,8 +77,8 @@ type DeauthenticationEvent struct {
 // AuthenticationStateChangeEvent: a socket's auth state changed.
 type AuthenticationStateChangeEvent struct {
 	Socket       *Socket
-	OldAuthState AuthState
-	NewAuthState AuthState
+	OldAuthState protocol.AuthState
+	NewAuthState protocol.AuthState
 	AuthToken    AuthToken // only when becoming authenticated
 }
 
@@ -168,8 +159,8 @@ type DeauthenticateEvent struct{ OldAuthToken AuthToken }
 
 // AuthStateChangeEvent: the socket's auth state changed.
 type AuthStateChangeEvent struct {
-	OldAuthState AuthState
-	NewAuthState AuthState
+	OldAuthState protocol.AuthState
+	NewAuthState protocol.AuthState
 	AuthToken    AuthToken
 }
 

@@ -115,6 +115,32 @@ func ExampleServer_HandleProcedure() {
 	// {"rid":3,"error":{"message":"upper takes a string","name":"BadArgumentError"}}
 }
 
+// HandleReceiver serves one transmit (fire-and-forget) event for every
+// socket, without a goroutine per connection. Here it echoes the data back
+// to the sender as another event.
+func ExampleServer_HandleReceiver() {
+	srv, err := sc.New(sc.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv.HandleReceiver("shout", func(s *sc.Socket, data sc.Data) {
+		var text string
+		if data.Decode(&text) != nil {
+			return // a transmit has no answer: ignore what cannot be used
+		}
+		_ = s.Transmit("heard", strings.ToUpper(text))
+	})
+	addr, stop := start(srv)
+	defer stop()
+
+	c := client(addr)
+	defer c.Close()
+	c.Transmit("shout", 42) // not a string: ignored
+	c.Transmit("shout", "hello")
+	fmt.Println(c.NextText())
+	// Output: {"event":"heard","data":"HELLO"}
+}
+
 // Each socket has its own procedure streams; a loop per socket answers
 // the invokes of one name in order.
 func ExampleProcedures_Procedure() {

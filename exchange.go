@@ -224,7 +224,7 @@ func (c *Channel) Kill() { c.e.data.Kill(c.name) }
 func (c *Channel) Backpressure() int { return c.e.data.Backpressure(c.name) }
 
 // ConsumerStats lists the channel's data consumers.
-func (c *Channel) ConsumerStats() []ConsumerStats { return c.e.data.Stats(c.name) }
+func (c *Channel) ConsumerStats() []stream.ConsumerStats { return c.e.data.Stats(c.name) }
 
 // KillConsumer kills one data consumer.
 func (c *Channel) KillConsumer(id int) { c.e.data.KillConsumer(id) }

@@ -1,6 +1,10 @@
 package socketcluster
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/socketcluster-go/socketcluster/stream"
+)
 
 // Stream management of the exchange's channels as a whole and of one
 // channel's event listeners (the reference's AGExchange and AGChannel
@@ -74,7 +78,7 @@ func (e *Exchange) AllChannelsBackpressure() int {
 // AllChannelOutputsConsumerStats lists the data consumers of every channel;
 // each entry's Stream is its channel
 // (getAllChannelOutputsConsumerStatsList).
-func (e *Exchange) AllChannelOutputsConsumerStats() []ConsumerStats {
+func (e *Exchange) AllChannelOutputsConsumerStats() []stream.ConsumerStats {
 	return e.data.StatsAll()
 }
 
@@ -110,7 +114,7 @@ func (c *Channel) AllListenersBackpressure() int {
 
 // ListenerConsumerStats lists the consumers of one of the channel's events;
 // each entry's Stream is the event name.
-func (c *Channel) ListenerConsumerStats(event string) []ConsumerStats {
+func (c *Channel) ListenerConsumerStats(event string) []stream.ConsumerStats {
 	stats := c.e.chEvs.Stats(channelEventKey(event, c.name))
 	for i := range stats {
 		stats[i].Stream = event

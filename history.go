@@ -5,110 +5,43 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/socketcluster-go/socketcluster/broker"
+	"github.com/socketcluster-go/socketcluster/history"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 )
-
-// ChannelHistory makes channels keep a history (opt-in): the channels
-// whose name matches one of Patterns keep their last Size publications for
-// TTL. On such channels
-//
-//   - every publication has a position (offset and epoch), carried by the
-//     #publish packets;
-//   - a publish is acknowledged only once the broker stored it, and is
-//     then delivered to every subscriber, on every instance, exactly once
-//     and in order, also across broker outages;
-//   - a client can resubscribe with the last position it saw and get what
-//     it missed (docs/recovery.md), and read the history (the sc.history
-//     procedure, Server.History).
-//
-// Every instance must have the same rules. The broker must implement
-// broker.History (memory, Redis, NATS with JetStream).
-type ChannelHistory struct {
-	// Patterns select the channels: * matches any run of characters,
-	// every other character itself ("chat.*", "news", "*").
-	Patterns []string
-	// Size is the largest number of publications kept per channel.
-	Size int
-	// TTL is how long a publication is kept. A channel whose publications
-	// all expired is forgotten: its next publication starts a new epoch.
-	TTL time.Duration
-}
-
-// maxHistorySize bounds ChannelHistory.Size: a recovery or a history read
-// returns at most Size publications in one answer.
-const maxHistorySize = 100000
-
-func validateHistory(rules []ChannelHistory) error {
-	var errs []error
-	for i, r := range rules {
-		if len(r.Patterns) == 0 {
-			errs = append(errs, fmt.Errorf("socketcluster: Options.History[%d] has no Patterns", i))
-		}
-		if r.Size <= 0 || r.Size > maxHistorySize {
-			errs = append(errs, fmt.Errorf("socketcluster: Options.History[%d].Size is %d; use 1..%d", i, r.Size, maxHistorySize))
-		}
-		if r.TTL <= 0 {
-			errs = append(errs, fmt.Errorf("socketcluster: Options.History[%d].TTL is %v; it must be positive (it is what bounds memory with many channels)", i, r.TTL))
-		}
-	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
-	return nil
-}
-
-// Position is the place of a publication in its channel's history.
-type Position = broker.Position
-
-// HistoryPublication is one publication read from a channel's history.
-type HistoryPublication struct {
-	Position
-	Data Data // raw JSON; nil for undefined
-}
-
-// HistoryPage is what a history read returns.
-type HistoryPage struct {
-	Publications []HistoryPublication // oldest first
-	Top          Position             // the channel's latest position
-	// Recovered is false when Since was set and publications right after
-	// it are no longer stored (or it is of another epoch).
-	Recovered bool
-}
 
 // History reads channel's history: with since nil, its newest limit
 // publications; else the oldest limit publications after since. limit is
 // at most the channel's history Size; a negative limit means Size. It
 // fails for a channel without history (a HistoryError) and for a position
 // ahead of the history.
-func (srv *Server) History(ctx context.Context, channel string, limit int, since *Position) (HistoryPage, error) {
+func (srv *Server) History(ctx context.Context, channel string, limit int, since *history.Position) (history.Page, error) {
 	h := srv.hub
 	opts, ok := h.historyOf(channel)
 	if !ok {
-		return HistoryPage{}, errNoHistory(channel)
+		return history.Page{}, errNoHistory(channel)
 	}
 	if limit < 0 {
 		limit = opts.Size
 	}
 	if limit < 0 || limit > opts.Size {
-		return HistoryPage{}, NewError("InvalidArgumentsError", fmt.Sprintf("History limit %d out of range: the %s channel keeps at most %d publications", limit, channel, opts.Size))
+		return history.Page{}, NewError("InvalidArgumentsError", fmt.Sprintf("History limit %d out of range: the %s channel keeps at most %d publications", limit, channel, opts.Size))
 	}
 	res, err := h.hist.b.ReadHistory(ctx, channel, broker.HistoryQuery{Since: since, Limit: limit}, opts)
 	if err != nil {
 		if errors.Is(err, broker.ErrFuturePosition) {
-			return HistoryPage{}, NewError("InvalidArgumentsError", fmt.Sprintf("Invalid position: offset %d is ahead of the %s channel's history", since.Offset, channel))
+			return history.Page{}, NewError("InvalidArgumentsError", fmt.Sprintf("Invalid position: offset %d is ahead of the %s channel's history", since.Offset, channel))
 		}
-		return HistoryPage{}, NewError("BrokerError", "Failed to read the history of the "+channel+" channel - "+err.Error())
+		return history.Page{}, NewError("BrokerError", "Failed to read the history of the "+channel+" channel - "+err.Error())
 	}
-	page := HistoryPage{Top: res.Top, Recovered: res.Recovered, Publications: make([]HistoryPublication, len(res.Publications))}
+	page := history.Page{Top: res.Top, Recovered: res.Recovered, Publications: make([]history.Publication, len(res.Publications))}
 	for i, p := range res.Publications {
 		d := Data(p.Payload)
 		if len(d) == 0 {
 			d = nil
 		}
-		page.Publications[i] = HistoryPublication{Position: p.Position, Data: d}
+		page.Publications[i] = history.Publication{Position: p.Position, Data: d}
 	}
 	return page, nil
 }
@@ -126,7 +59,7 @@ func (s *Socket) handleHistory(p *wire.Packet) {
 		channel    string
 		hasChannel bool
 		limit      = -1
-		since      *Position
+		since      *broker.Position
 		perr       error
 	)
 	isObj := wire.Object(p.Data, func(k string, v []byte) {

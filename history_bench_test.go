@@ -11,12 +11,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
 	sc "github.com/socketcluster-go/socketcluster"
 
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/broker/brokertest"
 	"github.com/socketcluster-go/socketcluster/broker/natsbroker"
 	"github.com/socketcluster-go/socketcluster/broker/redisbroker"
+	"github.com/socketcluster-go/socketcluster/history"
 )
 
 // BenchmarkFanOutHistory is BenchmarkFanOut through each broker, on a
@@ -63,7 +65,7 @@ func BenchmarkFanOutHistory(b *testing.B) {
 func benchFanOutHistory(b *testing.B, br broker.Broker, hist bool, n int) {
 	srv, err := sc.New(sc.Options{
 		Logger: quietLogger, PingInterval: time.Hour, PingTimeout: time.Hour, Broker: br,
-		History: []sc.ChannelHistory{{Patterns: []string{"h.*"}, Size: 1000, TTL: time.Minute}},
+		History: []history.Rule{{Patterns: []string{"h.*"}, Size: 1000, TTL: time.Minute}},
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -10,11 +10,12 @@ import (
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/broker"
+	"github.com/socketcluster-go/socketcluster/history"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
 )
 
 func historyOptions(size int) sc.Options {
-	return sc.Options{History: []sc.ChannelHistory{{Patterns: []string{"h.*", "hist"}, Size: size, TTL: time.Minute}}}
+	return sc.Options{History: []history.Rule{{Patterns: []string{"h.*", "hist"}, Size: size, TTL: time.Minute}}}
 }
 
 // pubAt is a #publish frame with its position.
@@ -83,7 +84,7 @@ func publishAck(t *testing.T, c *sctest.Client, channel string, data any) {
 	}
 }
 
-func subscribeRecover(c *sctest.Client, channel string, pos *sc.Position) sctest.Response {
+func subscribeRecover(c *sctest.Client, channel string, pos *history.Position) sctest.Response {
 	d := map[string]any{"channel": channel}
 	if pos != nil {
 		d["data"] = map[string]any{"recover": map[string]any{"offset": pos.Offset, "epoch": pos.Epoch}}
@@ -145,7 +146,7 @@ func TestHistoryClientRecovery(t *testing.T) {
 		publishAck(t, pub, "h.r", i)
 	}
 	b, _ := ts.connect(t, nil)
-	if r := subscribeRecover(b, "h.r", &sc.Position{Offset: *last.Offset, Epoch: *last.Epoch}); r.Error != nil {
+	if r := subscribeRecover(b, "h.r", &history.Position{Offset: *last.Offset, Epoch: *last.Epoch}); r.Error != nil {
 		t.Fatalf("recover: %s", r.Raw)
 	}
 	rec := nextRecovery(t, b)
@@ -186,7 +187,7 @@ func TestHistoryRecoveryWhilePublishing(t *testing.T) {
 		}
 	}()
 	b, _ := ts.connect(t, nil)
-	if r := subscribeRecover(b, "h.s", &sc.Position{Offset: *first.Offset, Epoch: *first.Epoch}); r.Error != nil {
+	if r := subscribeRecover(b, "h.s", &history.Position{Offset: *first.Offset, Epoch: *first.Epoch}); r.Error != nil {
 		t.Fatalf("recover: %s", r.Raw)
 	}
 	<-done
@@ -213,7 +214,7 @@ func TestHistoryRecoveryFailed(t *testing.T) {
 		t.Fatalf("history: %+v %v", page, err)
 	}
 	epoch := page.Top.Epoch
-	for i, pos := range []sc.Position{{Offset: 2, Epoch: epoch}, {Offset: 9, Epoch: "another-epoch"}} {
+	for i, pos := range []history.Position{{Offset: 2, Epoch: epoch}, {Offset: 9, Epoch: "another-epoch"}} {
 		c, _ := ts.connect(t, nil)
 		if r := subscribeRecover(c, "h.f", &pos); r.Error != nil {
 			t.Fatalf("recover from %+v: %s", pos, r.Raw)
@@ -257,7 +258,7 @@ func TestHistoryBadInput(t *testing.T) {
 		}
 	}
 	// From the future.
-	r := subscribeRecover(c, "h.b", &sc.Position{Offset: 1000, Epoch: epoch})
+	r := subscribeRecover(c, "h.b", &history.Position{Offset: 1000, Epoch: epoch})
 	if r.Error == nil || !strings.Contains(string(r.Error), "ahead") {
 		t.Errorf("future position: %s", r.Raw)
 	}
@@ -280,7 +281,7 @@ func TestHistoryBadInput(t *testing.T) {
 		}
 	}
 	// A channel without history.
-	r = subscribeRecover(c, "plain", &sc.Position{Offset: 1, Epoch: epoch})
+	r = subscribeRecover(c, "plain", &history.Position{Offset: 1, Epoch: epoch})
 	if r.Error == nil || !strings.Contains(string(r.Error), "HistoryError") {
 		t.Errorf("recover on a channel without history: %s", r.Raw)
 	}
@@ -301,7 +302,7 @@ func TestHistoryBadInput(t *testing.T) {
 	if r.Error == nil || strings.Contains(r.Raw, "classified") {
 		t.Errorf("sc.history on a forbidden channel: %s", r.Raw)
 	}
-	r = subscribeRecover(c, "h.secret", &sc.Position{Offset: 0, Epoch: epoch})
+	r = subscribeRecover(c, "h.secret", &history.Position{Offset: 0, Epoch: epoch})
 	if r.Error == nil || strings.Contains(r.Raw, "classified") {
 		t.Errorf("recover on a forbidden channel: %s", r.Raw)
 	}
@@ -350,12 +351,12 @@ func TestHistoryProcedure(t *testing.T) {
 
 func TestHistoryOptionsValidate(t *testing.T) {
 	t.Parallel()
-	for _, h := range []sc.ChannelHistory{
+	for _, h := range []history.Rule{
 		{Size: 10, TTL: time.Minute},
 		{Patterns: []string{"*"}, Size: 0, TTL: time.Minute},
 		{Patterns: []string{"*"}, Size: 10},
 	} {
-		if err := (sc.Options{History: []sc.ChannelHistory{h}}).Validate(); err == nil {
+		if err := (sc.Options{History: []history.Rule{h}}).Validate(); err == nil {
 			t.Errorf("%+v accepted", h)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/socketcluster-go/socketcluster/broker"
+	"github.com/socketcluster-go/socketcluster/history"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 )
@@ -33,7 +34,7 @@ import (
 // historyState is the hub's history part; nil when no channel keeps
 // history.
 type historyState struct {
-	rules []ChannelHistory
+	rules []history.Rule
 	b     broker.History
 	out   *outbox // history publishes, in order
 
@@ -53,25 +54,15 @@ type historyCounters struct {
 	outages          atomic.Int64
 }
 
-// HistoryStats are the counters of channel history and broker outages.
-type HistoryStats struct {
-	Publishes        int64 // publishes stored with history (acknowledged)
-	PublishFailures  int64 // publishes on history channels the broker did not confirm
-	Recoveries       int64 // client recoveries that got every missed publication
-	RecoveryFailures int64 // client recoveries refused: position too old or of another epoch
-	Lost             int64 // times this instance missed publications it could not read back
-	BrokerOutages    int64 // broker connection losses reported (non-history channels lose what is published meanwhile)
-}
-
 // HistoryStats returns the history counters.
-func (srv *Server) HistoryStats() HistoryStats {
+func (srv *Server) HistoryStats() history.Stats {
 	var c *historyCounters
 	if h := srv.hub.hist; h != nil {
 		c = &h.counters
 	} else {
 		c = &srv.hub.noHistCounters
 	}
-	return HistoryStats{
+	return history.Stats{
 		Publishes:        c.publishes.Load(),
 		PublishFailures:  c.publishFailures.Load(),
 		Recoveries:       c.recoveries.Load(),
@@ -114,14 +105,7 @@ func (h *hub) historyOf(channel string) (broker.HistoryOptions, bool) {
 	if h.hist == nil {
 		return broker.HistoryOptions{}, false
 	}
-	for _, r := range h.hist.rules {
-		for _, p := range r.Patterns {
-			if globMatch(p, channel) {
-				return broker.HistoryOptions{Size: r.Size, TTL: r.TTL}, true
-			}
-		}
-	}
-	return broker.HistoryOptions{}, false
+	return history.Match(h.hist.rules, channel)
 }
 
 // History implements broker.HistoryHandler.
@@ -578,32 +562,4 @@ func (h *hub) sendAt(s *Socket, channel string, p broker.Publication) {
 	pub.outbound = h.srv.HasMiddleware(MiddlewareOutbound)
 	h.srv.counters.deliveries.Add(1)
 	s.deliverPublish(pub)
-}
-
-// globMatch reports whether name matches pattern, where * matches any run
-// of characters (also none) and every other character itself.
-func globMatch(pattern, name string) bool {
-	// Iterative matching with one backtrack point: linear in practice.
-	p, n := 0, 0
-	star, mark := -1, 0
-	for n < len(name) {
-		switch {
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, n
-			p++
-		case p < len(pattern) && pattern[p] == name[n]:
-			p++
-			n++
-		case star >= 0:
-			p = star + 1
-			mark++
-			n = mark
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
 }

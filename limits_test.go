@@ -2,11 +2,12 @@ package socketcluster_test
 
 import (
 	"errors"
-	"github.com/socketcluster-go/socketcluster/protocol"
 	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/socketcluster-go/socketcluster/protocol"
 
 	"github.com/gobwas/ws"
 

@@ -10,6 +10,7 @@ import (
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 func TestSetMiddlewareRules(t *testing.T) {
@@ -69,7 +70,7 @@ func TestInboundMiddleware(t *testing.T) {
 			case name == "silentField":
 				return sc.NewError("Secret", "server only").With("silent", true)
 			case name == "stringProc":
-				return sc.StringError("a string")
+				return protocol.StringError("a string")
 			case name == "plainProc":
 				return errors.New("plain")
 			case name == "panics":

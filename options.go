@@ -11,6 +11,7 @@ import (
 
 	"github.com/socketcluster-go/socketcluster/auth"
 	"github.com/socketcluster-go/socketcluster/broker"
+	"github.com/socketcluster-go/socketcluster/history"
 )
 
 // Options configures a Server. The zero value gives the reference server's
@@ -88,8 +89,8 @@ type Options struct {
 	BrokerQueueLimit int
 	// History makes the channels matching its rules keep a history, with
 	// positions, recovery and acknowledged publishes never lost (see
-	// ChannelHistory and docs/recovery.md). Default none.
-	History []ChannelHistory
+	// history.Rule and docs/recovery.md). Default none.
+	History []history.Rule
 
 	// MiddlewareTimeout bounds each middleware decision; an inbound or
 	// handshake action not decided in time is blocked with a
@@ -350,7 +351,7 @@ func (o Options) Validate() error {
 	if d.BrokerQueueLimit < 0 {
 		errs = append(errs, errors.New("socketcluster: Options.BrokerQueueLimit is negative; leave it zero for the default (10 000)"))
 	}
-	if err := validateHistory(d.History); err != nil {
+	if err := history.Validate(d.History); err != nil {
 		errs = append(errs, err)
 	}
 	if d.MaxHeaderBytes < 0 {

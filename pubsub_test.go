@@ -11,6 +11,7 @@ import (
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 func TestSubscribeAndUnsubscribeErrors(t *testing.T) {
@@ -494,7 +495,7 @@ func TestSendRaw(t *testing.T) {
 	if f := c.NextFrame(); f.Op != 2 || string(f.Payload) != "\xca\xfe" {
 		t.Fatalf("binary send: %v", f)
 	}
-	if err := s.Send(sc.Binary("bin")); err != nil {
+	if err := s.Send(protocol.Binary("bin")); err != nil {
 		t.Fatal(err)
 	}
 	if f := c.NextFrame(); f.Op != 2 || string(f.Payload) != "bin" {
@@ -521,7 +522,7 @@ func TestTransmitShapes(t *testing.T) {
 		{sc.Undefined, `{"event":"e"}`},
 		{nil, `{"event":"e","data":null}`},
 		{[]byte("hello"), `{"event":"e","data":{"base64":true,"data":"aGVsbG8="}}`},
-		{map[string]any{"b": sc.Binary{1, 2, 3}}, `{"event":"e","data":{"b":{"base64":true,"data":"AQID"}}}`},
+		{map[string]any{"b": protocol.Binary{1, 2, 3}}, `{"event":"e","data":{"b":{"base64":true,"data":"AQID"}}}`},
 		{sc.Data(`{"raw":true}`), `{"event":"e","data":{"raw":true}}`},
 		{"<&>", `{"event":"e","data":"<&>"}`},
 	} {

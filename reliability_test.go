@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"github.com/socketcluster-go/socketcluster/protocol"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/socketcluster-go/socketcluster/protocol"
 
 	"github.com/gobwas/ws"
 

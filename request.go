@@ -49,7 +49,7 @@ func (r *Request) End(data any) error {
 }
 
 // Error answers with an error: an *Error gives the client a named error
-// with fields, a StringError a bare string, any other error
+// with fields, a protocol.StringError a bare string, any other error
 // {"message": err.Error()} (a plain JavaScript Error).
 func (r *Request) Error(err error) error {
 	if err == nil {

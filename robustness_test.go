@@ -3,11 +3,12 @@ package socketcluster_test
 import (
 	"context"
 	"fmt"
-	"github.com/socketcluster-go/socketcluster/protocol"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/socketcluster-go/socketcluster/protocol"
 
 	"github.com/gobwas/ws"
 	"go.uber.org/goleak"

@@ -11,6 +11,8 @@ import (
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
+	"github.com/socketcluster-go/socketcluster/protocol"
+	"github.com/socketcluster-go/socketcluster/stream"
 )
 
 type invokeResult struct {
@@ -103,7 +105,7 @@ func TestServerInvokesClient(t *testing.T) {
 		ch := invokeAsync(s, "str", 1)
 		m := c.ExpectMatch(`\{"event":"str","cid":(\d+),"data":1\}`)
 		c.SendText(`{"rid":` + m[1] + `,"error":"nope"}`)
-		var ve *sc.ValueError
+		var ve *protocol.ValueError
 		if err := result(t, ch).err; !errors.As(err, &ve) || string(ve.Value) != `"nope"` {
 			t.Fatalf("got %T %v", err, err)
 		}
@@ -184,8 +186,8 @@ func TestServerInvokeSocketClosing(t *testing.T) {
 func TestRequestAnswers(t *testing.T) {
 	t.Parallel()
 	type payload struct {
-		Name string    `json:"name"`
-		Bin  sc.Binary `json:"bin"`
+		Name string          `json:"name"`
+		Bin  protocol.Binary `json:"bin"`
 	}
 	answers := map[string]func(r *sc.Request) error{
 		"undef":  func(r *sc.Request) error { return r.End(sc.Undefined) },
@@ -194,14 +196,14 @@ func TestRequestAnswers(t *testing.T) {
 		"rawmsg": func(r *sc.Request) error { return r.End(json.RawMessage(`[1, 2]`)) },
 		"string": func(r *sc.Request) error { return r.End("ok </script>&") },
 		"number": func(r *sc.Request) error { return r.End(15.5) },
-		"struct": func(r *sc.Request) error { return r.End(payload{Name: "Ann", Bin: sc.Binary{1, 2, 3}}) },
+		"struct": func(r *sc.Request) error { return r.End(payload{Name: "Ann", Bin: protocol.Binary{1, 2, 3}}) },
 		"bytes":  func(r *sc.Request) error { return r.End([]byte("hello")) },
-		"binary": func(r *sc.Request) error { return r.End(sc.Binary{1, 2, 3}) },
+		"binary": func(r *sc.Request) error { return r.End(protocol.Binary{1, 2, 3}) },
 		"failerr": func(r *sc.Request) error {
 			return r.Error(sc.NewError("FailError", "it failed").With("extra", map[string]any{"a": 1}))
 		},
 		"plainerr":  func(r *sc.Request) error { return r.Error(errors.New("plain")) },
-		"stringerr": func(r *sc.Request) error { return r.Error(sc.StringError("just a string")) },
+		"stringerr": func(r *sc.Request) error { return r.Error(protocol.StringError("just a string")) },
 		"nilerr":    func(r *sc.Request) error { return r.Error(nil) },
 		"wrapped":   func(r *sc.Request) error { return r.Error(fmt.Errorf("ctx: %w", sc.NewError("Inner", "in"))) },
 		"fields": func(r *sc.Request) error {
@@ -438,7 +440,7 @@ func TestReceiverCloseKillAndBackpressure(t *testing.T) {
 	if fmt.Sprint(got) != "[0 1 2 3 4 ]" {
 		t.Fatalf("after close got %q", got)
 	}
-	if _, err := first.Next(ctx); !errors.Is(err, sc.ErrStreamEnded) {
+	if _, err := first.Next(ctx); !errors.Is(err, stream.ErrEnded) {
 		t.Fatalf("Next after close: %v", err)
 	}
 
@@ -454,7 +456,7 @@ func TestReceiverCloseKillAndBackpressure(t *testing.T) {
 		t.Fatalf("backpressure %d", second.Backpressure())
 	}
 	s.KillReceiver("r")
-	if _, err := second.Next(ctx); !errors.Is(err, sc.ErrStreamEnded) {
+	if _, err := second.Next(ctx); !errors.Is(err, stream.ErrEnded) {
 		t.Fatalf("Next after kill: %v", err)
 	}
 	if second.Backpressure() != 0 || s.ReceiverBackpressure("r") != 0 {
@@ -472,7 +474,7 @@ func TestReceiverCloseKillAndBackpressure(t *testing.T) {
 	// KillReceiverConsumer ends one consumer only.
 	fourth := s.Receiver("r").Consumer()
 	s.KillReceiverConsumer(fourth.ID())
-	if _, err := fourth.Next(ctx); !errors.Is(err, sc.ErrStreamEnded) {
+	if _, err := fourth.Next(ctx); !errors.Is(err, stream.ErrEnded) {
 		t.Fatalf("killed consumer: %v", err)
 	}
 	c.Transmit("r", "still")
@@ -483,7 +485,7 @@ func TestReceiverCloseKillAndBackpressure(t *testing.T) {
 	// A consumer with a timeout.
 	timed := s.Receiver("quiet").ConsumerWithTimeout(20 * time.Millisecond)
 	defer timed.Stop()
-	if _, err := timed.Next(ctx); !errors.Is(err, sc.ErrStreamTimeout) || err.Error() != "Stream consumer iteration timed out" {
+	if _, err := timed.Next(ctx); !errors.Is(err, stream.ErrTimeout) || err.Error() != "Stream consumer iteration timed out" {
 		t.Fatalf("timeout: %v", err)
 	}
 }
@@ -520,7 +522,7 @@ func TestProcedureCloseAndKill(t *testing.T) {
 	c.SendText(sctest.EventPacket("p", 9, 200))
 	barrier(t, c)
 	s.KillProcedure("p")
-	if _, err := cons.Next(ctx); !errors.Is(err, sc.ErrStreamEnded) {
+	if _, err := cons.Next(ctx); !errors.Is(err, stream.ErrEnded) {
 		t.Fatalf("after kill: %v", err)
 	}
 	c.ExpectNothing(50 * time.Millisecond)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"github.com/socketcluster-go/socketcluster/protocol"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/socketcluster-go/socketcluster/protocol"
 
 	"github.com/socketcluster-go/socketcluster/auth"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"

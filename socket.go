@@ -5,13 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
-	"github.com/socketcluster-go/socketcluster/protocol"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/socketcluster-go/socketcluster/protocol"
 
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 	"github.com/socketcluster-go/socketcluster/stream"
@@ -144,11 +145,11 @@ func (c stateCode) State() State {
 }
 
 // authStateLocked returns the authentication state. s.mu must be held.
-func (s *Socket) authStateLocked() AuthState {
+func (s *Socket) authStateLocked() protocol.AuthState {
 	if s.authed {
-		return Authenticated
+		return protocol.Authenticated
 	}
-	return Unauthenticated
+	return protocol.Unauthenticated
 }
 
 type call struct {
@@ -299,7 +300,7 @@ func (s *Socket) Backpressure() int {
 // ---- Auth accessors ----
 
 // AuthState returns the socket's authentication state.
-func (s *Socket) AuthState() AuthState {
+func (s *Socket) AuthState() protocol.AuthState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.authStateLocked()
@@ -356,7 +357,7 @@ func (s *Socket) closeCodeOr(def protocol.CloseCode) protocol.CloseCode {
 
 // Invoke calls the client's procedure and waits for its answer, at most
 // the server's AckTimeout (TimeoutError) and at most ctx. The answer's
-// error is an *Error (or *ValueError) rebuilt from the client's.
+// error is an *Error (or *protocol.ValueError) rebuilt from the client's.
 func (s *Socket) Invoke(ctx context.Context, event string, data any) (Data, error) {
 	return s.InvokeTimeout(ctx, event, data, s.server.opts.AckTimeout)
 }
@@ -424,7 +425,7 @@ func (s *Socket) Send(data any) error {
 		payload, bin = []byte(x), false
 	case []byte:
 		payload = x
-	case Binary:
+	case protocol.Binary:
 		payload = x
 	default:
 		return NewError("InvalidArgumentsError", "Send takes a string or []byte")

@@ -338,7 +338,7 @@ func (s *Socket) resolveCall(p *wire.Packet) {
 	}
 	var r callResult
 	if p.Error != nil && string(p.Error) != "null" {
-		r.err = UnmarshalError(p.Error)
+		r.err = protocol.UnmarshalError(p.Error)
 	} else {
 		r.data = Data(p.Data)
 	}

@@ -1,8 +1,9 @@
 package socketcluster
 
 import (
-	"github.com/socketcluster-go/socketcluster/protocol"
 	"time"
+
+	"github.com/socketcluster-go/socketcluster/protocol"
 
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"

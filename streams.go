@@ -24,18 +24,6 @@ import (
 // with Stream.Consumer when it must exist before something happens (e.g.
 // before triggering an event in a test).
 
-// ErrStreamEnded is returned by Consumer.Next after the consumer was closed
-// (and its backlog drained), killed or stopped.
-var ErrStreamEnded = stream.ErrEnded
-
-// ErrStreamTimeout is returned by Consumer.Next when the consumer's own
-// timeout (Stream.ConsumerWithTimeout) elapsed without an item. Its text is
-// the reference's "Stream consumer iteration timed out".
-var ErrStreamTimeout = stream.ErrTimeout
-
-// ConsumerStats describes one consumer: {"id","backpressure","stream"}.
-type ConsumerStats = stream.ConsumerStats
-
 // Stream is a named stream of items of type T: a listener
 // (Stream[Event], typed with Listen), a receiver (Stream[Data]), a
 // procedure (Stream[*Request]) or a channel's data (Stream[Data]). It is
@@ -46,7 +34,7 @@ type Stream[T any] = stream.Stream[T]
 
 // Consumer reads one stream, at its own pace, from an unbounded queue of
 // its own. It is stream.TypedConsumer, documented in package stream; its
-// Next returns ErrStreamEnded once the stream was closed (and the backlog
+// Next returns stream.ErrEnded once the stream was closed (and the backlog
 // taken) or killed, or the consumer stopped. The client package's Consumer
 // is the same type.
 type Consumer[T any] = stream.TypedConsumer[T]
@@ -84,10 +72,10 @@ func (l *Listeners) AllListenersBackpressure() int { return l.d.BackpressureAll(
 func (l *Listeners) ListenerConsumerBackpressure(id int) int { return l.d.ConsumerBackpressure(id) }
 
 // ListenerConsumerStats lists the listener's consumers.
-func (l *Listeners) ListenerConsumerStats(name string) []ConsumerStats { return l.d.Stats(name) }
+func (l *Listeners) ListenerConsumerStats(name string) []stream.ConsumerStats { return l.d.Stats(name) }
 
 // AllListenersConsumerStats lists every listener consumer.
-func (l *Listeners) AllListenersConsumerStats() []ConsumerStats { return l.d.StatsAll() }
+func (l *Listeners) AllListenersConsumerStats() []stream.ConsumerStats { return l.d.StatsAll() }
 
 // HasListenerConsumer reports whether consumer id reads the listener.
 func (l *Listeners) HasListenerConsumer(name string, id int) bool { return l.d.HasConsumer(name, id) }
@@ -141,10 +129,10 @@ func (r *Receivers) AllReceiversBackpressure() int { return r.d.BackpressureAll(
 func (r *Receivers) ReceiverConsumerBackpressure(id int) int { return r.d.ConsumerBackpressure(id) }
 
 // ReceiverConsumerStats lists the receiver's consumers.
-func (r *Receivers) ReceiverConsumerStats(name string) []ConsumerStats { return r.d.Stats(name) }
+func (r *Receivers) ReceiverConsumerStats(name string) []stream.ConsumerStats { return r.d.Stats(name) }
 
 // AllReceiversConsumerStats lists every receiver consumer.
-func (r *Receivers) AllReceiversConsumerStats() []ConsumerStats { return r.d.StatsAll() }
+func (r *Receivers) AllReceiversConsumerStats() []stream.ConsumerStats { return r.d.StatsAll() }
 
 // HasReceiverConsumer reports whether consumer id reads the receiver.
 func (r *Receivers) HasReceiverConsumer(name string, id int) bool { return r.d.HasConsumer(name, id) }
@@ -185,10 +173,12 @@ func (p *Procedures) AllProceduresBackpressure() int { return p.d.BackpressureAl
 func (p *Procedures) ProcedureConsumerBackpressure(id int) int { return p.d.ConsumerBackpressure(id) }
 
 // ProcedureConsumerStats lists the procedure's consumers.
-func (p *Procedures) ProcedureConsumerStats(name string) []ConsumerStats { return p.d.Stats(name) }
+func (p *Procedures) ProcedureConsumerStats(name string) []stream.ConsumerStats {
+	return p.d.Stats(name)
+}
 
 // AllProceduresConsumerStats lists every procedure consumer.
-func (p *Procedures) AllProceduresConsumerStats() []ConsumerStats { return p.d.StatsAll() }
+func (p *Procedures) AllProceduresConsumerStats() []stream.ConsumerStats { return p.d.StatsAll() }
 
 // HasProcedureConsumer reports whether consumer id reads the procedure.
 func (p *Procedures) HasProcedureConsumer(name string, id int) bool { return p.d.HasConsumer(name, id) }
@@ -279,14 +269,14 @@ func (l *lazyDemux) ConsumerBackpressure(id int) int {
 	return 0
 }
 
-func (l *lazyDemux) Stats(name string) []ConsumerStats {
+func (l *lazyDemux) Stats(name string) []stream.ConsumerStats {
 	if d := l.p.Load(); d != nil {
 		return d.Stats(name)
 	}
 	return nil
 }
 
-func (l *lazyDemux) StatsAll() []ConsumerStats {
+func (l *lazyDemux) StatsAll() []stream.ConsumerStats {
 	if d := l.p.Load(); d != nil {
 		return d.StatsAll()
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
-// AuthState returns socketcluster.Authenticated or Unauthenticated.
+// AuthState returns protocol.Authenticated or Unauthenticated.
 func (c *Client) AuthState() protocol.AuthState {
 	c.mu.Lock()
 	defer c.mu.Unlock()

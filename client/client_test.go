@@ -3,9 +3,11 @@ package client
 import (
 	"context"
 	"errors"
-	"github.com/socketcluster-go/socketcluster/protocol"
 	"testing"
 	"time"
+
+	"github.com/socketcluster-go/socketcluster/protocol"
+	"github.com/socketcluster-go/socketcluster/stream"
 
 	sc "github.com/socketcluster-go/socketcluster"
 )
@@ -23,7 +25,7 @@ func TestHandshake(t *testing.T) {
 	if c.PingTimeout() != 7*time.Second {
 		t.Fatalf("ping timeout %v", c.PingTimeout())
 	}
-	if c.AuthState() != sc.Unauthenticated || c.SignedAuthToken() != "" || c.AuthToken() != nil {
+	if c.AuthState() != protocol.Unauthenticated || c.SignedAuthToken() != "" || c.AuthToken() != nil {
 		t.Fatalf("auth: %s %q %v", c.AuthState(), c.SignedAuthToken(), c.AuthToken())
 	}
 }
@@ -63,7 +65,7 @@ func TestInvoke(t *testing.T) {
 			_ = r.Error(sc.NewError("FailError", "it failed").With("extra", map[string]any{"a": 1}).With("n", 2))
 		})
 		srv.HandleProcedure("plain", func(r *sc.Request) { _ = r.Error(errors.New("plain")) })
-		srv.HandleProcedure("str", func(r *sc.Request) { _ = r.Error(sc.StringError("just a string")) })
+		srv.HandleProcedure("str", func(r *sc.Request) { _ = r.Error(protocol.StringError("just a string")) })
 		srv.HandleProcedure("never", func(r *sc.Request) {})
 	})
 	c := ts.dial(t, &Options{AckTimeout: 300 * time.Millisecond})
@@ -108,7 +110,7 @@ func TestInvoke(t *testing.T) {
 		t.Fatalf("plain: %#v", e)
 	}
 	_, err = c.Invoke(ctx, "str", nil)
-	var ve *sc.ValueError
+	var ve *protocol.ValueError
 	if !errors.As(err, &ve) || string(ve.Value) != `"just a string"` {
 		t.Fatalf("string error: %T %v", err, err)
 	}
@@ -293,7 +295,7 @@ func TestSubscribePublishUnsubscribe(t *testing.T) {
 	if ev := next(t, unsubs); ev.Channel != "news" || ev.Socket != s {
 		t.Fatalf("server unsubscription %+v", ev)
 	}
-	if _, err := data.Next(ctx); !errors.Is(err, sc.ErrStreamEnded) {
+	if _, err := data.Next(ctx); !errors.Is(err, stream.ErrEnded) {
 		t.Fatalf("channel data after Unsubscribe: %v", err)
 	}
 	if ch.State() != ChannelUnsubscribed || c.IsSubscribed("news", true) || len(c.Subscriptions(true)) != 0 {
@@ -345,7 +347,7 @@ func TestKickOut(t *testing.T) {
 	if ch.State() != ChannelUnsubscribed || c.Channel("a") != nil {
 		t.Fatalf("channel after kick-out: %s", ch.State())
 	}
-	if _, err := data.Next(ctx); !errors.Is(err, sc.ErrStreamEnded) {
+	if _, err := data.Next(ctx); !errors.Is(err, stream.ErrEnded) {
 		t.Fatalf("channel data after kick-out: %v", err)
 	}
 	// A kick-out without message, and the loop form.
@@ -409,10 +411,10 @@ func TestSetAuthTokenThenReconnectAuthenticated(t *testing.T) {
 	if ev.AuthToken["username"] != "alice" || ev.SignedAuthToken == "" {
 		t.Fatalf("authenticate event %+v", ev)
 	}
-	if ch := next(t, changes); ch.OldAuthState != sc.Unauthenticated || ch.NewAuthState != sc.Authenticated {
+	if ch := next(t, changes); ch.OldAuthState != protocol.Unauthenticated || ch.NewAuthState != protocol.Authenticated {
 		t.Fatalf("authStateChange %+v", ch)
 	}
-	if c.AuthState() != sc.Authenticated || c.AuthToken()["username"] != "alice" || c.SignedAuthToken() != ev.SignedAuthToken {
+	if c.AuthState() != protocol.Authenticated || c.AuthToken()["username"] != "alice" || c.SignedAuthToken() != ev.SignedAuthToken {
 		t.Fatalf("client auth: %s %v", c.AuthState(), c.AuthToken())
 	}
 	if c.SignedAuthToken() != first.Socket.SignedAuthToken() || c.StoredAuthToken() != c.SignedAuthToken() {
@@ -432,7 +434,7 @@ func TestSetAuthTokenThenReconnectAuthenticated(t *testing.T) {
 	if ce := next(t, connects); !ce.IsAuthenticated || ce.ID != second.ID || ce.AuthError != nil {
 		t.Fatalf("connect event %+v", ce)
 	}
-	if c.AuthState() != sc.Authenticated {
+	if c.AuthState() != protocol.Authenticated {
 		t.Fatal("client not authenticated after the reconnect")
 	}
 
@@ -451,7 +453,7 @@ func TestSetAuthTokenThenReconnectAuthenticated(t *testing.T) {
 	if ev := next(t, removed); ev.OldAuthToken["username"] != "bob" {
 		t.Fatalf("removeAuthToken %+v", ev)
 	}
-	if c.AuthState() != sc.Unauthenticated || c.StoredAuthToken() != "" || c.AuthToken() != nil {
+	if c.AuthState() != protocol.Unauthenticated || c.StoredAuthToken() != "" || c.AuthToken() != nil {
 		t.Fatal("still authenticated after #removeAuthToken")
 	}
 }
@@ -476,7 +478,7 @@ func TestAuthenticateAndDeauthenticate(t *testing.T) {
 	if err := b.Authenticate(ctx, token); err != nil {
 		t.Fatalf("Authenticate: %v", err)
 	}
-	if b.AuthState() != sc.Authenticated || b.AuthToken()["username"] != "carol" || bs.AuthState() != sc.Authenticated {
+	if b.AuthState() != protocol.Authenticated || b.AuthToken()["username"] != "carol" || bs.AuthState() != protocol.Authenticated {
 		t.Fatalf("after Authenticate: %s %v, server %s", b.AuthState(), b.AuthToken(), bs.AuthState())
 	}
 
@@ -489,7 +491,7 @@ func TestAuthenticateAndDeauthenticate(t *testing.T) {
 		t.Fatalf("deauthenticate %+v", ev)
 	}
 	barrier(t, b)
-	if bs.AuthState() != sc.Unauthenticated || b.StoredAuthToken() != "" {
+	if bs.AuthState() != protocol.Unauthenticated || b.StoredAuthToken() != "" {
 		t.Fatalf("server socket still %s", bs.AuthState())
 	}
 
@@ -497,7 +499,7 @@ func TestAuthenticateAndDeauthenticate(t *testing.T) {
 	if e := asError(t, err, "AuthTokenInvalidError"); e.Message != "jwt malformed" {
 		t.Fatalf("bad token: %v", e)
 	}
-	if b.AuthState() != sc.Unauthenticated {
+	if b.AuthState() != protocol.Unauthenticated {
 		t.Fatal("authenticated with a bad token")
 	}
 }
@@ -506,7 +508,7 @@ func TestBadTokenAtHandshake(t *testing.T) {
 	t.Parallel()
 	ts := newServer(t, sc.Options{AuthKey: []byte("secret")})
 	c := ts.dial(t, &Options{AuthToken: "garbage"})
-	if c.AuthState() != sc.Unauthenticated {
+	if c.AuthState() != protocol.Unauthenticated {
 		t.Fatal("authenticated with garbage")
 	}
 	// The server follows the answer with #removeAuthToken.
@@ -783,13 +785,13 @@ func TestCloseEndsEverything(t *testing.T) {
 	if ev := next(t, events); ev.(CloseEvent).Code != 4100 || ev.(CloseEvent).Reason != "bye" {
 		t.Fatalf("close event %+v", ev)
 	}
-	if _, err := events.Next(ctx); !errors.Is(err, sc.ErrStreamEnded) {
+	if _, err := events.Next(ctx); !errors.Is(err, stream.ErrEnded) {
 		t.Fatalf("listener after Close: %v", err)
 	}
-	if _, err := recv.Next(ctx); !errors.Is(err, sc.ErrStreamEnded) {
+	if _, err := recv.Next(ctx); !errors.Is(err, stream.ErrEnded) {
 		t.Fatalf("receiver after Close: %v", err)
 	}
-	if _, err := data.Next(ctx); !errors.Is(err, sc.ErrStreamEnded) {
+	if _, err := data.Next(ctx); !errors.Is(err, stream.ErrEnded) {
 		t.Fatalf("channel after Close: %v", err)
 	}
 	if c.State() != StateClosed || ch.State() != ChannelUnsubscribed {

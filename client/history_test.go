@@ -6,10 +6,11 @@ import (
 	"time"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/history"
 )
 
 func historyServer(t *testing.T, size int) *testServer {
-	return newServer(t, sc.Options{History: []sc.ChannelHistory{{Patterns: []string{"h.*"}, Size: size, TTL: time.Minute}}})
+	return newServer(t, sc.Options{History: []history.Rule{{Patterns: []string{"h.*"}, Size: size, TTL: time.Minute}}})
 }
 
 func TestRecoverAfterReconnect(t *testing.T) {

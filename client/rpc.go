@@ -18,7 +18,7 @@ import (
 //
 // The answer is raw JSON: nil when the server answered without data,
 // Data("null") for null. An error answer is an *socketcluster.Error (name,
-// message, fields) or, for a non-object error, a *socketcluster.ValueError.
+// message, fields) or, for a non-object error, a *protocol.ValueError.
 // When the connection drops before the answer, Invoke fails with a
 // BadConnectionError; an invoke made while reconnecting is queued and sent
 // once connected. On a closed client it returns ErrClosed.
@@ -156,7 +156,7 @@ func (r *Request) End(data any) error {
 }
 
 // Error answers with an error: an *socketcluster.Error keeps its name and
-// fields, a socketcluster.StringError is sent as a bare string, any other
+// fields, a protocol.StringError is sent as a bare string, any other
 // error as {"message": err.Error()}. A nil err answers without data.
 func (r *Request) Error(err error) error {
 	if err == nil {

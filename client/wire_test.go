@@ -10,6 +10,7 @@ import (
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // fakeServer is a bare WebSocket server that a test drives frame by frame,
@@ -184,7 +185,7 @@ func TestWireTranscript(t *testing.T) {
 	s.expect(`{"event":"#subscribe","data":{"channel":"high","data":{"d":1}},"cid":5}`)
 	s.send(`{"rid":5}`)
 	eventually(t, "the resubscription", func() bool { return c.IsSubscribed("high", false) })
-	if c.ID() != "second" || c.AuthState() != sc.Authenticated {
+	if c.ID() != "second" || c.AuthState() != protocol.Authenticated {
 		t.Fatalf("after reconnect: %s %s", c.ID(), c.AuthState())
 	}
 
@@ -192,7 +193,7 @@ func TestWireTranscript(t *testing.T) {
 	s.expect(`{"rid":2,"error":{"message":"No token data provided by #setAuthToken event","name":"InvalidMessageError"}}`)
 	s.send(`{"event":"#removeAuthToken","cid":3}`)
 	s.expect(`{"rid":3}`)
-	if c.AuthState() != sc.Unauthenticated || c.StoredAuthToken() != "" {
+	if c.AuthState() != protocol.Unauthenticated || c.StoredAuthToken() != "" {
 		t.Fatal("still authenticated after #removeAuthToken")
 	}
 

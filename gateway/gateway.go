@@ -14,13 +14,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/socketcluster-go/socketcluster/protocol"
 	"log/slog"
 	"net/http"
 	"path"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/socketcluster-go/socketcluster/history"
+	"github.com/socketcluster-go/socketcluster/protocol"
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/gateway/api"
@@ -489,9 +491,9 @@ func (g *Gateway) History(ctx context.Context, r api.HistoryRequest) (api.Histor
 	if r.Limit != nil {
 		limit = *r.Limit
 	}
-	var since *sc.Position
+	var since *history.Position
 	if r.Since != nil {
-		since = &sc.Position{Offset: r.Since.Offset, Epoch: r.Since.Epoch}
+		since = &history.Position{Offset: r.Since.Offset, Epoch: r.Since.Epoch}
 	}
 	page, err := g.srv.History(ctx, r.Channel, limit, since)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/socketcluster-go/socketcluster/gateway"
 	"github.com/socketcluster-go/socketcluster/gateway/api"
 	"github.com/socketcluster-go/socketcluster/gateway/store"
+	"github.com/socketcluster-go/socketcluster/history"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
 )
 
@@ -311,7 +312,7 @@ func TestReservedChannels(t *testing.T) {
 func TestAPIHistory(t *testing.T) {
 	t.Parallel()
 	var gw *gateway.Gateway
-	sctest.StartServer(t, sc.Options{History: []sc.ChannelHistory{{Patterns: []string{"h.*"}, Size: 3, TTL: time.Minute}}}, func(srv *sc.Server) {
+	sctest.StartServer(t, sc.Options{History: []history.Rule{{Patterns: []string{"h.*"}, Size: 3, TTL: time.Minute}}}, func(srv *sc.Server) {
 		var err error
 		if gw, err = gateway.New(srv, gateway.Options{APIKey: apiKey}); err != nil {
 			t.Fatal(err)

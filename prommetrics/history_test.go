@@ -8,11 +8,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/history"
 	"github.com/socketcluster-go/socketcluster/prommetrics"
 )
 
 func TestHistoryMetrics(t *testing.T) {
-	srv, err := sc.New(sc.Options{History: []sc.ChannelHistory{{Patterns: []string{"h.*"}, Size: 10, TTL: time.Minute}}})
+	srv, err := sc.New(sc.Options{History: []history.Rule{{Patterns: []string{"h.*"}, Size: 10, TTL: time.Minute}}})
 	if err != nil {
 		t.Fatal(err)
 	}

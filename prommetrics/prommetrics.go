@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/history"
 )
 
 // Collector reads Server.Stats at each scrape.
@@ -33,7 +34,7 @@ type Collector struct {
 // historyMetric is one counter of Server.HistoryStats.
 type historyMetric struct {
 	desc *prometheus.Desc
-	get  func(sc.HistoryStats) int64
+	get  func(history.Stats) int64
 }
 
 // NewRegistry returns a registry with srv's collector under namespace, the
@@ -71,12 +72,12 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 		refusedUpgrades: prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "refused_upgrades_total"),
 			"WebSocket upgrades refused by a connection limit (connections, connections_per_address, handshake_rate).", []string{"limit"}, nil),
 		history: []historyMetric{
-			{d("history_publishes_total", "Publishes on history channels stored by the broker and acknowledged."), func(h sc.HistoryStats) int64 { return h.Publishes }},
-			{d("history_publish_failures_total", "Publishes on history channels the broker did not confirm (answered with an error)."), func(h sc.HistoryStats) int64 { return h.PublishFailures }},
-			{d("history_recoveries_total", "Client recoveries that delivered every missed publication."), func(h sc.HistoryStats) int64 { return h.Recoveries }},
-			{d("history_recovery_failures_total", "Client recoveries refused: position older than the history or of another epoch."), func(h sc.HistoryStats) int64 { return h.RecoveryFailures }},
-			{d("history_lost_total", "Times publications of a history channel were missed by this instance and no longer in the history."), func(h sc.HistoryStats) int64 { return h.Lost }},
-			{d("broker_outages_total", "Broker connection losses (channels without history lose what other instances publish meanwhile)."), func(h sc.HistoryStats) int64 { return h.BrokerOutages }},
+			{d("history_publishes_total", "Publishes on history channels stored by the broker and acknowledged."), func(h history.Stats) int64 { return h.Publishes }},
+			{d("history_publish_failures_total", "Publishes on history channels the broker did not confirm (answered with an error)."), func(h history.Stats) int64 { return h.PublishFailures }},
+			{d("history_recoveries_total", "Client recoveries that delivered every missed publication."), func(h history.Stats) int64 { return h.Recoveries }},
+			{d("history_recovery_failures_total", "Client recoveries refused: position older than the history or of another epoch."), func(h history.Stats) int64 { return h.RecoveryFailures }},
+			{d("history_lost_total", "Times publications of a history channel were missed by this instance and no longer in the history."), func(h history.Stats) int64 { return h.Lost }},
+			{d("broker_outages_total", "Broker connection losses (channels without history lose what other instances publish meanwhile)."), func(h history.Stats) int64 { return h.BrokerOutages }},
 		},
 		rateLimited:    d("rate_limited_sockets_total", "Sockets closed for going over the inbound rate limit (close code 4101)."),
 		refusedOrigins: d("origin_refusals_total", "WebSocket upgrades refused (403) for an origin not allowed."),

@@ -24,6 +24,7 @@ import (
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/codec/minbin"
+	"github.com/socketcluster-go/socketcluster/history"
 	"github.com/socketcluster-go/socketcluster/internal/fixture"
 )
 
@@ -221,7 +222,7 @@ func extraOptions(getenv func(string) string) (sc.Options, error) {
 	// packets queued together), for running the client suite with it.
 	o.CoalescePackets = getenv("SC_COALESCE") == "1"
 	if v := getenv("SC_HISTORY"); v != "" {
-		h := sc.ChannelHistory{Size: 100, TTL: 5 * time.Minute}
+		h := history.Rule{Size: 100, TTL: 5 * time.Minute}
 		for _, p := range strings.Split(v, ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				h.Patterns = append(h.Patterns, p)
@@ -241,7 +242,7 @@ func extraOptions(getenv func(string) string) (sc.Options, error) {
 			}
 			h.TTL = d
 		}
-		o.History = []sc.ChannelHistory{h}
+		o.History = []history.Rule{h}
 	}
 	if v := getenv("SC_PER_MESSAGE_DEFLATE"); v != "" {
 		on, err := strconv.ParseBool(v)

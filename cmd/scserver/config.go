@@ -15,6 +15,7 @@ import (
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/broker/brokerurl"
+	"github.com/socketcluster-go/socketcluster/history"
 )
 
 // config is every setting of the binary.
@@ -344,7 +345,7 @@ func (c *config) options(logger *slog.Logger) (sc.Options, error) {
 		if len(patterns) == 0 {
 			return o, flagError("history", "no channel pattern in %q", c.History)
 		}
-		o.History = []sc.ChannelHistory{{Patterns: patterns, Size: c.HistorySize, TTL: c.HistoryTTL}}
+		o.History = []history.Rule{{Patterns: patterns, Size: c.HistorySize, TTL: c.HistoryTTL}}
 	}
 	if c.PerMessageDeflate {
 		o.PerMessageDeflate = &sc.DeflateOptions{Threshold: c.DeflateThreshold, Level: c.DeflateLevel}

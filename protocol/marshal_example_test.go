@@ -1,22 +1,22 @@
-package socketcluster_test
+package protocol_test
 
 import (
 	"errors"
 	"fmt"
 
-	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 func ExampleMarshalData() {
 	for _, v := range []any{
-		sc.Undefined,
+		protocol.Undefined,
 		nil,
-		sc.Data(`{"raw":true}`),
+		protocol.Data(`{"raw":true}`),
 		[]byte("hi"),
-		sc.NewError("NotFound", "no such user").With("id", 7),
+		protocol.NewError("NotFound", "no such user").With("id", 7),
 		map[string]string{"html": "<b>"},
 	} {
-		d, err := sc.MarshalData(v)
+		d, err := protocol.MarshalData(v)
 		fmt.Printf("%q %v\n", d, err)
 	}
 	// Output:
@@ -29,16 +29,16 @@ func ExampleMarshalData() {
 }
 
 func ExampleUnmarshalError() {
-	err := sc.UnmarshalError([]byte(`{"name":"NotFound","message":"no such user","id":7}`))
-	var e *sc.Error
+	err := protocol.UnmarshalError([]byte(`{"name":"NotFound","message":"no such user","id":7}`))
+	var e *protocol.Error
 	if errors.As(err, &e) {
 		fmt.Println(e.Name, e.Message, e.Fields[0].Key, e.Fields[0].Value)
 	}
-	var ve *sc.ValueError
-	if errors.As(sc.UnmarshalError([]byte(`"just a string"`)), &ve) {
+	var ve *protocol.ValueError
+	if errors.As(protocol.UnmarshalError([]byte(`"just a string"`)), &ve) {
 		fmt.Println(string(ve.Value))
 	}
-	fmt.Println(sc.UnmarshalError([]byte("null")))
+	fmt.Println(protocol.UnmarshalError([]byte("null")))
 	// Output:
 	// NotFound no such user id 7
 	// "just a string"
