@@ -162,58 +162,43 @@ func middlewareTimeoutError(t ActionType, d time.Duration) *Error {
 	return NewError("MiddlewareTimeoutError", fmt.Sprintf("The %s AGAction was not decided by middleware within %v", t, d))
 }
 
-// decide runs fn on a with the middleware deadline. async runs fn in its
-// own goroutine so that a function that ignores ctx cannot hold the socket
-// past the deadline; a panic blocks the action with an error.
-func (srv *Server) decide(line MiddlewareLine, a *Action, async bool) (err error) {
+// decide runs the middleware of line on a. async runs it in a goroutine of
+// its own, with Options.MiddlewareTimeout as deadline, so that a function
+// that ignores its context cannot hold the socket past the deadline
+// (middleware_call.go); the synchronous form (outbound) runs it in the
+// caller with no deadline. A panic blocks the action with an error.
+func (srv *Server) decide(line MiddlewareLine, a *Action, async bool) error {
 	p := srv.middleware.line(line).Load()
 	stacked := srv.stack.get(line)
 	if p == nil && len(stacked) == 0 && !srv.v14.hasLine(line) {
 		return nil
 	}
-	fn := func(ctx context.Context, a *Action) error {
-		if p != nil {
-			if err := (*p)(ctx, a); err != nil {
-				return err
-			}
-		}
-		for _, e := range stacked {
-			if err := e.fn(ctx, a); err != nil {
-				return err
-			}
-		}
-		return srv.runV14(ctx, a)
-	}
-	ctx := context.Background()
-	if async {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, srv.opts.MiddlewareTimeout)
-		defer cancel()
-	}
-	call := func(x *Action) (err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				err = NewError("MiddlewareError", fmt.Sprintf("%s middleware panicked: %v", line, r))
-				srv.opts.Logger.Error("socketcluster: middleware panicked", "line", string(line), "action", string(a.Type), "panic", fmt.Sprint(r))
-			}
-		}()
-		return fn(ctx, x)
-	}
 	if !async {
-		return call(a)
+		return srv.runMiddleware(context.Background(), line, p, stacked, a)
 	}
-	// The function works on a copy so that a late return cannot race with
-	// the socket going on.
-	cp := *a
-	done := make(chan error, 1)
-	go func() { done <- call(&cp) }()
-	select {
-	case err := <-done:
-		*a = cp
-		return err
-	case <-ctx.Done():
-		return middlewareTimeoutError(a.Type, srv.opts.MiddlewareTimeout)
+	return srv.decideAsync(line, p, stacked, a)
+}
+
+// runMiddleware calls the line's function, then its stacked functions, then
+// the v14 chain, until one blocks.
+func (srv *Server) runMiddleware(ctx context.Context, line MiddlewareLine, p *Middleware, stacked []stackEntry, a *Action) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = NewError("MiddlewareError", fmt.Sprintf("%s middleware panicked: %v", line, r))
+			srv.opts.Logger.Error("socketcluster: middleware panicked", "line", string(line), "action", string(a.Type), "panic", fmt.Sprint(r))
+		}
+	}()
+	if p != nil {
+		if err := (*p)(ctx, a); err != nil {
+			return err
+		}
 	}
+	for _, e := range stacked {
+		if err := e.fn(ctx, a); err != nil {
+			return err
+		}
+	}
+	return srv.runV14(ctx, a)
 }
 
 // runInbound decides an inbound action.
