@@ -90,7 +90,9 @@ func (a *Action) SetData(v any) error {
 // Middleware decides on one action. Handshake, inbound-raw and inbound
 // middleware runs with a context cancelled after Options.MiddlewareTimeout;
 // one that has not returned by then blocks the action with a
-// MiddlewareTimeoutError and the socket goes on. Outbound middleware
+// MiddlewareTimeoutError and the socket goes on (a function set with
+// SetImmediateMiddleware instead runs in the socket's reader, with no
+// deadline). Outbound middleware
 // (PublishOut) runs once per receiving socket in the publisher's goroutine,
 // with no deadline: it must decide at once and never block. Actions of one
 // socket are decided one at a time, in order.
@@ -110,10 +112,16 @@ func (e silentError) Unwrap() error { return e.err }
 func Silent(err error) error { return silentError{err} }
 
 type middlewareSet struct {
-	handshake, inboundRaw, inbound, outbound atomic.Pointer[Middleware]
+	handshake, inboundRaw, inbound, outbound atomic.Pointer[lineFunc]
 }
 
-func (m *middlewareSet) line(l MiddlewareLine) *atomic.Pointer[Middleware] {
+// lineFunc is the function set on a line.
+type lineFunc struct {
+	fn        Middleware
+	immediate bool // set with SetImmediateMiddleware
+}
+
+func (m *middlewareSet) line(l MiddlewareLine) *atomic.Pointer[lineFunc] {
 	switch l {
 	case MiddlewareHandshake:
 		return &m.handshake
@@ -132,6 +140,25 @@ func (m *middlewareSet) line(l MiddlewareLine) *atomic.Pointer[Middleware] {
 // Middleware applies to every action decided after the call, on every
 // socket.
 func (srv *Server) SetMiddleware(line MiddlewareLine, fn Middleware) error {
+	return srv.setMiddleware(line, fn, false)
+}
+
+// SetImmediateMiddleware is SetMiddleware for a function that decides at
+// once and never waits (no network or disk, no lock held for long, no
+// channel it could block on): it then runs in the socket's reader, without
+// the goroutine that SetMiddleware's functions get, which is most of what a
+// decision costs (BenchmarkDecideInbound). In exchange the deadline is the
+// function's own business: its context has none, Options.MiddlewareTimeout
+// does not apply, and a function that blocks holds its socket's reader for
+// as long as it blocks. Use SetMiddleware for anything that may wait.
+//
+// Stacked functions (UseMiddleware) and v14 middleware on the same line
+// still run in a goroutine of their own, with the deadline.
+func (srv *Server) SetImmediateMiddleware(line MiddlewareLine, fn Middleware) error {
+	return srv.setMiddleware(line, fn, true)
+}
+
+func (srv *Server) setMiddleware(line MiddlewareLine, fn Middleware, immediate bool) error {
 	p := srv.middleware.line(line)
 	if p == nil {
 		return NewError("InvalidArgumentsError", "Middleware "+string(line)+" type is not supported")
@@ -139,7 +166,7 @@ func (srv *Server) SetMiddleware(line MiddlewareLine, fn Middleware) error {
 	if fn == nil {
 		return NewError("InvalidArgumentsError", "Middleware function is nil")
 	}
-	if !p.CompareAndSwap(nil, &fn) {
+	if !p.CompareAndSwap(nil, &lineFunc{fn: fn, immediate: immediate}) {
 		return errInvalidAction("Middleware " + string(line) + " type has already been set")
 	}
 	return nil
@@ -173,7 +200,7 @@ func (srv *Server) decide(line MiddlewareLine, a *Action, async bool) error {
 	if p == nil && len(stacked) == 0 && !srv.v14.hasLine(line) {
 		return nil
 	}
-	if !async {
+	if !async || (p != nil && p.immediate && len(stacked) == 0 && !srv.v14.hasLine(line)) {
 		return srv.runMiddleware(context.Background(), line, p, stacked, a)
 	}
 	return srv.decideAsync(line, p, stacked, a)
@@ -181,7 +208,7 @@ func (srv *Server) decide(line MiddlewareLine, a *Action, async bool) error {
 
 // runMiddleware calls the line's function, then its stacked functions, then
 // the v14 chain, until one blocks.
-func (srv *Server) runMiddleware(ctx context.Context, line MiddlewareLine, p *Middleware, stacked []stackEntry, a *Action) (err error) {
+func (srv *Server) runMiddleware(ctx context.Context, line MiddlewareLine, p *lineFunc, stacked []stackEntry, a *Action) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = NewError("MiddlewareError", fmt.Sprintf("%s middleware panicked: %v", line, r))
@@ -189,7 +216,7 @@ func (srv *Server) runMiddleware(ctx context.Context, line MiddlewareLine, p *Mi
 		}
 	}()
 	if p != nil {
-		if err := (*p)(ctx, a); err != nil {
+		if err := p.fn(ctx, a); err != nil {
 			return err
 		}
 	}

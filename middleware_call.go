@@ -31,7 +31,7 @@ import (
 type middlewareCall struct {
 	srv     *Server
 	line    MiddlewareLine
-	fn      *Middleware
+	fn      *lineFunc
 	stacked []stackEntry
 	ctx     *middlewareCtx
 	a       Action // the copy the function works on
@@ -64,7 +64,7 @@ func getCall() *middlewareCall {
 // decideAsync runs the middleware on a copy of *a in a goroutine and waits
 // for its answer or the deadline; the copy comes back into *a only when
 // the answer came in time.
-func (srv *Server) decideAsync(line MiddlewareLine, p *Middleware, stacked []stackEntry, a *Action) error {
+func (srv *Server) decideAsync(line MiddlewareLine, p *lineFunc, stacked []stackEntry, a *Action) error {
 	d := srv.opts.MiddlewareTimeout
 	ctx := &middlewareCtx{deadline: time.Now().Add(d)}
 	c := getCall()

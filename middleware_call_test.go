@@ -147,3 +147,51 @@ func TestDecideRecycledCallsKeepTheirAnswers(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// An immediate middleware runs in the caller with no deadline, decides as
+// any other (allow, change data, block), and a panic in it blocks the
+// action with a MiddlewareError; with a stacked function on the line the
+// decision goes back to a goroutine with the deadline.
+func TestImmediateMiddleware(t *testing.T) {
+	t.Parallel()
+	srv, err := New(Options{MiddlewareTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close(context.Background()) })
+	var hasDeadline bool
+	if err := srv.SetImmediateMiddleware(MiddlewareInbound, func(ctx context.Context, a *Action) error {
+		_, hasDeadline = ctx.Deadline()
+		switch a.Procedure {
+		case "blocked":
+			return NewError("BlockedError", "no")
+		case "panic":
+			panic("boom")
+		}
+		return a.SetData("seen")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.SetMiddleware(MiddlewareInbound, func(context.Context, *Action) error { return nil }); err == nil {
+		t.Fatal("a second function on the line was accepted")
+	}
+	a := &Action{Type: ActionInvoke, Procedure: "p"}
+	if err := srv.runInbound(nil, a); err != nil || string(a.Data) != `"seen"` || hasDeadline {
+		t.Fatalf("allow: err %v, data %s, deadline %v", err, a.Data, hasDeadline)
+	}
+	var e *Error
+	if err := srv.runInbound(nil, &Action{Type: ActionInvoke, Procedure: "blocked"}); !errors.As(err, &e) || e.Name != "BlockedError" {
+		t.Fatalf("block: %v", err)
+	}
+	if err := srv.runInbound(nil, &Action{Type: ActionInvoke, Procedure: "panic"}); !errors.As(err, &e) || e.Name != "MiddlewareError" {
+		t.Fatalf("panic: %v", err)
+	}
+	remove, err := srv.UseMiddleware(MiddlewareInbound, func(context.Context, *Action) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.runInbound(nil, &Action{Type: ActionInvoke, Procedure: "p"}); err != nil || !hasDeadline {
+		t.Fatalf("with a stacked function: err %v, deadline %v (want one)", err, hasDeadline)
+	}
+	remove()
+}
