@@ -96,6 +96,10 @@ func (a *Action) SetData(v any) error {
 // (PublishOut) runs once per receiving socket in the publisher's goroutine,
 // with no deadline: it must decide at once and never block. Actions of one
 // socket are decided one at a time, in order.
+//
+// The Action and the context are the function's only for the call: it must
+// not keep them, or hand them to a goroutine, past its return (outbound
+// actions are recycled for the next delivery; copy what you need).
 type Middleware func(ctx context.Context, a *Action) error
 
 // ErrBlocked blocks an action silently: the client gets a

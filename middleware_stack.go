@@ -1,6 +1,9 @@
 package socketcluster
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Stacked middleware: components that each guard part of the traffic
 // (a gateway's proxy, presence…) add functions to a line without taking
@@ -15,6 +18,9 @@ type middlewareStack struct {
 	mu     sync.RWMutex
 	nextID int
 	lines  map[MiddlewareLine][]stackEntry
+	// used counts the functions in lines (written under mu), so that a
+	// server without stacked middleware decides without taking mu.
+	used atomic.Int32
 }
 
 // UseMiddleware adds fn to a middleware line, after the line's
@@ -37,6 +43,7 @@ func (srv *Server) UseMiddleware(line MiddlewareLine, fn Middleware) (remove fun
 	st.nextID++
 	id := st.nextID
 	st.lines[line] = append(st.lines[line], stackEntry{id, fn})
+	st.used.Add(1)
 	st.mu.Unlock()
 	return func() {
 		st.mu.Lock()
@@ -44,6 +51,7 @@ func (srv *Server) UseMiddleware(line MiddlewareLine, fn Middleware) (remove fun
 		for i, e := range st.lines[line] {
 			if e.id == id {
 				st.lines[line] = append(st.lines[line][:i:i], st.lines[line][i+1:]...)
+				st.used.Add(-1)
 				return
 			}
 		}
@@ -51,6 +59,9 @@ func (srv *Server) UseMiddleware(line MiddlewareLine, fn Middleware) (remove fun
 }
 
 func (st *middlewareStack) get(line MiddlewareLine) []stackEntry {
+	if st.used.Load() == 0 {
+		return nil
+	}
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	return st.lines[line]

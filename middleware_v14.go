@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 )
 
 // SocketCluster 14 middleware: AddMiddleware(type, fn(req, next)), several
@@ -76,6 +77,10 @@ type v14Set struct {
 	mu     sync.RWMutex
 	nextID int
 	chains map[V14MiddlewareType][]v14Entry
+	// used counts the functions in chains (written under mu), so that a
+	// server without v14 middleware, the common case, decides without
+	// taking mu.
+	used atomic.Int32
 }
 
 func v14TypeOf(t ActionType) V14MiddlewareType {
@@ -125,6 +130,7 @@ func (srv *Server) AddMiddleware(typ V14MiddlewareType, fn V14Middleware) (remov
 	s.nextID++
 	id := s.nextID
 	s.chains[typ] = append(s.chains[typ], v14Entry{id, fn})
+	s.used.Add(1)
 	s.mu.Unlock()
 	return func() {
 		s.mu.Lock()
@@ -133,6 +139,7 @@ func (srv *Server) AddMiddleware(typ V14MiddlewareType, fn V14Middleware) (remov
 		for i, e := range chain {
 			if e.id == id {
 				s.chains[typ] = append(chain[:i:i], chain[i+1:]...)
+				s.used.Add(-1)
 				return
 			}
 		}
@@ -144,17 +151,24 @@ func (srv *Server) AddMiddleware(typ V14MiddlewareType, fn V14Middleware) (remov
 // Deprecated: use RemoveMiddleware with the line that replaces the type.
 func (srv *Server) RemoveAllMiddleware14(typ V14MiddlewareType) {
 	srv.v14.mu.Lock()
+	srv.v14.used.Add(-int32(len(srv.v14.chains[typ])))
 	delete(srv.v14.chains, typ)
 	srv.v14.mu.Unlock()
 }
 
 func (s *v14Set) chain(t V14MiddlewareType) []v14Entry {
+	if s.used.Load() == 0 {
+		return nil
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.chains[t]
 }
 
 func (s *v14Set) hasLine(line MiddlewareLine) bool {
+	if s.used.Load() == 0 {
+		return false
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	switch line {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"strconv"
+	"sync"
 
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
@@ -487,22 +488,8 @@ func (s *Socket) published(p *wire.Packet, channel string, ack []byte, err error
 // deliverPublish queues a publish to this socket, through the outbound
 // middleware when one is set.
 func (s *Socket) deliverPublish(p *publication) {
-	if p.outbound {
-		a := &Action{Type: ActionPublishOut, Socket: s, Channel: p.channel, Data: Data(p.data)}
-		if err := s.server.decide(MiddlewareOutbound, a, false); err != nil {
-			s.server.blockError(err, a, MiddlewareOutbound)
-			return
-		}
-		if a.dataChanged {
-			buf := newPacketBuf(len(p.channel) + len(a.Data) + 48)
-			if p.pos != nil {
-				buf = appendPublishAt(buf, p.channel, a.Data, *p.pos) // hub_history.go
-			} else {
-				buf = wire.AppendPublish(buf, p.channel, a.Data)
-			}
-			s.sendPacket(buf)
-			return
-		}
+	if p.outbound && !s.deliverThroughOutbound(p) {
+		return
 	}
 	if !s.addToBatch(p.packet) {
 		frame := p.frame
@@ -512,6 +499,38 @@ func (s *Socket) deliverPublish(p *publication) {
 		s.enqueuePacket(frame) // a closed socket's queue refuses it
 	}
 }
+
+// deliverThroughOutbound runs the outbound middleware on a publication for
+// this socket. It reports true when the shared frame is to be sent as it
+// is; false when the middleware blocked it or changed its data (then the
+// changed packet was sent here).
+func (s *Socket) deliverThroughOutbound(p *publication) bool {
+	// One action per delivery: recycled, since a middleware does not keep
+	// it past its call (Middleware's contract).
+	a := outboundActions.Get().(*Action)
+	defer func() {
+		*a = Action{}
+		outboundActions.Put(a)
+	}()
+	*a = Action{Type: ActionPublishOut, Socket: s, Channel: p.channel, Data: Data(p.data)}
+	if err := s.server.decide(MiddlewareOutbound, a, false); err != nil {
+		s.server.blockError(err, a, MiddlewareOutbound)
+		return false
+	}
+	if !a.dataChanged {
+		return true
+	}
+	buf := newPacketBuf(len(p.channel) + len(a.Data) + 48)
+	if p.pos != nil {
+		buf = appendPublishAt(buf, p.channel, a.Data, *p.pos) // hub_history.go
+	} else {
+		buf = wire.AppendPublish(buf, p.channel, a.Data)
+	}
+	s.sendPacket(buf)
+	return false
+}
+
+var outboundActions = sync.Pool{New: func() any { return new(Action) }}
 
 // KickOut removes the socket from channels (all of them when channels is
 // empty), sending the client one #kickOut per channel with message (pass
