@@ -32,7 +32,11 @@
 //     Payloads arrive as Data (raw JSON, nil when absent, "null" when null)
 //     and are sent from any Go value; Undefined sends no data at all.
 //   - Middleware (SetMiddleware) is a function per line that returns nil to
-//     allow (optionally after Action.SetData) or an error to block.
+//     allow (optionally after Action.SetData) or an error to block. Each
+//     inbound decision runs in a goroutine of its own, bounded by
+//     Options.MiddlewareTimeout; a function that decides at once can be
+//     set with SetImmediateMiddleware to run in the socket's reader at no
+//     cost beyond its own.
 //
 // # Names
 //
