@@ -115,9 +115,7 @@ func TestDecideRecycledCallsKeepTheirAnswers(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for j := range 45 {
 				i := w*1000 + j
 				name := strconv.Itoa(i)
@@ -139,7 +137,7 @@ func TestDecideRecycledCallsKeepTheirAnswers(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
