@@ -103,7 +103,7 @@ func TestDecideRecycledCallsKeepTheirAnswers(t *testing.T) {
 	srv := newDecideServer(t, 20*time.Millisecond, func(ctx context.Context, a *Action) error {
 		i, _ := strconv.Atoi(a.Procedure)
 		switch i % 3 {
-		case 0: // expires, then returns late
+		case 0: // expires (unless the machine is too busy to run the timer), then returns late
 			time.Sleep(60 * time.Millisecond)
 			return a.SetData("late " + a.Procedure)
 		case 1:
@@ -125,9 +125,12 @@ func TestDecideRecycledCallsKeepTheirAnswers(t *testing.T) {
 				timedOut := errors.As(err, &e) && e.Name == "MiddlewareTimeoutError"
 				switch {
 				case timedOut && string(a.Data) == "0" && a.Procedure == name:
-					// allowed for any call on a loaded machine; required for i%3 == 0
-				case i%3 == 0:
-					errs <- fmt.Errorf("call %s: %v, data %s: want a timeout", name, err, a.Data)
+					// allowed for any call on a loaded machine
+				case i%3 == 0 && (err != nil || string(a.Data) != `"late `+name+`"`):
+					// Meant to expire; on a loaded machine the timer can fire
+					// after the late answer, which then counts, but it must
+					// be this call's own.
+					errs <- fmt.Errorf("call %s: %v, data %s: want a timeout or its own late answer", name, err, a.Data)
 					return
 				case i%3 == 1 && (!errors.As(err, &e) || e.Name != "Blocked" || e.Message != name):
 					errs <- fmt.Errorf("call %s: error %v, want its own Blocked error", name, err)
