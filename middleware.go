@@ -201,18 +201,24 @@ func middlewareTimeoutError(t ActionType, d time.Duration) *Error {
 func (srv *Server) decide(line MiddlewareLine, a *Action, async bool) error {
 	p := srv.middleware.line(line).Load()
 	stacked := srv.stack.get(line)
-	if p == nil && len(stacked) == 0 && !srv.v14.hasLine(line) {
+	v14 := srv.v14.hasLine(line)
+	if p == nil && len(stacked) == 0 && !v14 {
 		return nil
 	}
-	if !async || (p != nil && p.immediate && len(stacked) == 0 && !srv.v14.hasLine(line)) {
-		return srv.runMiddleware(context.Background(), line, p, stacked, a)
+	if !async {
+		return srv.runMiddleware(context.Background(), line, p, stacked, v14, a)
+	}
+	if p != nil && p.immediate && len(stacked) == 0 && !v14 {
+		// v14 false: a v14 chain added meanwhile waits for the next action
+		// rather than run here without a deadline.
+		return srv.runMiddleware(context.Background(), line, p, nil, false, a)
 	}
 	return srv.decideAsync(line, p, stacked, a)
 }
 
 // runMiddleware calls the line's function, then its stacked functions, then
-// the v14 chain, until one blocks.
-func (srv *Server) runMiddleware(ctx context.Context, line MiddlewareLine, p *lineFunc, stacked []stackEntry, a *Action) (err error) {
+// (with v14) the v14 chain, until one blocks.
+func (srv *Server) runMiddleware(ctx context.Context, line MiddlewareLine, p *lineFunc, stacked []stackEntry, v14 bool, a *Action) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = NewError("MiddlewareError", fmt.Sprintf("%s middleware panicked: %v", line, r))
@@ -228,6 +234,9 @@ func (srv *Server) runMiddleware(ctx context.Context, line MiddlewareLine, p *li
 		if err := e.fn(ctx, a); err != nil {
 			return err
 		}
+	}
+	if !v14 {
+		return nil
 	}
 	return srv.runV14(ctx, a)
 }

@@ -89,7 +89,7 @@ func (srv *Server) decideAsync(line MiddlewareLine, p *lineFunc, stacked []stack
 }
 
 func (c *middlewareCall) run() {
-	err := c.srv.runMiddleware(c.ctx, c.line, c.fn, c.stacked, &c.a)
+	err := c.srv.runMiddleware(c.ctx, c.line, c.fn, c.stacked, true, &c.a)
 	if c.state.CompareAndSwap(callRunning, callAnswered) {
 		c.err = err
 		c.result <- true
