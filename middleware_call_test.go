@@ -196,3 +196,35 @@ func TestImmediateMiddleware(t *testing.T) {
 	}
 	remove()
 }
+
+// RemoveAllMiddleware14 takes AddMiddleware's "publish" alias, and the
+// count that lets servers without v14 middleware skip its lock follows
+// additions and removals exactly.
+func TestV14MiddlewareCount(t *testing.T) {
+	t.Parallel()
+	srv, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close(context.Background()) })
+	fn := func(*V14Request, func(error)) {}
+	remove, err := srv.AddMiddleware(V14MiddlewareEmit, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.AddMiddleware("publish", fn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.AddMiddleware(V14MiddlewarePublishIn, fn); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.v14.used.Load(); n != 3 || !srv.v14.hasLine(MiddlewareInbound) {
+		t.Fatalf("after 3 additions: count %d, inbound line %v", n, srv.v14.hasLine(MiddlewareInbound))
+	}
+	srv.RemoveAllMiddleware14("publish")
+	remove()
+	remove() // a second call removes nothing
+	if n := srv.v14.used.Load(); n != 0 || srv.v14.hasLine(MiddlewareInbound) || len(srv.v14.chain(V14MiddlewarePublishIn)) != 0 {
+		t.Fatalf("after removing all: count %d, inbound line %v", n, srv.v14.hasLine(MiddlewareInbound))
+	}
+}

@@ -146,10 +146,14 @@ func (srv *Server) AddMiddleware(typ V14MiddlewareType, fn V14Middleware) (remov
 	}, nil
 }
 
-// RemoveAllMiddleware14 removes every version 14 middleware of a type.
+// RemoveAllMiddleware14 removes every version 14 middleware of a type
+// ("publish" is the alias of publishIn, as for AddMiddleware).
 //
 // Deprecated: use RemoveMiddleware with the line that replaces the type.
 func (srv *Server) RemoveAllMiddleware14(typ V14MiddlewareType) {
+	if typ == "publish" {
+		typ = V14MiddlewarePublishIn
+	}
 	srv.v14.mu.Lock()
 	srv.v14.used.Add(-int32(len(srv.v14.chains[typ])))
 	delete(srv.v14.chains, typ)
