@@ -11,11 +11,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/socketcluster-go/socketcluster/protocol"
-
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/fixture"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // docs/protocol.md §14.7: pings are empty text frames; without pongs the

@@ -5,9 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/socketcluster-go/socketcluster/protocol"
-
 	"github.com/socketcluster-go/socketcluster/internal/wire"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // Codec replaces the default JSON codec (sc-formatter), as the reference's

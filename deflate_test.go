@@ -12,12 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socketcluster-go/socketcluster/protocol"
-
 	"github.com/gobwas/ws"
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // Tests of permessage-deflate (Options.PerMessageDeflate) with a raw

@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	sc "github.com/socketcluster-go/socketcluster"
-
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/broker/brokertest"
 	"github.com/socketcluster-go/socketcluster/broker/natsbroker"

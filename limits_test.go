@@ -7,12 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/socketcluster-go/socketcluster/protocol"
-
 	"github.com/gobwas/ws"
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // dialStatus dials and returns 101 or the HTTP status of the refusal.

@@ -21,12 +21,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socketcluster-go/socketcluster/protocol"
-
 	"github.com/gobwas/ws"
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // TestInvalidCloseCodes: a close frame whose code must not be on the wire

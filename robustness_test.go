@@ -8,13 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socketcluster-go/socketcluster/protocol"
-
 	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // A subscriber that stops reading is disconnected once its outbound queue

@@ -13,10 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/socketcluster-go/socketcluster/protocol"
-
 	"github.com/socketcluster-go/socketcluster/auth"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // Server is a SocketCluster server (AGServer). It is an http.Handler:

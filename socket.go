@@ -12,9 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/socketcluster-go/socketcluster/protocol"
-
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+	"github.com/socketcluster-go/socketcluster/protocol"
 	"github.com/socketcluster-go/socketcluster/stream"
 )
 

@@ -3,10 +3,9 @@ package socketcluster
 import (
 	"time"
 
-	"github.com/socketcluster-go/socketcluster/protocol"
-
 	"github.com/socketcluster-go/socketcluster/internal/wire"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // The outbound path. Every frame a socket sends goes through one ordered

@@ -3,9 +3,8 @@ package socketcluster
 import (
 	"time"
 
-	"github.com/socketcluster-go/socketcluster/protocol"
-
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // The socket's deadlines: the handshake timeout, the next ping and the pong

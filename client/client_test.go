@@ -6,10 +6,9 @@ import (
 	"testing"
 	"time"
 
+	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/protocol"
 	"github.com/socketcluster-go/socketcluster/stream"
-
-	sc "github.com/socketcluster-go/socketcluster"
 )
 
 func TestHandshake(t *testing.T) {

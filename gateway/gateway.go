@@ -21,14 +21,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/socketcluster-go/socketcluster/history"
-	"github.com/socketcluster-go/socketcluster/protocol"
-
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/gateway/api"
 	"github.com/socketcluster-go/socketcluster/gateway/presence"
 	"github.com/socketcluster-go/socketcluster/gateway/proxy"
 	"github.com/socketcluster-go/socketcluster/gateway/store"
+	"github.com/socketcluster-go/socketcluster/history"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // The default ControlChannel carries disconnect and kick commands between
