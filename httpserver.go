@@ -24,7 +24,8 @@ import (
 //   - connections dropped that way count in Stats.HTTPRefusals and are
 //     logged as a warning at most once per burst.
 //
-// Serve it yourself (Serve, ServeTLS…) and shut it down yourself:
+// Serve it yourself (Serve; for TLS, Serve over NewTLSListener, so that
+// idle TLS sockets hold no goroutine) and shut it down yourself:
 // Server.Close does not, so that the server can still answer (say, a
 // readiness probe) while the sockets drain. Server.Serve and
 // ListenAndServe use such a server and do shut it down in Close.

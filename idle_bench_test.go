@@ -3,16 +3,10 @@ package socketcluster_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -24,6 +18,7 @@ import (
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/fixture"
+	"github.com/socketcluster-go/socketcluster/internal/sctest"
 )
 
 // BenchmarkIdleSocketHeap measures what an idle, handshaken connection
@@ -38,8 +33,10 @@ import (
 //	go test -run '^$' -bench IdleSocketHeap -benchtime 1x .
 //
 // Variants: a bare server, the same with the interop fixture's middleware
-// and handlers (internal/fixture), and the bare server over TLS 1.3 (a
-// TLS connection is read by a goroutine: see docs/performance.md).
+// and handlers (internal/fixture), and the bare server over TLS 1.3, served
+// through sc.NewTLSListener (event-driven reads, as plain TCP) and through
+// crypto/tls's own tls.NewListener (such a socket is read by a goroutine:
+// see docs/performance.md).
 //
 // Resident memory is that of the whole test process, garbage collector's
 // headroom included; it is noisier than the heap figure, which is exact.
@@ -48,8 +45,8 @@ func BenchmarkIdleSocketHeap(b *testing.B) {
 	for _, v := range []struct {
 		name    string
 		fixture bool
-		tls     bool
-	}{{"server=plain", false, false}, {"server=fixture", true, false}, {"server=plain/tls", false, true}} {
+		tls     tlsMode
+	}{{"server=plain", false, noTLS}, {"server=fixture", true, noTLS}, {"server=plain/tls", false, tlsEvent}, {"server=plain/tls-readloop", false, tlsReadLoop}} {
 		b.Run(fmt.Sprintf("%s/sockets=%d", v.name, n), func(b *testing.B) {
 			for b.Loop() {
 				idleSocketHeap(b, n, v.fixture, v.tls)
@@ -58,7 +55,16 @@ func BenchmarkIdleSocketHeap(b *testing.B) {
 	}
 }
 
-func idleSocketHeap(b *testing.B, n int, withFixture, withTLS bool) {
+// tlsMode is how idleSocketHeap serves TLS.
+type tlsMode int
+
+const (
+	noTLS       tlsMode = iota
+	tlsEvent            // sc.NewTLSListener: event-driven reads
+	tlsReadLoop         // tls.NewListener: a reading goroutine per socket
+)
+
+func idleSocketHeap(b *testing.B, n int, withFixture bool, mode tlsMode) {
 	srv, err := sc.New(sc.Options{Logger: quietLogger, PingInterval: time.Hour, PingTimeout: time.Hour})
 	if err != nil {
 		b.Fatal(err)
@@ -73,8 +79,11 @@ func idleSocketHeap(b *testing.B, n int, withFixture, withTLS bool) {
 		b.Fatal(err)
 	}
 	addr := l.Addr().String()
-	if withTLS {
-		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{selfSigned(b)}, MinVersion: tls.VersionTLS13})
+	switch cfg := (&tls.Config{Certificates: []tls.Certificate{sctest.SelfSignedCert(b)}, MinVersion: tls.VersionTLS13}); mode {
+	case tlsEvent:
+		l = sc.NewTLSListener(l, cfg)
+	case tlsReadLoop:
+		l = tls.NewListener(l, cfg)
 	}
 	go func() { _ = srv.Serve(l) }()
 
@@ -85,7 +94,7 @@ func idleSocketHeap(b *testing.B, n int, withFixture, withTLS bool) {
 	heap0, stack0, rss0 := ms.HeapAlloc, ms.StackInuse, residentBytes()
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClientsChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "SC_IDLE_CHILD="+addr+","+strconv.Itoa(n)+","+strconv.FormatBool(withTLS))
+	cmd.Env = append(os.Environ(), "SC_IDLE_CHILD="+addr+","+strconv.Itoa(n)+","+strconv.FormatBool(mode != noTLS))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -225,25 +234,4 @@ func residentBytes() int64 {
 	}
 	pages, _ := strconv.ParseInt(f[1], 10, 64)
 	return pages * int64(os.Getpagesize())
-}
-
-// selfSigned returns a fresh ECDSA P-256 certificate for 127.0.0.1.
-func selfSigned(tb testing.TB) tls.Certificate {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

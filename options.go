@@ -139,10 +139,12 @@ type Options struct {
 	// data for this long is terminated (1006). Default 30s.
 	WriteTimeout time.Duration
 	// DisableEventReads gives every connection a reading goroutine of its
-	// own. By default, plain TCP connections on Linux are read
-	// event-driven (epoll): an idle connection then holds no goroutine and
-	// no read buffer. Other connections (TLS…) always have a reading
-	// goroutine; so do all when built with the tag scnoepoll.
+	// own. By default, TCP connections on Linux are read event-driven
+	// (epoll): an idle connection then holds no goroutine and no read
+	// buffer. That includes TLS connections accepted through ServeTLS or
+	// NewTLSListener; other connections (TLS from tls.NewListener or
+	// httptest, net.Pipe…) always have a reading goroutine, and so do all
+	// when built with the tag scnoepoll.
 	DisableEventReads bool
 
 	// MaxHeaderBytes caps an HTTP request's line and header fields, in

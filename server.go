@@ -2,6 +2,7 @@ package socketcluster
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"net"
@@ -443,6 +444,36 @@ func (srv *Server) Serve(l net.Listener) error {
 	srv.httpSrvs = append(srv.httpSrvs, hs)
 	srv.mu.Unlock()
 	return hs.Serve(l)
+}
+
+// ServeTLS is Serve over TLS with config: it serves NewTLSListener(l,
+// config), offering HTTP/2 and HTTP/1.1 (ALPN) when config.NextProtos is
+// empty, as http.Server.ServeTLS does. WebSocket upgrades use HTTP/1.1.
+func (srv *Server) ServeTLS(l net.Listener, config *tls.Config) error {
+	if config == nil || (len(config.Certificates) == 0 && config.GetCertificate == nil && config.GetConfigForClient == nil) {
+		_ = l.Close()
+		return errors.New("socketcluster: ServeTLS needs a tls.Config with a certificate (Certificates, GetCertificate or GetConfigForClient)")
+	}
+	if len(config.NextProtos) == 0 {
+		config = config.Clone()
+		config.NextProtos = []string{"h2", "http/1.1"}
+	}
+	return srv.Serve(NewTLSListener(l, config))
+}
+
+// NewTLSListener is tls.NewListener for a Server: the TLS sockets it
+// accepts are read by the event-driven reader (see Options.DisableEventReads)
+// like plain ones, with no goroutine and no read buffer while idle, where
+// a tls.NewListener socket keeps a reading goroutine and its 4 KiB buffer.
+// Use it when you serve TLS with your own http.Server (HTTPServer):
+//
+//	hs := srv.HTTPServer(mux)
+//	hs.TLSConfig = config // with "h2" in NextProtos for HTTP/2
+//	err := hs.Serve(socketcluster.NewTLSListener(l, config))
+//
+// config is used as tls.NewListener uses it.
+func NewTLSListener(inner net.Listener, config *tls.Config) net.Listener {
+	return wsconn.NewTLSListener(inner, config)
 }
 
 func (srv *Server) allSockets() []*Socket {

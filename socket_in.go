@@ -23,14 +23,15 @@ import (
 //
 // Two readers implement this (see CONCURRENCY.md):
 //
-//   - event-driven (plain TCP on Linux, the default): the connection is
+//   - event-driven (TCP on Linux, the default; TLS too when accepted
+//     through ServeTLS or NewTLSListener): the connection is
 //     watched by internal/netpoll and holds no goroutine and no read buffer
 //     while idle; when it is readable, readReady runs in a poller worker,
 //     never twice at once for one socket, and processes every message that
 //     is complete;
 //   - readLoop, a goroutine of the socket's own blocked in ReadMessage: for
-//     other connections (TLS, tests on net.Pipe), on other systems, or with
-//     Options.DisableEventReads.
+//     other connections (TLS from tls.NewListener, tests on net.Pipe), on
+//     other systems, or with Options.DisableEventReads.
 
 // startReading starts reading the socket with the event-driven reader if
 // it can, else with readLoop. Reading ends (endReading) after readFailed.

@@ -169,7 +169,12 @@ func (a *app) serve(ctx context.Context) int {
 		hs.ErrorLog = slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug)
 		tlsOn := i == 0 && a.certs != nil
 		if tlsOn {
+			// HTTP/2 for the HTTP endpoints (as ServeTLS would offer it);
+			// served through sc.NewTLSListener so that the sockets are
+			// read without a goroutine each.
 			hs.TLSConfig = a.certs.tlsConfig()
+			hs.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+			l = sc.NewTLSListener(l, hs.TLSConfig)
 		}
 		servers = append(servers, hs)
 		scheme := "http"
@@ -181,13 +186,7 @@ func (a *app) serve(ctx context.Context) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var err error
-			if tlsOn {
-				err = hs.ServeTLS(l, "", "")
-			} else {
-				err = hs.Serve(l)
-			}
-			if !errors.Is(err, http.ErrServerClosed) {
+			if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 				served <- err
 			}
 		}()

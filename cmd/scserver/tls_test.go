@@ -119,11 +119,14 @@ func TestTLS(t *testing.T) {
 	if d, err := c.Invoke(ctx, "echo", "over TLS"); err != nil || string(d) != `"over TLS"` {
 		t.Fatalf("echo over wss: %s %v", d, err)
 	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(t, certFile)}}}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(t, certFile)}, ForceAttemptHTTP2: true}}
 	if resp, err := hc.Get("https://" + p.addr + "/healthz"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("https /healthz: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("https /healthz over %s, want HTTP/2 offered", resp.Proto)
+		}
 	}
 	if _, err := servedCN(t, p.addr, tls.VersionTLS11); err == nil {
 		t.Fatal("a TLS 1.1 handshake succeeded; TLS 1.2 is the minimum")

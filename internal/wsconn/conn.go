@@ -8,8 +8,10 @@
 // Reading works in one of two ways, with the same frame parser:
 //
 //   - Blocking: one goroutine calls ReadMessage in a loop. It owns a 4 KiB
-//     read buffer. This works on any net.Conn (TLS, net.Pipe in tests).
-//   - Event-driven (Watch, Linux, plain TCP): the connection is registered
+//     read buffer. This works on any net.Conn (other TLS connections,
+//     net.Pipe in tests).
+//   - Event-driven (Watch, Linux, plain TCP or TLS from NewTLSListener, see
+//     tls.go): the connection is registered
 //     with internal/netpoll and holds neither a goroutine nor a read buffer
 //     while idle. When it is readable, its handler runs in a worker and
 //     calls NextMessage until ErrWouldBlock; the bytes are read into a
@@ -306,7 +308,8 @@ func (c *Conn) ReadMessage(limit int64) (isBinary bool, payload []byte, err erro
 }
 
 // Watch switches the connection to event-driven reading when this build
-// and the connection (plain TCP) allow it, and reports whether it did;
+// and the connection (plain TCP, or TLS over a PollConn from
+// NewTLSListener) allow it, and reports whether it did;
 // otherwise read with ReadMessage. handler is then called in a worker
 // goroutine, never twice at once, whenever a message may be available, the
 // read deadline passed or the connection was closed; it must call
@@ -314,8 +317,21 @@ func (c *Conn) ReadMessage(limit int64) (isBinary bool, payload []byte, err erro
 // was ErrWouldBlock, false when it is finished with the connection (it must
 // have closed it): it is not called again after that.
 func (c *Conn) Watch(handler func() bool) bool {
-	tc, ok := c.nc.(*net.TCPConn)
-	if !ok || c.blk != nil || !netpoll.Available() {
+	if c.blk != nil || !netpoll.Available() {
+		return false
+	}
+	var tc *net.TCPConn
+	var pc *PollConn
+	switch nc := c.nc.(type) {
+	case *net.TCPConn:
+		tc = nc
+	case *tls.Conn:
+		p, ok := nc.NetConn().(*PollConn)
+		if !ok {
+			return false
+		}
+		pc, tc = p, p.TCPConn
+	default:
 		return false
 	}
 	rc, err := tc.SyscallConn()
@@ -324,8 +340,13 @@ func (c *Conn) Watch(handler func() bool) bool {
 	}
 	e := &evReader{}
 	e.desc.Init(rc, handler)
+	if pc != nil {
+		pc.desc = &e.desc
+	}
 	e.data, c.pending = c.pending, nil
-	buffered := len(e.data) > 0
+	// A tls.Conn may hold records it read ahead of the upgrade request:
+	// no readiness event would announce them.
+	buffered := len(e.data) > 0 || pc != nil
 	c.ev.Store(e)
 	e.desc.Start()
 	if buffered {
@@ -367,7 +388,16 @@ func (c *Conn) NextMessage(limit int64) (isBinary bool, msg []byte, err error) {
 			e.pooled = readBufs.Get().(*[]byte)
 		}
 		buf := *e.pooled
-		n, err := e.desc.Read(buf)
+		var n int
+		var err error
+		if t, ok := c.nc.(*tls.Conn); ok {
+			// Records already read may wait inside the tls.Conn: read
+			// until it says there is nothing, never skip that read.
+			n, err = readTLS(t, buf)
+		} else {
+			n, err = e.desc.Read(buf)
+			e.drained = n < len(buf)
+		}
 		if err != nil {
 			var se *os.SyscallError
 			switch {
@@ -381,7 +411,6 @@ func (c *Conn) NextMessage(limit int64) (isBinary bool, msg []byte, err error) {
 			return false, nil, err
 		}
 		e.data = buf[:n]
-		e.drained = n < len(buf)
 	}
 }
 

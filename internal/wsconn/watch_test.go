@@ -72,6 +72,13 @@ func newWatchedConn(t *testing.T, limit int64, early []byte, deflate bool) *watc
 		br = bufio.NewReader(bytes.NewReader(early))
 		_, _ = br.Peek(len(early))
 	}
+	return watchConn(t, sc, cc, br, limit, deflate)
+}
+
+// watchConn watches sc, the server end of a connection whose client end
+// is cc; br plays the HTTP server's buffer (nil: none).
+func watchConn(t *testing.T, sc, cc net.Conn, br *bufio.Reader, limit int64, deflate bool) *watched {
+	t.Helper()
 	w := &watched{t: t, srv: wsconn.New(sc, br, time.Second), client: cc, msgs: make(chan string, 1000), errc: make(chan error, 1)}
 	if deflate {
 		w.srv.EnableDeflate()
@@ -99,7 +106,7 @@ func newWatchedConn(t *testing.T, limit int64, early []byte, deflate bool) *watc
 		}
 	})
 	if !ok {
-		t.Fatal("Watch refused a TCP connection")
+		t.Fatalf("Watch refused a %T", sc)
 	}
 	return w
 }

@@ -1,0 +1,99 @@
+package wsconn
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+
+	"github.com/socketcluster-go/socketcluster/internal/netpoll"
+)
+
+// TLS connections and the event-driven reader.
+//
+// crypto/tls reads its records from the connection it wraps with a blocking
+// Read, so a *tls.Conn over a plain *net.TCPConn needs a goroutine waiting
+// in Read (and that goroutine's buffer) for as long as it lives. A
+// *tls.Conn made by NewTLSListener wraps a PollConn instead: a TCP
+// connection whose reads, once Watch switched it, never wait. When nothing
+// is left on the socket, PollConn.Read fails with an error that says
+// Timeout and Temporary; crypto/tls keeps the bytes of an incomplete record
+// and does not remember such an error (only non-temporary read errors are
+// final for a tls.Conn), so the next Read, at the next readiness event,
+// carries on where this one stopped. NextMessage then reads the tls.Conn
+// like the socket of a plain connection, into the same pooled buffer.
+
+// PollConn is the TCP connection under a *tls.Conn from NewTLSListener.
+// Until Watch takes it over, it behaves exactly as the *net.TCPConn it
+// embeds (the TLS handshake and the HTTP upgrade read through it as
+// usual); after, Read returns what the socket holds without waiting.
+type PollConn struct {
+	*net.TCPConn
+	// desc is set by Watch before the first event-driven read and never
+	// changes after; only the Watch handler reads the connection then.
+	desc *netpoll.Desc
+}
+
+// Read reads as the TCP connection does until Watch took the connection
+// over; after, it never waits: with nothing to read it fails with an error
+// for which errors.Is(err, ErrWouldBlock) holds.
+func (p *PollConn) Read(b []byte) (int, error) {
+	if p.desc == nil {
+		return p.TCPConn.Read(b)
+	}
+	n, err := p.desc.Read(b)
+	if err == ErrWouldBlock {
+		return n, errNothingYet
+	}
+	return n, err
+}
+
+// errNothingYet is PollConn's "nothing to read now". It is a temporary
+// timeout so that crypto/tls keeps the connection usable after it.
+var errNothingYet error = nothingYet{}
+
+type nothingYet struct{}
+
+func (nothingYet) Error() string   { return ErrWouldBlock.Error() }
+func (nothingYet) Timeout() bool   { return true }
+func (nothingYet) Temporary() bool { return true }
+func (nothingYet) Unwrap() error   { return ErrWouldBlock }
+
+// tlsListener accepts TCP connections and serves TLS over a PollConn.
+type tlsListener struct {
+	net.Listener
+	config *tls.Config
+}
+
+// NewTLSListener is tls.NewListener for connections that Watch can read
+// without a goroutine: each TCP connection accepted from inner is served
+// over a PollConn. Other connections are served as tls.NewListener does.
+func NewTLSListener(inner net.Listener, config *tls.Config) net.Listener {
+	return &tlsListener{Listener: inner, config: config}
+}
+
+func (l *tlsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		c = &PollConn{TCPConn: tc}
+	}
+	return tls.Server(c, l.config), nil
+}
+
+// readTLS is NextMessage's read for a watched TLS connection: the
+// decrypted bytes of the records that can be completed now. A read that
+// returned data hides the error that came with it: crypto/tls returns a
+// final error again at the next Read, and a "nothing yet" there is what
+// ends the round.
+func readTLS(t *tls.Conn, buf []byte) (int, error) {
+	n, err := t.Read(buf)
+	if n > 0 {
+		return n, nil
+	}
+	if errors.Is(err, ErrWouldBlock) {
+		return 0, ErrWouldBlock
+	}
+	return 0, err
+}

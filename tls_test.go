@@ -1,0 +1,205 @@
+package socketcluster_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	sc "github.com/socketcluster-go/socketcluster"
+	scclient "github.com/socketcluster-go/socketcluster/client"
+	"github.com/socketcluster-go/socketcluster/internal/netpoll"
+	"github.com/socketcluster-go/socketcluster/internal/sctest"
+)
+
+// tlsServer is a Server served over TLS, and the configuration its
+// clients trust it with.
+type tlsServer struct {
+	*sc.Server
+	addr   string
+	client *tls.Config
+}
+
+// startTLSServer serves a new Server over TLS with ServeTLS, or, with
+// stdListener, with Serve over crypto/tls's tls.NewListener.
+func startTLSServer(t testing.TB, opts sc.Options, stdListener bool) *tlsServer {
+	t.Helper()
+	opts.Logger = quietLogger
+	srv, err := sc.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.HandleProcedure("echo", func(r *sc.Request) { _ = r.End(r.Data) })
+	cert := sctest.SelfSignedCert(t)
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	served := make(chan error, 1)
+	go func() {
+		if stdListener {
+			served <- srv.Serve(tls.NewListener(l, cfg))
+		} else {
+			served <- srv.ServeTLS(l, cfg)
+		}
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		_ = srv.Close(ctx)
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+	return &tlsServer{Server: srv, addr: addr, client: &tls.Config{RootCAs: roots}}
+}
+
+func TestServeTLS(t *testing.T) {
+	t.Parallel()
+	ts := startTLSServer(t, sc.Options{}, false)
+	conns := sc.Listen[sc.ConnectionEvent](ts).Consumer()
+	defer conns.Stop()
+	ctx := ctxT(t)
+	var clients []*scclient.Client
+	for range 3 {
+		c, err := scclient.Dial(ctx, "wss://"+ts.addr+"/socketcluster/", &scclient.Options{TLSConfig: ts.client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close(1000, "") })
+		clients = append(clients, c)
+	}
+	ev, err := conns.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ev.Socket.Secure() {
+		t.Fatal("a socket served by ServeTLS says it is not secure")
+	}
+
+	// Calls small and large (many TLS records each way), from several
+	// clients at once.
+	big := strings.Repeat("x", 200_000)
+	errc := make(chan error, len(clients))
+	for i, c := range clients {
+		go func() {
+			for j := range 20 {
+				data := big[:j*j*500]
+				if (i+j)%2 == 0 {
+					data = strings.Repeat("y", j)
+				}
+				want := `"` + data + `"`
+				got, err := c.Invoke(ctx, "echo", data)
+				if err != nil {
+					errc <- err
+					return
+				}
+				if string(got) != want {
+					errc <- errors.New("echo answered different data")
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for range clients {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Pub/sub through the same sockets.
+	ch, err := clients[0].Subscribe(ctx, "tls-news")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := ch.Consumer()
+	defer msgs.Stop()
+	if err := clients[1].InvokePublish(ctx, "tls-news", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := msgs.Next(ctx)
+	if err != nil || string(got) != `"hello"` {
+		t.Fatalf("publication %s, %v", got, err)
+	}
+}
+
+func TestServeTLSWithoutCertificate(t *testing.T) {
+	t.Parallel()
+	srv, err := sc.New(sc.Options{Logger: quietLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Close(context.Background()) }()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = srv.ServeTLS(l, &tls.Config{})
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("ServeTLS without a certificate: %v", err)
+	}
+	if _, err := net.Dial("tcp", l.Addr().String()); err == nil {
+		t.Fatal("the listener is still open after ServeTLS refused it")
+	}
+}
+
+// TestIdleTLSSocketsHoldNoGoroutine is TestIdleSocketsHoldNoGoroutine over
+// TLS: no goroutine per idle socket through ServeTLS, one each through
+// tls.NewListener (crypto/tls then needs a blocked Read).
+func TestIdleTLSSocketsHoldNoGoroutine(t *testing.T) {
+	// Not parallel: it counts the process's goroutines.
+	const n = 60
+	for _, mode := range []struct {
+		name        string
+		stdListener bool
+	}{{"ServeTLS", false}, {"tls.NewListener", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			ts := startTLSServer(t, sc.Options{}, mode.stdListener)
+			before := settledGoroutines()
+			d := ws.Dialer{TLSConfig: ts.client}
+			for range n {
+				conn, br, _, err := d.Dial(ctxT(t), "wss://"+ts.addr+"/socketcluster/")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = conn.Close() })
+				if br != nil {
+					ws.PutReader(br)
+				}
+				if err := wsutil.WriteClientText(conn, []byte(`{"event":"#handshake","data":{},"cid":1}`)); err != nil {
+					t.Fatal(err)
+				}
+				_ = conn.SetReadDeadline(time.Now().Add(wait))
+				if _, err := wsutil.ReadServerText(conn); err != nil {
+					t.Fatal(err)
+				}
+			}
+			eventually(t, "handshakes", func() bool { return ts.ClientsCount() == n })
+			added := settledGoroutines() - before
+			if mode.stdListener && added < n {
+				t.Fatalf("%d goroutines added by %d sockets read by goroutines", added, n)
+			}
+			if !mode.stdListener && netpoll.Available() && added > 10 {
+				t.Fatalf("%d goroutines added by %d idle TLS sockets", added, n)
+			}
+			t.Logf("%d idle TLS sockets: %d more goroutines", n, added)
+		})
+	}
+}
