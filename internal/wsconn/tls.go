@@ -31,6 +31,11 @@ type PollConn struct {
 	// desc is set by Watch before the first event-driven read and never
 	// changes after; only the Watch handler reads the connection then.
 	desc *netpoll.Desc
+	// drained: the last read did not fill its buffer, so the socket was
+	// empty then; the next read says "nothing yet" without the read(2)
+	// that would only say EAGAIN (the re-armed registration catches what
+	// arrived since). Owned by the Watch handler.
+	drained bool
 }
 
 // Read reads as the TCP connection does until Watch took the connection
@@ -40,10 +45,15 @@ func (p *PollConn) Read(b []byte) (int, error) {
 	if p.desc == nil {
 		return p.TCPConn.Read(b)
 	}
+	if p.drained {
+		p.drained = false
+		return 0, errNothingYet
+	}
 	n, err := p.desc.Read(b)
 	if err == ErrWouldBlock {
 		return n, errNothingYet
 	}
+	p.drained = err == nil && n < len(b)
 	return n, err
 }
 
