@@ -75,6 +75,13 @@ type hubChannel struct {
 	name string
 	subs subSet      // sockets; read by publishes without a lock
 	exch atomic.Bool // the server's exchange is subscribed; stored under mu
+	// lastPub is when the last publication was delivered here (monoNow),
+	// pubGap the moving average of the time between publications:
+	// batched sends are for channels that publish at a moderate rate
+	// (ringDue, socket_ringsend.go). Concurrent publishers update them
+	// without coordination: an estimate.
+	lastPub atomic.Int64
+	pubGap  atomic.Int64
 
 	mu         sync.Mutex // guards the fields below, and changes to subs and exch
 	dead       bool       // removed from its shard: add must look again
@@ -325,6 +332,7 @@ func (h *hub) deliverLocal(channel string, data []byte) error {
 		return nil
 	}
 	var p *publication
+	var rb *ringBatch
 	n := 0
 	slots := c.subs.view()
 	for i := range slots {
@@ -338,9 +346,15 @@ func (h *hub) deliverLocal(channel string, data []byte) error {
 				return err
 			}
 			p.outbound = h.srv.HasMiddleware(MiddlewareOutbound)
+			if c.ringDue(len(slots)) {
+				rb = h.srv.newRingBatch()
+			}
 		}
-		s.deliverPublish(p)
+		s.deliverPublish(p, rb)
 		n++
+	}
+	if rb != nil {
+		rb.release(h.srv)
 	}
 	h.srv.counters.deliveries.Add(int64(n))
 	if c.exch.Load() {
@@ -418,4 +432,5 @@ func (srv *Server) startPubSub() error {
 
 func (srv *Server) stopPubSub() {
 	_ = srv.hub.broker.Close()
+	srv.rings.close()
 }

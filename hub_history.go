@@ -219,6 +219,7 @@ func (h *hub) DeliverHistory(channel string, pub broker.Publication) {
 		h.hist.mu.Unlock()
 	}
 	var p *publication
+	var rb *ringBatch
 	n := 0
 	slots := c.subs.view()
 	for i := range slots {
@@ -236,9 +237,15 @@ func (h *hub) DeliverHistory(channel string, pub broker.Publication) {
 				return
 			}
 			p.outbound = h.srv.HasMiddleware(MiddlewareOutbound)
+			if c.ringDue(len(slots)) {
+				rb = h.srv.newRingBatch()
+			}
 		}
-		s.deliverPublish(p)
+		s.deliverPublish(p, rb)
 		n++
+	}
+	if rb != nil {
+		rb.release(h.srv)
 	}
 	h.srv.counters.deliveries.Add(int64(n))
 	if c.exch.Load() {
@@ -561,5 +568,5 @@ func (h *hub) sendAt(s *Socket, channel string, p broker.Publication) {
 	}
 	pub.outbound = h.srv.HasMiddleware(MiddlewareOutbound)
 	h.srv.counters.deliveries.Add(1)
-	s.deliverPublish(pub)
+	s.deliverPublish(pub, nil)
 }

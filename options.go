@@ -146,6 +146,15 @@ type Options struct {
 	// httptest, net.Pipe…) always have a reading goroutine, and so do all
 	// when built with the tag scnoepoll.
 	DisableEventReads bool
+	// DisableIOUring writes each delivery of a publication with a write(2)
+	// of its own (from the socket's flusher goroutine). By default, on
+	// Linux with io_uring available, a publication is sent to its idle
+	// subscribers with one io_uring_enter per 256 of them, each send
+	// non-blocking; subscribers with frames queued, TLS sockets and
+	// sends that do not complete at once go through the queue as before.
+	// Where io_uring is missing or forbidden the server falls back by
+	// itself (logged once at Info level).
+	DisableIOUring bool
 
 	// MaxHeaderBytes caps an HTTP request's line and header fields, in
 	// bytes, on the HTTP servers this package builds (HTTPServer, Serve,

@@ -30,6 +30,7 @@ type Server struct {
 	opts       Options
 	codec      Codec
 	compressor *wsconn.Compressor // nil unless Options.PerMessageDeflate
+	rings      ringPool           // io_uring rings for batched sends (socket_ringsend.go)
 	auth       auth.Engine
 	middleware middlewareSet
 	stack      middlewareStack // UseMiddleware

@@ -235,21 +235,28 @@ func (s *Socket) flush() {
 			continue
 		}
 		if err != nil {
-			s.outMu.Lock()
-			s.outClosed = true
-			s.outQ = nil
-			s.outPkt = nil
-			cr := s.closeReq
-			s.closeReq = nil
-			s.flushing = false
-			s.outMu.Unlock()
-			if cr == nil {
-				s.closeWith(protocol.CloseAbnormal, err.Error(), false)
-			}
-			_ = s.conn.Close()
+			s.writeFailed(err)
 			return
 		}
 	}
+}
+
+// writeFailed ends the socket after a failed write, as its flusher: the
+// queue is dropped and refused from now on, and the connection closed
+// (1006 unless a close was already under way).
+func (s *Socket) writeFailed(err error) {
+	s.outMu.Lock()
+	s.outClosed = true
+	s.outQ = nil
+	s.outPkt = nil
+	cr := s.closeReq
+	s.closeReq = nil
+	s.flushing = false
+	s.outMu.Unlock()
+	if cr == nil {
+		s.closeWith(protocol.CloseAbnormal, err.Error(), false)
+	}
+	_ = s.conn.Close()
 }
 
 // maxCoalesced bounds the payload of an array frame built by coalesce.

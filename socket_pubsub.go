@@ -486,8 +486,9 @@ func (s *Socket) published(p *wire.Packet, channel string, ack []byte, err error
 }
 
 // deliverPublish queues a publish to this socket, through the outbound
-// middleware when one is set.
-func (s *Socket) deliverPublish(p *publication) {
+// middleware when one is set; rb, when not nil, takes it instead if the
+// socket is idle (socket_ringsend.go).
+func (s *Socket) deliverPublish(p *publication, rb *ringBatch) {
 	if p.outbound && !s.deliverThroughOutbound(p) {
 		return
 	}
@@ -495,6 +496,9 @@ func (s *Socket) deliverPublish(p *publication) {
 		frame := p.frame
 		if s.conn.Deflate() {
 			frame = p.deflatedFrame(s.server.compressor)
+		}
+		if rb != nil && rb.add(s.server, s, frame) {
+			return
 		}
 		s.enqueuePacket(frame) // a closed socket's queue refuses it
 	}

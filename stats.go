@@ -16,11 +16,14 @@ type Stats struct {
 	Disconnections int64 // sockets closed since start
 	Publishes      int64 // messages published (client, server, and received from the broker)
 	Deliveries     int64 // publish frames queued to sockets
-	SlowConsumers  int64 // sockets disconnected for a full outbound queue
-	BrokerErrors   int64 // failed broker operations and outage reports
-	HTTPRefusals   int64 // HTTP connections dropped before a complete request (see HTTPServer)
-	BytesIn        int64 // payload bytes of the WebSocket messages received
-	BytesOut       int64 // bytes of the WebSocket frames written (headers included)
+	// BatchedDeliveries counts the deliveries written by a batched send
+	// (one io_uring submission for many sockets; Options.DisableIOUring).
+	BatchedDeliveries int64
+	SlowConsumers     int64 // sockets disconnected for a full outbound queue
+	BrokerErrors      int64 // failed broker operations and outage reports
+	HTTPRefusals      int64 // HTTP connections dropped before a complete request (see HTTPServer)
+	BytesIn           int64 // payload bytes of the WebSocket messages received
+	BytesOut          int64 // bytes of the WebSocket frames written (headers included)
 
 	// Upgrades refused by a connection limit (limits.go): MaxConnections
 	// (503), MaxConnectionsPerAddress (429), MaxHandshakesPerSecond (503).
@@ -49,6 +52,7 @@ type counters struct {
 	disconnections atomic.Int64
 	publishes      atomic.Int64
 	deliveries     atomic.Int64
+	batched        atomic.Int64
 	brokerErrors   atomic.Int64
 	httpRefusals   atomic.Int64
 	slowConsumers  atomic.Int64
@@ -83,19 +87,20 @@ func (srv *Server) Stats() Stats {
 		z = srv.compressor.Stats()
 	}
 	return Stats{
-		Clients:        srv.ClientsCount(),
-		PendingClients: srv.PendingClientsCount(),
-		Channels:       channels,
-		Connections:    srv.counters.connections.Load(),
-		Handshakes:     srv.counters.handshakes.Load(),
-		Disconnections: srv.counters.disconnections.Load(),
-		Publishes:      srv.counters.publishes.Load(),
-		Deliveries:     srv.counters.deliveries.Load(),
-		SlowConsumers:  srv.counters.slowConsumers.Load(),
-		BrokerErrors:   srv.counters.brokerErrors.Load(),
-		HTTPRefusals:   srv.counters.httpRefusals.Load(),
-		BytesIn:        srv.counters.bytesIn.Load(),
-		BytesOut:       srv.counters.bytesOut.Load(),
+		Clients:           srv.ClientsCount(),
+		PendingClients:    srv.PendingClientsCount(),
+		Channels:          channels,
+		Connections:       srv.counters.connections.Load(),
+		Handshakes:        srv.counters.handshakes.Load(),
+		Disconnections:    srv.counters.disconnections.Load(),
+		Publishes:         srv.counters.publishes.Load(),
+		Deliveries:        srv.counters.deliveries.Load(),
+		BatchedDeliveries: srv.counters.batched.Load(),
+		SlowConsumers:     srv.counters.slowConsumers.Load(),
+		BrokerErrors:      srv.counters.brokerErrors.Load(),
+		HTTPRefusals:      srv.counters.httpRefusals.Load(),
+		BytesIn:           srv.counters.bytesIn.Load(),
+		BytesOut:          srv.counters.bytesOut.Load(),
 
 		RefusedConnections:   srv.counters.refusedConnections.Load(),
 		RefusedPerAddress:    srv.counters.refusedPerAddress.Load(),

@@ -22,11 +22,11 @@ import (
 type Collector struct {
 	srv *sc.Server
 
-	clients, pending, channels, ready, brokerConnected            *prometheus.Desc
-	handshakes, bytesIn, bytesOut                                 *prometheus.Desc
-	connections, disconnections, publishes, deliveries, slow, brk *prometheus.Desc
-	httpRefusals, refusedUpgrades, rateLimited, refusedOrigins    *prometheus.Desc
-	compressions, compressionIn, compressionOut                   *prometheus.Desc
+	clients, pending, channels, ready, brokerConnected                     *prometheus.Desc
+	handshakes, bytesIn, bytesOut                                          *prometheus.Desc
+	connections, disconnections, publishes, deliveries, batched, slow, brk *prometheus.Desc
+	httpRefusals, refusedUpgrades, rateLimited, refusedOrigins             *prometheus.Desc
+	compressions, compressionIn, compressionOut                            *prometheus.Desc
 
 	history []historyMetric // Server.HistoryStats
 }
@@ -66,6 +66,7 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 		disconnections:  d("disconnections_total", "Sockets closed."),
 		publishes:       d("publishes_total", "Messages published (client, server and from the broker)."),
 		deliveries:      d("deliveries_total", "Publish frames queued to sockets."),
+		batched:         d("batched_deliveries_total", "Deliveries written by a batched send (one io_uring submission for many sockets)."),
 		slow:            d("slow_consumers_total", "Sockets disconnected because their outbound queue was full."),
 		brk:             d("broker_errors_total", "Failed broker operations and broker outages."),
 		httpRefusals:    d("http_refusals_total", "HTTP connections dropped before a complete request (header too large, too slow, malformed)."),
@@ -89,7 +90,7 @@ func NewCollector(srv *sc.Server, namespace string) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited, c.refusedOrigins, c.compressions, c.compressionIn, c.compressionOut, c.brokerConnected, c.handshakes, c.bytesIn, c.bytesOut} {
+	for _, d := range []*prometheus.Desc{c.clients, c.pending, c.channels, c.ready, c.connections, c.disconnections, c.publishes, c.deliveries, c.batched, c.slow, c.brk, c.httpRefusals, c.refusedUpgrades, c.rateLimited, c.refusedOrigins, c.compressions, c.compressionIn, c.compressionOut, c.brokerConnected, c.handshakes, c.bytesIn, c.bytesOut} {
 		ch <- d
 	}
 	for _, m := range c.history {
@@ -124,6 +125,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	k(c.disconnections, s.Disconnections)
 	k(c.publishes, s.Publishes)
 	k(c.deliveries, s.Deliveries)
+	k(c.batched, s.BatchedDeliveries)
 	k(c.slow, s.SlowConsumers)
 	k(c.brk, s.BrokerErrors)
 	k(c.httpRefusals, s.HTTPRefusals)

@@ -31,15 +31,16 @@ func TestNewRegistryGathers(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]float64{
-		"socketcluster_clients":              0,
-		"socketcluster_ready":                1,
-		"socketcluster_broker_connected":     1,
-		"socketcluster_handshakes_total":     0,
-		"socketcluster_received_bytes_total": 0,
-		"socketcluster_sent_bytes_total":     0,
-		"socketcluster_slow_consumers_total": 0,
-		"socketcluster_deliveries_total":     0,
-		"socketcluster_broker_errors_total":  0,
+		"socketcluster_clients":                  0,
+		"socketcluster_ready":                    1,
+		"socketcluster_broker_connected":         1,
+		"socketcluster_handshakes_total":         0,
+		"socketcluster_received_bytes_total":     0,
+		"socketcluster_sent_bytes_total":         0,
+		"socketcluster_slow_consumers_total":     0,
+		"socketcluster_deliveries_total":         0,
+		"socketcluster_batched_deliveries_total": 0,
+		"socketcluster_broker_errors_total":      0,
 	} {
 		v, ok := got[name]
 		if !ok {

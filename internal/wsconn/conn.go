@@ -88,20 +88,26 @@ type Conn struct {
 	blk *blockingReader          // ReadMessage's state, from its first call
 	ev  atomic.Pointer[evReader] // event-driven reads, set by Watch
 
-	// deflate: permessage-deflate was negotiated. Set before the first
-	// read, then only read.
-	deflate bool
-
 	wmu       sync.Mutex
 	closeSent atomic.Bool
-	wtimeout  time.Duration
+	// fd is the socket's descriptor for batched sends (BeginRingSend):
+	// set by Watch for a plain TCP connection, -1 otherwise.
+	fd       int32
+	wtimeout time.Duration
 
 	// AbortWrites' state, guarded by dmu: dataWrite is set while
 	// WriteFrames writes, so that AbortWrites cuts that write short and
-	// never a control frame's.
+	// never a control frame's. closing is set by Close before the
+	// descriptor is closed; a batched send holds dmu from BeginRingSend
+	// to EndRingSend, so the descriptor stays open meanwhile.
 	dmu       sync.Mutex
 	aborted   bool
 	dataWrite bool
+	closing   bool
+
+	// deflate: permessage-deflate was negotiated. Set before the first
+	// read, then only read.
+	deflate bool
 }
 
 // blockingReader is the state of ReadMessage.
@@ -192,7 +198,7 @@ func Upgrade(w http.ResponseWriter, r *http.Request, o UpgradeOptions) (*Conn, e
 // if not nil, is a reader over nc that may hold bytes already read from
 // it: those are parsed first, then nc is read directly (br is not kept).
 func New(nc net.Conn, br *bufio.Reader, writeTimeout time.Duration) *Conn {
-	c := &Conn{nc: nc, wtimeout: writeTimeout}
+	c := &Conn{nc: nc, wtimeout: writeTimeout, fd: -1}
 	if br != nil && br.Buffered() > 0 {
 		b, _ := br.Peek(br.Buffered())
 		c.pending = append([]byte(nil), b...)
@@ -342,6 +348,8 @@ func (c *Conn) Watch(handler func() bool) bool {
 	e.desc.Init(rc, handler)
 	if pc != nil {
 		pc.desc = &e.desc
+	} else {
+		_ = rc.Control(func(fd uintptr) { c.fd = int32(fd) })
 	}
 	e.data, c.pending = c.pending, nil
 	// A tls.Conn may hold records it read ahead of the upgrade request:
@@ -669,6 +677,9 @@ func (c *Conn) CloseSent() bool { return c.closeSent.Load() }
 // Close closes the TCP connection. A watched connection's handler is
 // triggered to see it.
 func (c *Conn) Close() error {
+	c.dmu.Lock() // waits for a batched send under way (BeginRingSend)
+	c.closing = true
+	c.dmu.Unlock()
 	err := c.nc.Close()
 	if e := c.ev.Load(); e != nil {
 		e.desc.Trigger()
@@ -704,4 +715,49 @@ func PlainTextPayload(frame []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return frame[h:], true
+}
+
+// BeginRingSend prepares a batched send of data frames made outside this
+// package (internal/uring): when the connection is plain TCP read by
+// Watch, open, not aborted and no other write is under way, it returns the
+// socket's descriptor and true, and then holds the connection's write
+// locks, so that nothing else writes to the socket or closes it, until
+// EndRingSend. It never waits: it reports false instead. The send must not
+// wait either (non-blocking), and must not outlast EndRingSend.
+func (c *Conn) BeginRingSend() (fd int32, ok bool) {
+	if c.fd < 0 || !c.wmu.TryLock() {
+		return -1, false
+	}
+	if c.closeSent.Load() || !c.dmu.TryLock() {
+		c.wmu.Unlock()
+		return -1, false
+	}
+	if c.aborted || c.closing {
+		c.dmu.Unlock()
+		c.wmu.Unlock()
+		return -1, false
+	}
+	return c.fd, true
+}
+
+// CanRingSend reports whether BeginRingSend may succeed: the connection is
+// plain TCP read by Watch and its close frame was not sent.
+func (c *Conn) CanRingSend() bool { return c.fd >= 0 && !c.closeSent.Load() }
+
+// EndRingSend ends what BeginRingSend began. rest is what the batched send
+// left unsent of the frame it was sending (nil when it sent all of it or
+// nothing): it is written first, before anything else can be written, and
+// like the end of a frame cut by AbortWrites it is written even after
+// AbortWrites, within the close timeout. EndRingSend then waits for that
+// write like any other; the descriptor can be closed meanwhile (the write
+// then fails).
+func (c *Conn) EndRingSend(rest []byte) error {
+	c.dmu.Unlock()
+	defer c.wmu.Unlock()
+	if len(rest) == 0 {
+		return nil
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.closeTimeout()))
+	_, err := c.nc.Write(rest)
+	return err
 }

@@ -1,0 +1,175 @@
+package socketcluster_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/internal/sctest"
+	"github.com/socketcluster-go/socketcluster/internal/uring"
+)
+
+// ioUringHere reports whether this machine lets a process use io_uring,
+// as the server finds out on its first batched send.
+func ioUringHere() bool {
+	r, err := uring.New(8)
+	if err != nil {
+		return false
+	}
+	r.Close()
+	return true
+}
+
+// readPublications reads n publications of channel from c, which must
+// carry {"n":0}, {"n":1}, … in order; other frames (answers to calls)
+// are skipped.
+func readPublications(c *sctest.Client, channel string, n int, timeout time.Duration) error {
+	next := 0
+	for next < n {
+		f, err := c.Next(timeout)
+		if err != nil {
+			return fmt.Errorf("after %d publications: %w", next, err)
+		}
+		var p struct {
+			Event string `json:"event"`
+			Data  struct {
+				Channel string `json:"channel"`
+				Data    struct {
+					N int `json:"n"`
+				} `json:"data"`
+			} `json:"data"`
+		}
+		if json.Unmarshal(f.Payload, &p) != nil {
+			return fmt.Errorf("after %d publications: a frame that is not JSON: %.80q", next, f.Payload)
+		}
+		if p.Event != "#publish" {
+			continue
+		}
+		if p.Data.Channel != channel || p.Data.Data.N != next {
+			return fmt.Errorf("publication %s/%d, want %s/%d", p.Data.Channel, p.Data.Data.N, channel, next)
+		}
+		next++
+	}
+	return nil
+}
+
+// TestBatchedSends: publications to a channel whose publications come
+// some time apart are sent in batches (one io_uring submission for many
+// subscribers); with calls answered on the same sockets at the same time,
+// every subscriber gets every publication, whole and in order. With
+// DisableIOUring, nothing is batched.
+func TestBatchedSends(t *testing.T) {
+	t.Parallel()
+	for _, disabled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("DisableIOUring=%v", disabled), func(t *testing.T) {
+			t.Parallel()
+			ts := newServer(t, sc.Options{DisableIOUring: disabled})
+			const subscribers, publications = 20, 100
+			cs := make([]*sctest.Client, subscribers)
+			for i := range cs {
+				cs[i] = ts.dial(t, &sctest.Options{AutoPong: true})
+				cs[i].Handshake(nil)
+				cs[i].Subscribe("batched")
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, 2*subscribers)
+			for _, c := range cs {
+				wg.Add(2)
+				go func() {
+					defer wg.Done()
+					errs <- readPublications(c, "batched", publications, wait)
+				}()
+				go func() {
+					// Calls whose answers go through the socket's queue
+					// while publications are batched.
+					defer wg.Done()
+					for i := range 20 {
+						c.Transmit("echo", i) // no answer expected: a transmit
+						time.Sleep(time.Millisecond)
+					}
+				}()
+			}
+			for i := range publications {
+				if err := ts.Exchange().Publish(context.Background(), "batched", map[string]int{"n": i}); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Millisecond) // publications some time apart: batched
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			batched := ts.Stats().BatchedDeliveries
+			switch {
+			case disabled && batched != 0:
+				t.Fatalf("%d batched deliveries with DisableIOUring", batched)
+			case !disabled && ioUringHere() && batched == 0:
+				t.Fatal("no delivery was batched, though io_uring is available")
+			case !disabled && !ioUringHere():
+				t.Log("io_uring is not available here: the fallback was tested")
+			}
+			t.Logf("%d of %d deliveries batched", batched, subscribers*publications)
+		})
+	}
+}
+
+// TestBatchedSendsSlowSubscriber: a subscriber that stops reading fills
+// its socket's buffers, so batched sends to it come back short or with
+// EAGAIN; the rest of a cut frame is written before anything else, the
+// other subscribers and the publisher are not held up, and once it reads
+// again it gets every publication whole and in order.
+func TestBatchedSendsSlowSubscriber(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, sc.Options{OutboundQueueLimit: 64 << 20, MaxPayload: 1 << 20})
+	const publications = 150
+	pad := strings.Repeat("p", 32<<10)
+	fast := make([]*sctest.Client, 8)
+	for i := range fast {
+		fast[i] = ts.dial(t, &sctest.Options{AutoPong: true})
+		fast[i].Handshake(nil)
+		fast[i].Subscribe("big")
+	}
+	// A reader queue of two frames: the client stops reading from its
+	// connection at once, and the server's writes back up.
+	slow := ts.dial(t, &sctest.Options{AutoPong: true, QueueSize: 2})
+	slow.Handshake(nil)
+	slow.Subscribe("big")
+
+	var wg sync.WaitGroup
+	errs := make(chan error, len(fast))
+	for _, c := range fast {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- readPublications(c, "big", publications, wait)
+		}()
+	}
+	for i := range publications {
+		if err := ts.Exchange().Publish(context.Background(), "big", map[string]any{"n": i, "pad": pad}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+	// The fast subscribers got everything while the slow one read nothing.
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := readPublications(slow, "big", publications, wait); err != nil {
+		t.Fatalf("slow subscriber: %v", err)
+	}
+	if n := ts.Stats().SlowConsumers; n != 0 {
+		t.Fatalf("%d slow consumers disconnected under a 64 MiB limit", n)
+	}
+}
