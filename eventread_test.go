@@ -235,23 +235,7 @@ func TestIdleSocketsHoldNoGoroutine(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			ts := newServer(t, sc.Options{DisableEventReads: mode.disable})
 			before := settledGoroutines()
-			for range n {
-				conn, br, _, err := ws.Dial(ctxT(t), "ws://"+ts.addr+"/socketcluster/")
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = conn.Close() })
-				if br != nil {
-					ws.PutReader(br)
-				}
-				if err := wsutil.WriteClientText(conn, []byte(`{"event":"#handshake","data":{},"cid":1}`)); err != nil {
-					t.Fatal(err)
-				}
-				_ = conn.SetReadDeadline(time.Now().Add(wait))
-				if _, err := wsutil.ReadServerText(conn); err != nil {
-					t.Fatal(err)
-				}
-			}
+			openIdle(t, ws.Dialer{}, "ws://"+ts.addr+"/socketcluster/", n)
 			eventually(t, "handshakes", func() bool { return ts.ClientsCount() == n })
 			added := settledGoroutines() - before
 			if mode.disable && added < n {
@@ -262,6 +246,30 @@ func TestIdleSocketsHoldNoGoroutine(t *testing.T) {
 			}
 			t.Logf("%d idle sockets: %d more goroutines", n, added)
 		})
+	}
+}
+
+// openIdle opens n connections to url with d, handshakes each and leaves
+// them idle (they are closed when the test ends); the clients have no
+// goroutine of their own.
+func openIdle(t *testing.T, d ws.Dialer, url string, n int) {
+	t.Helper()
+	for range n {
+		conn, br, _, err := d.Dial(ctxT(t), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		if br != nil {
+			ws.PutReader(br)
+		}
+		if err := wsutil.WriteClientText(conn, []byte(`{"event":"#handshake","data":{},"cid":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(wait))
+		if _, err := wsutil.ReadServerText(conn); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

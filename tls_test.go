@@ -9,10 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 
 	sc "github.com/socketcluster-go/socketcluster"
 	scclient "github.com/socketcluster-go/socketcluster/client"
@@ -173,24 +171,7 @@ func TestIdleTLSSocketsHoldNoGoroutine(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			ts := startTLSServer(t, sc.Options{}, mode.stdListener)
 			before := settledGoroutines()
-			d := ws.Dialer{TLSConfig: ts.client}
-			for range n {
-				conn, br, _, err := d.Dial(ctxT(t), "wss://"+ts.addr+"/socketcluster/")
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = conn.Close() })
-				if br != nil {
-					ws.PutReader(br)
-				}
-				if err := wsutil.WriteClientText(conn, []byte(`{"event":"#handshake","data":{},"cid":1}`)); err != nil {
-					t.Fatal(err)
-				}
-				_ = conn.SetReadDeadline(time.Now().Add(wait))
-				if _, err := wsutil.ReadServerText(conn); err != nil {
-					t.Fatal(err)
-				}
-			}
+			openIdle(t, ws.Dialer{TLSConfig: ts.client}, "wss://"+ts.addr+"/socketcluster/", n)
 			eventually(t, "handshakes", func() bool { return ts.ClientsCount() == n })
 			added := settledGoroutines() - before
 			if mode.stdListener && added < n {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/socketcluster-go/socketcluster/internal/testnet"
 )
 
 // TestMain fails the run when a poller or worker goroutine is left behind
@@ -27,30 +29,7 @@ const wait = 10 * time.Second
 // pairs returns n connected TCP pairs (server side, client side).
 func pairs(t testing.TB, n int) (servers, clients []*net.TCPConn) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	for range n {
-		c, err := net.Dial("tcp", l.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := l.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		servers = append(servers, s.(*net.TCPConn))
-		clients = append(clients, c.(*net.TCPConn))
-	}
-	t.Cleanup(func() {
-		for i := range servers {
-			_ = servers[i].Close()
-			_ = clients[i].Close()
-		}
-	})
-	return servers, clients
+	return testnet.Pairs(t, n)
 }
 
 // conn is a watched server connection whose handler collects the bytes.

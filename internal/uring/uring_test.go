@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketcluster-go/socketcluster/internal/testnet"
 	"github.com/socketcluster-go/socketcluster/internal/uring"
 )
 
@@ -27,28 +28,13 @@ func newRing(t *testing.T, entries uint32) *uring.Ring {
 // server ends (to send on) and the client ends (to read from).
 func pairs(t *testing.T, n int) (fds []int32, servers, clients []*net.TCPConn) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	for range n {
-		c, err := net.Dial("tcp", l.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := l.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close(); _ = s.Close() })
-		rc, err := s.(*net.TCPConn).SyscallConn()
+	servers, clients = testnet.Pairs(t, n)
+	for _, s := range servers {
+		rc, err := s.SyscallConn()
 		if err != nil {
 			t.Fatal(err)
 		}
 		_ = rc.Control(func(fd uintptr) { fds = append(fds, int32(fd)) })
-		servers = append(servers, s.(*net.TCPConn))
-		clients = append(clients, c.(*net.TCPConn))
 	}
 	return fds, servers, clients
 }
