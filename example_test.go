@@ -2,6 +2,7 @@ package socketcluster_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log"
@@ -84,6 +85,28 @@ func ExampleServer_ListenAndServe() {
 	}
 	srv.HandleProcedure("echo", func(r *sc.Request) { _ = r.End(r.Data) })
 	if err := srv.ListenAndServe(":8000"); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Fatal(err)
+	}
+}
+
+// ServeTLS serves wss:// with a certificate; its sockets are read like
+// plain ones, with no goroutine per idle connection. With an http.Server
+// of your own (HTTPServer), serve it on NewTLSListener instead.
+func ExampleServer_ServeTLS() {
+	srv, err := sc.New(sc.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair("cert.pem", "key.pem")
+	if err != nil {
+		log.Fatal(err)
+	}
+	l, err := net.Listen("tcp", ":8443")
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = srv.ServeTLS(l, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Fatal(err)
 	}
 }

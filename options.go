@@ -150,8 +150,11 @@ type Options struct {
 	// of its own (from the socket's flusher goroutine). By default, on
 	// Linux with io_uring available, a publication is sent to its idle
 	// subscribers with one io_uring_enter per 256 of them, each send
-	// non-blocking; subscribers with frames queued, TLS sockets and
+	// non-blocking; subscribers with frames queued, TLS sockets, sockets
+	// not read event-driven (DisableEventReads, the tag scnoepoll) and
 	// sends that do not complete at once go through the queue as before.
+	// Only channels that publish at a moderate rate are batched (under a
+	// flood the flushers' coalescing does better; see docs/performance.md).
 	// Where io_uring is missing or forbidden the server falls back by
 	// itself (logged once at Info level).
 	DisableIOUring bool
