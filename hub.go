@@ -346,7 +346,10 @@ func (h *hub) deliverLocal(channel string, data []byte) error {
 				return err
 			}
 			p.outbound = h.srv.HasMiddleware(MiddlewareOutbound)
-			if c.ringDue(len(slots)) {
+			// Not with outbound middleware: application code runs
+			// per delivery, and must not hold up the sockets already
+			// taken by the batch.
+			if c.ringDue(len(slots)) && !p.outbound {
 				rb = h.srv.newRingBatch()
 			}
 		}

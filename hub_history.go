@@ -237,7 +237,10 @@ func (h *hub) DeliverHistory(channel string, pub broker.Publication) {
 				return
 			}
 			p.outbound = h.srv.HasMiddleware(MiddlewareOutbound)
-			if c.ringDue(len(slots)) {
+			// Not with outbound middleware: application code runs
+			// per delivery, and must not hold up the sockets already
+			// taken by the batch.
+			if c.ringDue(len(slots)) && !p.outbound {
 				rb = h.srv.newRingBatch()
 			}
 		}

@@ -154,7 +154,8 @@ type Options struct {
 	// not read event-driven (DisableEventReads, the tag scnoepoll) and
 	// sends that do not complete at once go through the queue as before.
 	// Only channels that publish at a moderate rate are batched (under a
-	// flood the flushers' coalescing does better; see docs/performance.md).
+	// flood the flushers' coalescing does better; see docs/performance.md),
+	// and never while outbound middleware is set (it runs per delivery).
 	// Where io_uring is missing or forbidden the server falls back by
 	// itself (logged once at Info level).
 	DisableIOUring bool

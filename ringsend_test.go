@@ -175,3 +175,49 @@ func TestBatchedSendsSlowSubscriber(t *testing.T) {
 		t.Fatalf("%d slow consumers disconnected under a 64 MiB limit", n)
 	}
 }
+
+// TestBatchedSendsNotWithOutboundMiddleware: with outbound middleware a
+// publication is not batched (the middleware, application code, runs per
+// delivery and must not hold up sockets a batch has taken), and every
+// delivery still goes through it.
+func TestBatchedSendsNotWithOutboundMiddleware(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	seen := 0
+	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
+		if err := srv.SetMiddleware(sc.MiddlewareOutbound, func(_ context.Context, a *sc.Action) error {
+			mu.Lock()
+			seen++
+			mu.Unlock()
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	const subscribers, publications = 5, 10
+	cs := make([]*sctest.Client, subscribers)
+	for i := range cs {
+		cs[i] = ts.dial(t, &sctest.Options{AutoPong: true})
+		cs[i].Handshake(nil)
+		cs[i].Subscribe("watched")
+	}
+	for i := range publications {
+		if err := ts.Exchange().Publish(context.Background(), "watched", map[string]int{"n": i}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for _, c := range cs {
+		if err := readPublications(c, "watched", publications, wait); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen != subscribers*publications {
+		t.Fatalf("outbound middleware saw %d deliveries, want %d", seen, subscribers*publications)
+	}
+	if n := ts.Stats().BatchedDeliveries; n != 0 {
+		t.Fatalf("%d deliveries batched with outbound middleware", n)
+	}
+}

@@ -1,9 +1,12 @@
 package socketcluster
 
 import (
+	"errors"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/socketcluster-go/socketcluster/internal/uring"
 )
@@ -89,7 +92,8 @@ type ringPool struct {
 
 	mu     sync.Mutex
 	free   []*uring.Ring
-	made   int
+	made   int  // rings in existence
+	worked bool // a ring was made once: a later failure is not "unavailable"
 	closed bool
 }
 
@@ -112,16 +116,35 @@ func (p *ringPool) take(srv *Server) *uring.Ring {
 	p.made++
 	p.mu.Unlock()
 	r, err := uring.New(ringEntries)
+	p.mu.Lock()
 	if err != nil {
-		if !p.broken.Swap(true) {
-			srv.opts.Logger.Info("socketcluster: io_uring is not available, publications are written with one write(2) per subscriber", "error", err)
-		}
-		p.mu.Lock()
 		p.made--
+		worked := p.worked
 		p.mu.Unlock()
-		return nil
+		if !worked {
+			// Never had one: not allowed here (or not supported).
+			p.disable(srv, "io_uring is not available", err)
+		}
+		return nil // this batch is written the usual way
 	}
+	p.worked = true
+	p.mu.Unlock()
 	return r
+}
+
+// disable turns batched sends off for good, saying why once.
+func (p *ringPool) disable(srv *Server, why string, err error) {
+	if !p.broken.Swap(true) {
+		srv.opts.Logger.Info("socketcluster: "+why+": publications are written with one write(2) per subscriber", "error", err)
+	}
+}
+
+// discard drops a ring whose io_uring_enter failed (its state is unknown).
+func (p *ringPool) discard(r *uring.Ring) {
+	p.mu.Lock()
+	p.made--
+	p.mu.Unlock()
+	r.Close()
 }
 
 func (p *ringPool) put(r *uring.Ring) {
@@ -179,28 +202,44 @@ func (b *ringBatch) add(srv *Server, s *Socket, frame []byte) bool {
 	return true
 }
 
+// handedOff marks, in ringBatch.res, a socket whose cut frame
+// finishRingSend finishes (outside the range of send results).
+const handedOff = math.MinInt
+
+// errSendUnknown ends a socket whose batched send's outcome is unknown: its
+// stream may hold part of a frame.
+var errSendUnknown = errors.New("socketcluster: batched send failed with an unknown outcome")
+
 // send sends the batch and hands every socket back to its queue.
 func (b *ringBatch) send(srv *Server) {
 	if len(b.socks) == 0 {
 		return
 	}
 	res := b.res[:len(b.socks)]
-	clear(res)
-	for i, s := range b.socks {
-		if fd, ok := s.conn.BeginRingSend(); ok {
-			b.sub = append(b.sub, i)
-			b.fds = append(b.fds, fd)
-			b.sbufs = append(b.sbufs, b.bufs[i])
-		}
-	}
-	if len(b.sub) > 0 {
-		if r := srv.rings.take(srv); r != nil {
-			sres := b.sres[:len(b.sub)]
-			if r.Send(b.fds, b.sbufs, sres) == nil {
-				for k, i := range b.sub {
-					res[i] = int(sres[k])
-				}
+	clear(res) // 0: not sent, the flusher writes the frame
+	var enterErr error
+	unsupported := false
+	// The ring first: making one may log, and nothing outside this file
+	// may run while the write locks below are held.
+	if r := srv.rings.take(srv); r != nil {
+		for i, s := range b.socks {
+			if fd, ok := s.conn.BeginRingSend(); ok {
+				b.sub = append(b.sub, i)
+				b.fds = append(b.fds, fd)
+				b.sbufs = append(b.sbufs, b.bufs[i])
 			}
+		}
+		if len(b.sub) > 0 {
+			sres := b.sres[:len(b.sub)]
+			enterErr = r.Send(b.fds, b.sbufs, sres)
+			for k, i := range b.sub {
+				res[i] = int(sres[k])
+				unsupported = unsupported || sres[k] == -int32(syscall.EINVAL)
+			}
+		}
+		if enterErr != nil {
+			srv.rings.discard(r)
+		} else {
 			srv.rings.put(r)
 		}
 		for _, i := range b.sub {
@@ -209,7 +248,7 @@ func (b *ringBatch) send(srv *Server) {
 				// Part of the frame is out: its rest must follow before
 				// any other byte. The write locks go with it to a
 				// goroutine of the socket's, as a flusher's write.
-				res[i] = -1
+				res[i] = handedOff
 				go s.finishRingSend(frame[n:], n)
 				continue
 			}
@@ -217,9 +256,19 @@ func (b *ringBatch) send(srv *Server) {
 		}
 	}
 	for i, s := range b.socks {
-		if res[i] != -1 {
+		switch res[i] {
+		case handedOff:
+		case uring.Unknown:
+			s.writeFailed(errSendUnknown)
+		default:
 			s.afterRingSend(b.bufs[i], res[i])
 		}
+	}
+	if enterErr != nil {
+		srv.opts.Logger.Warn("socketcluster: io_uring_enter failed; the sockets of the batch whose send may have gone out in part were closed (1006)", "error", enterErr)
+	}
+	if unsupported {
+		srv.rings.disable(srv, "io_uring sends are refused (EINVAL)", syscall.EINVAL)
 	}
 	clear(b.socks)
 	clear(b.bufs)
@@ -240,6 +289,7 @@ func (s *Socket) finishRingSend(rest []byte, sent int) {
 	err := s.conn.EndRingSend(rest)
 	s.outboundSent.Add(1)
 	if err != nil {
+		s.server.counters.bytesOut.Add(int64(sent))
 		s.writeFailed(err)
 		return
 	}

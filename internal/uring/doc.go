@@ -17,3 +17,8 @@
 // kernel.io_uring_disabled, container seccomp profiles), New fails and
 // callers keep their write(2) path.
 package uring
+
+// Unknown is the result Send leaves for a send whose outcome it could not
+// learn (io_uring_enter failed): it may or may not have gone out. It is
+// outside the range of results (bytes sent, or a negative errno).
+const Unknown = -1 << 31

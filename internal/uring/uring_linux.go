@@ -72,6 +72,7 @@ type uringCQE struct {
 type Ring struct {
 	fd      int
 	entries uint32
+	failed  bool // an io_uring_enter failed: the ring's state is unknown
 
 	sqTail, sqHead *uint32
 	sqMask         uint32
@@ -146,14 +147,21 @@ func (r *Ring) Close() {
 // io_uring_enter calls as the ring's size allows, and returns once every
 // send completed. res[i] is the outcome: the bytes sent (possibly fewer
 // than len(bufs[i])), or a negative errno (-EAGAIN: the socket's send
-// buffer is full). The error is the system call's, for the sends not
-// reported in res; those keep res[i] = 0. The caller must keep every fd
-// open and every buffer unchanged until Send returns.
+// buffer is full). When io_uring_enter fails, Send returns its error at
+// once: the sends not reported keep res[i] = Unknown (they may or may not
+// have gone out), and the ring must not be used again (Close it). The
+// caller must keep every fd open and every buffer unchanged until Send
+// returns.
 func (r *Ring) Send(fds []int32, bufs [][]byte, res []int32) error {
 	if len(bufs) != len(fds) || len(res) < len(fds) {
 		return errors.New("uring: Send needs one buffer and one result slot per descriptor")
 	}
-	clear(res[:len(fds)])
+	if r.failed {
+		return errors.New("uring: Send on a ring whose io_uring_enter failed")
+	}
+	for i := range fds {
+		res[i] = Unknown
+	}
 	for start := 0; start < len(fds); {
 		n := min(len(fds)-start, int(r.entries))
 		tail := atomic.LoadUint32(r.sqTail)
@@ -175,6 +183,10 @@ func (r *Ring) Send(fds []int32, bufs [][]byte, res []int32) error {
 		for done := 0; done < n; {
 			submitted, _, errno := syscall.Syscall6(sysIOUringEnter, uintptr(r.fd), uintptr(toSubmit), uintptr(n-done), ioringEnterGetEvents, 0, 0)
 			if errno != 0 && errno != syscall.EINTR {
+				// Entries may be left submitted or not, completions
+				// unread: the ring's state is no longer known.
+				r.failed = true
+				runtime.KeepAlive(bufs)
 				return os.NewSyscallError("io_uring_enter", errno)
 			}
 			if errno == 0 {
@@ -184,7 +196,9 @@ func (r *Ring) Send(fds []int32, bufs [][]byte, res []int32) error {
 			ctail := atomic.LoadUint32(r.cqTail)
 			for ; head != ctail; head++ {
 				c := r.cqes[head&r.cqMask]
-				res[c.userData] = c.res
+				if c.userData < uint64(len(fds)) {
+					res[c.userData] = c.res
+				}
 				done++
 			}
 			atomic.StoreUint32(r.cqHead, head)
