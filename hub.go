@@ -75,13 +75,15 @@ type hubChannel struct {
 	name string
 	subs subSet      // sockets; read by publishes without a lock
 	exch atomic.Bool // the server's exchange is subscribed; stored under mu
-	// lastPub is when the last publication was delivered here (monoNow),
-	// pubGap the moving average of the time between publications:
-	// batched sends are for channels that publish at a moderate rate
-	// (ringDue, socket_ringsend.go). Concurrent publishers update them
-	// without coordination: an estimate.
-	lastPub atomic.Int64
-	pubGap  atomic.Int64
+	// When the last publication here started and ended its delivery
+	// (monoNow), and the moving averages of the time between publications
+	// and of the time from the end of one delivery to the start of the
+	// next: batched sends are for channels that publish at a moderate
+	// rate and whose publishers are not backlogged (ringDue,
+	// socket_ringsend.go). Concurrent publishers update them without
+	// coordination: an estimate.
+	lastPub, lastDone atomic.Int64
+	pubGap, idleGap   atomic.Int64
 
 	mu         sync.Mutex // guards the fields below, and changes to subs and exch
 	dead       bool       // removed from its shard: add must look again
@@ -349,7 +351,7 @@ func (h *hub) deliverLocal(channel string, data []byte) error {
 			// Not with outbound middleware: application code runs
 			// per delivery, and must not hold up the sockets already
 			// taken by the batch.
-			if c.ringDue(len(slots)) && !p.outbound {
+			if c.ringDue(len(slots), h.srv.rings.cost.Load()) && !p.outbound {
 				rb = h.srv.newRingBatch()
 			}
 		}
@@ -358,6 +360,9 @@ func (h *hub) deliverLocal(channel string, data []byte) error {
 	}
 	if rb != nil {
 		rb.release(h.srv)
+	}
+	if p != nil {
+		c.delivered()
 	}
 	h.srv.counters.deliveries.Add(int64(n))
 	if c.exch.Load() {

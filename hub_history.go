@@ -240,7 +240,7 @@ func (h *hub) DeliverHistory(channel string, pub broker.Publication) {
 			// Not with outbound middleware: application code runs
 			// per delivery, and must not hold up the sockets already
 			// taken by the batch.
-			if c.ringDue(len(slots)) && !p.outbound {
+			if c.ringDue(len(slots), h.srv.rings.cost.Load()) && !p.outbound {
 				rb = h.srv.newRingBatch()
 			}
 		}
@@ -249,6 +249,9 @@ func (h *hub) DeliverHistory(channel string, pub broker.Publication) {
 	}
 	if rb != nil {
 		rb.release(h.srv)
+	}
+	if p != nil {
+		c.delivered()
 	}
 	h.srv.counters.deliveries.Add(int64(n))
 	if c.exch.Load() {

@@ -100,6 +100,7 @@ func New(opts Options) (*Server, error) {
 	if o.AuthEngine != nil {
 		srv.auth = o.AuthEngine
 	}
+	srv.rings.cost.Store(ringCostInitial)
 	if err := srv.startPubSub(); err != nil {
 		return nil, err
 	}

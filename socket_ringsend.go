@@ -36,22 +36,46 @@ import (
 // parallel and, under load, several publications per write(2) each
 // (docs/performance.md: saturated fan-out to 1 000 fell from 1.68 M to
 // 198 k deliveries/s when every publication was sent in a batch). So a
-// publication is batched only when publications on its channel have come
-// on average (a moving average of the last eight or so gaps) more than
-// ringGapPerSub per subscriber apart: at 100 publications/s to 1 000
-// subscribers (10 ms apart, over the 8 ms due) the batch is used, at
-// saturation not, and batches take at most about half of one core.
-const ringGapPerSub = 8000 // ns
+// publication is batched only when, on moving averages of the last eight
+// or so on its channel, both
+//
+//   - publications come more than ringGapPerSub per subscriber apart (8 ms
+//     for 1 000 subscribers: 100 publications/s are batched, a flood is
+//     not), and
+//   - its publishers are not backlogged: the time from the end of one
+//     delivery to the start of the next is more than an eighth of what a
+//     batched delivery takes (subscribers times the measured time per
+//     socket of batched sends, ringPool.cost).
+//
+// The second rule keeps a flood from holding itself in batches by being
+// slowed down by them, where batches cost more per socket than the first
+// rule allows for (measured: the first rule alone with 4 µs per
+// subscriber kept saturated fan-out to 1 000 in batches, at 140 k
+// deliveries/s); neither alone did well (docs/performance.md).
+const (
+	ringGapPerSub   = 8000 // ns
+	ringCostInitial = 4000 // ns per socket, until measured
+)
 
-// ringDue (monoNow: socket_timer.go) records a publication to subs subscribers of c and reports
-// whether it is to be sent in batches (see ringGapPerSub).
-func (c *hubChannel) ringDue(subs int) bool {
+// ringDue (monoNow: socket_timer.go) reports whether a publication to subs
+// subscribers of c is to be sent in batches, a batched send costing cost
+// ns per socket; delivered records the end of its delivery.
+func (c *hubChannel) ringDue(subs int, cost int64) bool {
 	now := monoNow()
-	gap := now - c.lastPub.Swap(now)
-	avg := c.pubGap.Load()
-	avg += (gap - avg) / 8
-	c.pubGap.Store(avg)
-	return subs > 1 && avg > int64(subs)*ringGapPerSub
+	pub := ewma(&c.pubGap, now-c.lastPub.Swap(now))
+	idle := ewma(&c.idleGap, now-c.lastDone.Load())
+	n := int64(subs)
+	return subs > 1 && pub > n*ringGapPerSub && 8*idle > n*cost
+}
+
+func (c *hubChannel) delivered() { c.lastDone.Store(monoNow()) }
+
+// ewma folds sample into the moving average avg (weight 1/8) and returns it.
+func ewma(avg *atomic.Int64, sample int64) int64 {
+	a := avg.Load()
+	a += (sample - a) / 8
+	avg.Store(a)
+	return a
 }
 
 // ringBatchMax bounds a batch: the sockets of one io_uring_enter, and so
@@ -89,6 +113,9 @@ var ringBatches = sync.Pool{New: func() any {
 // use the queue from then on.
 type ringPool struct {
 	broken atomic.Bool
+	// cost is the moving average of a batched send's time per socket, ns
+	// (ringCostInitial until the first batch).
+	cost atomic.Int64
 
 	mu     sync.Mutex
 	free   []*uring.Ring
@@ -131,6 +158,9 @@ func (p *ringPool) take(srv *Server) *uring.Ring {
 	p.mu.Unlock()
 	return r
 }
+
+// measured folds the time per socket of one batch into cost.
+func (p *ringPool) measured(perSocket int64) { ewma(&p.cost, perSocket) }
 
 // disable turns batched sends off for good, saying why once.
 func (p *ringPool) disable(srv *Server, why string, err error) {
@@ -231,7 +261,9 @@ func (b *ringBatch) send(srv *Server) {
 		}
 		if len(b.sub) > 0 {
 			sres := b.sres[:len(b.sub)]
+			start := monoNow()
 			enterErr = r.Send(b.fds, b.sbufs, sres)
+			srv.rings.measured((monoNow() - start) / int64(len(b.sub)))
 			for k, i := range b.sub {
 				res[i] = int(sres[k])
 				unsupported = unsupported || sres[k] == -int32(syscall.EINVAL)
