@@ -348,21 +348,13 @@ func (h *hub) deliverLocal(channel string, data []byte) error {
 				return err
 			}
 			p.outbound = h.srv.HasMiddleware(MiddlewareOutbound)
-			// Not with outbound middleware: application code runs
-			// per delivery, and must not hold up the sockets already
-			// taken by the batch.
-			if c.ringDue(len(slots), h.srv.rings.cost.Load()) && !p.outbound {
-				rb = h.srv.newRingBatch()
-			}
+			rb = h.srv.ringBatchFor(c, p, len(slots))
 		}
 		s.deliverPublish(p, rb)
 		n++
 	}
-	if rb != nil {
-		rb.release(h.srv)
-	}
 	if p != nil {
-		c.delivered()
+		h.srv.endFanout(c, rb)
 	}
 	h.srv.counters.deliveries.Add(int64(n))
 	if c.exch.Load() {

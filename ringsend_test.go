@@ -26,6 +26,19 @@ func ioUringHere() bool {
 	return true
 }
 
+// subscribers connects n clients that answer pings, handshakes them and
+// subscribes each to channel.
+func subscribers(t *testing.T, ts *testServer, n int, channel string) []*sctest.Client {
+	t.Helper()
+	cs := make([]*sctest.Client, n)
+	for i := range cs {
+		cs[i] = ts.dial(t, &sctest.Options{AutoPong: true})
+		cs[i].Handshake(nil)
+		cs[i].Subscribe(channel)
+	}
+	return cs
+}
+
 // readPublications reads n publications of channel from c, which must
 // carry {"n":0}, {"n":1}, … in order; other frames (answers to calls)
 // are skipped.
@@ -70,15 +83,10 @@ func TestBatchedSends(t *testing.T) {
 		t.Run(fmt.Sprintf("DisableIOUring=%v", disabled), func(t *testing.T) {
 			t.Parallel()
 			ts := newServer(t, sc.Options{DisableIOUring: disabled})
-			const subscribers, publications = 20, 100
-			cs := make([]*sctest.Client, subscribers)
-			for i := range cs {
-				cs[i] = ts.dial(t, &sctest.Options{AutoPong: true})
-				cs[i].Handshake(nil)
-				cs[i].Subscribe("batched")
-			}
+			const n, publications = 20, 100
+			cs := subscribers(t, ts, n, "batched")
 			var wg sync.WaitGroup
-			errs := make(chan error, 2*subscribers)
+			errs := make(chan error, 2*n)
 			for _, c := range cs {
 				wg.Add(2)
 				go func() {
@@ -118,7 +126,7 @@ func TestBatchedSends(t *testing.T) {
 			case !disabled && !possible:
 				t.Log("io_uring or event-driven reads are not available here: the fallback was tested")
 			}
-			t.Logf("%d of %d deliveries batched", batched, subscribers*publications)
+			t.Logf("%d of %d deliveries batched", batched, n*publications)
 		})
 	}
 }
@@ -133,12 +141,7 @@ func TestBatchedSendsSlowSubscriber(t *testing.T) {
 	ts := newServer(t, sc.Options{OutboundQueueLimit: 64 << 20, MaxPayload: 1 << 20})
 	const publications = 150
 	pad := strings.Repeat("p", 32<<10)
-	fast := make([]*sctest.Client, 8)
-	for i := range fast {
-		fast[i] = ts.dial(t, &sctest.Options{AutoPong: true})
-		fast[i].Handshake(nil)
-		fast[i].Subscribe("big")
-	}
+	fast := subscribers(t, ts, 8, "big")
 	// A reader queue of two frames: the client stops reading from its
 	// connection at once, and the server's writes back up.
 	slow := ts.dial(t, &sctest.Options{AutoPong: true, QueueSize: 2})
@@ -194,13 +197,8 @@ func TestBatchedSendsNotWithOutboundMiddleware(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	const subscribers, publications = 5, 10
-	cs := make([]*sctest.Client, subscribers)
-	for i := range cs {
-		cs[i] = ts.dial(t, &sctest.Options{AutoPong: true})
-		cs[i].Handshake(nil)
-		cs[i].Subscribe("watched")
-	}
+	const n, publications = 5, 10
+	cs := subscribers(t, ts, n, "watched")
 	for i := range publications {
 		if err := ts.Exchange().Publish(context.Background(), "watched", map[string]int{"n": i}); err != nil {
 			t.Fatal(err)
@@ -214,8 +212,8 @@ func TestBatchedSendsNotWithOutboundMiddleware(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if seen != subscribers*publications {
-		t.Fatalf("outbound middleware saw %d deliveries, want %d", seen, subscribers*publications)
+	if seen != n*publications {
+		t.Fatalf("outbound middleware saw %d deliveries, want %d", seen, n*publications)
 	}
 	if n := ts.Stats().BatchedDeliveries; n != 0 {
 		t.Fatalf("%d deliveries batched with outbound middleware", n)

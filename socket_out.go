@@ -135,10 +135,14 @@ func (s *Socket) enqueue(frame []byte) bool {
 	return s.enqueueFrame(frame, false)
 }
 
+// coalesces reports whether queued JSON packets may be merged into array
+// frames (Options.CoalescePackets, with the default JSON codec).
+func (srv *Server) coalesces() bool { return srv.codec == nil && srv.opts.CoalescePackets }
+
 // enqueuePacket queues a frame holding one JSON packet: the flusher may
 // send it inside an array frame with its neighbours (coalesce).
 func (s *Socket) enqueuePacket(frame []byte) bool {
-	return s.enqueueFrame(frame, s.server.codec == nil && s.server.opts.CoalescePackets)
+	return s.enqueueFrame(frame, s.server.coalesces())
 }
 
 func (s *Socket) enqueueFrame(frame []byte, packet bool) bool {

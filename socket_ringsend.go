@@ -205,13 +205,28 @@ func (p *ringPool) close() {
 	}
 }
 
-// newRingBatch returns a batch for one publication, or nil when batched
-// sends are off.
-func (srv *Server) newRingBatch() *ringBatch {
+// ringBatchFor returns a batch for the fan-out of p to subs subscribers
+// of c, or nil when p is to be queued: batched sends are off, p's channel
+// does not call for them (ringDue), or outbound middleware is set
+// (application code runs per delivery, and must not hold up the sockets
+// already taken by the batch). endFanout ends the fan-out.
+func (srv *Server) ringBatchFor(c *hubChannel, p *publication, subs int) *ringBatch {
 	if srv.opts.DisableIOUring || srv.rings.broken.Load() {
 		return nil
 	}
+	if !c.ringDue(subs, srv.rings.cost.Load()) || p.outbound {
+		return nil
+	}
 	return ringBatches.Get().(*ringBatch)
+}
+
+// endFanout sends what rb (nil: none) still holds and records the end of
+// a publication's delivery on c.
+func (srv *Server) endFanout(c *hubChannel, rb *ringBatch) {
+	if rb != nil {
+		rb.release(srv)
+	}
+	c.delivered()
 }
 
 // add takes frame for s when s is idle and can be sent to directly; it
@@ -355,7 +370,7 @@ func (s *Socket) afterRingSend(frame []byte, res int) {
 		go s.flush()
 		return
 	}
-	packet := s.server.codec == nil && s.server.opts.CoalescePackets
+	packet := s.server.coalesces()
 	s.outMu.Lock()
 	s.outQ = append(append(make([][]byte, 0, len(s.outQ)+1), frame), s.outQ...)
 	s.outPkt = append(append(make([]bool, 0, len(s.outPkt)+1), packet), s.outPkt...)

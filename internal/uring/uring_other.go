@@ -7,7 +7,6 @@ import "errors"
 // Ring is not usable on this system.
 type Ring struct{}
 
-
 var errUnsupported = errors.New("uring: io_uring exists on Linux only")
 
 // New fails on this system.

@@ -596,8 +596,7 @@ func (c *Conn) finishFrame(frames [][]byte, n int64) error {
 	for _, f := range frames {
 		if n < int64(len(f)) {
 			if n > 0 {
-				_ = c.nc.SetWriteDeadline(time.Now().Add(c.closeTimeout()))
-				if _, err := c.nc.Write(f[n:]); err != nil {
+				if err := c.writeRest(f[n:]); err != nil {
 					return err
 				}
 			}
@@ -757,6 +756,12 @@ func (c *Conn) EndRingSend(rest []byte) error {
 	if len(rest) == 0 {
 		return nil
 	}
+	return c.writeRest(rest)
+}
+
+// writeRest writes the end of a frame whose start is already out, within
+// the close timeout; the write mutex must be held.
+func (c *Conn) writeRest(rest []byte) error {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.closeTimeout()))
 	_, err := c.nc.Write(rest)
 	return err
