@@ -15,6 +15,11 @@ func AppendNumber(dst []byte, f float64) []byte {
 		return append(dst, '0')
 	}
 	a := math.Abs(f)
+	if a < 1<<53 && f == math.Trunc(f) {
+		// An integer a float64 holds exactly (ids, counters, most
+		// numbers): the same digits, without the shortest-float search.
+		return strconv.AppendInt(dst, int64(f), 10)
+	}
 	if a >= 1e-6 && a < 1e21 {
 		return strconv.AppendFloat(dst, f, 'f', -1, 64)
 	}

@@ -43,6 +43,10 @@ func TestAppendNumberLikeJavaScript(t *testing.T) {
 		{9007199254740992, "9007199254740992"},
 		{9007199254740993, "9007199254740992"},
 		{4294967296, "4294967296"},
+		{-4294967296, "-4294967296"},
+		{9007199254740991, "9007199254740991"},
+		{-9007199254740991, "-9007199254740991"},
+		{-9007199254740992, "-9007199254740992"},
 		{1e100, "1e+100"},
 		{math.NaN(), "null"},
 		{math.Inf(1), "null"},
@@ -55,6 +59,27 @@ func TestAppendNumberLikeJavaScript(t *testing.T) {
 	// Appends to dst.
 	if got := string(wire.AppendNumber([]byte("x:"), 1e-7)); got != "x:1e-7" {
 		t.Errorf("append to prefix: %s", got)
+	}
+}
+
+// Integers take a shorter path in AppendNumber: the digits must be those
+// of the general one (shortest 'f' formatting) on both sides of its bound.
+func TestAppendNumberIntegers(t *testing.T) {
+	check := func(f float64) {
+		if got, want := string(wire.AppendNumber(nil, f)), strconv.FormatFloat(f, 'f', -1, 64); got != want {
+			t.Errorf("AppendNumber(%v) = %s, want %s", f, got, want)
+		}
+	}
+	for f := 1.0; f < 1e21; f *= 3 {
+		for _, g := range []float64{f, f + 1, f - 1, -f, math.Floor(f * 1.5)} {
+			if g != 0 && math.Abs(g) < 1e21 { // JavaScript writes an exponent from 1e21
+				check(g)
+			}
+		}
+	}
+	for d := -3.0; d <= 3; d++ {
+		check(1<<53 + d)
+		check(-(1<<53 + d))
 	}
 }
 

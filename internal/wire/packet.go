@@ -52,7 +52,7 @@ func Parse(frame []byte, packets []Packet, ok []bool) ([]Packet, []bool, Kind) {
 	if i >= len(frame) || (frame[i] != '{' && frame[i] != '[') {
 		return packets, ok, Raw
 	}
-	if !json.Valid(frame) {
+	if !Valid(frame) {
 		return packets, ok, Raw
 	}
 	if frame[i] == '{' {
