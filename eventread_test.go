@@ -28,11 +28,11 @@ import (
 func TestStressEchoAndPubSub(t *testing.T) {
 	// Not parallel: it loads both cores for seconds, which would stretch the timing bounds of the tests running beside it.
 	for _, mode := range []struct {
-		name    string
-		disable bool
-	}{{"event-driven", false}, {"goroutine", true}} {
+		name         string
+		disable, own bool
+	}{{"event-driven", false, false}, {"owned-descriptors", false, true}, {"goroutine", true, false}} {
 		t.Run(mode.name, func(t *testing.T) {
-			stressEchoAndPubSub(t, sc.Options{DisableEventReads: mode.disable, PingInterval: 100 * time.Millisecond})
+			stressEchoAndPubSub(t, sc.Options{DisableEventReads: mode.disable, OwnDescriptors: mode.own, PingInterval: 100 * time.Millisecond})
 		})
 	}
 }
@@ -229,11 +229,11 @@ func TestIdleSocketsHoldNoGoroutine(t *testing.T) {
 	// Not parallel: it counts the process's goroutines.
 	const n = 100
 	for _, mode := range []struct {
-		name    string
-		disable bool
-	}{{"event-driven", false}, {"goroutine", true}} {
+		name         string
+		disable, own bool
+	}{{"event-driven", false, false}, {"owned-descriptors", false, true}, {"goroutine", true, false}} {
 		t.Run(mode.name, func(t *testing.T) {
-			ts := newServer(t, sc.Options{DisableEventReads: mode.disable})
+			ts := newServer(t, sc.Options{DisableEventReads: mode.disable, OwnDescriptors: mode.own})
 			before := settledGoroutines()
 			openIdle(t, ws.Dialer{}, "ws://"+ts.addr+"/socketcluster/", n)
 			eventually(t, "handshakes", func() bool { return ts.ClientsCount() == n })

@@ -32,11 +32,12 @@ import (
 //
 //	go test -run '^$' -bench IdleSocketHeap -benchtime 1x .
 //
-// Variants: a bare server, the same with the interop fixture's middleware
-// and handlers (internal/fixture), and the bare server over TLS 1.3, served
-// through sc.NewTLSListener (event-driven reads, as plain TCP) and through
-// crypto/tls's own tls.NewListener (such a socket is read by a goroutine:
-// see docs/performance.md).
+// Variants: a bare server, the same with Options.OwnDescriptors, the same
+// with the interop fixture's middleware and handlers (internal/fixture),
+// and the bare server over TLS 1.3, served through sc.NewTLSListener
+// (event-driven reads, as plain TCP) and through crypto/tls's own
+// tls.NewListener (such a socket is read by a goroutine: see
+// docs/performance.md).
 //
 // Resident memory is that of the whole test process, garbage collector's
 // headroom included; it is noisier than the heap figure, which is exact.
@@ -44,12 +45,19 @@ func BenchmarkIdleSocketHeap(b *testing.B) {
 	const n = 4000
 	for _, v := range []struct {
 		name    string
+		opts    sc.Options
 		fixture bool
 		tls     tlsMode
-	}{{"server=plain", false, noTLS}, {"server=fixture", true, noTLS}, {"server=plain/tls", false, tlsEvent}, {"server=plain/tls-readloop", false, tlsReadLoop}} {
+	}{
+		{"server=plain", sc.Options{}, false, noTLS},
+		{"server=plain/owned-descriptors", sc.Options{OwnDescriptors: true}, false, noTLS},
+		{"server=fixture", sc.Options{}, true, noTLS},
+		{"server=plain/tls", sc.Options{}, false, tlsEvent},
+		{"server=plain/tls-readloop", sc.Options{}, false, tlsReadLoop},
+	} {
 		b.Run(fmt.Sprintf("%s/sockets=%d", v.name, n), func(b *testing.B) {
 			for b.Loop() {
-				idleSocketHeap(b, n, v.fixture, v.tls)
+				idleSocketHeap(b, n, v.opts, v.fixture, v.tls)
 			}
 		})
 	}
@@ -64,8 +72,9 @@ const (
 	tlsReadLoop         // tls.NewListener: a reading goroutine per socket
 )
 
-func idleSocketHeap(b *testing.B, n int, withFixture bool, mode tlsMode) {
-	srv, err := sc.New(sc.Options{Logger: quietLogger, PingInterval: time.Hour, PingTimeout: time.Hour})
+func idleSocketHeap(b *testing.B, n int, opts sc.Options, withFixture bool, mode tlsMode) {
+	opts.Logger, opts.PingInterval, opts.PingTimeout = quietLogger, time.Hour, time.Hour
+	srv, err := sc.New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -21,10 +21,19 @@ import (
 // undisturbed and miss nothing.
 func TestSlowConsumer(t *testing.T) {
 	t.Parallel()
+	for _, own := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tcpconn", true: "owned-descriptors"}[own], func(t *testing.T) {
+			t.Parallel()
+			slowConsumer(t, own)
+		})
+	}
+}
+
+func slowConsumer(t *testing.T, own bool) {
 	const limit = 1 << 20
 	// A generous broker timeout: on a loaded machine under -race one
 	// 256 KiB publish can take seconds to go through the in-process broker.
-	ts := newServer(t, sc.Options{OutboundQueueLimit: limit, BrokerTimeout: time.Minute})
+	ts := newServer(t, sc.Options{OutboundQueueLimit: limit, BrokerTimeout: time.Minute, OwnDescriptors: own})
 	slowEvents := sc.Listen[sc.SlowConsumerEvent](ts).Consumer()
 	defer slowEvents.Stop()
 	discs := sc.Listen[sc.DisconnectionEvent](ts).Consumer()

@@ -290,6 +290,9 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		srv.emitWarning(err)
 		return
 	}
+	if srv.opts.OwnDescriptors && !srv.opts.DisableEventReads {
+		conn.OwnDescriptor() // before anyone else can use the connection
+	}
 	srv.accept(conn, r, ls)
 	accepted = true
 }

@@ -44,6 +44,7 @@ type config struct {
 	ProtocolVersion    int
 	PerMessageDeflate  bool
 	IOUring            bool
+	OwnDescriptors     bool
 	DeflateThreshold   int
 	DeflateLevel       int
 	DrainTimeout       time.Duration
@@ -199,6 +200,7 @@ var specs = []spec{
 	{"drain-delay", "SC_DRAIN_DELAY", "on SIGTERM, how long /readyz answers 503 before clients are closed (a second signal skips it)", durationSetter(func(c *config) *time.Duration { return &c.DrainDelay }), "5s"},
 	{"drain-timeout", "SC_DRAIN_TIMEOUT", "how long a shutdown then waits for clients", durationSetter(func(c *config) *time.Duration { return &c.DrainTimeout }), "10s"},
 	{"io-uring", "SC_IO_URING", "send each publication to its idle subscribers with one io_uring submission per 256 (Linux; falls back to a write per delivery where io_uring is unavailable)", boolSetter(func(c *config) *bool { return &c.IOUring }), "true"},
+	{"own-descriptors", "SC_OWN_DESCRIPTORS", "plain TCP sockets keep only their descriptor, not Go's net.TCPConn: about 1 KiB less memory per idle connection, for a higher RPC tail latency under saturating load (Linux)", boolSetter(func(c *config) *bool { return &c.OwnDescriptors }), "false"},
 	{"per-message-deflate", "SC_PER_MESSAGE_DEFLATE", "permessage-deflate compression with clients that offer it", boolSetter(func(c *config) *bool { return &c.PerMessageDeflate }), "false"},
 	{"deflate-threshold", "SC_DEFLATE_THRESHOLD", "with -per-message-deflate: messages under this many bytes are sent uncompressed (negative: try every message)", intSetter(func(c *config) *int { return &c.DeflateThreshold }), "1024"},
 	{"deflate-level", "SC_DEFLATE_LEVEL", "with -per-message-deflate: compression level, 1 (fastest) to 9", intSetter(func(c *config) *int { return &c.DeflateLevel }), "1"},
@@ -322,6 +324,7 @@ func (c *config) options(logger *slog.Logger) (sc.Options, error) {
 		MaxPayload:               c.MaxPayload,
 		OutboundQueueLimit:       c.OutboundQueueLimit,
 		DisableIOUring:           !c.IOUring,
+		OwnDescriptors:           c.OwnDescriptors,
 		BrokerTimeout:            c.BrokerTimeout,
 		ProtocolVersion:          c.ProtocolVersion,
 		MaxHeaderBytes:           c.MaxHeaderBytes,

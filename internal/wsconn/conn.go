@@ -41,6 +41,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -75,6 +76,16 @@ type CloseError struct {
 
 func (e *CloseError) Error() string {
 	return fmt.Sprintf("websocket closed by peer: %d %q", e.Code, e.Reason)
+}
+
+// ownedConn is a connection whose descriptor the Conn owns
+// (OwnDescriptor; fdconn_linux.go): read by Watch through rawConn, written
+// with writeBuffers.
+type ownedConn interface {
+	net.Conn
+	rawConn() syscall.RawConn
+	descriptor() int32
+	writeBuffers(bufs [][]byte) (int64, error)
 }
 
 // Conn is a server-side WebSocket connection.
@@ -328,7 +339,11 @@ func (c *Conn) Watch(handler func() bool) bool {
 	}
 	var tc *net.TCPConn
 	var pc *PollConn
+	var rc syscall.RawConn
 	switch nc := c.nc.(type) {
+	case ownedConn:
+		rc = nc.rawConn()
+		c.fd = nc.descriptor()
 	case *net.TCPConn:
 		tc = nc
 	case *tls.Conn:
@@ -340,15 +355,17 @@ func (c *Conn) Watch(handler func() bool) bool {
 	default:
 		return false
 	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return false
+	if rc == nil {
+		var err error
+		if rc, err = tc.SyscallConn(); err != nil {
+			return false
+		}
 	}
 	e := &evReader{}
 	e.desc.Init(rc, handler)
 	if pc != nil {
 		pc.desc = &e.desc
-	} else {
+	} else if tc != nil {
 		_ = rc.Control(func(fd uintptr) { c.fd = int32(fd) })
 	}
 	e.data, c.pending = c.pending, nil
@@ -575,6 +592,8 @@ func (c *Conn) WriteFrames(frames [][]byte) error {
 		var m int
 		m, err = c.nc.Write(frames[0])
 		n = int64(m)
+	} else if oc, ok := c.nc.(ownedConn); ok {
+		n, err = oc.writeBuffers(frames)
 	} else {
 		// WriteTo consumes its receiver: keep frames intact for finish.
 		bufs := net.Buffers(frames)

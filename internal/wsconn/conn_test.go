@@ -540,8 +540,20 @@ func TestUpgradeOverHTTP(t *testing.T) {
 // the close frame written next is the first thing after that frame.
 func TestAbortWrites(t *testing.T) {
 	t.Parallel()
+	for _, own := range []bool{true, false} {
+		t.Run(map[bool]string{true: "owned", false: "tcpconn"}[own], func(t *testing.T) {
+			t.Parallel()
+			abortWrites(t, own)
+		})
+	}
+}
+
+func abortWrites(t *testing.T, own bool) {
 	srvConn, client := tcpPair(t)
 	c := wsconn.New(srvConn, nil, 30*time.Second)
+	if own && !c.OwnDescriptor() {
+		t.Skip("no owned descriptors on this build")
+	}
 	big := func(b byte) []byte { return wsconn.Frame(true, bytes.Repeat([]byte{b}, 32<<20)) }
 	written := make(chan error, 1)
 	go func() { written <- c.WriteFrames([][]byte{big('a'), big('b')}) }()

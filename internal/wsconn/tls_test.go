@@ -63,7 +63,7 @@ func tlsPair(t *testing.T) (server *tls.Conn, client *tls.Conn) {
 func TestWatchTLS(t *testing.T) {
 	t.Parallel()
 	sc, cc := tlsPair(t)
-	w := watchConn(t, sc, cc, nil, 1<<20, false)
+	w := watchConn(t, sc, cc, nil, 1<<20, false, true)
 	big := bytes.Repeat([]byte("z"), 100_000) // several TLS records, several reads
 	stream := cat(
 		frame(ws.OpText, true, []byte("one"), true),
@@ -121,7 +121,7 @@ func TestWatchTLSRecordsReadAhead(t *testing.T) {
 	if _, err := io.ReadFull(sc, got); err != nil || !bytes.Equal(got, first) {
 		t.Fatalf("first record: %q, %v", got, err)
 	}
-	w := watchConn(t, sc, cc, nil, 1<<20, false)
+	w := watchConn(t, sc, cc, nil, 1<<20, false, true)
 	w.expect("text:second")
 	w.send(frame(ws.OpText, true, []byte("third"), true))
 	w.expect("text:third")
@@ -131,7 +131,7 @@ func TestWatchTLSErrors(t *testing.T) {
 	t.Parallel()
 	t.Run("closed by the server", func(t *testing.T) {
 		sc, cc := tlsPair(t)
-		w := watchConn(t, sc, cc, nil, 1<<20, false)
+		w := watchConn(t, sc, cc, nil, 1<<20, false, true)
 		w.send(frame(ws.OpText, true, []byte("x"), true))
 		w.expect("text:x")
 		_ = w.srv.Close()
@@ -141,7 +141,7 @@ func TestWatchTLSErrors(t *testing.T) {
 	})
 	t.Run("read deadline", func(t *testing.T) {
 		sc, cc := tlsPair(t)
-		w := watchConn(t, sc, cc, nil, 1<<20, false)
+		w := watchConn(t, sc, cc, nil, 1<<20, false, true)
 		_ = w.srv.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 		err := w.end()
 		var ne net.Error
@@ -151,7 +151,7 @@ func TestWatchTLSErrors(t *testing.T) {
 	})
 	t.Run("garbage instead of a record", func(t *testing.T) {
 		sc, cc := tlsPair(t)
-		w := watchConn(t, sc, cc, nil, 1<<20, false)
+		w := watchConn(t, sc, cc, nil, 1<<20, false, true)
 		// Bytes that are not a TLS record, written under the client's
 		// TLS layer: the server's tls.Conn fails for good.
 		if _, err := cc.NetConn().Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {

@@ -63,6 +63,14 @@ func newWatched(t *testing.T, limit int64, early []byte) *watched {
 // set.
 func newWatchedConn(t *testing.T, limit int64, early []byte, deflate bool) *watched {
 	t.Helper()
+	return newWatchedOwn(t, limit, early, deflate, true)
+}
+
+// newWatchedOwn is newWatchedConn; own says whether the Conn takes the
+// socket's descriptor (OwnDescriptor, as the server does) or keeps reading
+// and writing through the *net.TCPConn.
+func newWatchedOwn(t *testing.T, limit int64, early []byte, deflate, own bool) *watched {
+	t.Helper()
 	if !netpoll.Available() {
 		t.Skip("event-driven reads are not available on this build")
 	}
@@ -72,14 +80,19 @@ func newWatchedConn(t *testing.T, limit int64, early []byte, deflate bool) *watc
 		br = bufio.NewReader(bytes.NewReader(early))
 		_, _ = br.Peek(len(early))
 	}
-	return watchConn(t, sc, cc, br, limit, deflate)
+	return watchConn(t, sc, cc, br, limit, deflate, own)
 }
 
 // watchConn watches sc, the server end of a connection whose client end
 // is cc; br plays the HTTP server's buffer (nil: none).
-func watchConn(t *testing.T, sc, cc net.Conn, br *bufio.Reader, limit int64, deflate bool) *watched {
+func watchConn(t *testing.T, sc, cc net.Conn, br *bufio.Reader, limit int64, deflate, own bool) *watched {
 	t.Helper()
 	w := &watched{t: t, srv: wsconn.New(sc, br, time.Second), client: cc, msgs: make(chan string, 1000), errc: make(chan error, 1)}
+	if own {
+		if _, tcp := sc.(*net.TCPConn); tcp && !w.srv.OwnDescriptor() {
+			t.Fatal("OwnDescriptor refused a fresh TCP connection")
+		}
+	}
 	if deflate {
 		w.srv.EnableDeflate()
 	}
@@ -160,7 +173,16 @@ func (w *watched) serverFrame() ws.Frame {
 
 func TestWatchMessagesInOrderAcrossReads(t *testing.T) {
 	t.Parallel()
-	w := newWatched(t, 1<<20, nil)
+	for _, own := range []bool{true, false} {
+		t.Run(map[bool]string{true: "owned", false: "tcpconn"}[own], func(t *testing.T) {
+			t.Parallel()
+			watchMessagesInOrderAcrossReads(t, own)
+		})
+	}
+}
+
+func watchMessagesInOrderAcrossReads(t *testing.T, own bool) {
+	w := newWatchedOwn(t, 1<<20, nil, false, own)
 	big := bytes.Repeat([]byte("z"), 100_000) // several reads
 	stream := cat(
 		frame(ws.OpText, true, []byte("one"), true),

@@ -1,0 +1,353 @@
+//go:build linux && !scnoepoll
+
+package wsconn
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/socketcluster-go/socketcluster/internal/netpoll"
+)
+
+// Owned descriptors (OwnDescriptor).
+//
+// An idle *net.TCPConn costs about 1 KiB of resident memory besides the
+// server's own state: the net package's netFD, two TCPAddr and the
+// sockaddrs their IPs point into, the runtime's pollDesc with its two
+// deadline timers, and the garbage collector's headroom for all of it. A
+// watched connection needs none of that to be read (the event-driven
+// reader has its own epoll registration), only to be written. fdConn keeps
+// a duplicate of the socket's descriptor and the peer's address, and the
+// *net.TCPConn is closed: writes are non-blocking write(2)/writev(2) on the
+// descriptor, and only a write that finds the send buffer full (a slow
+// reader) waits, through a short-lived *net.TCPConn on another duplicate
+// that the Go runtime's poller watches, with the write deadline.
+
+// fdConn is a plain TCP connection whose descriptor the Conn owns. It
+// implements net.Conn for writing; it is read by Watch (through rawFD),
+// never by Read. Reads, writes and Close meet on atomics, as they do in
+// the net package's descriptors.
+type fdConn struct {
+	remote netip.AddrPort
+	fd     int32
+
+	// state counts the system calls under way on fd (and a waiting
+	// write), with fdClosing set by Close: the call that brings it to
+	// fdClosing alone closes the descriptor.
+	state atomic.Int64
+	wdl   atomic.Int64 // write deadline, Unix ns; 0 for none
+
+	// The waiting write's connection (slowWrite), guarded by mu; slowOn
+	// says one may be set, so that SetWriteDeadline and Close take mu
+	// only then.
+	slowOn atomic.Bool
+	mu     sync.Mutex
+	slow   net.Conn
+}
+
+// fdClosing is the bit of fdConn.state that Close sets.
+const fdClosing = int64(1) << 62
+
+// OwnDescriptor makes c write to and read (Watch) its plain TCP socket
+// through a duplicate of its descriptor, and closes the *net.TCPConn it was
+// made with, so that an idle connection holds none of the net package's
+// and the runtime poller's state. It reports whether it did: only on a
+// plain *net.TCPConn, where event-driven reads are available, before
+// anything was read or written. Call it before the Conn is shared with
+// other goroutines; afterwards the connection must be read with Watch
+// (ReadMessage fails).
+func (c *Conn) OwnDescriptor() bool {
+	tc, ok := c.nc.(*net.TCPConn)
+	if !ok || c.blk != nil || c.ev.Load() != nil || !netpoll.Available() {
+		return false
+	}
+	ra, ok := tc.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	nfd := -1
+	if rc.Control(func(fd uintptr) {
+		nfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}) != nil || err != nil || nfd < 0 {
+		return false
+	}
+	// The socket stays open through nfd: closing the TCPConn releases the
+	// runtime's registration and the original descriptor only.
+	_ = tc.Close()
+	c.nc = &fdConn{remote: ra.AddrPort(), fd: int32(nfd)}
+	return true
+}
+
+// incref starts a system call on the descriptor; false once closing.
+func (f *fdConn) incref() bool {
+	for {
+		st := f.state.Load()
+		if st&fdClosing != 0 {
+			return false
+		}
+		if f.state.CompareAndSwap(st, st+1) {
+			return true
+		}
+	}
+}
+
+// decref ends one; the last one after Close closes the descriptor.
+func (f *fdConn) decref() {
+	if f.state.Add(-1) == fdClosing {
+		_ = unix.Close(int(f.fd))
+	}
+}
+
+// Close closes the descriptor once no system call is under way on it (a
+// waiting write is interrupted first).
+func (f *fdConn) Close() error {
+	for {
+		st := f.state.Load()
+		if st&fdClosing != 0 {
+			return net.ErrClosed
+		}
+		if !f.state.CompareAndSwap(st, st|fdClosing) {
+			continue
+		}
+		if f.slowOn.Load() {
+			f.mu.Lock()
+			slow := f.slow
+			f.mu.Unlock()
+			if slow != nil {
+				_ = slow.Close()
+			}
+		}
+		if st == 0 {
+			return os.NewSyscallError("close", unix.Close(int(f.fd)))
+		}
+		return nil
+	}
+}
+
+// errNotRead: fdConn is read by Watch only.
+var errNotRead = errors.New("wsconn: a connection with an owned descriptor is read by Watch only")
+
+func (f *fdConn) Read([]byte) (int, error) { return 0, errNotRead }
+
+func (f *fdConn) Write(p []byte) (int, error) {
+	bufs := [1][]byte{p}
+	n, err := f.writeBuffers(bufs[:])
+	return int(n), err
+}
+
+// writeBuffers writes every byte of bufs (which it does not modify):
+// writev(2) while the send buffer takes them, then, when it is full, a
+// waiting write bounded by the write deadline.
+func (f *fdConn) writeBuffers(bufs [][]byte) (int64, error) {
+	if !f.incref() {
+		return 0, f.opError("write", net.ErrClosed)
+	}
+	defer f.decref()
+	iovp := iovecs.Get().(*[maxIovecs]unix.Iovec)
+	iov := iovp[:]
+	defer func() {
+		clear(iov) // no pointers into written frames kept in the pool
+		iovecs.Put(iovp)
+	}()
+	var total int64
+	i, off := 0, 0 // the next byte: bufs[i][off]
+	for i < len(bufs) {
+		if f.deadlinePassed() {
+			return total, f.opError("write", os.ErrDeadlineExceeded)
+		}
+		n := 0
+		for j := i; j < len(bufs) && n < len(iov); j++ {
+			b := bufs[j]
+			if j == i {
+				b = b[off:]
+			}
+			if len(b) == 0 {
+				continue
+			}
+			iov[n].Base = unsafe.SliceData(b)
+			iov[n].SetLen(len(b))
+			n++
+		}
+		if n == 0 {
+			break
+		}
+		r, _, e := syscall.Syscall(unix.SYS_WRITEV, uintptr(f.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+		if e == unix.EINTR {
+			continue
+		}
+		if e == unix.EAGAIN {
+			rest := make(net.Buffers, 0, len(bufs)-i)
+			rest = append(rest, bufs[i][off:])
+			rest = append(rest, bufs[i+1:]...)
+			m, err := f.slowWrite(rest)
+			return total + m, err
+		}
+		if e != 0 {
+			return total, f.opError("write", os.NewSyscallError("writev", e))
+		}
+		total += int64(r)
+		for left := int(r); left > 0; {
+			if k := len(bufs[i]) - off; left < k {
+				off += left
+				break
+			} else {
+				left -= k
+				i, off = i+1, 0
+			}
+		}
+		for i < len(bufs) && len(bufs[i]) == off {
+			i, off = i+1, 0
+		}
+	}
+	return total, nil
+}
+
+// maxIovecs is the most buffers one writev(2) takes here.
+const maxIovecs = 64
+
+// iovecs lends writeBuffers its system call's array: on a goroutine's
+// stack it would grow every new flusher's stack.
+var iovecs = sync.Pool{New: func() any { return new([maxIovecs]unix.Iovec) }}
+
+// deadlinePassed reports whether the write deadline is set and past.
+func (f *fdConn) deadlinePassed() bool {
+	d := f.wdl.Load()
+	return d != 0 && time.Now().UnixNano() >= d
+}
+
+// slowWrite writes bufs through a *net.TCPConn on a duplicate of the
+// descriptor, which the runtime's poller watches: the write waits for
+// room in the send buffer, until the write deadline (SetWriteDeadline and
+// Close reach it meanwhile). The caller holds a reference.
+func (f *fdConn) slowWrite(bufs net.Buffers) (int64, error) {
+	nfd, err := unix.FcntlInt(uintptr(f.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return 0, f.opError("write", os.NewSyscallError("fcntl", err))
+	}
+	file := os.NewFile(uintptr(nfd), "")
+	nc, err := net.FileConn(file)
+	_ = file.Close()
+	if err != nil {
+		return 0, f.opError("write", err)
+	}
+	// slowOn before the deadline and closing are read: a SetWriteDeadline
+	// or Close that this misses sees slowOn and takes mu after.
+	f.mu.Lock()
+	f.slow = nc
+	f.slowOn.Store(true)
+	if d := f.wdl.Load(); d != 0 {
+		_ = nc.SetWriteDeadline(time.Unix(0, d))
+	}
+	closing := f.state.Load()&fdClosing != 0
+	f.mu.Unlock()
+	var n int64
+	if closing {
+		err = f.opError("write", net.ErrClosed)
+	} else {
+		n, err = bufs.WriteTo(nc)
+	}
+	f.mu.Lock()
+	f.slow = nil
+	f.slowOn.Store(false)
+	f.mu.Unlock()
+	_ = nc.Close()
+	return n, err
+}
+
+func (f *fdConn) SetWriteDeadline(t time.Time) error {
+	var d int64
+	if !t.IsZero() {
+		d = max(t.UnixNano(), 1)
+	}
+	f.wdl.Store(d)
+	if f.slowOn.Load() {
+		f.mu.Lock()
+		if f.slow != nil {
+			if d := f.wdl.Load(); d != 0 {
+				_ = f.slow.SetWriteDeadline(time.Unix(0, d))
+			} else {
+				_ = f.slow.SetWriteDeadline(time.Time{})
+			}
+		}
+		f.mu.Unlock()
+	}
+	return nil
+}
+
+func (f *fdConn) SetReadDeadline(time.Time) error { return nil }
+
+func (f *fdConn) SetDeadline(t time.Time) error { return f.SetWriteDeadline(t) }
+
+func (f *fdConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(f.remote) }
+
+// LocalAddr asks the socket (getsockname): it is only needed for errors.
+func (f *fdConn) LocalAddr() net.Addr {
+	a := &net.TCPAddr{}
+	if !f.incref() {
+		return a
+	}
+	defer f.decref()
+	sa, err := unix.Getsockname(int(f.fd))
+	if err != nil {
+		return a
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)))
+	case *unix.SockaddrInet6:
+		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)))
+	}
+	return a
+}
+
+func (f *fdConn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: f.LocalAddr(), Addr: f.RemoteAddr(), Err: err}
+}
+
+// rawFD is the fdConn as the syscall.RawConn the event-driven reader reads
+// through: each call holds a reference, so that a concurrent Close never
+// lets it touch a reused descriptor number.
+type rawFD fdConn
+
+func (r *rawFD) Control(fn func(fd uintptr)) error {
+	f := (*fdConn)(r)
+	if !f.incref() {
+		return net.ErrClosed
+	}
+	fn(uintptr(f.fd))
+	f.decref()
+	return nil
+}
+
+// Read calls fn once: the reader's reads never wait.
+func (r *rawFD) Read(fn func(fd uintptr) bool) error {
+	f := (*fdConn)(r)
+	if !f.incref() {
+		return net.ErrClosed
+	}
+	fn(uintptr(f.fd))
+	f.decref()
+	return nil
+}
+
+// Write calls fn once; nothing writes through it.
+func (r *rawFD) Write(fn func(fd uintptr) bool) error {
+	return r.Read(fn)
+}
+
+// rawConn and descriptor make fdConn an ownedConn (conn.go).
+func (f *fdConn) rawConn() syscall.RawConn { return (*rawFD)(f) }
+func (f *fdConn) descriptor() int32        { return f.fd }

@@ -1,0 +1,147 @@
+package wsconn_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/socketcluster-go/socketcluster/internal/sctest"
+	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+)
+
+// ownedPair is a server Conn that owns its socket's descriptor, and the
+// raw client end.
+func ownedPair(t *testing.T, writeTimeout time.Duration) (*wsconn.Conn, net.Conn) {
+	t.Helper()
+	sc, cc := tcpPair(t)
+	c := wsconn.New(sc, nil, writeTimeout)
+	if !c.OwnDescriptor() {
+		t.Skip("no owned descriptors on this build")
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, cc
+}
+
+func TestOwnDescriptor(t *testing.T) {
+	t.Parallel()
+	w := newWatched(t, 1<<20, nil)
+	if got, want := w.srv.RemoteAddr().String(), w.client.LocalAddr().String(); got != want {
+		t.Fatalf("RemoteAddr %s, want %s", got, want)
+	}
+	w.send(frame(ws.OpText, true, []byte("in"), true))
+	w.expect("text:in")
+	if err := w.srv.WriteFrames([][]byte{wsconn.Frame(false, []byte("a")), wsconn.Frame(true, []byte("bc")), wsconn.Frame(false, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"a", "bc", ""} {
+		if f := w.serverFrame(); string(f.Payload) != want {
+			t.Fatalf("frame %q, want %q", f.Payload, want)
+		}
+	}
+	_ = w.srv.Close()
+	if err := w.srv.Close(); err == nil {
+		t.Fatal("a second Close did not fail")
+	}
+	// The socket is closed for real: the client reads EOF.
+	_ = w.client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := w.client.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("client read after Close: %v, want EOF", err)
+	}
+	if err := w.srv.WriteFrames([][]byte{wsconn.Frame(false, []byte("late"))}); err == nil {
+		t.Fatal("write after Close did not fail")
+	}
+}
+
+func TestOwnDescriptorRefused(t *testing.T) {
+	t.Parallel()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if wsconn.New(a, nil, 0).OwnDescriptor() {
+		t.Fatal("OwnDescriptor took a net.Pipe")
+	}
+	w := newWatchedOwn(t, 1<<20, nil, false, false)
+	if w.srv.OwnDescriptor() {
+		t.Fatal("OwnDescriptor after Watch")
+	}
+}
+
+// bigFrames are more bytes than the socket buffers hold, in frames whose
+// payloads say their index.
+func bigFrames(n int) [][]byte {
+	fs := make([][]byte, n)
+	for i := range fs {
+		fs[i] = wsconn.Frame(true, bytes.Repeat([]byte{byte('a' + i)}, 8<<20))
+	}
+	return fs
+}
+
+// A write that finds the send buffer full waits for the reader, then
+// completes: every frame arrives whole and in order.
+func TestOwnDescriptorWaitsForSlowReader(t *testing.T) {
+	t.Parallel()
+	c, cc := ownedPair(t, time.Minute)
+	frames := bigFrames(3)
+	written := make(chan error, 1)
+	go func() { written <- c.WriteFrames(frames) }()
+	time.Sleep(100 * time.Millisecond) // the write fills the buffers and waits
+	_ = cc.SetReadDeadline(time.Now().Add(time.Minute))
+	for i := range frames {
+		f, err := sctest.ReadFrame(cc)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if len(f.Payload) != 8<<20 || f.Payload[0] != byte('a'+i) || f.Payload[len(f.Payload)-1] != byte('a'+i) {
+			t.Fatalf("frame %d: %d bytes of %q", i, len(f.Payload), f.Payload[:1])
+		}
+	}
+	if err := <-written; err != nil {
+		t.Fatalf("WriteFrames: %v", err)
+	}
+}
+
+// A reader that never reads: the write fails at the write timeout with a
+// deadline error, as a *net.TCPConn's would.
+func TestOwnDescriptorWriteTimeout(t *testing.T) {
+	t.Parallel()
+	c, _ := ownedPair(t, 200*time.Millisecond)
+	written := make(chan error, 1)
+	go func() { written <- c.WriteFrames(bigFrames(4)) }()
+	select {
+	case err := <-written:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("WriteFrames: %v, want a deadline error", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the write outlived its timeout by a minute")
+	}
+}
+
+// Close ends a write waiting for room; the descriptor is closed after it.
+func TestOwnDescriptorCloseEndsWaitingWrite(t *testing.T) {
+	t.Parallel()
+	c, cc := ownedPair(t, 0)
+	written := make(chan error, 1)
+	go func() { written <- c.WriteFrames(bigFrames(4)) }()
+	time.Sleep(100 * time.Millisecond)
+	_ = c.Close()
+	select {
+	case err := <-written:
+		if err == nil {
+			t.Fatal("the write succeeded after Close")
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the waiting write did not end after Close")
+	}
+	// Everything the client now reads ends in EOF: the socket is closed.
+	_ = cc.SetReadDeadline(time.Now().Add(time.Minute))
+	if _, err := io.Copy(io.Discard, cc); err != nil {
+		t.Fatalf("client: %v, want EOF after the bytes sent", err)
+	}
+}
