@@ -162,12 +162,12 @@ type Options struct {
 	// OwnDescriptors makes each plain TCP socket read event-driven keep
 	// only its file descriptor after the upgrade, not Go's *net.TCPConn:
 	// about 1 KiB less resident memory per idle connection (the net
-	// package's and the runtime poller's per-connection state), and more
-	// saturated fan-out throughput in our measurements. A write that finds
-	// the socket's send buffer full waits through a short-lived connection
-	// in Go's poller, with the same WriteTimeout and slow-consumer
-	// handling. Measured cost: a higher RPC tail latency (p99) under a
-	// saturating load; see docs/performance.md. Off by default; no effect
+	// package's and the runtime poller's per-connection state). A write
+	// that finds the socket's send buffer full waits through a
+	// short-lived connection in Go's poller, with the same WriteTimeout
+	// and slow-consumer handling. Measured cost: a higher RPC tail latency
+	// (p99) under a saturating load; throughput and CPU were unchanged
+	// within the noise (docs/performance.md). Off by default; no effect
 	// with DisableEventReads, on TLS sockets, or where event-driven reads
 	// are not available.
 	OwnDescriptors bool
