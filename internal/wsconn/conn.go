@@ -267,7 +267,9 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
 // SetReadDeadline sets the deadline for reads: past it, ReadMessage or
 // NextMessage fails with a timeout error (a net.Error). On a watched
-// connection the handler is triggered at the deadline to see it.
+// connection the handler is triggered at the deadline to see it. Event-driven
+// reads see only deadlines set after Watch: set one before and it bounds
+// ReadMessage alone.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	err := c.nc.SetReadDeadline(t)
 	if e := c.ev.Load(); e != nil {

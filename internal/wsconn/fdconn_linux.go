@@ -44,7 +44,7 @@ type fdConn struct {
 	// write), with fdClosing set by Close: the call that brings it to
 	// fdClosing alone closes the descriptor.
 	state atomic.Int64
-	wdl   atomic.Int64 // write deadline, Unix ns; 0 for none
+	wdl   atomic.Int64 // write deadline, monotonic (sinceEpoch); 0 for none
 
 	// The waiting write's connection (slowWrite), guarded by mu; slowOn
 	// says one may be set, so that SetWriteDeadline and Close take mu
@@ -53,6 +53,10 @@ type fdConn struct {
 	mu     sync.Mutex
 	slow   net.Conn
 }
+
+// An fdConn has no finalizer: the Conn that owns it must be closed (the
+// server closes every socket it accepted), as its descriptor would
+// otherwise stay open.
 
 // fdClosing is the bit of fdConn.state that Close sets.
 const fdClosing = int64(1) << 62
@@ -193,7 +197,18 @@ func (f *fdConn) writeBuffers(bufs [][]byte) (int64, error) {
 			rest = append(rest, bufs[i][off:])
 			rest = append(rest, bufs[i+1:]...)
 			m, err := f.slowWrite(rest)
-			return total + m, err
+			if err != errNoDescriptor {
+				return total + m, err
+			}
+			// No descriptor to spare for the waiting write: wait for
+			// room here, a slice at a time, seeing Close and the
+			// deadline between slices.
+			if err := f.pollWritable(); err != nil {
+				return total, err
+			}
+		}
+		if e == unix.EAGAIN {
+			continue // room now, or the deadline or Close: seen above
 		}
 		if e != 0 {
 			return total, f.opError("write", os.NewSyscallError("writev", e))
@@ -225,21 +240,78 @@ var iovecs = sync.Pool{New: func() any { return new([maxIovecs]unix.Iovec) }}
 // deadlinePassed reports whether the write deadline is set and past.
 func (f *fdConn) deadlinePassed() bool {
 	d := f.wdl.Load()
-	return d != 0 && time.Now().UnixNano() >= d
+	return d != 0 && sinceEpoch() >= d
+}
+
+// errNoDescriptor: slowWrite found no descriptor to spare (the process or
+// the system at its limit of open files).
+var errNoDescriptor = errors.New("wsconn: no descriptor for a waiting write")
+
+// pollSlice bounds each wait of pollWritable, so that it sees Close and a
+// changed deadline soon; pollWritable is the fallback of a process out of
+// descriptors, where a write waiting a little late does no harm.
+const pollSlice = 20 * time.Millisecond
+
+// pollWritable waits, on this thread, until the socket may take more bytes
+// or pollSlice passed: it fails once the connection is closing or the
+// write deadline passed. The caller holds a reference.
+func (f *fdConn) pollWritable() error {
+	if f.state.Load()&fdClosing != 0 {
+		return f.opError("write", net.ErrClosed)
+	}
+	if f.deadlinePassed() {
+		return f.opError("write", os.ErrDeadlineExceeded)
+	}
+	wait := pollSlice
+	if d := f.wdl.Load(); d != 0 {
+		wait = min(wait, time.Duration(d-sinceEpoch()))
+	}
+	fds := [1]unix.PollFd{{Fd: f.fd, Events: unix.POLLOUT}}
+	_, err := unix.Poll(fds[:], int(max(wait/time.Millisecond, 1)))
+	if err != nil && err != unix.EINTR {
+		return f.opError("write", os.NewSyscallError("poll", err))
+	}
+	return nil
+}
+
+// dupForWait duplicates the descriptor for slowWrite (a variable for the
+// tests of a process out of descriptors).
+var dupForWait = func(fd int32) (int, error) {
+	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+}
+
+// wallDeadline turns a monotonic write deadline back into a time.Time.
+func wallDeadline(d int64) time.Time {
+	if d == 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(time.Duration(d - sinceEpoch()))
 }
 
 // slowWrite writes bufs through a *net.TCPConn on a duplicate of the
 // descriptor, which the runtime's poller watches: the write waits for
 // room in the send buffer, until the write deadline (SetWriteDeadline and
-// Close reach it meanwhile). The caller holds a reference.
+// Close reach it meanwhile). It needs two descriptors for a moment (the
+// duplicate, and net.FileConn's own); when the process has none to spare
+// it returns errNoDescriptor, having written nothing. The caller holds a
+// reference.
 func (f *fdConn) slowWrite(bufs net.Buffers) (int64, error) {
-	nfd, err := unix.FcntlInt(uintptr(f.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if f.state.Load()&fdClosing != 0 {
+		return 0, f.opError("write", net.ErrClosed)
+	}
+	nfd, err := dupForWait(f.fd)
+	if err == unix.EMFILE || err == unix.ENFILE {
+		return 0, errNoDescriptor
+	}
 	if err != nil {
 		return 0, f.opError("write", os.NewSyscallError("fcntl", err))
 	}
 	file := os.NewFile(uintptr(nfd), "")
 	nc, err := net.FileConn(file)
 	_ = file.Close()
+	if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+		return 0, errNoDescriptor
+	}
 	if err != nil {
 		return 0, f.opError("write", err)
 	}
@@ -249,7 +321,7 @@ func (f *fdConn) slowWrite(bufs net.Buffers) (int64, error) {
 	f.slow = nc
 	f.slowOn.Store(true)
 	if d := f.wdl.Load(); d != 0 {
-		_ = nc.SetWriteDeadline(time.Unix(0, d))
+		_ = nc.SetWriteDeadline(wallDeadline(d))
 	}
 	closing := f.state.Load()&fdClosing != 0
 	f.mu.Unlock()
@@ -267,25 +339,29 @@ func (f *fdConn) slowWrite(bufs net.Buffers) (int64, error) {
 	return n, err
 }
 
+// SetWriteDeadline keeps the deadline on the monotonic clock of read
+// deadlines (a wall clock step does not move it); a deadline too far ahead
+// to count in nanoseconds is none.
 func (f *fdConn) SetWriteDeadline(t time.Time) error {
 	var d int64
 	if !t.IsZero() {
-		d = max(t.UnixNano(), 1)
+		if u := time.Until(t); u < maxDeadline {
+			d = max(sinceEpoch()+int64(u), 1)
+		}
 	}
 	f.wdl.Store(d)
 	if f.slowOn.Load() {
 		f.mu.Lock()
 		if f.slow != nil {
-			if d := f.wdl.Load(); d != 0 {
-				_ = f.slow.SetWriteDeadline(time.Unix(0, d))
-			} else {
-				_ = f.slow.SetWriteDeadline(time.Time{})
-			}
+			_ = f.slow.SetWriteDeadline(wallDeadline(f.wdl.Load()))
 		}
 		f.mu.Unlock()
 	}
 	return nil
 }
+
+// maxDeadline: a deadline further ahead is no deadline (a century).
+const maxDeadline = 100 * 365 * 24 * time.Hour
 
 func (f *fdConn) SetReadDeadline(time.Time) error { return nil }
 
@@ -327,8 +403,8 @@ func (r *rawFD) Control(fn func(fd uintptr)) error {
 	if !f.incref() {
 		return net.ErrClosed
 	}
+	defer f.decref()
 	fn(uintptr(f.fd))
-	f.decref()
 	return nil
 }
 
@@ -338,8 +414,8 @@ func (r *rawFD) Read(fn func(fd uintptr) bool) error {
 	if !f.incref() {
 		return net.ErrClosed
 	}
+	defer f.decref()
 	fn(uintptr(f.fd))
-	f.decref()
 	return nil
 }
 

@@ -1,0 +1,14 @@
+//go:build linux && !scnoepoll
+
+package wsconn
+
+import "golang.org/x/sys/unix"
+
+// NoSpareDescriptors makes every waiting write of an owned descriptor find
+// the process out of descriptors until the returned function is called.
+// Only for tests that are not parallel.
+func NoSpareDescriptors() (restore func()) {
+	old := dupForWait
+	dupForWait = func(int32) (int, error) { return -1, unix.EMFILE }
+	return func() { dupForWait = old }
+}
