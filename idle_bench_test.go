@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,6 +39,9 @@ import (
 // (event-driven reads, as plain TCP) and through crypto/tls's own
 // tls.NewListener (such a socket is read by a goroutine: see
 // docs/performance.md).
+//
+// SC_IDLE_HEAP_PROFILE=FILE writes the heap profile at the measuring point
+// (with -memprofilerate 1 it is exact: what each idle socket holds).
 //
 // Resident memory is that of the whole test process, garbage collector's
 // headroom included; it is noisier than the heap figure, which is exact.
@@ -143,6 +147,9 @@ func idleSocketHeap(b *testing.B, n int, opts sc.Options, withFixture bool, mode
 	runtime.GC() // sync.Pool keeps its objects for one collection
 	runtime.ReadMemStats(&ms)
 	rss := residentBytes()
+	if p := os.Getenv("SC_IDLE_HEAP_PROFILE"); p != "" {
+		writeHeapProfile(b, p)
+	}
 	b.ReportMetric(float64(int64(ms.HeapAlloc)-int64(heap0))/float64(n), "heap-B/socket")
 	b.ReportMetric(float64(int64(ms.StackInuse)-int64(stack0))/float64(n), "stack-B/socket")
 	b.ReportMetric(float64(rss-rss0)/float64(n), "rss-B/socket")
@@ -243,4 +250,17 @@ func residentBytes() int64 {
 	}
 	pages, _ := strconv.ParseInt(f[1], 10, 64)
 	return pages * int64(os.Getpagesize())
+}
+
+// writeHeapProfile writes the heap profile at the measuring point (with
+// -memprofilerate 1, exact: go tool pprof -sample_index=inuse_space).
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
 }

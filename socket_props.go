@@ -1,7 +1,6 @@
 package socketcluster
 
 import (
-	"bytes"
 	"net"
 	"strconv"
 	"strings"
@@ -45,15 +44,15 @@ func (s *Socket) SourcePort() int {
 func (u *upgradeRequest) host() string {
 	// newUpgradeRequest writes the Host line right after the request line.
 	const key = "\r\nHost: "
-	i := bytes.Index(u.raw, []byte(key))
+	i := strings.Index(u.raw, key)
 	if i < 0 {
 		return ""
 	}
 	rest := u.raw[i+len(key):]
-	if j := bytes.Index(rest, []byte("\r\n")); j >= 0 {
+	if j := strings.Index(rest, "\r\n"); j >= 0 {
 		rest = rest[:j]
 	}
-	return string(rest)
+	return rest
 }
 
 // splitHostPort splits "host", "host:port", "[v6]" or "[v6]:port".

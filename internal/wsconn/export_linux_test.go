@@ -2,7 +2,11 @@
 
 package wsconn
 
-import "golang.org/x/sys/unix"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
 
 // NoSpareDescriptors makes every waiting write of an owned descriptor find
 // the process out of descriptors until the returned function is called.
@@ -12,3 +16,6 @@ func NoSpareDescriptors() (restore func()) {
 	dupForWait = func(int32) (int, error) { return -1, unix.EMFILE }
 	return func() { dupForWait = old }
 }
+
+// FdConnSize is the size of an owned descriptor's state.
+const FdConnSize = unsafe.Sizeof(fdConn{})

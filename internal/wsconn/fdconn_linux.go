@@ -46,12 +46,16 @@ type fdConn struct {
 	state atomic.Int64
 	wdl   atomic.Int64 // write deadline, monotonic (sinceEpoch); 0 for none
 
-	// The waiting write's connection (slowWrite), guarded by mu; slowOn
-	// says one may be set, so that SetWriteDeadline and Close take mu
-	// only then.
-	slowOn atomic.Bool
-	mu     sync.Mutex
-	slow   net.Conn
+	// wait is made by the first write that waits (slowWrite) and kept:
+	// most connections never need it. SetWriteDeadline and Close look at
+	// it only when it is set.
+	wait atomic.Pointer[fdWait]
+}
+
+// fdWait is the state of an fdConn's waiting write.
+type fdWait struct {
+	mu   sync.Mutex
+	conn net.Conn // the waiting write's connection, nil between writes
 }
 
 // An fdConn has no finalizer: the Conn that owns it must be closed (the
@@ -126,12 +130,12 @@ func (f *fdConn) Close() error {
 		if !f.state.CompareAndSwap(st, st|fdClosing) {
 			continue
 		}
-		if f.slowOn.Load() {
-			f.mu.Lock()
-			slow := f.slow
-			f.mu.Unlock()
-			if slow != nil {
-				_ = slow.Close()
+		if w := f.wait.Load(); w != nil {
+			w.mu.Lock()
+			wc := w.conn
+			w.mu.Unlock()
+			if wc != nil {
+				_ = wc.Close()
 			}
 		}
 		if st == 0 {
@@ -315,26 +319,32 @@ func (f *fdConn) slowWrite(bufs net.Buffers) (int64, error) {
 	if err != nil {
 		return 0, f.opError("write", err)
 	}
-	// slowOn before the deadline and closing are read: a SetWriteDeadline
-	// or Close that this misses sees slowOn and takes mu after.
-	f.mu.Lock()
-	f.slow = nc
-	f.slowOn.Store(true)
+	// wait is set before the deadline and closing are read: a
+	// SetWriteDeadline or Close that this misses sees it and takes its mu
+	// after.
+	w := f.wait.Load()
+	if w == nil {
+		w = new(fdWait)
+		if !f.wait.CompareAndSwap(nil, w) {
+			w = f.wait.Load()
+		}
+	}
+	w.mu.Lock()
+	w.conn = nc
 	if d := f.wdl.Load(); d != 0 {
 		_ = nc.SetWriteDeadline(wallDeadline(d))
 	}
 	closing := f.state.Load()&fdClosing != 0
-	f.mu.Unlock()
+	w.mu.Unlock()
 	var n int64
 	if closing {
 		err = f.opError("write", net.ErrClosed)
 	} else {
 		n, err = bufs.WriteTo(nc)
 	}
-	f.mu.Lock()
-	f.slow = nil
-	f.slowOn.Store(false)
-	f.mu.Unlock()
+	w.mu.Lock()
+	w.conn = nil
+	w.mu.Unlock()
 	_ = nc.Close()
 	return n, err
 }
@@ -350,12 +360,12 @@ func (f *fdConn) SetWriteDeadline(t time.Time) error {
 		}
 	}
 	f.wdl.Store(d)
-	if f.slowOn.Load() {
-		f.mu.Lock()
-		if f.slow != nil {
-			_ = f.slow.SetWriteDeadline(wallDeadline(f.wdl.Load()))
+	if w := f.wait.Load(); w != nil {
+		w.mu.Lock()
+		if w.conn != nil {
+			_ = w.conn.SetWriteDeadline(wallDeadline(f.wdl.Load()))
 		}
-		f.mu.Unlock()
+		w.mu.Unlock()
 	}
 	return nil
 }

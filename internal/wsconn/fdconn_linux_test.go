@@ -93,3 +93,12 @@ func TestOwnDescriptorOutOfDescriptors(t *testing.T) {
 		}
 	})
 }
+
+// An idle connection with an owned descriptor keeps an fdConn: 64 bytes
+// is its size class; the waiting write's state is made when first needed.
+func TestFdConnSize(t *testing.T) {
+	t.Parallel()
+	if wsconn.FdConnSize > 64 {
+		t.Fatalf("fdConn is %d bytes, more than 64", wsconn.FdConnSize)
+	}
+}
