@@ -60,8 +60,7 @@ type Socket struct {
 	outMu     sync.Mutex
 	outQ      [][]byte
 	outSpare  [][]byte
-	outPkt    []bool // outPkt[i]: outQ[i] is one plain JSON packet (coalescable)
-	outPktSp  []bool
+	outFlags  *packetFlags // with Options.CoalescePackets only, made on first use
 	outBytes  int
 	flushing  bool
 	outClosed bool
@@ -80,6 +79,15 @@ type Socket struct {
 	inboundProcessed atomic.Int64
 	outboundPrepared atomic.Int64
 	outboundSent     atomic.Int64
+}
+
+// packetFlags says which queued frames hold one plain JSON packet, which
+// the flusher may merge into an array frame (Options.CoalescePackets): q[i]
+// is for outQ[i], spare is the slice the flusher gave back. A Socket makes
+// it on the first frame queued with coalescing on, so that the Socket does
+// not carry it otherwise (TestSocketSize). Guarded by the socket's outMu.
+type packetFlags struct {
+	q, spare []bool
 }
 
 // socketMore holds the fields of a Socket that an idle socket seldom

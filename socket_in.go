@@ -374,7 +374,7 @@ func (s *Socket) closeWith(code protocol.CloseCode, reason string, send bool) {
 	} else {
 		s.outMu.Lock()
 		s.outClosed = true
-		s.outQ = nil
+		s.dropQueueLocked()
 		s.outMu.Unlock()
 		if send {
 			_ = s.conn.Close()

@@ -152,7 +152,10 @@ func (s *Socket) enqueueFrame(frame []byte, packet bool) bool {
 		return false
 	}
 	s.outQ = append(s.outQ, frame)
-	s.outPkt = append(s.outPkt, packet)
+	if s.server.coalesces() {
+		f := s.packetFlagsLocked()
+		f.q = append(f.q, packet)
+	}
 	s.outBytes += len(frame)
 	s.outboundPrepared.Add(1)
 	over := s.outBytes > s.server.opts.OutboundQueueLimit && !s.slow
@@ -174,6 +177,23 @@ func (s *Socket) enqueueFrame(frame []byte, packet bool) bool {
 	return true
 }
 
+// packetFlagsLocked returns the socket's packetFlags, making it. s.outMu
+// must be held.
+func (s *Socket) packetFlagsLocked() *packetFlags {
+	if s.outFlags == nil {
+		s.outFlags = new(packetFlags)
+	}
+	return s.outFlags
+}
+
+// dropQueueLocked drops the queued frames. s.outMu must be held.
+func (s *Socket) dropQueueLocked() {
+	s.outQ = nil
+	if s.outFlags != nil {
+		s.outFlags.q = nil
+	}
+}
+
 // slowConsumer disconnects a socket that does not read fast enough. Its
 // queued frames are dropped so that memory is freed at once, and the write
 // under way stops at the end of its current frame (wsconn.AbortWrites), so
@@ -190,8 +210,7 @@ func (s *Socket) slowConsumer(queued int) {
 	s.server.slowLog.log(s.server.opts.Logger, "socketcluster: disconnecting slow consumers (Options.OutboundQueueLimit)", "socket", s.id, "queuedBytes", queued)
 	s.outMu.Lock()
 	dropped := len(s.outQ)
-	s.outQ = nil
-	s.outPkt = nil
+	s.dropQueueLocked()
 	s.outBytes = 0
 	s.outMu.Unlock()
 	s.outboundSent.Add(int64(dropped))
@@ -213,8 +232,12 @@ func (s *Socket) flush() {
 			}
 			return
 		}
-		q, pk := s.outQ, s.outPkt
-		s.outQ, s.outPkt = s.outSpare[:0], s.outPktSp[:0]
+		q := s.outQ
+		s.outQ = s.outSpare[:0]
+		var pk []bool
+		if f := s.outFlags; f != nil {
+			pk, f.q = f.q, f.spare[:0]
+		}
 		s.outBytes = 0
 		s.outMu.Unlock()
 
@@ -231,7 +254,15 @@ func (s *Socket) flush() {
 		}
 		clear(q)
 		s.outMu.Lock()
-		s.outSpare, s.outPktSp = q[:0], pk[:0]
+		// A queue of one frame is not kept for the next burst: most
+		// sockets send one frame at a time, seldom (an idle socket after
+		// its handshake answer), and 24 bytes each add up.
+		if cap(q) > 1 {
+			s.outSpare = q[:0]
+		}
+		if f := s.outFlags; f != nil {
+			f.spare = pk[:0]
+		}
 		s.outMu.Unlock()
 		if err == wsconn.ErrAborted {
 			// A slow consumer: the frames are dropped, the close frame
@@ -251,8 +282,7 @@ func (s *Socket) flush() {
 func (s *Socket) writeFailed(err error) {
 	s.outMu.Lock()
 	s.outClosed = true
-	s.outQ = nil
-	s.outPkt = nil
+	s.dropQueueLocked()
 	cr := s.closeReq
 	s.closeReq = nil
 	s.flushing = false

@@ -373,7 +373,10 @@ func (s *Socket) afterRingSend(frame []byte, res int) {
 	packet := s.server.coalesces()
 	s.outMu.Lock()
 	s.outQ = append(append(make([][]byte, 0, len(s.outQ)+1), frame), s.outQ...)
-	s.outPkt = append(append(make([]bool, 0, len(s.outPkt)+1), packet), s.outPkt...)
+	if packet {
+		f := s.packetFlagsLocked()
+		f.q = append(append(make([]bool, 0, len(f.q)+1), packet), f.q...)
+	}
 	s.outBytes += len(frame)
 	s.outMu.Unlock()
 	go s.flush()
