@@ -257,6 +257,7 @@ func (s *Socket) flush() {
 		// A queue of one frame is not kept for the next burst: most
 		// sockets send one frame at a time, seldom (an idle socket after
 		// its handshake answer), and 24 bytes each add up.
+		s.outSpare = nil // it is the queue now
 		if cap(q) > 1 {
 			s.outSpare = q[:0]
 		}
