@@ -93,8 +93,9 @@ type Conn struct {
 	nc net.Conn
 
 	// pending holds bytes that arrived with the upgrade request, parsed
-	// before anything read from nc.
-	pending []byte
+	// before anything read from nc (nil when none did, as is usual: a
+	// pointer, so that the Conn does not carry a slice for them).
+	pending *[]byte
 
 	blk *blockingReader          // ReadMessage's state, from its first call
 	ev  atomic.Pointer[evReader] // event-driven reads, set by Watch
@@ -135,17 +136,23 @@ type blockingReader struct {
 type evReader struct {
 	desc netpoll.Desc
 
-	// Owned by the handler.
-	fr      *frameReader // nil between frames
-	data    []byte       // unparsed part of the pooled buffer
-	pooled  *[]byte      // the pooled buffer, only between a read and ErrWouldBlock
-	drained bool         // the last read did not fill the buffer: skip the read that would say EAGAIN
+	rs *readState // owned by the handler; nil between frames and rounds
 
 	deadline atomic.Int64 // read deadline, monotonic (sinceEpoch), 0 for none
 	timer    *time.Timer  // fires at the deadline; guarded by Conn.wmu
 }
 
-var frameReaders = sync.Pool{New: func() any { return new(frameReader) }}
+// readState is what a handler's round of NextMessage calls needs, lent by
+// a pool: the frame parser (kept while a frame is incomplete) and, during
+// the round, the read buffer.
+type readState struct {
+	fr      frameReader
+	data    []byte  // unparsed part of pooled (or of the bytes that came with the upgrade)
+	pooled  *[]byte // the pooled buffer, only between a read and ErrWouldBlock
+	drained bool    // the last read did not fill the buffer: skip the read that would say EAGAIN
+}
+
+var readStates = sync.Pool{New: func() any { return new(readState) }}
 
 // epoch is the origin of the monotonic clock of read deadlines: a wall
 // clock step must not move them.
@@ -212,7 +219,8 @@ func New(nc net.Conn, br *bufio.Reader, writeTimeout time.Duration) *Conn {
 	c := &Conn{nc: nc, wtimeout: writeTimeout, fd: -1}
 	if br != nil && br.Buffered() > 0 {
 		b, _ := br.Peek(br.Buffered())
-		c.pending = append([]byte(nil), b...)
+		p := append([]byte(nil), b...)
+		c.pending = &p
 	}
 	return c
 }
@@ -309,7 +317,7 @@ func (c *Conn) ReadMessage(limit int64) (isBinary bool, payload []byte, err erro
 			}
 		}
 		if c.pending != nil {
-			b.data, c.pending = c.pending, nil
+			b.data, c.pending = *c.pending, nil
 			continue
 		}
 		if b.rerr != nil {
@@ -370,10 +378,13 @@ func (c *Conn) Watch(handler func() bool) bool {
 	} else if tc != nil {
 		_ = rc.Control(func(fd uintptr) { c.fd = int32(fd) })
 	}
-	e.data, c.pending = c.pending, nil
+	if c.pending != nil {
+		e.rs = readStates.Get().(*readState)
+		e.rs.data, c.pending = *c.pending, nil
+	}
 	// A tls.Conn may hold records it read ahead of the upgrade request:
 	// no readiness event would announce them.
-	buffered := len(e.data) > 0 || pc != nil
+	buffered := e.rs != nil || pc != nil
 	c.ev.Store(e)
 	e.desc.Start()
 	if buffered {
@@ -388,13 +399,14 @@ func (c *Conn) Watch(handler func() bool) bool {
 // ReadMessage does. Only the handler may call it.
 func (c *Conn) NextMessage(limit int64) (isBinary bool, msg []byte, err error) {
 	e := c.ev.Load()
-	if e.fr == nil {
-		e.fr = frameReaders.Get().(*frameReader)
+	if e.rs == nil {
+		e.rs = readStates.Get().(*readState)
 	}
+	rs := e.rs
 	for {
-		if len(e.data) > 0 {
-			n, isBinary, msg, ok, err := c.parse(e.fr, e.data, limit)
-			e.data = e.data[n:]
+		if len(rs.data) > 0 {
+			n, isBinary, msg, ok, err := c.parse(&rs.fr, rs.data, limit)
+			rs.data = rs.data[n:]
 			if err != nil {
 				e.release()
 				return false, nil, err
@@ -403,7 +415,7 @@ func (c *Conn) NextMessage(limit int64) (isBinary bool, msg []byte, err error) {
 				return isBinary, msg, nil
 			}
 		}
-		if e.drained {
+		if rs.drained {
 			e.release()
 			return false, nil, ErrWouldBlock
 		}
@@ -411,10 +423,10 @@ func (c *Conn) NextMessage(limit int64) (isBinary bool, msg []byte, err error) {
 			e.release()
 			return false, nil, c.opError(os.ErrDeadlineExceeded)
 		}
-		if e.pooled == nil {
-			e.pooled = readBufs.Get().(*[]byte)
+		if rs.pooled == nil {
+			rs.pooled = readBufs.Get().(*[]byte)
 		}
-		buf := *e.pooled
+		buf := *rs.pooled
 		var n int
 		var err error
 		if t, ok := c.nc.(*tls.Conn); ok {
@@ -423,21 +435,21 @@ func (c *Conn) NextMessage(limit int64) (isBinary bool, msg []byte, err error) {
 			n, err = readTLS(t, buf)
 		} else {
 			n, err = e.desc.Read(buf)
-			e.drained = n < len(buf)
+			rs.drained = n < len(buf)
 		}
 		if err != nil {
 			var se *os.SyscallError
 			switch {
 			case err == ErrWouldBlock:
 			case err == io.EOF:
-				err = e.fr.eof()
+				err = rs.fr.eof()
 			case errors.As(err, &se):
 				err = c.opError(se)
 			}
 			e.release()
 			return false, nil, err
 		}
-		e.data = buf[:n]
+		rs.data = buf[:n]
 	}
 }
 
@@ -446,18 +458,19 @@ func (c *Conn) opError(err error) error {
 	return &net.OpError{Op: "read", Net: c.nc.LocalAddr().Network(), Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: err}
 }
 
-// release gives the read buffer back to the pool, and the parser state
-// too when no frame is under way.
+// release gives the read buffer back to the pool at the end of a round,
+// and the whole readState when no frame is under way.
 func (e *evReader) release() {
-	if e.pooled != nil {
-		readBufs.Put(e.pooled)
-		e.pooled = nil
+	rs := e.rs
+	if rs.pooled != nil {
+		readBufs.Put(rs.pooled)
+		rs.pooled = nil
 	}
-	e.data = nil
-	e.drained = false
-	if e.fr != nil && e.fr.atBoundary() {
-		frameReaders.Put(e.fr)
-		e.fr = nil
+	rs.data = nil
+	rs.drained = false
+	if rs.fr.atBoundary() {
+		readStates.Put(rs)
+		e.rs = nil
 	}
 }
 

@@ -17,5 +17,9 @@ func NoSpareDescriptors() (restore func()) {
 	return func() { dupForWait = old }
 }
 
-// FdConnSize is the size of an owned descriptor's state.
-const FdConnSize = unsafe.Sizeof(fdConn{})
+// The sizes of what an idle watched connection holds.
+const (
+	ConnSize     = unsafe.Sizeof(Conn{})
+	EvReaderSize = unsafe.Sizeof(evReader{})
+	FdConnSize   = unsafe.Sizeof(fdConn{})
+)

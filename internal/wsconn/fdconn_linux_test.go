@@ -94,11 +94,23 @@ func TestOwnDescriptorOutOfDescriptors(t *testing.T) {
 	})
 }
 
-// An idle connection with an owned descriptor keeps an fdConn: 64 bytes
-// is its size class; the waiting write's state is made when first needed.
-func TestFdConnSize(t *testing.T) {
+// An idle watched connection holds a Conn, its evReader and, with an owned
+// descriptor, an fdConn: each fits the size class given here (the next one
+// up costs every idle connection 16 bytes or more). What only a busy
+// connection needs is made or borrowed when needed: the read state from a
+// pool, the waiting write's state on the first write that waits.
+func TestIdleSizes(t *testing.T) {
 	t.Parallel()
-	if wsconn.FdConnSize > 64 {
-		t.Fatalf("fdConn is %d bytes, more than 64", wsconn.FdConnSize)
+	for _, c := range []struct {
+		name      string
+		size, max uintptr
+	}{
+		{"Conn", wsconn.ConnSize, 80},
+		{"evReader", wsconn.EvReaderSize, 80},
+		{"fdConn", wsconn.FdConnSize, 64},
+	} {
+		if c.size > c.max {
+			t.Errorf("%s is %d bytes, more than %d", c.name, c.size, c.max)
+		}
 	}
 }
