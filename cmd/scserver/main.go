@@ -37,14 +37,6 @@ package main
 import (
 	"context"
 	"os"
-	"runtime"
 )
 
-func main() {
-	// scserver serves no profiles: sampling allocations for one would
-	// cost a 1.4 MB table at the first sample and a record per sampled
-	// call stack, for nothing (set as early as possible, as the runtime
-	// package asks).
-	runtime.MemProfileRate = 0
-	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
-}
+func main() { os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
