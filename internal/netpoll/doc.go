@@ -41,3 +41,17 @@ import "errors"
 
 // ErrWouldBlock is returned by Desc.Read when nothing is available now.
 var ErrWouldBlock = errors.New("netpoll: no data available")
+
+// Handler is what a Desc calls when its connection may be readable (see
+// Desc.Init). An interface rather than a function, so that a connection's
+// owner can pass itself (a pointer in an interface) and not a method
+// value, which would cost each idle connection an allocation.
+type Handler interface {
+	Ready() bool
+}
+
+// HandlerFunc is a function as a Handler.
+type HandlerFunc func() bool
+
+// Ready calls f.
+func (f HandlerFunc) Ready() bool { return f() }

@@ -33,7 +33,7 @@ const armEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 type Desc struct {
 	p       *poller
 	rc      syscall.RawConn
-	handler func() bool
+	handler Handler
 	state   atomic.Int32
 	slot    int32 // index in p.descs; with gen, the epoll event's data
 	gen     int32
@@ -142,7 +142,7 @@ func Available() bool {
 // connection (it has then closed it, typically after a read error); it is
 // never called again after that. Call Available first: Init panics when it
 // reports false. A Desc must not be copied.
-func (d *Desc) Init(rc syscall.RawConn, handler func() bool) {
+func (d *Desc) Init(rc syscall.RawConn, handler Handler) {
 	if !Available() {
 		panic("netpoll: Init called while Available reports false")
 	}
@@ -282,7 +282,7 @@ func (d *Desc) dispatch() {
 // running state calls it.
 func (d *Desc) run() {
 	for {
-		if !d.handler() {
+		if !d.handler.Ready() {
 			d.state.Store(stDone)
 			d.p.release(d)
 			return

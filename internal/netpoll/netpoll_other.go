@@ -17,7 +17,7 @@ type Desc struct{}
 var errUnavailable = errors.New("netpoll: not available on this build")
 
 // Init panics on this build: check Available first.
-func (d *Desc) Init(rc syscall.RawConn, handler func() bool) {
+func (d *Desc) Init(rc syscall.RawConn, handler Handler) {
 	panic("netpoll: Init called while Available reports false")
 }
 

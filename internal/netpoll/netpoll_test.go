@@ -53,7 +53,7 @@ func watch(t testing.TB, nc *net.TCPConn, block chan struct{}) *conn {
 	}
 	c := &conn{nc: nc, ended: make(chan struct{}), block: block}
 	buf := make([]byte, 512)
-	c.d.Init(rc, func() bool {
+	c.d.Init(rc, HandlerFunc(func() bool {
 		if c.active.Add(1) != 1 {
 			t.Error("handler running twice at once")
 		}
@@ -77,7 +77,7 @@ func watch(t testing.TB, nc *net.TCPConn, block chan struct{}) *conn {
 			c.got.Write(buf[:n])
 			c.mu.Unlock()
 		}
-	})
+	}))
 	c.d.Start()
 	return c
 }
@@ -250,7 +250,7 @@ func TestTriggerBeforeStart(t *testing.T) {
 	var runs atomic.Int32
 	var d Desc
 	done := make(chan struct{})
-	d.Init(rc, func() bool {
+	d.Init(rc, HandlerFunc(func() bool {
 		runs.Add(1)
 		var b [16]byte
 		for {
@@ -264,7 +264,7 @@ func TestTriggerBeforeStart(t *testing.T) {
 				return false
 			}
 		}
-	})
+	}))
 	d.Trigger()
 	if runs.Load() != 0 {
 		t.Fatal("handler ran before Start")
@@ -286,7 +286,7 @@ func TestStartOnClosedConnection(t *testing.T) {
 	_ = servers[0].Close()
 	var d Desc
 	errc := make(chan error, 1)
-	d.Init(rc, func() bool {
+	d.Init(rc, HandlerFunc(func() bool {
 		var b [16]byte
 		_, err := d.Read(b[:])
 		if err == ErrWouldBlock {
@@ -294,7 +294,7 @@ func TestStartOnClosedConnection(t *testing.T) {
 		}
 		errc <- err
 		return false
-	})
+	}))
 	d.Start()
 	select {
 	case err := <-errc:
@@ -315,7 +315,7 @@ func BenchmarkReadableToHandler(b *testing.B) {
 	got := make(chan struct{}, 1)
 	var d Desc
 	buf := make([]byte, 64)
-	d.Init(rc, func() bool {
+	d.Init(rc, HandlerFunc(func() bool {
 		for {
 			n, err := d.Read(buf)
 			if err == ErrWouldBlock {
@@ -329,7 +329,7 @@ func BenchmarkReadableToHandler(b *testing.B) {
 				got <- struct{}{}
 			}
 		}
-	})
+	}))
 	d.Start()
 	b.ReportAllocs()
 	for b.Loop() {

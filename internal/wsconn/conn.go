@@ -334,16 +334,23 @@ func (c *Conn) ReadMessage(limit int64) (isBinary bool, payload []byte, err erro
 	}
 }
 
+// Handler is what Watch calls when a message may be available: a
+// netpoll.Handler (HandlerFunc makes one of a function).
+type Handler = netpoll.Handler
+
+// HandlerFunc is a function as a Handler.
+type HandlerFunc = netpoll.HandlerFunc
+
 // Watch switches the connection to event-driven reading when this build
 // and the connection (plain TCP, or TLS over a PollConn from
 // NewTLSListener) allow it, and reports whether it did;
-// otherwise read with ReadMessage. handler is then called in a worker
+// otherwise read with ReadMessage. handler.Ready is then called in a worker
 // goroutine, never twice at once, whenever a message may be available, the
 // read deadline passed or the connection was closed; it must call
 // NextMessage until that returns an error, and return true when the error
 // was ErrWouldBlock, false when it is finished with the connection (it must
 // have closed it): it is not called again after that.
-func (c *Conn) Watch(handler func() bool) bool {
+func (c *Conn) Watch(handler Handler) bool {
 	if c.blk != nil || !netpoll.Available() {
 		return false
 	}

@@ -181,7 +181,7 @@ func TestTLSListenerOtherConns(t *testing.T) {
 	if !ok || tc.NetConn() != a {
 		t.Fatalf("accepted %T, want a *tls.Conn over the pipe", c)
 	}
-	if wsconn.New(c, nil, 0).Watch(func() bool { return false }) {
+	if wsconn.New(c, nil, 0).Watch(wsconn.HandlerFunc(func() bool { return false })) {
 		t.Fatal("Watch accepted TLS over a net.Pipe")
 	}
 }

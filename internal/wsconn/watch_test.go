@@ -96,7 +96,7 @@ func watchConn(t *testing.T, sc, cc net.Conn, br *bufio.Reader, limit int64, def
 	if deflate {
 		w.srv.EnableDeflate()
 	}
-	ok := w.srv.Watch(func() bool {
+	ok := w.srv.Watch(wsconn.HandlerFunc(func() bool {
 		if w.active.Add(1) != 1 {
 			t.Error("handler running twice at once")
 		}
@@ -117,7 +117,7 @@ func watchConn(t *testing.T, sc, cc net.Conn, br *bufio.Reader, limit int64, def
 			}
 			w.msgs <- kind + string(msg)
 		}
-	})
+	}))
 	if !ok {
 		t.Fatalf("Watch refused a %T", sc)
 	}
@@ -296,7 +296,7 @@ func TestWatchRefusesOtherConns(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if wsconn.New(a, nil, 0).Watch(func() bool { return false }) {
+	if wsconn.New(a, nil, 0).Watch(wsconn.HandlerFunc(func() bool { return false })) {
 		t.Fatal("Watch accepted a net.Pipe")
 	}
 }
@@ -330,7 +330,7 @@ func BenchmarkWatchedRead(b *testing.B) {
 	}
 	got := make(chan struct{}, perWrite)
 	srv := wsconn.New(sc, nil, 0)
-	srv.Watch(func() bool {
+	srv.Watch(wsconn.HandlerFunc(func() bool {
 		for {
 			_, _, err := srv.NextMessage(1 << 20)
 			if err == wsconn.ErrWouldBlock {
@@ -342,7 +342,7 @@ func BenchmarkWatchedRead(b *testing.B) {
 			}
 			got <- struct{}{}
 		}
-	})
+	}))
 	b.SetBytes(int64(len(burst)))
 	b.ReportAllocs()
 	for b.Loop() {
