@@ -43,7 +43,7 @@ type Socket struct {
 	id      string
 	server  *Server
 	conn    *wsconn.Conn
-	request *upgradeRequest
+	request upgradeRequest // the upgrade request in wire form
 	lease   *lease       // connection limits held, nil without limits (limits.go)
 	rate    *inboundRate // inbound rate limit state, nil without one; the reader's
 
@@ -194,7 +194,7 @@ func (s *Socket) Server() *Server { return s.server }
 // the caller (or anyone) still holds it; once no one does, its memory is
 // given back and a later call returns a new value with the same content.
 // Changes made to it are therefore not kept once it is dropped.
-func (s *Socket) Request() *http.Request { return s.request.get(s.remoteAddr(), s.conn.TLSState) }
+func (s *Socket) Request() *http.Request { return s.parsedRequest() }
 
 // remoteAddr is the connection's remote address, host and port. It is not
 // kept: an idle socket need not hold the string.

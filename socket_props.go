@@ -39,22 +39,6 @@ func (s *Socket) SourcePort() int {
 	return 80
 }
 
-// host returns the request's Host header, read from its wire form
-// without parsing the request (raw never changes: no lock).
-func (u *upgradeRequest) host() string {
-	// newUpgradeRequest writes the Host line right after the request line.
-	const key = "\r\nHost: "
-	i := strings.Index(u.raw, key)
-	if i < 0 {
-		return ""
-	}
-	rest := u.raw[i+len(key):]
-	if j := strings.Index(rest, "\r\n"); j >= 0 {
-		rest = rest[:j]
-	}
-	return rest
-}
-
 // splitHostPort splits "host", "host:port", "[v6]" or "[v6]:port".
 func splitHostPort(hostport string) (host, port string) {
 	if h, p, err := net.SplitHostPort(hostport); err == nil {

@@ -15,12 +15,3 @@ func TestSocketSize(t *testing.T) {
 		t.Fatalf("Socket is %d bytes, more than 288: move rarely used fields into socketMore", n)
 	}
 }
-
-// An idle socket keeps its upgrade request as this struct and the bytes:
-// 24 bytes is its size class (a lock in it would make it 48).
-func TestUpgradeRequestSize(t *testing.T) {
-	t.Parallel()
-	if n := unsafe.Sizeof(upgradeRequest{}); n > 24 {
-		t.Fatalf("upgradeRequest is %d bytes, more than 24", n)
-	}
-}

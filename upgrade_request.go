@@ -5,37 +5,27 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"unsafe"
 	"weak"
 )
 
-// upgradeRequest keeps a socket's HTTP upgrade request for Socket.Request
-// in its wire form, one string of a few hundred bytes, and parses it
-// when asked. The parsed form (a Request with its URL and header map)
-// costs more than a kilobyte, and most applications look at it only during
-// the handshake, if at all: it is held through a weak pointer, so the same
+// upgradeRequest is a socket's HTTP upgrade request, kept for
+// Socket.Request in its wire form (request line and headers): one string of
+// a few hundred bytes, held by the Socket itself. The parsed form (a
+// Request with its URL and header map) costs more than a kilobyte, and most
+// applications look at it only during the handshake, if at all: it is made
+// when asked and held through a weak pointer (parsedRequests), so the same
 // *http.Request is returned while anyone holds it, and the memory is given
 // back once no one does (a later call parses the bytes again). The remote
 // address and TLS state are not kept here: they are the socket's
 // connection's, read when the request is parsed.
-type upgradeRequest struct {
-	raw    string // request line and headers
-	parsed weak.Pointer[http.Request]
-}
-
-// upgradeLocks serialize the parsing of each upgradeRequest, a stripe per
-// address: a lock in every socket's request would cost an idle socket 16
-// bytes (a size class), and parsing is rare.
-var upgradeLocks [64]sync.Mutex
-
-func (u *upgradeRequest) lock() *sync.Mutex {
-	return &upgradeLocks[uintptr(unsafe.Pointer(u))/unsafe.Sizeof(*u)%uintptr(len(upgradeLocks))]
-}
+type upgradeRequest string
 
 // newUpgradeRequest keeps r's request line and headers.
-func newUpgradeRequest(r *http.Request) *upgradeRequest {
+func newUpgradeRequest(r *http.Request) upgradeRequest {
 	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + len(r.Host) + 16
 	for k, vs := range r.Header {
 		for _, v := range vs {
@@ -51,27 +41,78 @@ func newUpgradeRequest(r *http.Request) *upgradeRequest {
 		}
 	}
 	b = append(b, "\r\n"...)
-	return &upgradeRequest{raw: unsafe.String(unsafe.SliceData(b), len(b))} // b is not kept
+	return upgradeRequest(unsafe.String(unsafe.SliceData(b), len(b))) // b is not kept
 }
 
-// get returns the request: the one returned before if it is still in use,
-// else parsed again. It has the original's method, URL, protocol, host,
-// headers, the given remote address and TLS state, no body, and
+// parse returns a new request with the original's method, URL, protocol,
+// host and headers, the given remote address and TLS state, no body, and
 // context.Background() as its context.
-func (u *upgradeRequest) get(remote string, tlsState func() *tls.ConnectionState) *http.Request {
-	mu := u.lock()
-	mu.Lock()
-	defer mu.Unlock()
-	if r := u.parsed.Value(); r != nil {
-		return r
-	}
-	r, err := http.ReadRequest(bufio.NewReaderSize(strings.NewReader(u.raw), len(u.raw)+16))
+func (u upgradeRequest) parse(remote string, tlsState *tls.ConnectionState) *http.Request {
+	r, err := http.ReadRequest(bufio.NewReaderSize(strings.NewReader(string(u)), len(u)+16))
 	if err != nil {
 		// Not expected: the bytes come from a request the HTTP server
 		// parsed. Keep what is certain.
 		r = &http.Request{Method: http.MethodGet, URL: &url.URL{}, Header: http.Header{}, Body: http.NoBody}
 	}
-	r.RemoteAddr, r.TLS = remote, tlsState()
-	u.parsed = weak.Make(r)
+	r.RemoteAddr, r.TLS = remote, tlsState
 	return r
+}
+
+// host returns the request's Host header, read from its wire form
+// without parsing the request.
+func (u upgradeRequest) host() string {
+	// newUpgradeRequest writes the Host line right after the request line.
+	const key = "\r\nHost: "
+	i := strings.Index(string(u), key)
+	if i < 0 {
+		return ""
+	}
+	rest := string(u[i+len(key):])
+	if j := strings.Index(rest, "\r\n"); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest
+}
+
+// parsedRequests holds, for each socket whose parsed request someone still
+// holds, a weak pointer to it. An entry goes when its request is collected
+// (a cleanup attached to the request), so a socket costs nothing here
+// unless a request of its is alive; an idle socket that nobody asked keeps
+// no field for it.
+var parsedRequests = struct {
+	mu sync.Mutex
+	m  map[*Socket]weak.Pointer[http.Request]
+}{m: make(map[*Socket]weak.Pointer[http.Request])}
+
+// parsedRequest returns s's parsed request: the one returned before while
+// it is still in use, else a new one.
+func (s *Socket) parsedRequest() *http.Request {
+	pr := &parsedRequests
+	pr.mu.Lock()
+	r := pr.m[s].Value()
+	pr.mu.Unlock()
+	if r != nil {
+		return r
+	}
+	// Parsed outside the lock: sockets do not wait for each other.
+	r = s.request.parse(s.remoteAddr(), s.conn.TLSState())
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if other := pr.m[s].Value(); other != nil {
+		return other // parsed meanwhile by another caller
+	}
+	pr.m[s] = weak.Make(r)
+	runtime.AddCleanup(r, forgetParsedRequest, s)
+	return r
+}
+
+// forgetParsedRequest drops s's entry once the request it points to was
+// collected (not when a newer request of s's replaced it).
+func forgetParsedRequest(s *Socket) {
+	pr := &parsedRequests
+	pr.mu.Lock()
+	if wp, ok := pr.m[s]; ok && wp.Value() == nil {
+		delete(pr.m, s)
+	}
+	pr.mu.Unlock()
 }

@@ -2,12 +2,15 @@ package socketcluster
 
 import (
 	"bufio"
-	"crypto/tls"
+	"net"
 	"net/http"
 	"reflect"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 )
 
 func TestUpgradeRequestRoundTrip(t *testing.T) {
@@ -29,11 +32,7 @@ func TestUpgradeRequestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	orig.RemoteAddr = "1.2.3.4:5"
-	u := newUpgradeRequest(orig)
-	got := u.get("1.2.3.4:5", noTLS)
-	if got != u.get("1.2.3.4:5", noTLS) {
-		t.Fatal("get parsed twice")
-	}
+	got := newUpgradeRequest(orig).parse("1.2.3.4:5", nil)
 	if got.Method != orig.Method || got.URL.String() != orig.URL.String() || got.Proto != orig.Proto ||
 		got.Host != orig.Host || got.RequestURI != orig.RequestURI || got.RemoteAddr != orig.RemoteAddr {
 		t.Fatalf("got %s %s %s host %s uri %s remote %s", got.Method, got.URL, got.Proto, got.Host, got.RequestURI, got.RemoteAddr)
@@ -58,23 +57,37 @@ func TestUpgradeRequestGivenBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := newUpgradeRequest(orig)
-	first := u.get("1.2.3.4:5", noTLS)
-	if first != u.get("1.2.3.4:5", noTLS) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	s := &Socket{request: newUpgradeRequest(orig), conn: wsconn.New(a, nil, 0)}
+	if h := s.request.host(); h != "h:1" {
+		t.Fatalf("host %q", h)
+	}
+	first := s.Request()
+	if first != s.Request() {
 		t.Fatal("a request still held was parsed again")
 	}
-	first = nil
-	for i := 0; i < 20 && u.parsed.Value() != nil; i++ {
-		runtime.GC()
+	if first.RemoteAddr != a.RemoteAddr().String() {
+		t.Fatalf("remote address %q", first.RemoteAddr)
 	}
-	if u.parsed.Value() != nil {
+	first = nil
+	held := func() bool {
+		parsedRequests.mu.Lock()
+		defer parsedRequests.mu.Unlock()
+		_, ok := parsedRequests.m[s]
+		return ok
+	}
+	for i := 0; i < 100 && held(); i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond) // cleanups run in their own goroutine
+	}
+	if held() {
 		t.Fatal("the parsed request is kept after its last user dropped it")
 	}
-	again := u.get("1.2.3.4:5", noTLS)
+	again := s.Request()
 	if again.URL.Query().Get("x") != "1" || again.Host != "h:1" || again.Header.Get("Upgrade") != "websocket" {
 		t.Fatalf("parsed again: %s %s %v", again.URL, again.Host, again.Header)
 	}
 	_ = first
 }
-
-func noTLS() *tls.ConnectionState { return nil }
