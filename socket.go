@@ -44,8 +44,8 @@ type Socket struct {
 	server  *Server
 	conn    *wsconn.Conn
 	request upgradeRequest // the upgrade request in wire form
-	lease   *lease       // connection limits held, nil without limits (limits.go)
-	rate    *inboundRate // inbound rate limit state, nil without one; the reader's
+	lease   *lease         // connection limits held, nil without limits (limits.go)
+	rate    *inboundRate   // inbound rate limit state, nil without one; the reader's
 
 	// Guarded by mu.
 	mu           sync.Mutex
