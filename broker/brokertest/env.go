@@ -2,12 +2,15 @@ package brokertest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -166,29 +169,65 @@ type Process struct {
 	port int
 	args []string
 	cmd  *exec.Cmd
+	done chan struct{} // closed once cmd has exited and been reaped
+	out  bytes.Buffer  // what it printed, read once done is closed
 }
+
+// errExited: the process ended before it answered.
+var errExited = errors.New("exited before it answered")
 
 // StartProcess starts a server of kind ("redis": redis-server without
 // persistence; "nats": nats-server) on 127.0.0.1 and a free port, with the
 // extra command-line arguments, waits until it answers, and stops it when
-// the test ends. A missing binary skips the test loudly, or fails it under
-// SC_REQUIRE_BROKERS=1.
+// the test ends. A process that exits at once (the free port taken by
+// someone else meanwhile) is tried again on another port, twice. A missing
+// binary skips the test loudly, or fails it under SC_REQUIRE_BROKERS=1.
 func StartProcess(tb testing.TB, kind string, extra ...string) *Process {
 	tb.Helper()
 	kindOf(tb, kind)
-	p := &Process{tb: tb, kind: kind, port: FreePort(tb)}
-	port := strconv.Itoa(p.port)
-	switch kind {
-	case "redis":
-		p.args = []string{Binary(tb, kind, "redis-server"), "--port", port, "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--protected-mode", "no"}
-	case "nats":
-		p.args = []string{Binary(tb, kind, "nats-server"), "-a", "127.0.0.1", "-p", port}
+	// A Redis Cluster node also listens on its port + 10000 (the bus).
+	bus := kind == "redis" && slices.Contains(extra, "--cluster-enabled")
+	for attempt := 1; ; attempt++ {
+		p := &Process{tb: tb, kind: kind, port: freePort(tb, bus)}
+		port := strconv.Itoa(p.port)
+		switch kind {
+		case "redis":
+			p.args = []string{Binary(tb, kind, "redis-server"), "--port", port, "--bind", "127.0.0.1",
+				"--save", "", "--appendonly", "no", "--protected-mode", "no"}
+		case "nats":
+			p.args = []string{Binary(tb, kind, "nats-server"), "-a", "127.0.0.1", "-p", port}
+		}
+		p.args = append(p.args, extra...)
+		err := p.start()
+		if err == nil {
+			tb.Cleanup(p.Stop)
+			return p
+		}
+		if !errors.Is(err, errExited) || attempt == 3 {
+			tb.Fatal(err)
+		}
+		tb.Logf("brokertest: %v; trying another port", err)
 	}
-	p.args = append(p.args, extra...)
-	p.Start()
-	tb.Cleanup(p.Stop)
-	return p
+}
+
+// freePort is FreePort, and with bus a port whose port + 10000 is free too.
+func freePort(tb testing.TB, bus bool) int {
+	tb.Helper()
+	for range 100 {
+		port := FreePort(tb)
+		if !bus {
+			return port
+		}
+		if port+10000 > 65535 {
+			continue
+		}
+		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+10000))); err == nil {
+			_ = l.Close()
+			return port
+		}
+	}
+	tb.Fatal("brokertest: no free port whose port + 10000 is free too, in 100 tries")
+	return 0
 }
 
 // Addr is the server's host:port.
@@ -201,27 +240,55 @@ func (p *Process) URL() string { return kindOf(p.tb, p.kind).scheme + "://" + p.
 // time) and waits until it answers.
 func (p *Process) Start() {
 	p.tb.Helper()
+	if err := p.start(); err != nil {
+		p.tb.Fatal(err)
+	}
+}
+
+// start starts the process unless it runs, and waits until it answers: an
+// error if it exits first (errExited, with what it printed) or does not
+// answer within 20 s (then it is stopped).
+func (p *Process) start() error {
 	if p.cmd != nil {
-		return
+		return nil
 	}
 	cmd := exec.Command(p.args[0], p.args[1:]...)
+	p.out.Reset()
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
 	if err := cmd.Start(); err != nil {
-		p.tb.Fatalf("start %v: %v", p.args, err)
+		return fmt.Errorf("start %v: %w", p.args, err)
 	}
-	p.cmd = cmd
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	p.cmd, p.done = cmd, done
 	ping := kindOf(p.tb, p.kind).ping
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		err := probe("tcp", p.Addr(), ping, time.Second)
 		if err == nil {
-			return
+			return nil
+		}
+		select {
+		case <-done:
+			p.cmd = nil
+			return fmt.Errorf("%s on %s %w: %s", p.args[0], p.Addr(), errExited, lastLines(p.out.String(), 5))
+		default:
 		}
 		if time.Now().After(deadline) {
 			p.Stop()
-			p.tb.Fatalf("%s on %s not ready: %v", p.args[0], p.Addr(), err)
+			return fmt.Errorf("%s on %s not ready: %v", p.args[0], p.Addr(), err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // Stop kills the process, by its PID, and reaps it.
@@ -230,7 +297,7 @@ func (p *Process) Stop() {
 		return
 	}
 	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
+	<-p.done
 	p.cmd = nil
 }
 
