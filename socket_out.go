@@ -232,11 +232,12 @@ func (s *Socket) flush() {
 			}
 			return
 		}
+		// The spare becomes the queue: no other slice keeps its array.
 		q := s.outQ
-		s.outQ = s.outSpare[:0]
+		s.outQ, s.outSpare = s.outSpare[:0], nil
 		var pk []bool
 		if f := s.outFlags; f != nil {
-			pk, f.q = f.q, f.spare[:0]
+			pk, f.q, f.spare = f.q, f.spare[:0], nil
 		}
 		s.outBytes = 0
 		s.outMu.Unlock()
@@ -257,12 +258,11 @@ func (s *Socket) flush() {
 		// A queue of one frame is not kept for the next burst: most
 		// sockets send one frame at a time, seldom (an idle socket after
 		// its handshake answer), and 24 bytes each add up.
-		s.outSpare = nil // it is the queue now
 		if cap(q) > 1 {
 			s.outSpare = q[:0]
-		}
-		if f := s.outFlags; f != nil {
-			f.spare = pk[:0]
+			if f := s.outFlags; f != nil {
+				f.spare = pk[:0]
+			}
 		}
 		s.outMu.Unlock()
 		if err == wsconn.ErrAborted {

@@ -75,21 +75,23 @@ func (u upgradeRequest) host() string {
 }
 
 // parsedRequests holds, for each socket whose parsed request someone still
-// holds, a weak pointer to it. An entry goes when its request is collected
-// (a cleanup attached to the request), so a socket costs nothing here
-// unless a request of its is alive; an idle socket that nobody asked keeps
-// no field for it.
+// holds, a weak pointer to it. Both sides are weak: the map keeps neither
+// the socket nor the request alive, and an entry goes when its request is
+// collected (a cleanup attached to the request), so a socket costs nothing
+// here unless a request of its is alive; an idle socket that nobody asked
+// keeps no field for it.
 var parsedRequests = struct {
 	mu sync.Mutex
-	m  map[*Socket]weak.Pointer[http.Request]
-}{m: make(map[*Socket]weak.Pointer[http.Request])}
+	m  map[weak.Pointer[Socket]]weak.Pointer[http.Request]
+}{m: make(map[weak.Pointer[Socket]]weak.Pointer[http.Request])}
 
 // parsedRequest returns s's parsed request: the one returned before while
 // it is still in use, else a new one.
 func (s *Socket) parsedRequest() *http.Request {
 	pr := &parsedRequests
+	key := weak.Make(s)
 	pr.mu.Lock()
-	r := pr.m[s].Value()
+	r := pr.m[key].Value()
 	pr.mu.Unlock()
 	if r != nil {
 		return r
@@ -98,21 +100,21 @@ func (s *Socket) parsedRequest() *http.Request {
 	r = s.request.parse(s.remoteAddr(), s.conn.TLSState())
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
-	if other := pr.m[s].Value(); other != nil {
+	if other := pr.m[key].Value(); other != nil {
 		return other // parsed meanwhile by another caller
 	}
-	pr.m[s] = weak.Make(r)
-	runtime.AddCleanup(r, forgetParsedRequest, s)
+	pr.m[key] = weak.Make(r)
+	runtime.AddCleanup(r, forgetParsedRequest, key)
 	return r
 }
 
-// forgetParsedRequest drops s's entry once the request it points to was
-// collected (not when a newer request of s's replaced it).
-func forgetParsedRequest(s *Socket) {
+// forgetParsedRequest drops a socket's entry once the request it points to
+// was collected (not when a newer request of the socket's replaced it).
+func forgetParsedRequest(key weak.Pointer[Socket]) {
 	pr := &parsedRequests
 	pr.mu.Lock()
-	if wp, ok := pr.m[s]; ok && wp.Value() == nil {
-		delete(pr.m, s)
+	if wp, ok := pr.m[key]; ok && wp.Value() == nil {
+		delete(pr.m, key)
 	}
 	pr.mu.Unlock()
 }

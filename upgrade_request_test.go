@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 )
@@ -52,15 +53,7 @@ func TestUpgradeRequestRoundTrip(t *testing.T) {
 // keeps only the wire form. A later call parses it again.
 func TestUpgradeRequestGivenBack(t *testing.T) {
 	t.Parallel()
-	raw := "GET /socketcluster/?x=1 HTTP/1.1\r\nHost: h:1\r\nUpgrade: websocket\r\n\r\n"
-	orig, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	s := &Socket{request: newUpgradeRequest(orig), conn: wsconn.New(a, nil, 0)}
+	s, remote := pipeSocket(t, "GET /socketcluster/?x=1 HTTP/1.1\r\nHost: h:1\r\nUpgrade: websocket\r\n\r\n")
 	if h := s.request.host(); h != "h:1" {
 		t.Fatalf("host %q", h)
 	}
@@ -68,14 +61,14 @@ func TestUpgradeRequestGivenBack(t *testing.T) {
 	if first != s.Request() {
 		t.Fatal("a request still held was parsed again")
 	}
-	if first.RemoteAddr != a.RemoteAddr().String() {
+	if first.RemoteAddr != remote {
 		t.Fatalf("remote address %q", first.RemoteAddr)
 	}
 	first = nil
 	held := func() bool {
 		parsedRequests.mu.Lock()
 		defer parsedRequests.mu.Unlock()
-		_, ok := parsedRequests.m[s]
+		_, ok := parsedRequests.m[weak.Make(s)]
 		return ok
 	}
 	for i := 0; i < 100 && held(); i++ {
@@ -90,4 +83,38 @@ func TestUpgradeRequestGivenBack(t *testing.T) {
 		t.Fatalf("parsed again: %s %s %v", again.URL, again.Host, again.Header)
 	}
 	_ = first
+}
+
+// A parsed request that the application keeps does not keep its socket:
+// the cache holds both weakly.
+func TestParsedRequestDoesNotKeepSocket(t *testing.T) {
+	t.Parallel()
+	s, _ := pipeSocket(t, "GET /socketcluster/ HTTP/1.1\r\nHost: h:1\r\n\r\n")
+	r := s.Request()
+	ws := weak.Make(s)
+	s = nil
+	for i := 0; i < 100 && ws.Value() != nil; i++ {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	if ws.Value() != nil {
+		t.Fatal("the socket is kept alive by the request it parsed")
+	}
+	if r.Host != "h:1" {
+		t.Fatalf("host %q", r.Host)
+	}
+	runtime.KeepAlive(r)
+}
+
+// pipeSocket is a Socket with the upgrade request raw over one end of a
+// net.Pipe, and that end's remote address.
+func pipeSocket(t *testing.T, raw string) (*Socket, string) {
+	t.Helper()
+	orig, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+	return &Socket{request: newUpgradeRequest(orig), conn: wsconn.New(a, nil, 0)}, a.RemoteAddr().String()
 }

@@ -255,6 +255,9 @@ func (p *Process) start() error {
 	cmd := exec.Command(p.args[0], p.args[1:]...)
 	p.out.Reset()
 	cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	// A child of the server (a Redis BGSAVE) may hold the output pipe
+	// after the server was killed: Wait gives up on it after this.
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %v: %w", p.args, err)
 	}

@@ -132,19 +132,19 @@ type blockingReader struct {
 
 // evReader is the state of event-driven reading. It is all an idle watched
 // connection holds besides the Conn: the parser state is borrowed from a
-// pool while a frame is incomplete or a handler runs.
+// pool while a message is incomplete or a handler runs.
 type evReader struct {
 	desc netpoll.Desc
 
-	rs *readState // owned by the handler; nil between frames and rounds
+	rs *readState // owned by the handler; nil between rounds unless a message is incomplete
 
 	deadline atomic.Int64 // read deadline, monotonic (sinceEpoch), 0 for none
 	timer    *time.Timer  // fires at the deadline; guarded by Conn.wmu
 }
 
 // readState is what a handler's round of NextMessage calls needs, lent by
-// a pool: the frame parser (kept while a frame is incomplete) and, during
-// the round, the read buffer.
+// a pool: the frame parser (kept while a message is incomplete) and,
+// during the round, the read buffer.
 type readState struct {
 	fr      frameReader
 	data    []byte  // unparsed part of pooled (or of the bytes that came with the upgrade)
@@ -159,6 +159,10 @@ var readStates = sync.Pool{New: func() any { return new(readState) }}
 var epoch = time.Now()
 
 func sinceEpoch() int64 { return int64(time.Since(epoch)) }
+
+// maxDeadline: a deadline further ahead is no deadline (a century; past
+// about 292 years the monotonic arithmetic would overflow).
+const maxDeadline = 100 * 365 * 24 * time.Hour
 
 // readBufSize is the size of the pooled buffers of event-driven reads.
 const readBufSize = 16 << 10
@@ -286,10 +290,9 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 			e.timer.Stop()
 			e.timer = nil
 		}
-		if t.IsZero() {
+		if d := time.Until(t); t.IsZero() || d >= maxDeadline {
 			e.deadline.Store(0)
 		} else {
-			d := time.Until(t)
 			e.deadline.Store(max(sinceEpoch()+int64(d), 1))
 			e.timer = time.AfterFunc(d, e.desc.Trigger)
 		}

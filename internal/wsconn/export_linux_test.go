@@ -10,11 +10,10 @@ import (
 
 // NoSpareDescriptors makes every waiting write of an owned descriptor find
 // the process out of descriptors until the returned function is called.
-// Only for tests that are not parallel.
 func NoSpareDescriptors() (restore func()) {
-	old := dupForWait
-	dupForWait = func(int32) (int, error) { return -1, unix.EMFILE }
-	return func() { dupForWait = old }
+	none := func(int32) (int, error) { return -1, unix.EMFILE }
+	old := dupForWait.Swap(&none)
+	return func() { dupForWait.Store(old) }
 }
 
 // The sizes of what an idle watched connection holds.

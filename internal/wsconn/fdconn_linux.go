@@ -30,7 +30,9 @@ import (
 // *net.TCPConn is closed: writes are non-blocking write(2)/writev(2) on the
 // descriptor, and only a write that finds the send buffer full (a slow
 // reader) waits, through a short-lived *net.TCPConn on another duplicate
-// that the Go runtime's poller watches, with the write deadline.
+// that the Go runtime's poller watches, with the write deadline (or, in a
+// process with no descriptor to spare, by asking poll(2) between short
+// sleeps).
 
 // fdConn is a plain TCP connection whose descriptor the Conn owns. It
 // implements net.Conn for writing; it is read by Watch (through rawFD),
@@ -256,9 +258,10 @@ var errNoDescriptor = errors.New("wsconn: no descriptor for a waiting write")
 // descriptors, where a write waiting a little late does no harm.
 const pollSlice = 20 * time.Millisecond
 
-// pollWritable waits, on this thread, until the socket may take more bytes
-// or pollSlice passed: it fails once the connection is closing or the
-// write deadline passed. The caller holds a reference.
+// pollWritable returns once the socket may take more bytes, or after
+// sleeping up to pollSlice (the goroutine sleeps, not its thread: many
+// writers may wait at once); it fails once the connection is closing or
+// the write deadline passed. The caller holds a reference.
 func (f *fdConn) pollWritable() error {
 	if f.state.Load()&fdClosing != 0 {
 		return f.opError("write", net.ErrClosed)
@@ -266,22 +269,31 @@ func (f *fdConn) pollWritable() error {
 	if f.deadlinePassed() {
 		return f.opError("write", os.ErrDeadlineExceeded)
 	}
+	fds := [1]unix.PollFd{{Fd: f.fd, Events: unix.POLLOUT}}
+	n, err := unix.Poll(fds[:], 0) // asks, never waits
+	if err != nil && err != unix.EINTR {
+		return f.opError("write", os.NewSyscallError("poll", err))
+	}
+	if n > 0 {
+		return nil
+	}
 	wait := pollSlice
 	if d := f.wdl.Load(); d != 0 {
 		wait = min(wait, time.Duration(d-sinceEpoch()))
 	}
-	fds := [1]unix.PollFd{{Fd: f.fd, Events: unix.POLLOUT}}
-	_, err := unix.Poll(fds[:], int(max(wait/time.Millisecond, 1)))
-	if err != nil && err != unix.EINTR {
-		return f.opError("write", os.NewSyscallError("poll", err))
-	}
+	time.Sleep(wait)
 	return nil
 }
 
-// dupForWait duplicates the descriptor for slowWrite (a variable for the
-// tests of a process out of descriptors).
-var dupForWait = func(fd int32) (int, error) {
-	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+// dupForWait duplicates the descriptor for slowWrite; tests replace it to
+// play a process out of descriptors (NoSpareDescriptors).
+var dupForWait atomic.Pointer[func(fd int32) (int, error)]
+
+func init() {
+	dup := func(fd int32) (int, error) {
+		return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	}
+	dupForWait.Store(&dup)
 }
 
 // wallDeadline turns a monotonic write deadline back into a time.Time.
@@ -303,7 +315,7 @@ func (f *fdConn) slowWrite(bufs net.Buffers) (int64, error) {
 	if f.state.Load()&fdClosing != 0 {
 		return 0, f.opError("write", net.ErrClosed)
 	}
-	nfd, err := dupForWait(f.fd)
+	nfd, err := (*dupForWait.Load())(f.fd)
 	if err == unix.EMFILE || err == unix.ENFILE {
 		return 0, errNoDescriptor
 	}
@@ -370,9 +382,6 @@ func (f *fdConn) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-// maxDeadline: a deadline further ahead is no deadline (a century).
-const maxDeadline = 100 * 365 * 24 * time.Hour
-
 func (f *fdConn) SetReadDeadline(time.Time) error { return nil }
 
 func (f *fdConn) SetDeadline(t time.Time) error { return f.SetWriteDeadline(t) }
@@ -420,13 +429,7 @@ func (r *rawFD) Control(fn func(fd uintptr)) error {
 
 // Read calls fn once: the reader's reads never wait.
 func (r *rawFD) Read(fn func(fd uintptr) bool) error {
-	f := (*fdConn)(r)
-	if !f.incref() {
-		return net.ErrClosed
-	}
-	defer f.decref()
-	fn(uintptr(f.fd))
-	return nil
+	return r.Control(func(fd uintptr) { fn(fd) })
 }
 
 // Write calls fn once; nothing writes through it.

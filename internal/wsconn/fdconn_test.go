@@ -87,12 +87,44 @@ func bigFrames(n int) [][]byte {
 func TestOwnDescriptorWaitsForSlowReader(t *testing.T) {
 	t.Parallel()
 	c, cc := ownedPair(t, time.Minute)
+	checkWaitsForSlowReader(t, c, cc)
+}
+
+// A reader that never reads: the write fails at the write timeout with a
+// deadline error, as a *net.TCPConn's would.
+func TestOwnDescriptorWriteTimeout(t *testing.T) {
+	t.Parallel()
+	c, _ := ownedPair(t, 200*time.Millisecond)
+	checkWriteTimesOut(t, c)
+}
+
+// Close ends a write waiting for room; the descriptor is closed after it.
+func TestOwnDescriptorCloseEndsWaitingWrite(t *testing.T) {
+	t.Parallel()
+	c, cc := ownedPair(t, 0)
+	checkCloseEndsWaitingWrite(t, c, cc)
+}
+
+// checkWaitsForSlowReader writes more than the socket buffers hold to a
+// client that reads only after a while: the frames arrive whole and in
+// order, and the write succeeds.
+func checkWaitsForSlowReader(t *testing.T, c *wsconn.Conn, cc net.Conn) {
+	t.Helper()
 	frames := bigFrames(3)
 	written := make(chan error, 1)
 	go func() { written <- c.WriteFrames(frames) }()
 	time.Sleep(100 * time.Millisecond) // the write fills the buffers and waits
+	readBigFrames(t, cc, len(frames))
+	if err := <-written; err != nil {
+		t.Fatalf("WriteFrames: %v", err)
+	}
+}
+
+// readBigFrames reads what bigFrames(n) wrote and checks every frame.
+func readBigFrames(t *testing.T, cc net.Conn, n int) {
+	t.Helper()
 	_ = cc.SetReadDeadline(time.Now().Add(time.Minute))
-	for i := range frames {
+	for i := range n {
 		f, err := sctest.ReadFrame(cc)
 		if err != nil {
 			t.Fatalf("frame %d: %v", i, err)
@@ -101,16 +133,12 @@ func TestOwnDescriptorWaitsForSlowReader(t *testing.T) {
 			t.Fatalf("frame %d: %d bytes of %q", i, len(f.Payload), f.Payload[:1])
 		}
 	}
-	if err := <-written; err != nil {
-		t.Fatalf("WriteFrames: %v", err)
-	}
 }
 
-// A reader that never reads: the write fails at the write timeout with a
-// deadline error, as a *net.TCPConn's would.
-func TestOwnDescriptorWriteTimeout(t *testing.T) {
-	t.Parallel()
-	c, _ := ownedPair(t, 200*time.Millisecond)
+// checkWriteTimesOut writes more than the buffers hold to a client that
+// never reads, on a Conn with a short write timeout: a deadline error.
+func checkWriteTimesOut(t *testing.T, c *wsconn.Conn) {
+	t.Helper()
 	written := make(chan error, 1)
 	go func() { written <- c.WriteFrames(bigFrames(4)) }()
 	select {
@@ -123,10 +151,10 @@ func TestOwnDescriptorWriteTimeout(t *testing.T) {
 	}
 }
 
-// Close ends a write waiting for room; the descriptor is closed after it.
-func TestOwnDescriptorCloseEndsWaitingWrite(t *testing.T) {
-	t.Parallel()
-	c, cc := ownedPair(t, 0)
+// checkCloseEndsWaitingWrite closes c while a write waits for room: the
+// write fails, and the client reads EOF after the bytes sent.
+func checkCloseEndsWaitingWrite(t *testing.T, c *wsconn.Conn, cc net.Conn) {
+	t.Helper()
 	written := make(chan error, 1)
 	go func() { written <- c.WriteFrames(bigFrames(4)) }()
 	time.Sleep(100 * time.Millisecond)
@@ -139,7 +167,6 @@ func TestOwnDescriptorCloseEndsWaitingWrite(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the waiting write did not end after Close")
 	}
-	// Everything the client now reads ends in EOF: the socket is closed.
 	_ = cc.SetReadDeadline(time.Now().Add(time.Minute))
 	if _, err := io.Copy(io.Discard, cc); err != nil {
 		t.Fatalf("client: %v, want EOF after the bytes sent", err)

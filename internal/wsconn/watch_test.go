@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -280,6 +281,12 @@ func TestWatchErrors(t *testing.T) {
 		if d := time.Since(start); d < 50*time.Millisecond {
 			t.Fatalf("timed out after %v", d)
 		}
+	})
+	t.Run("deadline past what the clock counts", func(t *testing.T) {
+		w := newWatched(t, 1<<20, nil)
+		_ = w.srv.SetReadDeadline(time.Now().Add(time.Duration(math.MaxInt64)))
+		w.send(frame(ws.OpText, true, []byte("in"), true))
+		w.expect("text:in")
 	})
 	t.Run("deadline cleared", func(t *testing.T) {
 		w := newWatched(t, 1<<20, nil)
