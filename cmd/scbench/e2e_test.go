@@ -220,6 +220,32 @@ func TestE2ERPC(t *testing.T) {
 	}
 }
 
+// Open loop: the calls follow the schedule (-rate), whatever the answers;
+// a client whose slots all wait skips its turn.
+func TestE2ERPCRate(t *testing.T) {
+	s, addr := startMini(t, 0)
+	m := runJSON(t, "rpc", "-addr", addr, "-n", "4", "-inflight", "4", "-rate", "2000",
+		"-duration", "500ms", "-warmup", "100ms", "-q")
+	calls := num(t, m, "calls")
+	if num(t, m, "errors") != 0 || num(t, m, "unanswered") != 0 || num(t, m, "unexpected_packets") != 0 {
+		t.Fatalf("rpc -rate: %v", m)
+	}
+	// 1 000 calls are due in the measured half second; the bounds are
+	// wide for a busy machine, but a closed loop would make far more.
+	if calls < 250 || calls > 2000 {
+		t.Fatalf("%v calls measured at 2000/s for 0.5 s", calls)
+	}
+	if num(t, m, "rate") != 2000 || num(t, m, "skipped") < 0 || num(t, m, "lag_max_ms") < 0 {
+		t.Fatalf("rpc -rate fields: %v", m)
+	}
+	if int64(calls) > s.calls.Load() {
+		t.Fatalf("%v calls measured, server answered %d", calls, s.calls.Load())
+	}
+	if code := run(context.Background(), []string{"rpc", "-addr", addr, "-rate", "-1", "-q"}, io.Discard, io.Discard); code == 0 {
+		t.Fatal("a negative -rate was accepted")
+	}
+}
+
 func TestE2ECompare(t *testing.T) {
 	_, a := startMini(t, 0)
 	_, b := startMini(t, 0)

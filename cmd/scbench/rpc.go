@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -13,6 +15,7 @@ import (
 type rpcConfig struct {
 	n         int
 	inflight  int
+	rate      float64
 	procedure string
 	size      int
 	duration  time.Duration
@@ -23,7 +26,8 @@ type rpcConfig struct {
 func rpcFlags(fs *flag.FlagSet) runFunc {
 	c := &rpcConfig{}
 	fs.IntVar(&c.n, "n", 100, "number of clients")
-	fs.IntVar(&c.inflight, "inflight", 10, "calls in flight per client")
+	fs.IntVar(&c.inflight, "inflight", 10, "calls in flight per client (with -rate: at most this many unanswered, a call due beyond it is skipped)")
+	fs.Float64Var(&c.rate, "rate", 0, "open loop: this many `calls/s` in all, on a fixed schedule, round-robin over the clients, latency counted from each call's scheduled time (0: closed loop, every answer sends the next call)")
 	fs.StringVar(&c.procedure, "procedure", "echo", "procedure invoked; its data is a string of -size bytes")
 	fs.IntVar(&c.size, "size", 16, "payload `bytes` per call")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured time")
@@ -46,7 +50,9 @@ type rpcRun struct {
 
 // rpcClient keeps inflight calls going: slot s carries the calls with cid
 // s+1, s+1+K, s+1+2K, ... (K = inflight), and every response sends the
-// slot's next call from the reader goroutine.
+// slot's next call from the reader goroutine. With -rate (open loop) the
+// pacer sends the calls instead: slot s is free (cidOf 0) once its call
+// was answered, and a response sends nothing.
 type rpcClient struct {
 	run         *rpcRun
 	k           int64
@@ -56,6 +62,7 @@ type rpcClient struct {
 	completed   atomic.Int64
 	errs        atomic.Int64
 	outstanding atomic.Int64
+	nextCid     int64 // open loop: the pacer's, the last cid sent
 }
 
 func appendCall(dst, prefix []byte, cid int64) []byte {
@@ -80,7 +87,7 @@ func (k *rpcClient) OnResponse(c *Conn, rid int64, isErr bool, now int64) {
 	if isErr && k.errs.Add(1) == 1 {
 		r.t.progress("rpc: the server answered %q with an error", r.cfg.procedure)
 	}
-	if r.stopping.Load() {
+	if r.stopping.Load() || r.cfg.rate > 0 {
 		k.cidOf[slot].Store(0)
 		k.outstanding.Add(-1)
 		return
@@ -97,6 +104,9 @@ func (k *rpcClient) OnDelivery(*Conn, int64, int64, int64) { k.run.stats.others.
 func runRPC(ctx context.Context, t *Target, cfg *rpcConfig) (*Result, error) {
 	if cfg.n < 1 || cfg.inflight < 1 {
 		return nil, errors.New("-n and -inflight must be at least 1")
+	}
+	if cfg.rate < 0 || math.IsNaN(cfg.rate) || math.IsInf(cfg.rate, 0) {
+		return nil, errors.New("-rate must be a number of calls per second, 0 for a closed loop")
 	}
 	if err := t.resolve(ctx, cfg.n); err != nil {
 		return nil, err
@@ -134,7 +144,16 @@ func runRPC(ctx context.Context, t *Target, cfg *rpcConfig) (*Result, error) {
 
 	// Start the calls. The handshake used cid 1 and is answered already.
 	var frame []byte
+	var pacer *rpcPacer
+	if cfg.rate > 0 {
+		pacer = &rpcPacer{r: r, conns: dr.conns, done: make(chan struct{}), exited: make(chan struct{})}
+		go pacer.run(ctx)
+		defer pacer.stop()
+	}
 	for i, c := range dr.conns {
+		if cfg.rate > 0 {
+			break
+		}
 		k := &r.clients[i]
 		for s := range cfg.inflight {
 			cid := int64(s + 1)
@@ -176,6 +195,9 @@ func runRPC(ctx context.Context, t *Target, cfg *rpcConfig) (*Result, error) {
 	p1 := probe.sample()
 	r.hist.Store(NewHist(1)) // calls completing from now on are not measured
 	r.stopping.Store(true)
+	if pacer != nil {
+		pacer.stop()
+	}
 
 	var unanswered int64
 	for end := time.Now().Add(cfg.drain); ; time.Sleep(5 * time.Millisecond) {
@@ -192,6 +214,11 @@ func runRPC(ctx context.Context, t *Target, cfg *rpcConfig) (*Result, error) {
 	res.set("target", t.u.String())
 	res.set("clients", cfg.n)
 	res.set("inflight", cfg.inflight)
+	if pacer != nil {
+		res.set("rate", cfg.rate)
+		res.set("skipped", pacer.skipped.Load())
+		res.set("lag_max_ms", ms(pacer.lagMax.Load()))
+	}
 	res.set("procedure", cfg.procedure)
 	res.set("size", cfg.size)
 	res.set("duration_s", secs)
@@ -205,4 +232,83 @@ func runRPC(ctx context.Context, t *Target, cfg *rpcConfig) (*Result, error) {
 	t.progress("rpc: %d calls (%.0f/s), %d errors, p50 %.3fms p99 %.3fms max %.3fms",
 		calls, float64(calls)/secs, e1-e0, ms(snap.Quantile(0.5)), ms(snap.Quantile(0.99)), ms(snap.Max))
 	return res, nil
+}
+
+// rpcPacer sends the calls of an open-loop run (-rate): the i-th call is
+// due at start + i/rate and goes to client i mod n, in the first slot that
+// is free; a call due while all of its client's slots wait for answers is
+// skipped (counted), so a slow server meets a constant offered load, not
+// one that slows down with it. A call's latency runs from the time it was
+// due, so that a generator falling behind does not hide the delay.
+type rpcPacer struct {
+	r       *rpcRun
+	conns   []*Conn
+	done    chan struct{}
+	once    sync.Once
+	exited  chan struct{}
+	skipped atomic.Int64
+	lagMax  atomic.Int64
+}
+
+// stop ends the pacer and waits until it sends nothing more.
+func (p *rpcPacer) stop() {
+	p.once.Do(func() { close(p.done) })
+	<-p.exited
+}
+
+func (p *rpcPacer) run(ctx context.Context) {
+	defer close(p.exited)
+	r := p.r
+	rate := r.cfg.rate
+	start := time.Now()
+	startNano := nanotime()
+	var sent int64 // calls due so far (sent or skipped)
+	var frame []byte
+	touched := make([]bool, len(p.conns))
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-ctx.Done():
+			return
+		default:
+		}
+		now := time.Now()
+		due := int64(now.Sub(start).Seconds()*rate) + 1 - sent
+		if due <= 0 {
+			next := start.Add(time.Duration(float64(sent) / rate * 1e9))
+			time.Sleep(max(next.Sub(now), 0))
+			continue
+		}
+		if lag := now.Sub(start.Add(time.Duration(float64(sent) / rate * 1e9))); lag > time.Duration(p.lagMax.Load()) {
+			p.lagMax.Store(int64(lag))
+		}
+		for range min(due, 1024) {
+			i := int(sent % int64(len(p.conns)))
+			k := &r.clients[i]
+			at := startNano + int64(float64(sent)/rate*1e9)
+			sent++
+			k.nextCid++
+			cid := k.nextCid + 1 // cid 1 was the handshake's
+			slot := (cid - 1) % k.k
+			if k.cidOf[slot].Load() != 0 {
+				p.skipped.Add(1)
+				continue
+			}
+			k.sentAt[slot].Store(at)
+			k.outstanding.Add(1)
+			k.cidOf[slot].Store(cid)
+			frame = appendCall(frame[:0], r.prefix, cid)
+			p.conns[i].queue(frame)
+			touched[i] = true
+		}
+		for i, c := range p.conns {
+			if touched[i] {
+				touched[i] = false
+				if err := c.flush(); err != nil {
+					r.t.progress("rpc: client %d: %v", i, err)
+				}
+			}
+		}
+	}
 }

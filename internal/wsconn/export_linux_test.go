@@ -3,6 +3,7 @@
 package wsconn
 
 import (
+	"net"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -22,3 +23,6 @@ const (
 	EvReaderSize = unsafe.Sizeof(evReader{})
 	FdConnSize   = unsafe.Sizeof(fdConn{})
 )
+
+// LocalAddrOf is the local address of c's connection (shown in errors).
+func LocalAddrOf(c *Conn) net.Addr { return c.nc.LocalAddr() }

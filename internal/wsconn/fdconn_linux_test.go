@@ -4,6 +4,8 @@ package wsconn_test
 
 import (
 	"math"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -57,5 +59,44 @@ func TestIdleSizes(t *testing.T) {
 		if c.size > c.max {
 			t.Errorf("%s is %d bytes, more than %d", c.name, c.size, c.max)
 		}
+	}
+}
+
+// An IPv4 client of a dual-stack listener: the addresses read as they do
+// through the *net.TCPConn, "127.0.0.1:port" (the IP is IPv4-mapped in
+// both, and printed as IPv4).
+func TestOwnDescriptorDualStackAddresses(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "[::]:0")
+	if err != nil {
+		t.Skipf("no dual-stack listener here: %v", err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		accepted <- c
+	}()
+	cc, err := net.Dial("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Skipf("no IPv4 to a dual-stack listener here: %v", err)
+	}
+	defer cc.Close()
+	sc := <-accepted
+	if sc == nil {
+		t.Fatal("accept failed")
+	}
+	want, wantLocal := sc.RemoteAddr().String(), sc.LocalAddr().String()
+	c := wsconn.New(sc, nil, 0)
+	if !c.OwnDescriptor() {
+		t.Skip("no owned descriptors on this build")
+	}
+	defer c.Close()
+	if got := c.RemoteAddr().String(); got != want || got != cc.LocalAddr().String() {
+		t.Fatalf("RemoteAddr %s, want %s (the client's %s)", got, want, cc.LocalAddr())
+	}
+	if got := wsconn.LocalAddrOf(c).String(); got != wantLocal {
+		t.Fatalf("LocalAddr %s, want %s", got, wantLocal)
 	}
 }
