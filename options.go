@@ -165,11 +165,12 @@ type Options struct {
 	// package's and the runtime poller's per-connection state). A write
 	// that finds the socket's send buffer full waits through a
 	// short-lived connection in Go's poller, with the same WriteTimeout
-	// and slow-consumer handling. Measured cost: a higher RPC tail latency
-	// (p99) under a saturating load; throughput and CPU were unchanged
-	// within the noise (docs/performance.md). Off by default; no effect
-	// with DisableEventReads, on TLS sockets, or where event-driven reads
-	// are not available.
+	// and slow-consumer handling. Measured under a given offered load,
+	// calls are answered sooner at every percentile; a saturating closed
+	// loop on shared cores shows a higher p99 (docs/performance.md). Off
+	// by default here (scserver turns it on); no effect with
+	// DisableEventReads, on TLS sockets, or where event-driven reads are
+	// not available.
 	OwnDescriptors bool
 
 	// MaxHeaderBytes caps an HTTP request's line and header fields, in

@@ -10,8 +10,8 @@
 #   bash bench/headtohead.sh                     # every scenario, 3 rounds
 #   ROUNDS=1 CONNS=5000 bash bench/headtohead.sh fanout20 conns
 #   SERVERS="go centrifugo" bash bench/headtohead.sh
-#   SERVERS="go go-owned centrifugo node floor" bash bench/headtohead.sh
-#                                                # go-owned: scserver -own-descriptors
+#   SERVERS="go go-netconn centrifugo node floor" bash bench/headtohead.sh
+#                                 # go-netconn: scserver -own-descriptors=false
 #
 # Needs: Go, Node 20 and `npm ci` in interop/ (for the Node reference).
 set -euo pipefail
@@ -82,11 +82,11 @@ start() { # name port proto command…
 for s in $SERVERS; do
   case $s in
     go) start go 18201 sc bin/scserver -addr 127.0.0.1:18201 -log-level error ;;
-    go-owned) start go-owned 18205 sc bin/scserver -addr 127.0.0.1:18205 -log-level error -own-descriptors ;;
+    go-netconn) start go-netconn 18205 sc bin/scserver -addr 127.0.0.1:18205 -log-level error -own-descriptors=false ;;
     centrifugo) start centrifugo 18202 centrifugo bin/centrifugo --config "$cfdir/config.json" ;;
     node) start node 18203 sc node bench/reference-server.js 127.0.0.1:18203 ;;
     floor) start floor 18204 sc bin/scbench floor -listen 127.0.0.1:18204 ;;
-    *) echo "unknown server $s (go go-owned centrifugo node floor)" >&2; exit 2 ;;
+    *) echo "unknown server $s (go go-netconn centrifugo node floor)" >&2; exit 2 ;;
   esac
 done
 
@@ -121,7 +121,7 @@ done
   echo
   echo "Produced by \`bash bench/headtohead.sh\` (ROUNDS=$ROUNDS CONNS=$CONNS DURATION=$DURATION) on $(date -u +%Y-%m-%d)."
   echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(uname -sr), $(go version | cut -d' ' -f3), Node $(node --version 2>/dev/null || echo -)."
-  echo "Servers: go = scserver $(git describe --always --dirty 2>/dev/null) (go-owned: the same with -own-descriptors), centrifugo = Centrifugo $CENTRIFUGO_VERSION, node = socketcluster-server (bench/reference-server.js), floor = scbench floor."
+  echo "Servers: go = scserver $(git describe --always --dirty 2>/dev/null) (go-netconn: the same with -own-descriptors=false), centrifugo = Centrifugo $CENTRIFUGO_VERSION, node = socketcluster-server (bench/reference-server.js), floor = scbench floor."
   echo "Each cell is the median of the rounds (count in brackets); the last columns are go / other."
   bin/scbench report -base go <"$jsonl"
 } >"$out/headtohead.md"
