@@ -139,6 +139,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		Codec:                opts.Codec,
 		OutboundQueueLimit:   opts.OutboundQueueLimit,
 		CoalescePackets:      opts.CoalescePackets,
+		OwnDescriptors:       opts.OwnDescriptors,
 		History:              opts.History,
 		PerMessageDeflate:    opts.PerMessageDeflate,
 		AckTimeout:           ms(c.ackTimeout),
@@ -221,6 +222,16 @@ func extraOptions(getenv func(string) string) (sc.Options, error) {
 	// SC_COALESCE=1 turns on Options.CoalescePackets (array frames for
 	// packets queued together), for running the client suite with it.
 	o.CoalescePackets = getenv("SC_COALESCE") == "1"
+	// Sockets own their descriptors, as scserver's do (no difference on
+	// the wire; less memory per idle socket); SC_OWN_DESCRIPTORS=false
+	// keeps Go's net.TCPConn, the library's default.
+	switch v := getenv("SC_OWN_DESCRIPTORS"); v {
+	case "", "true", "1":
+		o.OwnDescriptors = true
+	case "false", "0":
+	default:
+		return o, fmt.Errorf("SC_OWN_DESCRIPTORS=%q: want true or false", v)
+	}
 	if v := getenv("SC_HISTORY"); v != "" {
 		h := history.Rule{Size: 100, TTL: 5 * time.Minute}
 		for _, p := range strings.Split(v, ",") {

@@ -42,3 +42,18 @@ func TestProtocolVersionOption(t *testing.T) {
 		t.Errorf("exit code %d for a bad -protocol-version, want 2", code)
 	}
 }
+
+func TestOwnDescriptorsOption(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		want bool
+	}{{"", true}, {"true", true}, {"1", true}, {"false", false}, {"0", false}} {
+		o, err := extraOptions(envOf(map[string]string{"SC_OWN_DESCRIPTORS": tc.env}))
+		if err != nil || o.OwnDescriptors != tc.want {
+			t.Errorf("SC_OWN_DESCRIPTORS=%q: %v, %v; want %v", tc.env, o.OwnDescriptors, err, tc.want)
+		}
+	}
+	if _, err := extraOptions(envOf(map[string]string{"SC_OWN_DESCRIPTORS": "maybe"})); err == nil {
+		t.Error("SC_OWN_DESCRIPTORS=maybe accepted")
+	}
+}
