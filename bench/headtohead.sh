@@ -23,6 +23,9 @@ SERVERS=${SERVERS:-"go centrifugo node floor"}
 CENTRIFUGO_VERSION=${CENTRIFUGO_VERSION:-v6.9.1}
 out=bench/results
 mkdir -p "$out" bin
+# The commit measured, read before the results files are rewritten (they
+# are tracked: emptying them first would always say -dirty).
+revision=$(git describe --always --dirty 2>/dev/null || echo unknown)
 jsonl=$out/headtohead.jsonl
 : >"$jsonl"
 
@@ -121,7 +124,7 @@ done
   echo
   echo "Produced by \`bash bench/headtohead.sh\` (ROUNDS=$ROUNDS CONNS=$CONNS DURATION=$DURATION) on $(date -u +%Y-%m-%d)."
   echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(uname -sr), $(go version | cut -d' ' -f3), Node $(node --version 2>/dev/null || echo -)."
-  echo "Servers: go = scserver $(git describe --always --dirty 2>/dev/null) (go-netconn: the same with -own-descriptors=false), centrifugo = Centrifugo $CENTRIFUGO_VERSION, node = socketcluster-server (bench/reference-server.js), floor = scbench floor."
+  echo "Servers: go = scserver $revision (go-netconn: the same with -own-descriptors=false), centrifugo = Centrifugo $CENTRIFUGO_VERSION, node = socketcluster-server (bench/reference-server.js), floor = scbench floor."
   echo "Each cell is the median of the rounds (count in brackets); the last columns are go / other."
   bin/scbench report -base go <"$jsonl"
 } >"$out/headtohead.md"

@@ -225,12 +225,13 @@ func extraOptions(getenv func(string) string) (sc.Options, error) {
 	// Sockets own their descriptors, as scserver's do (no difference on
 	// the wire; less memory per idle socket); SC_OWN_DESCRIPTORS=false
 	// keeps Go's net.TCPConn, the library's default.
-	switch v := getenv("SC_OWN_DESCRIPTORS"); v {
-	case "", "true", "1":
-		o.OwnDescriptors = true
-	case "false", "0":
-	default:
-		return o, fmt.Errorf("SC_OWN_DESCRIPTORS=%q: want true or false", v)
+	o.OwnDescriptors = true
+	if v := getenv("SC_OWN_DESCRIPTORS"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return o, fmt.Errorf("SC_OWN_DESCRIPTORS=%q: want true or false", v)
+		}
+		o.OwnDescriptors = on
 	}
 	if v := getenv("SC_HISTORY"); v != "" {
 		h := history.Rule{Size: 100, TTL: 5 * time.Minute}

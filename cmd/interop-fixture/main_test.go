@@ -47,7 +47,7 @@ func TestOwnDescriptorsOption(t *testing.T) {
 	for _, tc := range []struct {
 		env  string
 		want bool
-	}{{"", true}, {"true", true}, {"1", true}, {"false", false}, {"0", false}} {
+	}{{"", true}, {"true", true}, {"1", true}, {"TRUE", true}, {"false", false}, {"0", false}, {"f", false}} {
 		o, err := extraOptions(envOf(map[string]string{"SC_OWN_DESCRIPTORS": tc.env}))
 		if err != nil || o.OwnDescriptors != tc.want {
 			t.Errorf("SC_OWN_DESCRIPTORS=%q: %v, %v; want %v", tc.env, o.OwnDescriptors, err, tc.want)

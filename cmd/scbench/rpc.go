@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,7 +25,7 @@ type rpcConfig struct {
 func rpcFlags(fs *flag.FlagSet) runFunc {
 	c := &rpcConfig{}
 	fs.IntVar(&c.n, "n", 100, "number of clients")
-	fs.IntVar(&c.inflight, "inflight", 10, "calls in flight per client (with -rate: at most this many unanswered, a call due beyond it is skipped)")
+	fs.IntVar(&c.inflight, "inflight", 10, "calls in flight per client (with -rate: each client's calls take its -inflight slots in turn, and a call whose slot still waits for an answer is skipped)")
 	fs.Float64Var(&c.rate, "rate", 0, "open loop: this many `calls/s` in all, on a fixed schedule, round-robin over the clients, latency counted from each call's scheduled time (0: closed loop, every answer sends the next call)")
 	fs.StringVar(&c.procedure, "procedure", "echo", "procedure invoked; its data is a string of -size bytes")
 	fs.IntVar(&c.size, "size", 16, "payload `bytes` per call")
@@ -105,8 +104,8 @@ func runRPC(ctx context.Context, t *Target, cfg *rpcConfig) (*Result, error) {
 	if cfg.n < 1 || cfg.inflight < 1 {
 		return nil, errors.New("-n and -inflight must be at least 1")
 	}
-	if cfg.rate < 0 || math.IsNaN(cfg.rate) || math.IsInf(cfg.rate, 0) {
-		return nil, errors.New("-rate must be a number of calls per second, 0 for a closed loop")
+	if cfg.rate != 0 && !(cfg.rate >= 0.01 && cfg.rate <= 1e8) {
+		return nil, errors.New("-rate must be between 0.01 and 100 000 000 calls per second, or 0 for a closed loop")
 	}
 	if err := t.resolve(ctx, cfg.n); err != nil {
 		return nil, err
@@ -190,9 +189,17 @@ func runRPC(ctx context.Context, t *Target, cfg *rpcConfig) (*Result, error) {
 	r.hist.Store(hist)
 	n0, e0, _ := completed()
 	p0 := probe.sample()
+	var pace0 pacerCounts
+	if pacer != nil {
+		pace0 = pacer.window()
+	}
 	wait(cfg.duration)
 	n1, e1, _ := completed()
 	p1 := probe.sample()
+	var pace1 pacerCounts
+	if pacer != nil {
+		pace1 = pacer.counts()
+	}
 	r.hist.Store(NewHist(1)) // calls completing from now on are not measured
 	r.stopping.Store(true)
 	if pacer != nil {
@@ -216,8 +223,9 @@ func runRPC(ctx context.Context, t *Target, cfg *rpcConfig) (*Result, error) {
 	res.set("inflight", cfg.inflight)
 	if pacer != nil {
 		res.set("rate", cfg.rate)
-		res.set("skipped", pacer.skipped.Load())
-		res.set("lag_max_ms", ms(pacer.lagMax.Load()))
+		res.set("sent", pace1.sent-pace0.sent)
+		res.set("skipped", pace1.skipped-pace0.skipped)
+		res.set("lag_max_ms", ms(pace1.lagMax))
 	}
 	res.set("procedure", cfg.procedure)
 	res.set("size", cfg.size)
@@ -235,19 +243,36 @@ func runRPC(ctx context.Context, t *Target, cfg *rpcConfig) (*Result, error) {
 }
 
 // rpcPacer sends the calls of an open-loop run (-rate): the i-th call is
-// due at start + i/rate and goes to client i mod n, in the first slot that
-// is free; a call due while all of its client's slots wait for answers is
-// skipped (counted), so a slow server meets a constant offered load, not
-// one that slows down with it. A call's latency runs from the time it was
-// due, so that a generator falling behind does not hide the delay.
+// due at start + i/rate and goes to client i mod n; a client's calls take
+// its K slots in turn (cid c in slot (c-1) mod K, as in the closed loop),
+// and a call whose slot still waits for an answer is skipped (counted), so
+// a slow server meets a constant offered load, not one that slows down
+// with it. A call's latency runs from the time it was due, so that a
+// generator falling behind does not hide the delay.
 type rpcPacer struct {
 	r       *rpcRun
 	conns   []*Conn
 	done    chan struct{}
 	once    sync.Once
 	exited  chan struct{}
+	sent    atomic.Int64
 	skipped atomic.Int64
-	lagMax  atomic.Int64
+	lagMax  atomic.Int64 // in the measured window (window resets it)
+}
+
+// pacerCounts is a reading of the pacer's counters.
+type pacerCounts struct{ sent, skipped, lagMax int64 }
+
+func (p *rpcPacer) counts() pacerCounts {
+	return pacerCounts{p.sent.Load(), p.skipped.Load(), p.lagMax.Load()}
+}
+
+// window reads the counters at the start of the measured window and
+// restarts the worst lag from there.
+func (p *rpcPacer) window() pacerCounts {
+	c := p.counts()
+	p.lagMax.Store(0)
+	return c
 }
 
 // stop ends the pacer and waits until it sends nothing more.
@@ -277,7 +302,16 @@ func (p *rpcPacer) run(ctx context.Context) {
 		due := int64(now.Sub(start).Seconds()*rate) + 1 - sent
 		if due <= 0 {
 			next := start.Add(time.Duration(float64(sent) / rate * 1e9))
-			time.Sleep(max(next.Sub(now), 0))
+			timer := time.NewTimer(max(next.Sub(now), 0))
+			select {
+			case <-timer.C:
+			case <-p.done:
+				timer.Stop()
+				return
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			}
 			continue
 		}
 		if lag := now.Sub(start.Add(time.Duration(float64(sent) / rate * 1e9))); lag > time.Duration(p.lagMax.Load()) {
@@ -298,6 +332,7 @@ func (p *rpcPacer) run(ctx context.Context) {
 			k.sentAt[slot].Store(at)
 			k.outstanding.Add(1)
 			k.cidOf[slot].Store(cid)
+			p.sent.Add(1)
 			frame = appendCall(frame[:0], r.prefix, cid)
 			p.conns[i].queue(frame)
 			touched[i] = true
