@@ -18,19 +18,21 @@ import (
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
 )
 
-// Stress test of the inbound path, run with both readers (event-driven
-// and goroutine per connection): hundreds of raw connections invoke echo
-// with calls in flight (some messages bigger than a read buffer, some
-// fragmented, pongs in between) and publish to each other's channels, all
-// at once for a few seconds. Every answer must match its call, and every
-// subscriber must get every publication of each publisher, in order.
+// readModes are the ways a server reads its sockets: event-driven (the
+// default), event-driven with owned descriptors, and a goroutine each.
+var readModes = []struct {
+	name         string
+	disable, own bool
+}{{"event-driven", false, false}, {"owned-descriptors", false, true}, {"goroutine", true, false}}
 
+// Stress test of the inbound path, run with every reader (readModes):
+// hundreds of raw connections invoke echo with calls in flight (some
+// messages bigger than a read buffer, some fragmented, pongs in between)
+// and publish to each other's channels, all at once for a few seconds. Every answer must match its call, and every
+// subscriber must get every publication of each publisher, in order.
 func TestStressEchoAndPubSub(t *testing.T) {
 	// Not parallel: it loads both cores for seconds, which would stretch the timing bounds of the tests running beside it.
-	for _, mode := range []struct {
-		name         string
-		disable, own bool
-	}{{"event-driven", false, false}, {"owned-descriptors", false, true}, {"goroutine", true, false}} {
+	for _, mode := range readModes {
 		t.Run(mode.name, func(t *testing.T) {
 			stressEchoAndPubSub(t, sc.Options{DisableEventReads: mode.disable, OwnDescriptors: mode.own, PingInterval: 100 * time.Millisecond})
 		})
@@ -228,10 +230,7 @@ func (s *stressClient) read() {
 func TestIdleSocketsHoldNoGoroutine(t *testing.T) {
 	// Not parallel: it counts the process's goroutines.
 	const n = 100
-	for _, mode := range []struct {
-		name         string
-		disable, own bool
-	}{{"event-driven", false, false}, {"owned-descriptors", false, true}, {"goroutine", true, false}} {
+	for _, mode := range readModes {
 		t.Run(mode.name, func(t *testing.T) {
 			ts := newServer(t, sc.Options{DisableEventReads: mode.disable, OwnDescriptors: mode.own})
 			before := settledGoroutines()

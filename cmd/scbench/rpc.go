@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -142,29 +141,12 @@ func runRPC(ctx context.Context, t *Target, cfg *rpcConfig) (*Result, error) {
 	t.progress("rpc: %d clients ready in %.2fs; %d calls in flight each", cfg.n, dr.elapsed.Seconds(), cfg.inflight)
 
 	// Start the calls. The handshake used cid 1 and is answered already.
-	var frame []byte
 	var pacer *rpcPacer
 	if cfg.rate > 0 {
-		pacer = &rpcPacer{r: r, conns: dr.conns, done: make(chan struct{}), exited: make(chan struct{})}
-		go pacer.run(ctx)
+		pacer = startPacer(ctx, r, dr.conns)
 		defer pacer.stop()
-	}
-	for i, c := range dr.conns {
-		if cfg.rate > 0 {
-			break
-		}
-		k := &r.clients[i]
-		for s := range cfg.inflight {
-			cid := int64(s + 1)
-			k.cidOf[s].Store(cid)
-			k.sentAt[s].Store(nanotime())
-			k.outstanding.Add(1)
-			frame = appendCall(frame[:0], r.prefix, cid)
-			c.queue(frame)
-		}
-		if err := c.flush(); err != nil {
-			return nil, err
-		}
+	} else if err := r.startClosedLoop(dr.conns); err != nil {
+		return nil, err
 	}
 	completed := func() (n, errs, outstanding int64) {
 		for i := range r.clients {
@@ -242,6 +224,27 @@ func runRPC(ctx context.Context, t *Target, cfg *rpcConfig) (*Result, error) {
 	return res, nil
 }
 
+// startClosedLoop sends each client's first -inflight calls; every answer
+// then sends the next (OnResponse).
+func (r *rpcRun) startClosedLoop(conns []*Conn) error {
+	var frame []byte
+	for i, c := range conns {
+		k := &r.clients[i]
+		for s := range r.cfg.inflight {
+			cid := int64(s + 1)
+			k.cidOf[s].Store(cid)
+			k.sentAt[s].Store(nanotime())
+			k.outstanding.Add(1)
+			frame = appendCall(frame[:0], r.prefix, cid)
+			c.queue(frame)
+		}
+		if err := c.flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // rpcPacer sends the calls of an open-loop run (-rate): the i-th call is
 // due at start + i/rate and goes to client i mod n; a client's calls take
 // its K slots in turn (cid c in slot (c-1) mod K, as in the closed loop),
@@ -252,8 +255,7 @@ func runRPC(ctx context.Context, t *Target, cfg *rpcConfig) (*Result, error) {
 type rpcPacer struct {
 	r       *rpcRun
 	conns   []*Conn
-	done    chan struct{}
-	once    sync.Once
+	cancel  context.CancelFunc
 	exited  chan struct{}
 	sent    atomic.Int64
 	skipped atomic.Int64
@@ -275,9 +277,18 @@ func (p *rpcPacer) window() pacerCounts {
 	return c
 }
 
+// startPacer starts the pacer of an open-loop run; it runs until stop or
+// the end of ctx.
+func startPacer(ctx context.Context, r *rpcRun, conns []*Conn) *rpcPacer {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &rpcPacer{r: r, conns: conns, cancel: cancel, exited: make(chan struct{})}
+	go p.run(ctx)
+	return p
+}
+
 // stop ends the pacer and waits until it sends nothing more.
 func (p *rpcPacer) stop() {
-	p.once.Do(func() { close(p.done) })
+	p.cancel()
 	<-p.exited
 }
 
@@ -285,42 +296,27 @@ func (p *rpcPacer) run(ctx context.Context) {
 	defer close(p.exited)
 	r := p.r
 	rate := r.cfg.rate
-	start := time.Now()
-	startNano := nanotime()
-	var sent int64 // calls due so far (sent or skipped)
+	start := nanotime()
+	// dueAt is call i's due time; sent counts the calls due so far (sent
+	// or skipped).
+	dueAt := func(i int64) int64 { return start + int64(float64(i)/rate*1e9) }
+	var sent int64
 	var frame []byte
 	touched := make([]bool, len(p.conns))
-	for {
-		select {
-		case <-p.done:
-			return
-		case <-ctx.Done():
-			return
-		default:
-		}
-		now := time.Now()
-		due := int64(now.Sub(start).Seconds()*rate) + 1 - sent
+	for ctx.Err() == nil {
+		now := nanotime()
+		due := int64(float64(now-start)/1e9*rate) + 1 - sent
 		if due <= 0 {
-			next := start.Add(time.Duration(float64(sent) / rate * 1e9))
-			timer := time.NewTimer(max(next.Sub(now), 0))
-			select {
-			case <-timer.C:
-			case <-p.done:
-				timer.Stop()
-				return
-			case <-ctx.Done():
-				timer.Stop()
-				return
-			}
+			sleepCtx(ctx, time.Duration(dueAt(sent)-now))
 			continue
 		}
-		if lag := now.Sub(start.Add(time.Duration(float64(sent) / rate * 1e9))); lag > time.Duration(p.lagMax.Load()) {
-			p.lagMax.Store(int64(lag))
+		if lag := now - dueAt(sent); lag > p.lagMax.Load() {
+			p.lagMax.Store(lag)
 		}
 		for range min(due, 1024) {
 			i := int(sent % int64(len(p.conns)))
 			k := &r.clients[i]
-			at := startNano + int64(float64(sent)/rate*1e9)
+			at := dueAt(sent)
 			sent++
 			k.nextCid++
 			cid := k.nextCid + 1 // cid 1 was the handshake's

@@ -164,6 +164,17 @@ func sinceEpoch() int64 { return int64(time.Since(epoch)) }
 // about 292 years the monotonic arithmetic would overflow).
 const maxDeadline = 100 * 365 * 24 * time.Hour
 
+// monoDeadline turns a deadline into the monotonic clock of sinceEpoch (a
+// wall clock step does not move it), with the time left until it; 0 for
+// none: the zero time, or one too far ahead to count (maxDeadline).
+func monoDeadline(t time.Time) (mono int64, left time.Duration) {
+	left = time.Until(t)
+	if t.IsZero() || left >= maxDeadline {
+		return 0, 0
+	}
+	return max(sinceEpoch()+int64(left), 1), left
+}
+
 // readBufSize is the size of the pooled buffers of event-driven reads.
 const readBufSize = 16 << 10
 
@@ -290,11 +301,10 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 			e.timer.Stop()
 			e.timer = nil
 		}
-		if d := time.Until(t); t.IsZero() || d >= maxDeadline {
-			e.deadline.Store(0)
-		} else {
-			e.deadline.Store(max(sinceEpoch()+int64(d), 1))
-			e.timer = time.AfterFunc(d, e.desc.Trigger)
+		mono, left := monoDeadline(t)
+		e.deadline.Store(mono)
+		if mono != 0 {
+			e.timer = time.AfterFunc(left, e.desc.Trigger)
 		}
 		c.wmu.Unlock()
 	}

@@ -114,6 +114,9 @@ func (f *fdConn) incref() bool {
 	}
 }
 
+// closing reports whether Close was called.
+func (f *fdConn) closing() bool { return f.state.Load()&fdClosing != 0 }
+
 // decref ends one; the last one after Close closes the descriptor.
 func (f *fdConn) decref() {
 	if f.state.Add(-1) == fdClosing {
@@ -167,9 +170,9 @@ func (f *fdConn) writeBuffers(bufs [][]byte) (int64, error) {
 	}
 	defer f.decref()
 	iovp := iovecs.Get().(*[maxIovecs]unix.Iovec)
-	iov := iovp[:]
+	iov, used := iovp[:], 0
 	defer func() {
-		clear(iov) // no pointers into written frames kept in the pool
+		clear(iov[:used]) // no pointers into written frames kept in the pool
 		iovecs.Put(iovp)
 	}()
 	var total int64
@@ -194,6 +197,7 @@ func (f *fdConn) writeBuffers(bufs [][]byte) (int64, error) {
 		if n == 0 {
 			break
 		}
+		used = max(used, n)
 		r, _, e := syscall.Syscall(unix.SYS_WRITEV, uintptr(f.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
 		if e == unix.EINTR {
 			continue
@@ -212,9 +216,7 @@ func (f *fdConn) writeBuffers(bufs [][]byte) (int64, error) {
 			if err := f.pollWritable(); err != nil {
 				return total, err
 			}
-		}
-		if e == unix.EAGAIN {
-			continue // room now, or the deadline or Close: seen above
+			continue
 		}
 		if e != 0 {
 			return total, f.opError("write", os.NewSyscallError("writev", e))
@@ -263,7 +265,7 @@ const pollSlice = 20 * time.Millisecond
 // writers may wait at once); it fails once the connection is closing or
 // the write deadline passed. The caller holds a reference.
 func (f *fdConn) pollWritable() error {
-	if f.state.Load()&fdClosing != 0 {
+	if f.closing() {
 		return f.opError("write", net.ErrClosed)
 	}
 	if f.deadlinePassed() {
@@ -312,7 +314,7 @@ func wallDeadline(d int64) time.Time {
 // it returns errNoDescriptor, having written nothing. The caller holds a
 // reference.
 func (f *fdConn) slowWrite(bufs net.Buffers) (int64, error) {
-	if f.state.Load()&fdClosing != 0 {
+	if f.closing() {
 		return 0, f.opError("write", net.ErrClosed)
 	}
 	nfd, err := (*dupForWait.Load())(f.fd)
@@ -343,10 +345,8 @@ func (f *fdConn) slowWrite(bufs net.Buffers) (int64, error) {
 	}
 	w.mu.Lock()
 	w.conn = nc
-	if d := f.wdl.Load(); d != 0 {
-		_ = nc.SetWriteDeadline(wallDeadline(d))
-	}
-	closing := f.state.Load()&fdClosing != 0
+	_ = nc.SetWriteDeadline(wallDeadline(f.wdl.Load()))
+	closing := f.closing()
 	w.mu.Unlock()
 	var n int64
 	if closing {
@@ -362,16 +362,10 @@ func (f *fdConn) slowWrite(bufs net.Buffers) (int64, error) {
 }
 
 // SetWriteDeadline keeps the deadline on the monotonic clock of read
-// deadlines (a wall clock step does not move it); a deadline too far ahead
-// to count in nanoseconds is none.
+// deadlines (monoDeadline).
 func (f *fdConn) SetWriteDeadline(t time.Time) error {
-	var d int64
-	if !t.IsZero() {
-		if u := time.Until(t); u < maxDeadline {
-			d = max(sinceEpoch()+int64(u), 1)
-		}
-	}
-	f.wdl.Store(d)
+	mono, _ := monoDeadline(t)
+	f.wdl.Store(mono)
 	if w := f.wait.Load(); w != nil {
 		w.mu.Lock()
 		if w.conn != nil {
