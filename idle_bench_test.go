@@ -57,6 +57,7 @@ func BenchmarkIdleSocketHeap(b *testing.B) {
 		{"server=plain/owned-descriptors", sc.Options{OwnDescriptors: true}, false, noTLS},
 		{"server=fixture", sc.Options{}, true, noTLS},
 		{"server=plain/tls", sc.Options{}, false, tlsEvent},
+		{"server=plain/tls/owned-descriptors", sc.Options{OwnDescriptors: true}, false, tlsEvent},
 		{"server=plain/tls-readloop", sc.Options{}, false, tlsReadLoop},
 	} {
 		b.Run(fmt.Sprintf("%s/sockets=%d", v.name, n), func(b *testing.B) {

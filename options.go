@@ -159,18 +159,21 @@ type Options struct {
 	// Where io_uring is missing or forbidden the server falls back by
 	// itself (logged once at Info level).
 	DisableIOUring bool
-	// OwnDescriptors makes each plain TCP socket read event-driven keep
-	// only its file descriptor after the upgrade, not Go's *net.TCPConn:
-	// about 1 KiB less resident memory per idle connection (the net
-	// package's and the runtime poller's per-connection state). A write
+	// OwnDescriptors makes each TCP socket read event-driven keep only
+	// its file descriptor after the upgrade, not Go's *net.TCPConn: about
+	// 1 KiB less resident memory per idle connection (the net package's
+	// and the runtime poller's per-connection state). TLS sockets served
+	// through ServeTLS or NewTLSListener keep their *tls.Conn, over the
+	// descriptor (crypto/tls writes its records through it). A write
 	// that finds the socket's send buffer full waits through a
 	// short-lived connection in Go's poller, with the same WriteTimeout
 	// and slow-consumer handling. Measured under a given offered load,
 	// calls are answered sooner at every percentile; a saturating closed
 	// loop on shared cores shows a higher p99 (docs/performance.md). Off
 	// by default here (scserver turns it on); no effect with
-	// DisableEventReads, on TLS sockets, or where event-driven reads are
-	// not available.
+	// DisableEventReads, on TLS sockets read by a goroutine (served over
+	// crypto/tls's tls.NewListener), or where event-driven reads are not
+	// available.
 	OwnDescriptors bool
 
 	// MaxHeaderBytes caps an HTTP request's line and header fields, in

@@ -5,17 +5,21 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 
 	sc "github.com/socketcluster-go/socketcluster"
 	scclient "github.com/socketcluster-go/socketcluster/client"
 	"github.com/socketcluster-go/socketcluster/internal/netpoll"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
+	"github.com/socketcluster-go/socketcluster/protocol"
 )
 
 // tlsServer is a Server served over TLS, and the configuration its
@@ -70,7 +74,16 @@ func startTLSServer(t testing.TB, opts sc.Options, stdListener bool) *tlsServer 
 
 func TestServeTLS(t *testing.T) {
 	t.Parallel()
-	ts := startTLSServer(t, sc.Options{}, false)
+	for _, own := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tcpconn", true: "owned-descriptors"}[own], func(t *testing.T) {
+			t.Parallel()
+			serveTLS(t, sc.Options{OwnDescriptors: own})
+		})
+	}
+}
+
+func serveTLS(t *testing.T, opts sc.Options) {
+	ts := startTLSServer(t, opts, false)
 	conns := sc.Listen[sc.ConnectionEvent](ts).Consumer()
 	defer conns.Stop()
 	ctx := ctxT(t)
@@ -89,6 +102,9 @@ func TestServeTLS(t *testing.T) {
 	}
 	if !ev.Socket.Secure() {
 		t.Fatal("a socket served by ServeTLS says it is not secure")
+	}
+	if ip := ev.Socket.RemoteAddress(); ip != "127.0.0.1" {
+		t.Fatalf("remote address %q, want 127.0.0.1", ip)
 	}
 
 	// Calls small and large (many TLS records each way), from several
@@ -167,9 +183,10 @@ func TestIdleTLSSocketsHoldNoGoroutine(t *testing.T) {
 	for _, mode := range []struct {
 		name        string
 		stdListener bool
-	}{{"ServeTLS", false}, {"tls.NewListener", true}} {
+		own         bool
+	}{{"ServeTLS", false, false}, {"ServeTLS/owned-descriptors", false, true}, {"tls.NewListener", true, false}} {
 		t.Run(mode.name, func(t *testing.T) {
-			ts := startTLSServer(t, sc.Options{}, mode.stdListener)
+			ts := startTLSServer(t, sc.Options{OwnDescriptors: mode.own}, mode.stdListener)
 			before := settledGoroutines()
 			openIdle(t, ws.Dialer{TLSConfig: ts.client}, "wss://"+ts.addr+"/socketcluster/", n)
 			eventually(t, "handshakes", func() bool { return ts.ClientsCount() == n })
@@ -182,5 +199,90 @@ func TestIdleTLSSocketsHoldNoGoroutine(t *testing.T) {
 			}
 			t.Logf("%d idle TLS sockets: %d more goroutines", n, added)
 		})
+	}
+}
+
+// A TLS subscriber that stops reading is cut as a slow consumer, in both
+// modes (with owned descriptors its records wait in the descriptor's
+// waiting write), while a TLS subscriber that reads gets every publication.
+func TestSlowConsumerTLS(t *testing.T) {
+	t.Parallel()
+	for _, own := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tcpconn", true: "owned-descriptors"}[own], func(t *testing.T) {
+			t.Parallel()
+			slowConsumerTLS(t, sc.Options{OwnDescriptors: own})
+		})
+	}
+}
+
+func slowConsumerTLS(t *testing.T, opts sc.Options) {
+	const limit = 1 << 20
+	opts.OutboundQueueLimit, opts.BrokerTimeout = limit, time.Minute
+	ts := startTLSServer(t, opts, false)
+	discs := sc.Listen[sc.DisconnectionEvent](ts).Consumer()
+	defer discs.Stop()
+	ctx := ctxT(t)
+	url := "wss://" + ts.addr + "/socketcluster/"
+
+	// The slow subscriber handshakes and subscribes, reads both answers,
+	// then never reads again.
+	slow, br, _, err := ws.Dialer{TLSConfig: ts.client}.Dial(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if br != nil {
+		ws.PutReader(br)
+	}
+	for _, m := range []string{`{"event":"#handshake","data":{},"cid":1}`, `{"event":"#subscribe","data":{"channel":"big"},"cid":2}`} {
+		if err := wsutil.WriteClientText(slow, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = slow.SetReadDeadline(time.Now().Add(wait))
+	for {
+		msg, err := wsutil.ReadServerText(slow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(msg), `"rid":2`) {
+			break
+		}
+	}
+
+	fast, err := scclient.Dial(ctx, url, &scclient.Options{TLSConfig: ts.client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close(1000, "")
+	ch, err := fast.Subscribe(ctx, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := ch.Consumer()
+	defer msgs.Stop()
+
+	pad := strings.Repeat("x", 256<<10)
+	for i := 0; ts.SlowConsumerCount() == 0; i++ {
+		if i == 2000 {
+			t.Fatal("the slow TLS consumer was never detected")
+		}
+		if err := ts.Exchange().InvokePublish(ctx, "big", map[string]any{"i": i, "pad": pad}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := msgs.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf(`{"i":%d,"pad":"%s"}`, i, pad); string(got) != want {
+			t.Fatalf("fast subscriber: publication %d is %.60s…", i, got)
+		}
+	}
+	ev := next(t, discs)
+	if ev.Code != protocol.CloseSlowConsumer {
+		t.Fatalf("the slow consumer was disconnected with %d %q", ev.Code, ev.Reason)
+	}
+	if ts.ClientsCount() != 1 {
+		t.Fatalf("%d clients left, want the fast one", ts.ClientsCount())
 	}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command scbench is a load generator for SocketCluster servers (protocol
 // version 2, as spoken by socketcluster-server 20.x and socketcluster-go).
 //

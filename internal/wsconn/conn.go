@@ -381,7 +381,15 @@ func (c *Conn) Watch(handler Handler) bool {
 		if !ok {
 			return false
 		}
-		pc, tc = p, p.TCPConn
+		switch inner := p.Conn.(type) {
+		case ownedConn:
+			rc = inner.rawConn()
+		case *net.TCPConn:
+			tc = inner
+		default:
+			return false
+		}
+		pc = p
 	default:
 		return false
 	}

@@ -3,6 +3,7 @@
 package wsconn
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
@@ -67,38 +68,68 @@ type fdWait struct {
 // fdClosing is the bit of fdConn.state that Close sets.
 const fdClosing = int64(1) << 62
 
-// OwnDescriptor makes c write to and read (Watch) its plain TCP socket
-// through a duplicate of its descriptor, and closes the *net.TCPConn it was
-// made with, so that an idle connection holds none of the net package's
-// and the runtime poller's state. It reports whether it did: only on a
-// plain *net.TCPConn, where event-driven reads are available, before
-// anything was read or written. Call it before the Conn is shared with
-// other goroutines; afterwards the connection must be read with Watch
-// (ReadMessage fails).
+// OwnDescriptor makes c write to and read (Watch) its TCP socket through a
+// duplicate of its descriptor, and closes the *net.TCPConn it was made
+// with, so that an idle connection holds none of the net package's and the
+// runtime poller's state. A TLS connection over a PollConn (NewTLSListener)
+// keeps its *tls.Conn: the PollConn under it gets the owned descriptor in
+// place of its TCPConn. It reports whether it did: only on such a
+// connection, where event-driven reads are available, before the Conn read
+// or wrote anything (a TLS connection has its handshake behind it). Call it
+// before the Conn is shared with other goroutines; afterwards the
+// connection must be read with Watch (ReadMessage fails).
 func (c *Conn) OwnDescriptor() bool {
-	tc, ok := c.nc.(*net.TCPConn)
-	if !ok || c.blk != nil || c.ev.Load() != nil || !netpoll.Available() {
+	if c.blk != nil || c.ev.Load() != nil || !netpoll.Available() {
 		return false
 	}
+	switch nc := c.nc.(type) {
+	case *net.TCPConn:
+		f := ownTCP(nc)
+		if f == nil {
+			return false
+		}
+		c.nc = f
+	case *tls.Conn:
+		pc, ok := nc.NetConn().(*PollConn)
+		if !ok || pc.desc != nil {
+			return false
+		}
+		tc, ok := pc.Conn.(*net.TCPConn)
+		if !ok {
+			return false
+		}
+		f := ownTCP(tc)
+		if f == nil {
+			return false
+		}
+		pc.Conn = f
+	default:
+		return false
+	}
+	return true
+}
+
+// ownTCP duplicates tc's descriptor into an fdConn and closes tc; nil when
+// it cannot (tc is left as it was).
+func ownTCP(tc *net.TCPConn) *fdConn {
 	ra, ok := tc.RemoteAddr().(*net.TCPAddr)
 	if !ok {
-		return false
+		return nil
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
-		return false
+		return nil
 	}
 	nfd := -1
 	if rc.Control(func(fd uintptr) {
 		nfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
 	}) != nil || err != nil || nfd < 0 {
-		return false
+		return nil
 	}
 	// The socket stays open through nfd: closing the TCPConn releases the
 	// runtime's registration and the original descriptor only.
 	_ = tc.Close()
-	c.nc = &fdConn{remote: ra.AddrPort(), fd: int32(nfd)}
-	return true
+	return &fdConn{remote: ra.AddrPort(), fd: int32(nfd)}
 }
 
 // incref starts a system call on the descriptor; false once closing.

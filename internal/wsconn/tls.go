@@ -24,10 +24,13 @@ import (
 
 // PollConn is the TCP connection under a *tls.Conn from NewTLSListener.
 // Until Watch takes it over, it behaves exactly as the *net.TCPConn it
-// embeds (the TLS handshake and the HTTP upgrade read through it as
-// usual); after, Read returns what the socket holds without waiting.
+// holds (the TLS handshake and the HTTP upgrade read through it as usual);
+// after, Read returns what the socket holds without waiting.
 type PollConn struct {
-	*net.TCPConn
+	// Conn is the *net.TCPConn, or, once Conn.OwnDescriptor replaced it
+	// (before Watch, while nothing else uses the connection), the owned
+	// descriptor, which writes and closes the socket as the TCPConn did.
+	net.Conn
 	// desc is set by Watch before the first event-driven read and never
 	// changes after; only the Watch handler reads the connection then.
 	desc *netpoll.Desc
@@ -43,7 +46,7 @@ type PollConn struct {
 // for which errors.Is(err, ErrWouldBlock) holds.
 func (p *PollConn) Read(b []byte) (int, error) {
 	if p.desc == nil {
-		return p.TCPConn.Read(b)
+		return p.Conn.Read(b)
 	}
 	if p.drained {
 		p.drained = false
@@ -87,7 +90,7 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		c = &PollConn{TCPConn: tc}
+		c = &PollConn{Conn: tc}
 	}
 	return tls.Server(c, l.config), nil
 }

@@ -60,10 +60,30 @@ func tlsPair(t *testing.T) (server *tls.Conn, client *tls.Conn) {
 	return server, client
 }
 
+// inBothModes runs f with the TLS connection's descriptor owned
+// (OwnDescriptor, as the server does by default in scserver) and with the
+// PollConn keeping its *net.TCPConn.
+func inBothModes(t *testing.T, f func(t *testing.T, own bool)) {
+	for _, own := range []bool{true, false} {
+		t.Run(map[bool]string{true: "owned", false: "tcpconn"}[own], func(t *testing.T) {
+			t.Parallel()
+			f(t, own)
+		})
+	}
+}
+
 func TestWatchTLS(t *testing.T) {
 	t.Parallel()
+	inBothModes(t, watchTLS)
+}
+
+func watchTLS(t *testing.T, own bool) {
 	sc, cc := tlsPair(t)
-	w := watchConn(t, sc, cc, nil, 1<<20, false, true)
+	w := watchConn(t, sc, cc, nil, 1<<20, false, own)
+	_, tcp := sc.NetConn().(*wsconn.PollConn).Conn.(*net.TCPConn)
+	if tcp == own {
+		t.Fatalf("own=%v, yet the PollConn holds a %T", own, sc.NetConn().(*wsconn.PollConn).Conn)
+	}
 	big := bytes.Repeat([]byte("z"), 100_000) // several TLS records, several reads
 	stream := cat(
 		frame(ws.OpText, true, []byte("one"), true),
@@ -104,6 +124,10 @@ func TestWatchTLS(t *testing.T) {
 
 func TestWatchTLSRecordsReadAhead(t *testing.T) {
 	t.Parallel()
+	inBothModes(t, watchTLSRecordsReadAhead)
+}
+
+func watchTLSRecordsReadAhead(t *testing.T, own bool) {
 	// The HTTP server read the first record (the upgrade request); the
 	// tls.Conn already holds the second one, taken from the socket with
 	// the first: no readiness event will come for it, and nothing is left
@@ -121,7 +145,7 @@ func TestWatchTLSRecordsReadAhead(t *testing.T) {
 	if _, err := io.ReadFull(sc, got); err != nil || !bytes.Equal(got, first) {
 		t.Fatalf("first record: %q, %v", got, err)
 	}
-	w := watchConn(t, sc, cc, nil, 1<<20, false, true)
+	w := watchConn(t, sc, cc, nil, 1<<20, false, own)
 	w.expect("text:second")
 	w.send(frame(ws.OpText, true, []byte("third"), true))
 	w.expect("text:third")
@@ -129,9 +153,13 @@ func TestWatchTLSRecordsReadAhead(t *testing.T) {
 
 func TestWatchTLSErrors(t *testing.T) {
 	t.Parallel()
+	inBothModes(t, watchTLSErrors)
+}
+
+func watchTLSErrors(t *testing.T, own bool) {
 	t.Run("closed by the server", func(t *testing.T) {
 		sc, cc := tlsPair(t)
-		w := watchConn(t, sc, cc, nil, 1<<20, false, true)
+		w := watchConn(t, sc, cc, nil, 1<<20, false, own)
 		w.send(frame(ws.OpText, true, []byte("x"), true))
 		w.expect("text:x")
 		_ = w.srv.Close()
@@ -141,7 +169,7 @@ func TestWatchTLSErrors(t *testing.T) {
 	})
 	t.Run("read deadline", func(t *testing.T) {
 		sc, cc := tlsPair(t)
-		w := watchConn(t, sc, cc, nil, 1<<20, false, true)
+		w := watchConn(t, sc, cc, nil, 1<<20, false, own)
 		_ = w.srv.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 		err := w.end()
 		var ne net.Error
@@ -151,7 +179,7 @@ func TestWatchTLSErrors(t *testing.T) {
 	})
 	t.Run("garbage instead of a record", func(t *testing.T) {
 		sc, cc := tlsPair(t)
-		w := watchConn(t, sc, cc, nil, 1<<20, false, true)
+		w := watchConn(t, sc, cc, nil, 1<<20, false, own)
 		// Bytes that are not a TLS record, written under the client's
 		// TLS layer: the server's tls.Conn fails for good.
 		if _, err := cc.NetConn().Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
