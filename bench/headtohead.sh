@@ -12,8 +12,11 @@
 #   SERVERS="go centrifugo" bash bench/headtohead.sh
 #   SERVERS="go go-netconn centrifugo node floor" bash bench/headtohead.sh
 #                                 # go-netconn: scserver -own-descriptors=false
+#   bash bench/headtohead.sh tlsconns   # idle wss:// connections (go, go-netconn
+#                                 # and centrifugo, each on a TLS port of its own)
 #
-# Needs: Go, Node 20 and `npm ci` in interop/ (for the Node reference).
+# Needs: Go, Node 20 and `npm ci` in interop/ (for the Node reference),
+# openssl (for tlsconns' self-signed certificate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -57,6 +60,8 @@ cat >"$cfdir/config.json" <<JSON
 }
 JSON
 
+scenarios=${*:-"saturated fanout20 fanout100 rpc conns tlsconns"}
+
 declare -A PID ADDR PROTO
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$cfdir"; }
@@ -93,21 +98,48 @@ for s in $SERVERS; do
   esac
 done
 
-run() { # label scenario args… (rpc is skipped for Centrifugo: no procedure calls without a backend)
+# tlsconns: the servers that serve TLS get a second instance on a TLS port,
+# with one self-signed ECDSA P-256 certificate (TLS 1.3 is negotiated).
+if [[ " $scenarios " == *" tlsconns "* ]]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$cfdir/key.pem" -out "$cfdir/cert.pem" 2>/dev/null
+  sed 's|"port": 18202}|"port": 18212, "tls": {"enabled": true, "cert_pem": "'"$cfdir"'/cert.pem", "key_pem": "'"$cfdir"'/key.pem"}}|' \
+    "$cfdir/config.json" >"$cfdir/config-tls.json"
+  tlsflags=(-tls-cert "$cfdir/cert.pem" -tls-key "$cfdir/key.pem")
+  for s in $SERVERS; do
+    case $s in
+      go) start go-tls 18211 sc bin/scserver -addr 127.0.0.1:18211 -log-level error "${tlsflags[@]}" ;;
+      go-netconn) start go-netconn-tls 18215 sc bin/scserver -addr 127.0.0.1:18215 -log-level error -own-descriptors=false "${tlsflags[@]}" ;;
+      centrifugo) start centrifugo-tls 18212 centrifugo bin/centrifugo --config "$cfdir/config-tls.json" ;;
+    esac
+  done
+fi
+
+# run label scenario args…: every server, round after round (rpc is skipped
+# for Centrifugo: no procedure calls without a backend). With TLS=1 it
+# loads each server's TLS instance over wss:// instead (servers without one
+# are skipped).
+run() {
   local label=$1 scenario=$2
   shift 2
   for round in $(seq 1 "$ROUNDS"); do
     for s in $SERVERS; do
       [ "$scenario" = rpc ] && [ "${PROTO[$s]}" != sc ] && continue
+      local inst=$s addr=${ADDR[$s]} extra=()
+      if [ "${TLS:-}" = 1 ]; then
+        inst=$s-tls
+        [ -n "${ADDR[$inst]:-}" ] || continue
+        addr=wss://${ADDR[$inst]} extra=(-ca "$cfdir/cert.pem")
+      fi
       echo "== $label: $s, round $round/$ROUNDS" >&2
-      bin/scbench "$scenario" -addr "${ADDR[$s]}" -proto "${PROTO[$s]}" -server-pid "${PID[$s]}" \
-        -label "$label" -server "$s" -q "$@" >>"$jsonl" || echo "== $label: $s failed" >&2
+      bin/scbench "$scenario" -addr "$addr" -proto "${PROTO[$inst]}" -server-pid "${PID[$inst]}" \
+        -label "$label" -server "$s" -q "${extra[@]}" "$@" >>"$jsonl" || echo "== $label: $s failed" >&2
       sleep 2
     done
   done
 }
 
-scenarios=${*:-"saturated fanout20 fanout100 rpc conns"}
 for sc in $scenarios; do
   case $sc in
     saturated) run "fanout to 1000, saturated (window 32)" fanout -n 1000 -channel bench:fanout -window 32 -duration "$DURATION" ;;
@@ -115,7 +147,8 @@ for sc in $scenarios; do
     fanout100) run "fanout to 1000 at 100 publishes/s" fanout -n 1000 -channel bench:fanout -rate 100 -duration "$DURATION" ;;
     rpc) run "rpc, 100 clients x 10 in flight" rpc -n 100 -inflight 10 -duration "$DURATION" ;;
     conns) run "$CONNS idle connections" conns -n "$CONNS" -hold 5s ;;
-    *) echo "unknown scenario $sc (saturated fanout20 fanout100 rpc conns)" >&2; exit 2 ;;
+    tlsconns) TLS=1 run "$CONNS idle TLS connections (wss://, TLS 1.3, ECDSA P-256)" conns -n "$CONNS" -hold 5s ;;
+    *) echo "unknown scenario $sc (saturated fanout20 fanout100 rpc conns tlsconns)" >&2; exit 2 ;;
   esac
 done
 

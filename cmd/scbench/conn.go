@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -75,6 +76,10 @@ type Conn struct {
 	busy    bool // a goroutine is in write(2)
 	waitOut bool // the socket is full: the poller writes when it drains
 	werr    error
+
+	// held: a wss:// connection read by its own goroutine (holdTLS), not
+	// by a poller; nc stays its connection.
+	held bool
 
 	closing atomic.Bool
 	done    chan struct{}
@@ -178,6 +183,14 @@ func (t *Target) dial(ctx context.Context, ps *pollSet, id int, channel string, 
 	nc.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	if t.tls != nil {
+		tc := tls.Client(nc, t.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		nc = tc
+	}
 
 	dialer := ws.Dialer{ReadBufferSize: t.ReadBuffer}
 	if t.Deflate {
@@ -219,10 +232,43 @@ func (t *Target) dial(ctx context.Context, ps *pollSet, id int, channel string, 
 			return nil, fmt.Errorf("#subscribe %q: %w", channel, err)
 		}
 	}
+	if t.tls != nil {
+		nc.SetDeadline(time.Time{})
+		c.holdTLS()
+		return c, nil
+	}
 	if err := c.handOver(ps); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// holdTLS keeps a wss:// connection after set-up: its own goroutine reads
+// it through crypto/tls (no descriptor to hand to a poller), answers pings
+// and counts what else comes, until the connection ends.
+func (c *Conn) holdTLS() {
+	c.held = true
+	go func() {
+		defer close(c.done)
+		for {
+			p, err := c.next()
+			if err != nil {
+				if !c.closing.Load() {
+					c.err = err
+					c.stats.closed.Add(1)
+				}
+				return
+			}
+			c.pr.each(p, func(e []byte) {
+				if c.pr.isPing(e) {
+					c.stats.pings.Add(1)
+					_, _ = c.nc.Write(appendFrame(nil, ws.OpText, c.pr.ping, &c.mask))
+					return
+				}
+				c.stats.others.Add(1)
+			})
+		}
+	}()
 }
 
 // handOver moves the socket from the net.Conn to a poller: the descriptor
@@ -674,6 +720,15 @@ func writeSome(fd int, b []byte) (int, error) {
 // poller notices and completes. With wait it waits for that.
 func (c *Conn) close(wait bool) {
 	if c.closing.Swap(true) {
+		if wait {
+			<-c.done
+		}
+		return
+	}
+	if c.held {
+		// crypto/tls serialises this write with the reader's pong.
+		_, _ = c.nc.Write(appendFrame(nil, ws.OpClose, []byte{0x03, 0xe8}, &c.mask))
+		c.nc.Close()
 		if wait {
 			<-c.done
 		}

@@ -24,6 +24,7 @@ func connsFlags(fs *flag.FlagSet) runFunc {
 }
 
 func runConns(ctx context.Context, t *Target, n int, hold time.Duration) (*Result, error) {
+	t.tlsOK = true // wss:// connections are held by a goroutine each (conn.go, holdTLS)
 	if err := t.resolve(ctx, n); err != nil {
 		return nil, err
 	}

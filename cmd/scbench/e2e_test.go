@@ -6,10 +6,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"log"
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -122,6 +125,44 @@ func TestE2EConns(t *testing.T) {
 	}
 	// Every ping the generator answered reached the server as a pong.
 	waitFor(t, func() bool { return s.pongs.Load() >= int64(num(t, m, "pings_answered")) })
+}
+
+// wss:// connections (conns only): set up through crypto/tls, held by a
+// goroutine each, pings answered; the other scenarios refuse wss://.
+func TestE2EConnsTLS(t *testing.T) {
+	s := newMiniServer(20*time.Millisecond, true)
+	hs := httptest.NewUnstartedServer(s)
+	hs.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
+	hs.StartTLS()
+	t.Cleanup(func() {
+		s.close()
+		hs.Close()
+	})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := "wss://" + strings.TrimPrefix(hs.URL, "https://")
+	m := runJSON(t, "conns", "-addr", addr, "-ca", ca, "-n", "20", "-hold", "300ms", "-server-pid", pid)
+	if num(t, m, "conns") != 20 || num(t, m, "failed") != 0 || num(t, m, "dropped") != 0 {
+		t.Fatalf("conns: %v", m)
+	}
+	if num(t, m, "pings_answered") == 0 {
+		t.Fatalf("no ping answered over TLS: %v", m)
+	}
+	if s.handshakes.Load() != 20 {
+		t.Fatalf("server saw %d handshakes", s.handshakes.Load())
+	}
+	waitFor(t, func() bool { return s.pongs.Load() >= int64(num(t, m, "pings_answered")) })
+
+	// Without the certificate trusted, set-up fails with a TLS error.
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"conns", "-addr", addr, "-n", "1", "-hold", "0s", "-q"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "TLS handshake") {
+		t.Fatalf("untrusted certificate: exit %d, stderr %q", code, errb.String())
+	}
+	if code := run(context.Background(), []string{"rpc", "-addr", addr, "-ca", ca, "-n", "1", "-duration", "100ms", "-q"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "conns scenario only") {
+		t.Fatalf("rpc over wss://: exit %d, stderr %q", code, errb.String())
+	}
 }
 
 func waitFor(t *testing.T, cond func() bool) {

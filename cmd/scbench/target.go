@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,8 +38,14 @@ type Target struct {
 	Label       string        // copied into the result (head-to-head reports)
 	Server      string        // server name, copied into the result
 	Deflate     bool          // offer permessage-deflate and inflate what comes compressed
+	CAFile      string        // wss://: PEM certificates to trust (default: the system's)
+	Insecure    bool          // wss://: do not verify the server's certificate
 
 	proto *protocol
+	// tlsOK says the scenario can hold wss:// connections (conns only);
+	// tls is their configuration once resolved.
+	tlsOK bool
+	tls   *tls.Config
 
 	u        *url.URL
 	dialAddr string
@@ -59,6 +67,8 @@ func (t *Target) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&t.Label, "label", "", "a `label` copied into the result line (scbench report groups by it)")
 	fs.BoolVar(&t.Deflate, "deflate", false, "offer permessage-deflate as browsers do (the server must accept it, without context takeover) and inflate compressed messages; the generator's own messages stay uncompressed")
 	fs.StringVar(&t.Server, "server", "", "the server's `name`, copied into the result line (scbench report's columns)")
+	fs.StringVar(&t.CAFile, "ca", "", "wss:// (conns only): trust the certificates in this PEM `file` (default: the system's roots)")
+	fs.BoolVar(&t.Insecure, "insecure", false, "wss:// (conns only): do not verify the server's certificate (a self-signed one on loopback)")
 }
 
 var errRemote = errors.New("target is not a loopback address (pass -allow-remote to load a remote server)")
@@ -73,12 +83,15 @@ func parseTarget(addr, path string) (*url.URL, error) {
 	if err != nil {
 		return nil, err
 	}
+	port := "80"
 	switch u.Scheme {
 	case "ws":
 	case "http":
 		u.Scheme = "ws"
+	case "wss", "https":
+		u.Scheme, port = "wss", "443"
 	default:
-		return nil, fmt.Errorf("scheme %q not supported (only ws://)", u.Scheme)
+		return nil, fmt.Errorf("scheme %q not supported (ws:// or wss://)", u.Scheme)
 	}
 	if u.Hostname() == "" {
 		return nil, fmt.Errorf("address %q has no host", addr)
@@ -87,7 +100,7 @@ func parseTarget(addr, path string) (*url.URL, error) {
 		return nil, fmt.Errorf("address %q has an empty port", addr)
 	}
 	if u.Port() == "" {
-		u.Host = net.JoinHostPort(u.Hostname(), "80")
+		u.Host = net.JoinHostPort(u.Hostname(), port)
 	}
 	if u.Path == "" {
 		u.Path = path
@@ -109,6 +122,15 @@ func (t *Target) resolve(ctx context.Context, n int) error {
 	u, err := parseTarget(t.Addr, pr.path)
 	if err != nil {
 		return err
+	}
+	t.tls = nil
+	if u.Scheme == "wss" {
+		if !t.tlsOK {
+			return errors.New("wss:// is supported by the conns scenario only (the others read their sockets with epoll, below TLS)")
+		}
+		if t.tls, err = t.tlsConfig(u.Hostname()); err != nil {
+			return err
+		}
 	}
 	var ips []net.IP
 	if ip := net.ParseIP(u.Hostname()); ip != nil {
@@ -162,6 +184,22 @@ func (t *Target) resolve(ctx context.Context, n int) error {
 		}
 	}
 	return nil
+}
+
+// tlsConfig is the client configuration of wss:// connections to host.
+func (t *Target) tlsConfig(host string) (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.Insecure} //nolint:gosec // -insecure is the user's choice, for self-signed loopback servers
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("-ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-ca %s: no PEM certificate in it", t.CAFile)
+		}
+	}
+	return cfg, nil
 }
 
 // localAddr returns the source address for connection number i.

@@ -359,7 +359,15 @@ func TestTargetChecks(t *testing.T) {
 	}
 	tg = &Target{Addr: "wss://127.0.0.1:8000"}
 	if err := tg.resolve(ctx, 1); err == nil {
-		t.Fatal("wss accepted")
+		t.Fatal("wss accepted by a scenario that reads with epoll")
+	}
+	tg = &Target{Addr: "wss://localhost/x/", Insecure: true, tlsOK: true}
+	if err := tg.resolve(ctx, 1); err != nil || tg.u.Port() != "443" || tg.tls == nil || !tg.tls.InsecureSkipVerify || tg.tls.ServerName != "localhost" {
+		t.Fatalf("wss for conns: %v %v %+v", err, tg.u, tg.tls)
+	}
+	tg = &Target{Addr: "https://127.0.0.1:8443", CAFile: "/nonexistent.pem", tlsOK: true}
+	if err := tg.resolve(ctx, 1); err == nil {
+		t.Fatal("a missing -ca file accepted")
 	}
 }
 
