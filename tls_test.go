@@ -106,6 +106,9 @@ func serveTLS(t *testing.T, opts sc.Options) {
 	if ip := ev.Socket.RemoteAddress(); ip != "127.0.0.1" {
 		t.Fatalf("remote address %q, want 127.0.0.1", ip)
 	}
+	if want := opts.OwnDescriptors && netpoll.Available(); sc.OwnsDescriptor(ev.Socket) != want {
+		t.Fatalf("the socket owns its descriptor: %v, want %v", sc.OwnsDescriptor(ev.Socket), want)
+	}
 
 	// Calls small and large (many TLS records each way), from several
 	// clients at once.
@@ -221,6 +224,8 @@ func slowConsumerTLS(t *testing.T, opts sc.Options) {
 	ts := startTLSServer(t, opts, false)
 	discs := sc.Listen[sc.DisconnectionEvent](ts).Consumer()
 	defer discs.Stop()
+	conns := sc.Listen[sc.ConnectionEvent](ts).Consumer()
+	defer conns.Stop()
 	ctx := ctxT(t)
 	url := "wss://" + ts.addr + "/socketcluster/"
 
@@ -248,6 +253,10 @@ func slowConsumerTLS(t *testing.T, opts sc.Options) {
 		if strings.Contains(string(msg), `"rid":2`) {
 			break
 		}
+	}
+	slowSocket := next(t, conns).Socket
+	if want := opts.OwnDescriptors && netpoll.Available(); sc.OwnsDescriptor(slowSocket) != want {
+		t.Fatalf("the slow socket owns its descriptor: %v, want %v", sc.OwnsDescriptor(slowSocket), want)
 	}
 
 	fast, err := scclient.Dial(ctx, url, &scclient.Options{TLSConfig: ts.client})
@@ -279,7 +288,7 @@ func slowConsumerTLS(t *testing.T, opts sc.Options) {
 		}
 	}
 	ev := next(t, discs)
-	if ev.Code != protocol.CloseSlowConsumer {
+	if ev.Socket != slowSocket || ev.Code != protocol.CloseSlowConsumer {
 		t.Fatalf("the slow consumer was disconnected with %d %q", ev.Code, ev.Reason)
 	}
 	if ts.ClientsCount() != 1 {

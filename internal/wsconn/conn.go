@@ -347,6 +347,19 @@ func (c *Conn) ReadMessage(limit int64) (isBinary bool, payload []byte, err erro
 	}
 }
 
+// OwnsDescriptor reports whether OwnDescriptor took the connection's
+// descriptor (plain TCP, or the TCP connection under TLS).
+func (c *Conn) OwnsDescriptor() bool {
+	switch nc := c.nc.(type) {
+	case ownedConn:
+		return true
+	case *tls.Conn:
+		p, ok := nc.NetConn().(*PollConn)
+		return ok && p.owned != nil
+	}
+	return false
+}
+
 // Handler is what Watch calls when a message may be available: a
 // netpoll.Handler (HandlerFunc makes one of a function).
 type Handler = netpoll.Handler
@@ -381,13 +394,10 @@ func (c *Conn) Watch(handler Handler) bool {
 		if !ok {
 			return false
 		}
-		switch inner := p.Conn.(type) {
-		case ownedConn:
-			rc = inner.rawConn()
-		case *net.TCPConn:
-			tc = inner
-		default:
-			return false
+		if p.owned != nil {
+			rc = p.owned.rawConn()
+		} else {
+			tc = p.TCPConn
 		}
 		pc = p
 	default:

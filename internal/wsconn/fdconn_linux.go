@@ -91,18 +91,14 @@ func (c *Conn) OwnDescriptor() bool {
 		c.nc = f
 	case *tls.Conn:
 		pc, ok := nc.NetConn().(*PollConn)
-		if !ok || pc.desc != nil {
+		if !ok || pc.desc != nil || pc.owned != nil {
 			return false
 		}
-		tc, ok := pc.Conn.(*net.TCPConn)
-		if !ok {
-			return false
-		}
-		f := ownTCP(tc)
+		f := ownTCP(pc.TCPConn)
 		if f == nil {
 			return false
 		}
-		pc.Conn = f
+		pc.owned, pc.TCPConn = f, noTCPConn
 	default:
 		return false
 	}

@@ -116,8 +116,12 @@ func ownedTLSPair(t *testing.T, writeTimeout time.Duration) (*wsconn.Conn, net.C
 	if !c.OwnDescriptor() {
 		t.Fatal("OwnDescriptor refused a handshaken TLS connection over a PollConn")
 	}
-	if _, tcp := sc.NetConn().(*wsconn.PollConn).Conn.(*net.TCPConn); tcp {
-		t.Fatal("the PollConn still holds its *net.TCPConn")
+	if !c.OwnsDescriptor() {
+		t.Fatal("OwnsDescriptor is false after OwnDescriptor")
+	}
+	// The TCPConn's own methods fail (and do not panic) once it is gone.
+	if err := sc.NetConn().(*wsconn.PollConn).SetKeepAlive(true); err == nil {
+		t.Fatal("SetKeepAlive on the replaced TCPConn succeeded")
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c, cc

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"time"
 
 	"github.com/socketcluster-go/socketcluster/internal/netpoll"
 )
@@ -24,13 +25,17 @@ import (
 
 // PollConn is the TCP connection under a *tls.Conn from NewTLSListener.
 // Until Watch takes it over, it behaves exactly as the *net.TCPConn it
-// holds (the TLS handshake and the HTTP upgrade read through it as usual);
-// after, Read returns what the socket holds without waiting.
+// embeds (the TLS handshake and the HTTP upgrade read through it as
+// usual); after, Read returns what the socket holds without waiting.
+//
+// Conn.OwnDescriptor (before Watch, while nothing else uses the
+// connection) may replace the TCPConn with the socket's owned descriptor:
+// the connection's net.Conn methods then go to it, and the embedded
+// TCPConn is noTCPConn, whose other methods (SetKeepAlive and the like)
+// fail with EINVAL.
 type PollConn struct {
-	// Conn is the *net.TCPConn, or, once Conn.OwnDescriptor replaced it
-	// (before Watch, while nothing else uses the connection), the owned
-	// descriptor, which writes and closes the socket as the TCPConn did.
-	net.Conn
+	*net.TCPConn
+	owned ownedConn
 	// desc is set by Watch before the first event-driven read and never
 	// changes after; only the Watch handler reads the connection then.
 	desc *netpoll.Desc
@@ -46,7 +51,7 @@ type PollConn struct {
 // for which errors.Is(err, ErrWouldBlock) holds.
 func (p *PollConn) Read(b []byte) (int, error) {
 	if p.desc == nil {
-		return p.Conn.Read(b)
+		return p.conn().Read(b)
 	}
 	if p.drained {
 		p.drained = false
@@ -59,6 +64,26 @@ func (p *PollConn) Read(b []byte) (int, error) {
 	p.drained = err == nil && n < len(b)
 	return n, err
 }
+
+// noTCPConn stands for the TCPConn of a PollConn whose descriptor is owned:
+// a zero TCPConn, whose methods fail with EINVAL (a nil one's would panic).
+var noTCPConn = new(net.TCPConn)
+
+// conn is the connection the net.Conn methods use.
+func (p *PollConn) conn() net.Conn {
+	if p.owned != nil {
+		return p.owned
+	}
+	return p.TCPConn
+}
+
+func (p *PollConn) Write(b []byte) (int, error)        { return p.conn().Write(b) }
+func (p *PollConn) Close() error                       { return p.conn().Close() }
+func (p *PollConn) LocalAddr() net.Addr                { return p.conn().LocalAddr() }
+func (p *PollConn) RemoteAddr() net.Addr               { return p.conn().RemoteAddr() }
+func (p *PollConn) SetDeadline(t time.Time) error      { return p.conn().SetDeadline(t) }
+func (p *PollConn) SetReadDeadline(t time.Time) error  { return p.conn().SetReadDeadline(t) }
+func (p *PollConn) SetWriteDeadline(t time.Time) error { return p.conn().SetWriteDeadline(t) }
 
 // errNothingYet is PollConn's "nothing to read now". It is a temporary
 // timeout so that crypto/tls keeps the connection usable after it.
@@ -90,7 +115,7 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		c = &PollConn{Conn: tc}
+		c = &PollConn{TCPConn: tc}
 	}
 	return tls.Server(c, l.config), nil
 }

@@ -80,9 +80,8 @@ func TestWatchTLS(t *testing.T) {
 func watchTLS(t *testing.T, own bool) {
 	sc, cc := tlsPair(t)
 	w := watchConn(t, sc, cc, nil, 1<<20, false, own)
-	_, tcp := sc.NetConn().(*wsconn.PollConn).Conn.(*net.TCPConn)
-	if tcp == own {
-		t.Fatalf("own=%v, yet the PollConn holds a %T", own, sc.NetConn().(*wsconn.PollConn).Conn)
+	if w.srv.OwnsDescriptor() != own {
+		t.Fatalf("own=%v, yet OwnsDescriptor says %v", own, w.srv.OwnsDescriptor())
 	}
 	big := bytes.Repeat([]byte("z"), 100_000) // several TLS records, several reads
 	stream := cat(
@@ -227,3 +226,32 @@ func (p *pipeListener) Accept() (net.Conn, error) {
 }
 func (p *pipeListener) Close() error   { return nil }
 func (p *pipeListener) Addr() net.Addr { return &net.UnixAddr{Name: "pipe", Net: "pipe"} }
+
+// AbortWrites cuts a TLS write that waits for a reader that never reads,
+// long before the write timeout, in both modes. (The cut leaves a TLS
+// record incomplete, so no close frame can follow it: the connection is
+// closed instead.)
+func TestAbortWritesTLS(t *testing.T) {
+	t.Parallel()
+	inBothModes(t, func(t *testing.T, own bool) {
+		sc, _ := tlsPair(t)
+		c := wsconn.New(sc, nil, time.Minute)
+		if own && !c.OwnDescriptor() {
+			t.Fatal("OwnDescriptor refused a handshaken TLS connection")
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		big := wsconn.Frame(true, bytes.Repeat([]byte{'a'}, 32<<20))
+		written := make(chan error, 1)
+		go func() { written <- c.WriteFrames([][]byte{big, big}) }()
+		time.Sleep(100 * time.Millisecond) // the write fills the buffers and waits
+		c.AbortWrites()
+		select {
+		case err := <-written:
+			if err == nil {
+				t.Fatal("WriteFrames succeeded though nothing read")
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("AbortWrites did not cut the waiting write (the write timeout is a minute)")
+		}
+	})
+}

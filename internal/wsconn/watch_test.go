@@ -92,6 +92,9 @@ func watchConn(t *testing.T, sc, cc net.Conn, br *bufio.Reader, limit int64, def
 	if own && !w.srv.OwnDescriptor() {
 		t.Fatalf("OwnDescriptor refused a fresh %T", sc)
 	}
+	if w.srv.OwnsDescriptor() != own {
+		t.Fatalf("OwnsDescriptor %v, want %v", w.srv.OwnsDescriptor(), own)
+	}
 	if deflate {
 		w.srv.EnableDeflate()
 	}
