@@ -83,27 +83,37 @@ func bigFrames(n int) [][]byte {
 	return fs
 }
 
-// A write that finds the send buffer full waits for the reader, then
-// completes: every frame arrives whole and in order.
-func TestOwnDescriptorWaitsForSlowReader(t *testing.T) {
+// The waiting writes of an owned descriptor, plain and under TLS (where
+// the tls.Conn writes its records through it):
+//   - a write that finds the send buffer full waits for the reader, then
+//     completes: every frame arrives whole and in order;
+//   - a reader that never reads: the write fails at the write timeout with
+//     a deadline error, as a *net.TCPConn's would;
+//   - Close ends a write waiting for room; the descriptor is closed after it.
+func TestOwnDescriptorWaitingWrites(t *testing.T) {
 	t.Parallel()
-	c, cc := ownedPair(t, time.Minute)
-	checkWaitsForSlowReader(t, c, cc)
-}
-
-// A reader that never reads: the write fails at the write timeout with a
-// deadline error, as a *net.TCPConn's would.
-func TestOwnDescriptorWriteTimeout(t *testing.T) {
-	t.Parallel()
-	c, _ := ownedPair(t, 200*time.Millisecond)
-	checkWriteTimesOut(t, c)
-}
-
-// Close ends a write waiting for room; the descriptor is closed after it.
-func TestOwnDescriptorCloseEndsWaitingWrite(t *testing.T) {
-	t.Parallel()
-	c, cc := ownedPair(t, 0)
-	checkCloseEndsWaitingWrite(t, c, cc)
+	pairs := []struct {
+		name string
+		pair func(*testing.T, time.Duration) (*wsconn.Conn, net.Conn)
+	}{{"tcp", ownedPair}, {"tls", ownedTLSPair}}
+	checks := []struct {
+		name         string
+		writeTimeout time.Duration
+		check        func(*testing.T, *wsconn.Conn, net.Conn)
+	}{
+		{"waits for a slow reader", time.Minute, checkWaitsForSlowReader},
+		{"write timeout", 200 * time.Millisecond, func(t *testing.T, c *wsconn.Conn, _ net.Conn) { checkWriteTimesOut(t, c) }},
+		{"close ends the waiting write", 0, checkCloseEndsWaitingWrite},
+	}
+	for _, p := range pairs {
+		for _, ch := range checks {
+			t.Run(p.name+"/"+ch.name, func(t *testing.T) {
+				t.Parallel()
+				c, cc := p.pair(t, ch.writeTimeout)
+				ch.check(t, c, cc)
+			})
+		}
+	}
 }
 
 // ownedTLSPair is ownedPair over TLS: a server Conn on a *tls.Conn from
@@ -125,26 +135,6 @@ func ownedTLSPair(t *testing.T, writeTimeout time.Duration) (*wsconn.Conn, net.C
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c, cc
-}
-
-// The same three over TLS: the tls.Conn writes its records through the
-// owned descriptor, which waits for room as the TCPConn would.
-func TestOwnDescriptorTLSWaitsForSlowReader(t *testing.T) {
-	t.Parallel()
-	c, cc := ownedTLSPair(t, time.Minute)
-	checkWaitsForSlowReader(t, c, cc)
-}
-
-func TestOwnDescriptorTLSWriteTimeout(t *testing.T) {
-	t.Parallel()
-	c, _ := ownedTLSPair(t, 200*time.Millisecond)
-	checkWriteTimesOut(t, c)
-}
-
-func TestOwnDescriptorTLSCloseEndsWaitingWrite(t *testing.T) {
-	t.Parallel()
-	c, cc := ownedTLSPair(t, 0)
-	checkCloseEndsWaitingWrite(t, c, cc)
 }
 
 // OwnDescriptor refuses a TLS connection it cannot own: one over something
