@@ -62,7 +62,7 @@ JSON
 
 scenarios=${*:-"saturated fanout20 fanout100 rpc conns tlsconns"}
 
-declare -A PID ADDR PROTO
+declare -A PID ADDR PROTO CMD
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$cfdir"; }
 trap cleanup EXIT
@@ -79,12 +79,23 @@ wait_port() {
 start() { # name port proto command…
   local name=$1 port=$2 proto=$3
   shift 3
-  "$@" >/dev/null 2>"bin/headtohead-$name.log" &
+  CMD[$name]="$port $proto $(printf '%q ' "$@")"
+  "$@" >/dev/null 2>>"bin/headtohead-$name.log" &
   PID[$name]=$!
   pids+=("$!")
   ADDR[$name]=127.0.0.1:$port
   PROTO[$name]=$proto
   wait_port "$port"
+}
+
+# restart name: a fresh process of the same server (memory per connection
+# is measured as the growth of a process that has not served connections
+# before: an earlier round's freed memory would be reused).
+restart() {
+  local name=$1
+  kill "${PID[$name]}" 2>/dev/null || true
+  wait "${PID[$name]}" 2>/dev/null || true
+  eval "start $name ${CMD[$name]}"
 }
 
 for s in $SERVERS; do
@@ -132,6 +143,7 @@ run() {
         [ -n "${ADDR[$inst]:-}" ] || continue
         addr=wss://${ADDR[$inst]} extra=(-ca "$cfdir/cert.pem")
       fi
+      [ "$scenario" = conns ] && restart "$inst"
       echo "== $label: $s, round $round/$ROUNDS" >&2
       bin/scbench "$scenario" -addr "$addr" -proto "${PROTO[$inst]}" -server-pid "${PID[$inst]}" \
         -label "$label" -server "$s" -q "${extra[@]}" "$@" >>"$jsonl" || echo "== $label: $s failed" >&2
