@@ -64,7 +64,13 @@ scenarios=${*:-"saturated fanout20 fanout100 rpc conns tlsconns"}
 
 declare -A PID ADDR PROTO CMD
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$cfdir"; }
+# Servers are stopped and waited for, so that a run right after this one
+# does not find their ports still taken while they drain.
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$cfdir"
+}
 trap cleanup EXIT
 
 wait_port() {
@@ -79,6 +85,10 @@ wait_port() {
 start() { # name port proto command…
   local name=$1 port=$2 proto=$3
   shift 3
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port ($name) is taken: stop what listens there first" >&2
+    exit 1
+  fi
   CMD[$name]="$port $proto $(printf '%q ' "$@")"
   "$@" >/dev/null 2>>"bin/headtohead-$name.log" &
   PID[$name]=$!
@@ -86,6 +96,10 @@ start() { # name port proto command…
   ADDR[$name]=127.0.0.1:$port
   PROTO[$name]=$proto
   wait_port "$port"
+  if ! kill -0 "${PID[$name]}" 2>/dev/null; then
+    echo "$name exited at start: see bin/headtohead-$name.log" >&2
+    exit 1
+  fi
 }
 
 # restart name: a fresh process of the same server (memory per connection
