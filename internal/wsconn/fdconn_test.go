@@ -12,6 +12,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/socketcluster-go/socketcluster/internal/netpoll"
 	"github.com/socketcluster-go/socketcluster/internal/sctest"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 )
@@ -20,13 +21,25 @@ import (
 // raw client end.
 func ownedPair(t *testing.T, writeTimeout time.Duration) (*wsconn.Conn, net.Conn) {
 	t.Helper()
-	sc, cc := tcpPair(t)
-	c := wsconn.New(sc, nil, writeTimeout)
-	if !c.OwnDescriptor() {
+	if !netpoll.Available() {
 		t.Skip("no owned descriptors on this build")
 	}
+	sc, cc := tcpPair(t)
+	return owned(t, sc, writeTimeout), cc
+}
+
+// owned is a server Conn on sc that took its socket's descriptor.
+func owned(t *testing.T, sc net.Conn, writeTimeout time.Duration) *wsconn.Conn {
+	t.Helper()
+	c := wsconn.New(sc, nil, writeTimeout)
+	if !c.OwnDescriptor() {
+		t.Fatalf("OwnDescriptor refused a fresh %T", sc)
+	}
+	if !c.OwnsDescriptor() {
+		t.Fatal("OwnsDescriptor is false after OwnDescriptor")
+	}
 	t.Cleanup(func() { _ = c.Close() })
-	return c, cc
+	return c
 }
 
 func TestOwnDescriptor(t *testing.T) {
@@ -121,19 +134,12 @@ func TestOwnDescriptorWaitingWrites(t *testing.T) {
 // client's *tls.Conn.
 func ownedTLSPair(t *testing.T, writeTimeout time.Duration) (*wsconn.Conn, net.Conn) {
 	t.Helper()
-	sc, cc := tlsPair(t)
-	c := wsconn.New(sc, nil, writeTimeout)
-	if !c.OwnDescriptor() {
-		t.Fatal("OwnDescriptor refused a handshaken TLS connection over a PollConn")
-	}
-	if !c.OwnsDescriptor() {
-		t.Fatal("OwnsDescriptor is false after OwnDescriptor")
-	}
+	sc, cc := tlsPair(t) // skips where event-driven reads, and so owned descriptors, are missing
+	c := owned(t, sc, writeTimeout)
 	// The TCPConn's own methods fail (and do not panic) once it is gone.
 	if err := sc.NetConn().(*wsconn.PollConn).SetKeepAlive(true); err == nil {
 		t.Fatal("SetKeepAlive on the replaced TCPConn succeeded")
 	}
-	t.Cleanup(func() { _ = c.Close() })
 	return c, cc
 }
 
