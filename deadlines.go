@@ -27,11 +27,11 @@ func (d *deadlines) schedule(s *Socket, due int64) {
 	d.mu.Lock()
 	s.due = due
 	if s.slot < 0 {
-		s.slot = len(d.heap)
+		s.slot = int32(len(d.heap)) // 2^31 sockets would take terabytes
 		d.heap = append(d.heap, s)
-		d.up(s.slot)
-	} else if !d.up(s.slot) {
-		d.down(s.slot)
+		d.up(int(s.slot))
+	} else if !d.up(int(s.slot)) {
+		d.down(int(s.slot))
 	}
 	d.armLocked(monoNow())
 	d.mu.Unlock()
@@ -40,7 +40,7 @@ func (d *deadlines) schedule(s *Socket, due int64) {
 // cancel removes s from the schedule.
 func (d *deadlines) cancel(s *Socket) {
 	d.mu.Lock()
-	if i := s.slot; i >= 0 {
+	if i := int(s.slot); i >= 0 {
 		last := len(d.heap) - 1
 		d.swap(i, last)
 		d.heap[last] = nil
@@ -92,7 +92,7 @@ func (d *deadlines) armLocked(now int64) {
 
 func (d *deadlines) swap(i, j int) {
 	d.heap[i], d.heap[j] = d.heap[j], d.heap[i]
-	d.heap[i].slot, d.heap[j].slot = i, j
+	d.heap[i].slot, d.heap[j].slot = int32(i), int32(j)
 }
 
 // up moves the element at i towards the root; it reports whether it moved.

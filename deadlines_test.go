@@ -25,7 +25,7 @@ func TestDeadlinesHeap(t *testing.T) {
 	check := func() {
 		t.Helper()
 		for i, s := range d.heap {
-			if s.slot != i {
+			if int(s.slot) != i {
 				t.Fatalf("socket at %d has slot %d", i, s.slot)
 			}
 			if i > 0 && d.heap[(i-1)/2].due > s.due {

@@ -47,25 +47,20 @@ type Socket struct {
 	lease   *lease         // connection limits held, nil without limits (limits.go)
 	rate    *inboundRate   // inbound rate limit state, nil without one; the reader's
 
-	// Guarded by mu.
+	// Guarded by mu (state and authed: the one-byte fields sit together
+	// below, so that the Socket stays in its size class).
 	mu           sync.Mutex
-	state        stateCode
-	authed       bool        // AuthState: Authenticated when set
 	more         *socketMore // what most idle sockets never need; made on first use
 	channels     map[string]struct{}
 	handshakeDue int64 // monotonic ns (monoNow); 0 once the handshake came
 	pingDue      int64 // 0 when pings are off
 
 	// Outbound queue, guarded by outMu (see socket_out.go).
-	outMu     sync.Mutex
-	outQ      [][]byte
-	outSpare  [][]byte
-	outFlags  *packetFlags // with Options.CoalescePackets only, made on first use
-	outBytes  int
-	flushing  bool
-	outClosed bool
-	slow      bool
-	closeReq  *closeRequest
+	outMu    sync.Mutex
+	outQ     [][]byte
+	outFlags *packetFlags // with Options.CoalescePackets only, made on first use
+	outBytes int
+	closeReq *closeRequest
 
 	v14h atomic.Pointer[v14Handlers] // Socket.On, OnEvent (v14.go); set once
 
@@ -73,7 +68,15 @@ type Socket struct {
 
 	// The socket's place in Server.deadlines, guarded by deadlines.mu.
 	due  int64 // next deadline, monotonic ns
-	slot int   // index in the heap, -1 when not scheduled
+	slot int32 // index in the heap, -1 when not scheduled
+
+	// One-byte fields, together: state and authed are guarded by mu,
+	// flushing, outClosed and slow by outMu.
+	state     stateCode
+	authed    bool // AuthState: Authenticated when set
+	flushing  bool
+	outClosed bool
+	slow      bool
 
 	inboundReceived  atomic.Int64
 	inboundProcessed atomic.Int64

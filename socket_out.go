@@ -1,6 +1,7 @@
 package socketcluster
 
 import (
+	"sync"
 	"time"
 
 	"github.com/socketcluster-go/socketcluster/internal/wire"
@@ -217,6 +218,11 @@ func (s *Socket) slowConsumer(queued int) {
 	s.closeWith(protocol.CloseSlowConsumer, protocol.SlowConsumerReason, true)
 }
 
+// spareQueues lends flushers the array of a socket's next queue while they
+// write the current one, and takes that one's back after the write: a
+// socket keeps no spare of its own (TestSocketSize).
+var spareQueues = sync.Pool{New: func() any { return new([][]byte) }}
+
 // flush writes queued frames until the queue is empty.
 func (s *Socket) flush() {
 	for {
@@ -232,9 +238,11 @@ func (s *Socket) flush() {
 			}
 			return
 		}
-		// The spare becomes the queue: no other slice keeps its array.
+		// A spare array from the pool becomes the queue: no other slice
+		// keeps it. The pool's holder takes q's array back after the write.
 		q := s.outQ
-		s.outQ, s.outSpare = s.outSpare[:0], nil
+		spare := spareQueues.Get().(*[][]byte)
+		s.outQ, *spare = (*spare)[:0], nil
 		var pk []bool
 		if f := s.outFlags; f != nil {
 			pk, f.q, f.spare = f.q, f.spare[:0], nil
@@ -254,17 +262,18 @@ func (s *Socket) flush() {
 			s.server.counters.bytesOut.Add(int64(size))
 		}
 		clear(q)
-		s.outMu.Lock()
 		// A queue of one frame is not kept for the next burst: most
 		// sockets send one frame at a time, seldom (an idle socket after
-		// its handshake answer), and 24 bytes each add up.
+		// its handshake answer).
 		if cap(q) > 1 {
-			s.outSpare = q[:0]
-			if f := s.outFlags; f != nil {
-				f.spare = pk[:0]
-			}
+			*spare = q[:0]
 		}
-		s.outMu.Unlock()
+		spareQueues.Put(spare)
+		if f := s.outFlags; f != nil && cap(q) > 1 {
+			s.outMu.Lock()
+			f.spare = pk[:0]
+			s.outMu.Unlock()
+		}
 		if err == wsconn.ErrAborted {
 			// A slow consumer: the frames are dropped, the close frame
 			// follows (queueClose).
