@@ -4,10 +4,12 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // pollSet reads every connection of a run with a few event loops (epoll,
@@ -21,6 +23,7 @@ import (
 type pollSet struct {
 	pollers []*poller
 	next    atomic.Uint64
+	stamps  bool // receive stamps on every connection (rxstamp.go)
 }
 
 type poller struct {
@@ -30,6 +33,7 @@ type poller struct {
 	slots []atomic.Pointer[Conn]
 	used  atomic.Int64
 	buf   []byte
+	rx    *stampedReader // nil: plain read(2), no receive stamps
 	done  chan struct{}
 	once  sync.Once
 }
@@ -37,12 +41,14 @@ type poller struct {
 const pollBuffer = 256 << 10
 
 // newPollSet starts k pollers able to hold capacity connections together.
-func newPollSet(k, capacity int) (*pollSet, error) {
+// With stamps, deliveries count as arrived when the kernel received them
+// rather than when a poller read them (rxstamp.go).
+func newPollSet(k, capacity int, stamps bool) (*pollSet, error) {
 	k = max(k, 1)
-	ps := &pollSet{}
+	ps := &pollSet{stamps: stamps}
 	per := capacity/k + 1
 	for range k {
-		p, err := newPoller(per)
+		p, err := newPoller(per, stamps)
 		if err != nil {
 			ps.stop()
 			return nil, err
@@ -57,7 +63,7 @@ func newPollSet(k, capacity int) (*pollSet, error) {
 // (it is readable while events are pending), so an idle poller parks like
 // any goroutine waiting for a socket, and a busy one collects the events of
 // many connections with one epoll_wait(…, 0).
-func newPoller(capacity int) (*poller, error) {
+func newPoller(capacity int, stamps bool) (*poller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -80,6 +86,9 @@ func newPoller(capacity int) (*poller, error) {
 		buf:   make([]byte, pollBuffer),
 		done:  make(chan struct{}),
 	}
+	if stamps {
+		p.rx = new(stampedReader)
+	}
 	go p.loop()
 	return p, nil
 }
@@ -92,6 +101,11 @@ func (ps *pollSet) add(c *Conn) error {
 	slot := p.used.Add(1) - 1
 	if slot >= int64(len(p.slots)) {
 		return errPollerFull
+	}
+	if ps.stamps {
+		if err := enableRxStamps(c.fd); err != nil {
+			return fmt.Errorf("SO_TIMESTAMPNS: %w", err)
+		}
 	}
 	c.poller, c.slot = p, int32(slot)
 	p.slots[slot].Store(c)
@@ -122,7 +136,9 @@ func (p *poller) loop() {
 		if err := p.raw.Read(wait); err != nil {
 			return
 		}
-		now := nanotime()
+		t := time.Now()
+		now := int64(t.Sub(base))     // nanotime()
+		wallOff := t.UnixNano() - now // wall clock minus nanotime()
 		for i := range n {
 			ev := &events[i]
 			c := p.slots[ev.Fd].Load()
@@ -133,7 +149,7 @@ func (p *poller) loop() {
 				c.writable()
 			}
 			if ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
-				c.readable(p.buf, now)
+				c.readable(p.buf, now, p.rx, wallOff)
 			}
 		}
 	}

@@ -98,7 +98,7 @@ func (t *Target) newRunPollers(n int) (*pollSet, error) {
 		// (on this 2-CPU machine one poller reaches the same ceiling as two).
 		k = max(1, runtime.GOMAXPROCS(0)/2)
 	}
-	return newPollSet(min(k, n), n)
+	return newPollSet(min(k, n), n, t.RxStamps)
 }
 
 // closeAll closes the connections in parallel and waits for their readers.

@@ -40,6 +40,7 @@ type Target struct {
 	Deflate     bool          // offer permessage-deflate and inflate what comes compressed
 	CAFile      string        // wss://: PEM certificates to trust (default: the system's)
 	Insecure    bool          // wss://: do not verify the server's certificate
+	RxStamps    bool          // latency ends at the kernel's receive stamp, not at the read
 
 	proto *protocol
 	// tlsOK says the scenario can hold wss:// connections (conns only);
@@ -68,6 +69,7 @@ func (t *Target) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&t.Deflate, "deflate", false, "offer permessage-deflate as browsers do (the server must accept it, without context takeover) and inflate compressed messages; the generator's own messages stay uncompressed")
 	fs.StringVar(&t.Server, "server", "", "the server's `name`, copied into the result line (scbench report's columns)")
 	fs.StringVar(&t.CAFile, "ca", "", "wss:// (conns only): trust the certificates in this PEM `file` (default: the system's roots)")
+	fs.BoolVar(&t.RxStamps, "rx-stamps", true, "a delivery's or answer's latency ends when the kernel received it (SO_TIMESTAMPNS), not when the generator got round to reading it; false: at the read, the generator's own delay included")
 	fs.BoolVar(&t.Insecure, "insecure", false, "wss:// (conns only): do not verify the server's certificate (a self-signed one on loopback)")
 }
 
