@@ -94,7 +94,10 @@ func (k *rpcClient) OnResponse(c *Conn, rid int64, isErr bool, now int64) {
 	}
 	cid := rid + k.k
 	k.cidOf[slot].Store(cid)
-	k.sentAt[slot].Store(now)
+	// From now on the clock, not the answer's arrival (now may be its
+	// receive stamp): the generator's delay in reading the answer is not
+	// the next call's.
+	k.sentAt[slot].Store(nanotime())
 	k.frame = appendCall(k.frame[:0], r.prefix, cid)
 	c.queue(k.frame) // written when the reader has nothing more to read
 }
