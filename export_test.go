@@ -3,3 +3,7 @@ package socketcluster
 // OwnsDescriptor reports whether s's connection keeps only its socket's
 // descriptor (Options.OwnDescriptors took it).
 func OwnsDescriptor(s *Socket) bool { return s.conn.OwnsDescriptor() }
+
+// HelpedBatches is the number of full batches of a fan-out that a helper
+// goroutine sent while the fan-out went on (ringBatch.sendFull).
+func HelpedBatches(srv *Server) int64 { return srv.rings.helped.Load() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -128,6 +129,57 @@ func TestBatchedSends(t *testing.T) {
 			}
 			t.Logf("%d of %d deliveries batched", batched, n*publications)
 		})
+	}
+}
+
+// TestBatchedSendsLargeFanout: a publication to more subscribers than one
+// batch holds is sent in several batches, full ones by helper goroutines
+// while the fan-out goes on (with GOMAXPROCS > 1); with calls answered on
+// some of the sockets meanwhile, every subscriber gets every publication,
+// whole and in order.
+func TestBatchedSendsLargeFanout(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, sc.Options{})
+	const n, publications = 600, 25 // three batches: 256, 256, 88
+	cs := subscribers(t, ts, n, "large")
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- readPublications(c, "large", publications, wait)
+		}()
+		if i%50 == 0 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range 10 {
+					c.Transmit("echo", j)
+					time.Sleep(2 * time.Millisecond)
+				}
+			}()
+		}
+	}
+	for i := range publications {
+		if err := ts.Exchange().Publish(context.Background(), "large", map[string]int{"n": i}); err != nil {
+			t.Fatal(err)
+		}
+		// Publications far enough apart for 600 subscribers to be batched
+		// (ringGapPerSub).
+		time.Sleep(15 * time.Millisecond)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	helped := sc.HelpedBatches(ts.Server)
+	t.Logf("%d of %d deliveries batched, %d batches sent by helpers", ts.Stats().BatchedDeliveries, n*publications, helped)
+	if ioUringHere() && netpoll.Available() && runtime.GOMAXPROCS(0) > 1 && helped == 0 {
+		t.Fatal("no batch was handed to a helper, though io_uring is available and there are several Ps")
 	}
 }
 

@@ -32,8 +32,9 @@ import (
 // closing take the queue as before.
 
 // When the batch is worth it: a batched send is made by the publishing
-// goroutine itself, one socket after the other, where flushers write in
-// parallel and, under load, several publications per write(2) each
+// goroutine itself, one socket after the other (with at most one helper
+// goroutine per other P for the full batches of a large fan-out:
+// sendFull), where flushers write in parallel and, under load, several publications per write(2) each
 // (docs/performance.md: saturated fan-out to 1 000 fell from 1.68 M to
 // 198 k deliveries/s when every publication was sent in a batch). So a
 // publication is batched only when, on moving averages of the last eight
@@ -120,6 +121,11 @@ type ringPool struct {
 	// cost is the moving average of a batched send's time per socket, ns
 	// (ringCostInitial until the first batch).
 	cost atomic.Int64
+	// helpers counts the goroutines sending a full batch for a fan-out
+	// that goes on collecting (ringBatch.sendFull); helped counts the
+	// batches ever handed to one.
+	helpers atomic.Int32
+	helped  atomic.Int64
 
 	mu     sync.Mutex
 	free   []*uring.Ring
@@ -246,9 +252,33 @@ func (b *ringBatch) add(srv *Server, s *Socket, frame []byte) bool {
 	b.socks = append(b.socks, s)
 	b.bufs = append(b.bufs, frame)
 	if len(b.socks) == ringBatchMax {
-		b.send(srv)
+		b.sendFull(srv)
 	}
 	return true
+}
+
+// sendFull sends a full batch. While fewer than GOMAXPROCS-1 batches are
+// being sent by helpers server-wide, it hands the batch to a new goroutine
+// and goes on collecting the next one, so that the sends of one large
+// fan-out run on several cores: a publication to 1 000 subscribers
+// reaches the last of them in about half the time on two cores. Else it
+// sends the batch itself. Order is kept either way: a socket taken by a
+// batch is marked flushing, and what is queued for it meanwhile waits
+// until the batch's send is done (afterRingSend).
+func (b *ringBatch) sendFull(srv *Server) {
+	h := &srv.rings.helpers
+	if h.Add(1) > int32(runtime.GOMAXPROCS(0)-1) {
+		h.Add(-1)
+		b.send(srv)
+		return
+	}
+	srv.rings.helped.Add(1)
+	full := ringBatches.Get().(*ringBatch)
+	*b, *full = *full, *b // b gets the new batch's empty slices
+	go func() {
+		defer h.Add(-1)
+		full.release(srv)
+	}()
 }
 
 // handedOff marks, in ringBatch.res, a socket whose cut frame
