@@ -153,9 +153,38 @@ func anyNumber(v []byte) (float64, bool) {
 	if c != '-' && (c < '0' || c > '9') {
 		return 0, false
 	}
+	if f, ok := smallInteger(v); ok {
+		return f, true
+	}
 	f, err := strconv.ParseFloat(string(v), 64)
 	if err != nil && !math.IsInf(f, 0) {
 		return 0, false
+	}
+	return f, true
+}
+
+// smallInteger reads v when it is a decimal integer of at most 15 digits,
+// optionally negative: every such number is a float64 exactly, so the
+// result is ParseFloat's without its general parser (cids are such
+// numbers, one per call).
+func smallInteger(v []byte) (float64, bool) {
+	neg := v[0] == '-'
+	if neg {
+		v = v[1:]
+	}
+	if len(v) == 0 || len(v) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	f := float64(n)
+	if neg {
+		f = -f
 	}
 	return f, true
 }
