@@ -3,6 +3,7 @@ package socketcluster
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -22,24 +23,61 @@ import (
 // back once no one does (a later call parses the bytes again). The remote
 // address and TLS state are not kept here: they are the socket's
 // connection's, read when the request is parsed.
+//
+// The first byte is not the request's: it says which of the elided headers
+// the request had (a bit each, added to '0'); the request line follows.
 type upgradeRequest string
+
+// elided are headers every WebSocket upgrade request carries, with the
+// value nearly all clients send: a request's line for one of them is not
+// kept when it has exactly that value (one value), and parse puts it back.
+// At 70 bytes per connection, this is a tenth of an idle connection's live
+// heap.
+var elided = [...]struct{ key, value string }{
+	{"Upgrade", "websocket"},
+	{"Connection", "Upgrade"},
+	{"Sec-Websocket-Version", "13"},
+}
+
+// elidedBit returns the bit of header k with values vs in the first byte,
+// or 0 when the header is kept.
+func elidedBit(k string, vs []string) byte {
+	if len(vs) != 1 {
+		return 0
+	}
+	for i, e := range elided {
+		if k == e.key && vs[0] == e.value {
+			return 1 << i
+		}
+	}
+	return 0
+}
 
 // newUpgradeRequest keeps r's request line and headers.
 func newUpgradeRequest(r *http.Request) upgradeRequest {
-	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + len(r.Host) + 16
+	n := 1 + len(r.Method) + len(r.RequestURI) + len(r.Proto) + len(r.Host) + 16
 	for k, vs := range r.Header {
+		if elidedBit(k, vs) != 0 {
+			continue
+		}
 		for _, v := range vs {
 			n += len(k) + len(v) + 4
 		}
 	}
-	b := make([]byte, 0, n)
+	b := make([]byte, 1, n)
 	b = append(append(append(append(append(b, r.Method...), ' '), r.RequestURI...), ' '), r.Proto...)
 	b = append(append(append(b, "\r\nHost: "...), r.Host...), "\r\n"...)
+	var mask byte
 	for k, vs := range r.Header {
+		if bit := elidedBit(k, vs); bit != 0 {
+			mask |= bit
+			continue
+		}
 		for _, v := range vs {
 			b = append(append(append(append(b, k...), ": "...), v...), "\r\n"...)
 		}
 	}
+	b[0] = '0' + mask
 	b = append(b, "\r\n"...)
 	return upgradeRequest(unsafe.String(unsafe.SliceData(b), len(b))) // b is not kept
 }
@@ -48,15 +86,28 @@ func newUpgradeRequest(r *http.Request) upgradeRequest {
 // host and headers, the given remote address and TLS state, no body, and
 // context.Background() as its context.
 func (u upgradeRequest) parse(remote string, tlsState *tls.ConnectionState) *http.Request {
-	r, err := http.ReadRequest(bufio.NewReaderSize(strings.NewReader(string(u)), len(u)+16))
+	var r *http.Request
+	err := errNoRequest
+	if len(u) > 1 {
+		text := string(u[1:])
+		r, err = http.ReadRequest(bufio.NewReaderSize(strings.NewReader(text), len(text)+16))
+	}
 	if err != nil {
 		// Not expected: the bytes come from a request the HTTP server
 		// parsed. Keep what is certain.
 		r = &http.Request{Method: http.MethodGet, URL: &url.URL{}, Header: http.Header{}, Body: http.NoBody}
+	} else {
+		for i, e := range elided {
+			if (u[0]-'0')&(1<<i) != 0 {
+				r.Header[e.key] = []string{e.value}
+			}
+		}
 	}
 	r.RemoteAddr, r.TLS = remote, tlsState
 	return r
 }
+
+var errNoRequest = errors.New("no upgrade request")
 
 // host returns the request's Host header, read from its wire form
 // without parsing the request.

@@ -49,6 +49,43 @@ func TestUpgradeRequestRoundTrip(t *testing.T) {
 	}
 }
 
+// Headers with the values every upgrade request has are not kept, and come
+// back from parse; other values, repeated headers and absent ones come back
+// as they were.
+func TestUpgradeRequestElidedHeaders(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, headers string
+		elided        int // bytes of header lines not kept
+	}{
+		{"standard", "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n", 68},
+		{"firefox", "Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\n", 47},
+		{"other case", "Upgrade: WebSocket\r\nConnection: upgrade\r\n", 0},
+		{"repeated", "Connection: Upgrade\r\nConnection: Upgrade\r\n", 0},
+		{"none", "X-A: b\r\n", 0},
+	} {
+		raw := "GET /x HTTP/1.1\r\nHost: h:1\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" + c.headers + "\r\n"
+		orig, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := newUpgradeRequest(orig)
+		if want := 1 + len(raw) - c.elided; len(u) != want {
+			t.Errorf("%s: %d bytes kept, want %d", c.name, len(u), want)
+		}
+		got := u.parse("", nil)
+		if !reflect.DeepEqual(got.Header, orig.Header) {
+			t.Errorf("%s: headers %v, want %v", c.name, got.Header, orig.Header)
+		}
+		if h := u.host(); h != "h:1" {
+			t.Errorf("%s: host %q", c.name, h)
+		}
+	}
+	if r := upgradeRequest("").parse("a:1", nil); r.Method != http.MethodGet || r.RemoteAddr != "a:1" || r.Header == nil {
+		t.Fatalf("empty request: %+v", r)
+	}
+}
+
 // The parsed request is not kept once no one holds it: an idle socket
 // keeps only the wire form. A later call parses it again.
 func TestUpgradeRequestGivenBack(t *testing.T) {
