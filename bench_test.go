@@ -160,7 +160,7 @@ func BenchmarkFanOut(b *testing.B) {
 				}
 				_ = srv.Close(context.Background())
 			}()
-			data := map[string]any{"bid": 1.0842, "ask": 1.0844, "ts": 1732245000123}
+			data := map[string]any{"bid": 1.0842, "ask": 1.0844, "ts": int64(1732245000123)}
 			ctx := context.Background()
 			exch := srv.Exchange()
 
@@ -216,7 +216,7 @@ func BenchmarkFanOutBurst(b *testing.B) {
 					}
 					_ = srv.Close(context.Background())
 				}()
-				data := map[string]any{"bid": 1.0842, "ask": 1.0844, "ts": 1732245000123}
+				data := map[string]any{"bid": 1.0842, "ask": 1.0844, "ts": int64(1732245000123)}
 				exch := srv.Exchange()
 				start := time.Now()
 				ops := 0

@@ -23,7 +23,7 @@ func quotes() []map[string]any {
 	out := make([]map[string]any, 24)
 	syms := []string{"EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCHF", "NZDUSD"}
 	for i := range out {
-		out[i] = map[string]any{"symbol": syms[i%len(syms)], "bid": 1.08 + float64(i)*0.0137, "ask": 1.0802 + float64(i)*0.0137, "ts": 1732245000123 + i*17, "venue": "LMAX"}
+		out[i] = map[string]any{"symbol": syms[i%len(syms)], "bid": 1.08 + float64(i)*0.0137, "ask": 1.0802 + float64(i)*0.0137, "ts": int64(1732245000123) + int64(i)*17, "venue": "LMAX"}
 	}
 	return out
 }

@@ -88,7 +88,7 @@ func benchFanOutHistory(b *testing.B, br broker.Broker, hist bool, n int) {
 		}
 		_ = srv.Close(context.Background())
 	}()
-	data := map[string]any{"bid": 1.0842, "ask": 1.0844, "ts": 1732245000123}
+	data := map[string]any{"bid": 1.0842, "ask": 1.0844, "ts": int64(1732245000123)}
 	ctx := context.Background()
 	exch := srv.Exchange()
 	start := time.Now()

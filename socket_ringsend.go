@@ -2,7 +2,6 @@ package socketcluster
 
 import (
 	"errors"
-	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -282,8 +281,9 @@ func (b *ringBatch) sendFull(srv *Server) {
 }
 
 // handedOff marks, in ringBatch.res, a socket whose cut frame
-// finishRingSend finishes (outside the range of send results).
-const handedOff = math.MinInt
+// finishRingSend finishes: outside the range of send results (bytes sent,
+// a negative errno, uring.Unknown), also where int is 32 bits.
+const handedOff = uring.Unknown + 1
 
 // errSendUnknown ends a socket whose batched send's outcome is unknown: its
 // stream may hold part of a frame.

@@ -371,7 +371,7 @@ func TestPutHeaderLengthEncodings(t *testing.T) {
 		{126, false, 6, []byte{0x81, 126, 0, 126}},
 		{65535, true, 6, []byte{0x82, 126, 0xff, 0xff}},
 		{65536, false, 0, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
-		{1<<32 + 5, false, 0, []byte{0x81, 127, 0, 0, 0, 1, 0, 0, 0, 5}},
+		{1<<31 - 1, false, 0, []byte{0x81, 127, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff}},
 	} {
 		buf := make([]byte, wsconn.MaxHeader)
 		start := wsconn.PutHeader(buf, tc.binary, tc.n)

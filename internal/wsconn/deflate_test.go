@@ -321,7 +321,7 @@ func quotesJSON() []byte {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, `{"symbol":%q,"bid":%.5f,"ask":%.5f,"ts":%d,"venue":"LMAX"}`, syms[i%len(syms)], 1.08+float64(i)*0.0137, 1.0802+float64(i)*0.0137, 1732245000123+i*17)
+		fmt.Fprintf(&b, `{"symbol":%q,"bid":%.5f,"ask":%.5f,"ts":%d,"venue":"LMAX"}`, syms[i%len(syms)], 1.08+float64(i)*0.0137, 1.0802+float64(i)*0.0137, int64(1732245000123)+int64(i)*17)
 	}
 	b.WriteString(`]}}`)
 	return []byte(b.String())
