@@ -5,6 +5,8 @@ package main
 import (
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Receive timestamps. A latency measured when the generator reads a
@@ -48,7 +50,9 @@ func (r *stampedReader) read(fd int, p []byte) (n int, at int64, err error) {
 	r.msg.Control = &r.oob[0]
 	r.msg.SetControllen(len(r.oob))
 	r.msg.Flags = 0
-	m, _, errno := syscall.Syscall(syscall.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&r.msg)), 0)
+	// unix's number: linux/386 has recvmsg(2) itself too (not only
+	// socketcall), but package syscall does not name it.
+	m, _, errno := syscall.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&r.msg)), 0)
 	if errno != 0 {
 		return -1, 0, errno
 	}

@@ -29,41 +29,65 @@ func TestRxStamp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	f, err := c.(*net.TCPConn).File() // a blocking duplicate
+	rc, err := c.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	fd := int(f.Fd())
-	if err := enableRxStamps(fd); err != nil {
-		t.Fatal(err)
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = enableRxStamps(int(fd)) }); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	var r stampedReader
+	buf := make([]byte, 64)
+	// The kernel turns stamping on for the machine asynchronously when the
+	// first socket asks for it: the first packets may come without a stamp.
+	// Warm up until one has one.
+	for i := 0; ; i++ {
+		if i == 200 {
+			t.Fatal("no receive stamp after 200 packets")
+		}
+		if _, err := s.Write([]byte("w")); err != nil {
+			t.Fatal(err)
+		}
+		var at int64
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			_, at, rerr = r.read(int(fd), buf)
+			return rerr != syscall.EAGAIN
+		}); err != nil || rerr != nil {
+			t.Fatal(err, rerr)
+		}
+		if at != 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	before := time.Now().UnixNano()
 	if _, err := s.Write([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until the bytes are there, then some more before reading them.
-	pfd := []pollFd{{fd: int32(fd), events: 1}} // POLLIN
-	if _, _, errno := syscall.Syscall(syscall.SYS_POLL, uintptr(unsafe.Pointer(&pfd[0])), 1, 10_000); errno != 0 {
-		t.Fatal(errno)
+	// Wait until the bytes are there (peeking), then some more before
+	// reading them.
+	peek := make([]byte, 1)
+	if err := rc.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), peek, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return err != syscall.EAGAIN
+	}); err != nil {
+		t.Fatal(err)
 	}
 	arrived := time.Now().UnixNano()
 	time.Sleep(100 * time.Millisecond)
-	var r stampedReader
-	buf := make([]byte, 64)
-	n, at, err := r.read(fd, buf)
-	if err != nil || string(buf[:n]) != "hello" {
-		t.Fatalf("read %q, %v", buf[:n], err)
+	var n int
+	var at int64
+	if err := rc.Read(func(fd uintptr) bool {
+		n, at, err = r.read(int(fd), buf)
+		return err != syscall.EAGAIN
+	}); err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("read %q, %v", buf[:max(n, 0)], err)
 	}
 	if at < before || at > arrived {
 		t.Fatalf("stamp %d is not between the write (%d) and the moment the data was seen (%d)", at, before, arrived)
 	}
-}
-
-type pollFd struct {
-	fd      int32
-	events  int16
-	revents int16
 }
 
 // TestParseRxStamp: the stamp is found among other control messages, and
