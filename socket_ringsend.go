@@ -259,9 +259,11 @@ func (b *ringBatch) add(srv *Server, s *Socket, frame []byte) bool {
 // sendFull sends a full batch. While fewer than GOMAXPROCS-1 batches are
 // being sent by helpers server-wide, it hands the batch to a new goroutine
 // and goes on collecting the next one, so that the sends of one large
-// fan-out run on several cores: a publication to 1 000 subscribers
-// reaches the last of them in about half the time on two cores. Else it
-// sends the batch itself. Order is kept either way: a socket taken by a
+// fan-out run on several cores (measured: the median subscriber of 1 000
+// reached about a seventh sooner on two cores shared with the load
+// generator; docs/performance.md). Else it sends the batch itself. The
+// fan-out's end (endFanout, hubChannel.delivered) is recorded without
+// waiting for its helpers, so ringDue's idle gap includes their sends. Order is kept either way: a socket taken by a
 // batch is marked flushing, and what is queued for it meanwhile waits
 // until the batch's send is done (afterRingSend).
 func (b *ringBatch) sendFull(srv *Server) {
