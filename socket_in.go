@@ -302,13 +302,20 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 		}
 	}
 	expired := s.checkTokenExpiry()
+	// The Action is made only for inbound middleware: a call or transmit
+	// without any costs no allocation for it.
+	inbound := s.server.HasMiddleware(MiddlewareInbound)
 	if p.HasCid {
-		a := &Action{Type: ActionInvoke, Socket: s, Procedure: p.Event, Data: Data(p.Data), AuthTokenExpiredError: expired}
-		if err := s.server.runInbound(s, a); err != nil {
-			s.sendResponse(p.Cid, nil, s.server.blockError(err, a, "inbound"))
-			return
+		data := Data(p.Data)
+		if inbound {
+			a := &Action{Type: ActionInvoke, Socket: s, Procedure: p.Event, Data: data, AuthTokenExpiredError: expired}
+			if err := s.server.runInbound(s, a); err != nil {
+				s.sendResponse(p.Cid, nil, s.server.blockError(err, a, "inbound"))
+				return
+			}
+			data = a.Data
 		}
-		req := &Request{Procedure: p.Event, Data: a.Data, Socket: s, ID: p.Cid}
+		req := &Request{Procedure: p.Event, Data: data, Socket: s, ID: p.Cid}
 		s.Procedures.d.Write(p.Event, req)
 		if h := s.server.procedureHandler(p.Event); h != nil {
 			s.server.safeCall(func() { h(req) })
@@ -316,16 +323,20 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 		s.callClientHandlers(p.Event, req.Data, req)
 		return
 	}
-	a := &Action{Type: ActionTransmit, Socket: s, Receiver: p.Event, Data: Data(p.Data), AuthTokenExpiredError: expired}
-	if err := s.server.runInbound(s, a); err != nil {
-		s.server.blockError(err, a, "inbound")
-		return
+	data := Data(p.Data)
+	if inbound {
+		a := &Action{Type: ActionTransmit, Socket: s, Receiver: p.Event, Data: data, AuthTokenExpiredError: expired}
+		if err := s.server.runInbound(s, a); err != nil {
+			s.server.blockError(err, a, "inbound")
+			return
+		}
+		data = a.Data
 	}
-	s.Receivers.d.Write(p.Event, a.Data)
+	s.Receivers.d.Write(p.Event, data)
 	if h := s.server.receiverHandler(p.Event); h != nil {
-		s.server.safeCall(func() { h(s, a.Data) })
+		s.server.safeCall(func() { h(s, data) })
 	}
-	s.callClientHandlers(p.Event, a.Data, nil)
+	s.callClientHandlers(p.Event, data, nil)
 }
 
 // resolveCall hands a client's response to the waiting Invoke.
