@@ -450,19 +450,23 @@ func (s *Socket) handlePublish(p *wire.Packet) {
 		return
 	}
 	expired := s.checkTokenExpiry()
-	a := &Action{Type: ActionPublishIn, Socket: s, Channel: channel, Data: Data(data), AuthTokenExpiredError: expired}
-	if err := s.server.runInbound(s, a); err != nil {
-		raw := s.server.blockError(err, a, MiddlewareInbound)
-		if p.HasCid {
-			s.sendResponse(p.Cid, nil, raw)
+	payload, ack := Data(data), []byte(nil)
+	// The Action is made only for inbound middleware, as for calls.
+	if s.server.HasMiddleware(MiddlewareInbound) {
+		a := &Action{Type: ActionPublishIn, Socket: s, Channel: channel, Data: payload, AuthTokenExpiredError: expired}
+		if err := s.server.runInbound(s, a); err != nil {
+			raw := s.server.blockError(err, a, MiddlewareInbound)
+			if p.HasCid {
+				s.sendResponse(p.Cid, nil, raw)
+			}
+			return
 		}
-		return
+		payload, ack = a.Data, a.ackData
 	}
 	// Local subscribers get it now; the answer waits for the broker, but
 	// this socket's next packets do not (the callback answers).
 	pk := *p
-	ack := a.ackData
-	s.server.hub.publish(channel, a.Data, func(err error) { s.published(&pk, channel, ack, err) })
+	s.server.hub.publish(channel, payload, func(err error) { s.published(&pk, channel, ack, err) })
 }
 
 // published answers a client's #publish once the broker has taken it (or
