@@ -33,11 +33,11 @@ import (
 // When the batch is worth it: a batched send is made by the publishing
 // goroutine itself, one socket after the other (with at most one helper
 // goroutine per other P for the full batches of a large fan-out:
-// sendFull), where flushers write in parallel and, under load, several publications per write(2) each
-// (docs/performance.md: saturated fan-out to 1 000 fell from 1.68 M to
-// 198 k deliveries/s when every publication was sent in a batch). So a
-// publication is batched only when, on moving averages of the last eight
-// or so on its channel, both
+// sendFull), where flushers write in parallel and, under load, several
+// publications per write(2) each (docs/performance.md: saturated fan-out
+// to 1 000 fell from 1.68 M to 198 k deliveries/s when every publication
+// was sent in a batch). So a publication is batched only when, on moving
+// averages of the last eight or so on its channel, both
 //
 //   - publications come more than ringGapPerSub per subscriber apart (8 ms
 //     for 1 000 subscribers: 100 publications/s are batched, a flood is
@@ -263,9 +263,10 @@ func (b *ringBatch) add(srv *Server, s *Socket, frame []byte) bool {
 // reached about a seventh sooner on two cores shared with the load
 // generator; docs/performance.md). Else it sends the batch itself. The
 // fan-out's end (endFanout, hubChannel.delivered) is recorded without
-// waiting for its helpers, so ringDue's idle gap includes their sends. Order is kept either way: a socket taken by a
-// batch is marked flushing, and what is queued for it meanwhile waits
-// until the batch's send is done (afterRingSend).
+// waiting for its helpers, so ringDue's idle gap includes their sends.
+// Order is kept either way: a socket taken by a batch is marked flushing,
+// and what is queued for it meanwhile waits until the batch's send is
+// done (afterRingSend).
 func (b *ringBatch) sendFull(srv *Server) {
 	h := &srv.rings.helpers
 	if h.Add(1) > int32(runtime.GOMAXPROCS(0)-1) {

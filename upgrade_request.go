@@ -3,7 +3,6 @@ package socketcluster
 import (
 	"bufio"
 	"crypto/tls"
-	"errors"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -86,12 +85,11 @@ func newUpgradeRequest(r *http.Request) upgradeRequest {
 // host and headers, the given remote address and TLS state, no body, and
 // context.Background() as its context.
 func (u upgradeRequest) parse(remote string, tlsState *tls.ConnectionState) *http.Request {
-	var r *http.Request
-	err := errNoRequest
+	text := ""
 	if len(u) > 1 {
-		text := string(u[1:])
-		r, err = http.ReadRequest(bufio.NewReaderSize(strings.NewReader(text), len(text)+16))
+		text = string(u[1:])
 	}
+	r, err := http.ReadRequest(bufio.NewReaderSize(strings.NewReader(text), len(text)+16))
 	if err != nil {
 		// Not expected: the bytes come from a request the HTTP server
 		// parsed. Keep what is certain.
@@ -106,8 +104,6 @@ func (u upgradeRequest) parse(remote string, tlsState *tls.ConnectionState) *htt
 	r.RemoteAddr, r.TLS = remote, tlsState
 	return r
 }
-
-var errNoRequest = errors.New("no upgrade request")
 
 // host returns the request's Host header, read from its wire form
 // without parsing the request.

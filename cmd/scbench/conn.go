@@ -464,13 +464,12 @@ func closeFrameError(p []byte) *closeError {
 //
 // now is the poller's clock reading for this round. With receive stamps
 // (rx not nil), the frames completed by this read count as arrived at the
-// stamp of the newest packet read instead (rxstamp.go); wallOff converts
-// the kernel's wall-clock stamp to the generator's clock.
-func (c *Conn) readable(buf []byte, now int64, rx *stampedReader, wallOff int64) {
+// stamp of the newest packet read instead (rxstamp.go).
+func (c *Conn) readable(buf []byte, now int64, rx *stampedReader) {
 	var data []byte
 	if len(c.rbuf) <= len(buf)/2 {
 		k := copy(buf, c.rbuf)
-		n, err := c.read(buf[k:], rx, wallOff, &now)
+		n, err := c.read(buf[k:], rx, &now)
 		if n <= 0 {
 			c.readErr(n, err)
 			return
@@ -481,7 +480,7 @@ func (c *Conn) readable(buf []byte, now int64, rx *stampedReader, wallOff int64)
 		if cap(c.rbuf)-len(c.rbuf) < len(buf)/2 {
 			c.rbuf = append(c.rbuf, make([]byte, len(buf))...)[:len(c.rbuf)]
 		}
-		n, err := c.read(c.rbuf[len(c.rbuf):cap(c.rbuf)], rx, wallOff, &now)
+		n, err := c.read(c.rbuf[len(c.rbuf):cap(c.rbuf)], rx, &now)
 		if n <= 0 {
 			c.readErr(n, err)
 			return
@@ -502,13 +501,13 @@ func (c *Conn) readable(buf []byte, now int64, rx *stampedReader, wallOff int64)
 // read reads once from the socket. With rx it also moves *now back to the
 // receive stamp of what it read, when the kernel gave one that is not in
 // the future.
-func (c *Conn) read(p []byte, rx *stampedReader, wallOff int64, now *int64) (int, error) {
+func (c *Conn) read(p []byte, rx *stampedReader, now *int64) (int, error) {
 	if rx == nil {
 		return syscall.Read(c.fd, p)
 	}
 	n, at, err := rx.read(c.fd, p)
 	if at != 0 {
-		if t := at - wallOff; t < *now {
+		if t := at - rx.wallOff; t < *now {
 			*now = t
 		}
 	}

@@ -23,7 +23,6 @@ import (
 type pollSet struct {
 	pollers []*poller
 	next    atomic.Uint64
-	stamps  bool // receive stamps on every connection (rxstamp.go)
 }
 
 type poller struct {
@@ -45,7 +44,7 @@ const pollBuffer = 256 << 10
 // rather than when a poller read them (rxstamp.go).
 func newPollSet(k, capacity int, stamps bool) (*pollSet, error) {
 	k = max(k, 1)
-	ps := &pollSet{stamps: stamps}
+	ps := &pollSet{}
 	per := capacity/k + 1
 	for range k {
 		p, err := newPoller(per, stamps)
@@ -102,7 +101,7 @@ func (ps *pollSet) add(c *Conn) error {
 	if slot >= int64(len(p.slots)) {
 		return errPollerFull
 	}
-	if ps.stamps {
+	if p.rx != nil {
 		if err := enableRxStamps(c.fd); err != nil {
 			return fmt.Errorf("SO_TIMESTAMPNS: %w", err)
 		}
@@ -137,8 +136,10 @@ func (p *poller) loop() {
 			return
 		}
 		t := time.Now()
-		now := int64(t.Sub(base))     // nanotime()
-		wallOff := t.UnixNano() - now // wall clock minus nanotime()
+		now := int64(t.Sub(base)) // nanotime()
+		if p.rx != nil {
+			p.rx.wallOff = t.UnixNano() - now
+		}
 		for i := range n {
 			ev := &events[i]
 			c := p.slots[ev.Fd].Load()
@@ -149,7 +150,7 @@ func (p *poller) loop() {
 				c.writable()
 			}
 			if ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
-				c.readable(p.buf, now, p.rx, wallOff)
+				c.readable(p.buf, now, p.rx)
 			}
 		}
 	}

@@ -31,6 +31,10 @@ func enableRxStamps(fd int) error {
 // it read. Its message header and control buffer are reused: a read
 // allocates nothing. One belongs to each poller.
 type stampedReader struct {
+	// wallOff is the wall clock minus nanotime(), set by the poller each
+	// round: a stamp minus wallOff is on the generator's clock.
+	wallOff int64
+
 	msg syscall.Msghdr
 	iov syscall.Iovec
 	oob [64]byte
