@@ -178,6 +178,12 @@ func clonePacket(p *wire.Packet) *wire.Packet {
 // KickOut) waits in queued and runs, in order, once it is answered.
 type pendingSub struct {
 	queued []func()
+	// answered is set, with s.mu held, once the broker has confirmed the
+	// subscription and its events have fired, just before the client is
+	// answered. From then on a server-side leave with nothing queued ahead
+	// of it runs at once (leave), so that a KickOut or Unsubscribe made
+	// after the client saw its answer takes effect before it returns.
+	answered bool
 }
 
 // queueBehindJoin queues run(copy of p) behind channel's pending
@@ -239,6 +245,9 @@ func (s *Socket) subscribeAsync(channel string, opts Data, reply func(error)) {
 			reply(NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error()))
 		} else {
 			s.emitSubscribed(channel, opts)
+			s.mu.Lock()
+			ps.answered = true
+			s.mu.Unlock()
 			reply(nil)
 		}
 		s.drainJoin(channel, ps)
@@ -268,31 +277,29 @@ func (s *Socket) emitSubscribed(channel string, opts Data) {
 }
 
 // drainJoin runs, in order, what was queued behind channel's pending
-// subscribe ps once it is answered, then forgets ps. If one of those
-// subscribes the channel again and waits for the broker in turn, the rest
-// waits behind that one.
+// subscribe ps once it is answered, then forgets ps. Each operation stays
+// queued while it runs, so that a leave arriving meanwhile waits behind
+// it. If one of them subscribes the channel again and waits for the
+// broker in turn, the rest waits behind that one.
 func (s *Socket) drainJoin(channel string, ps *pendingSub) {
-	for {
+	s.mu.Lock()
+	for len(ps.queued) > 0 {
+		op := ps.queued[0]
+		s.mu.Unlock()
+		op()
 		s.mu.Lock()
-		cur := s.joiningLocked()[channel]
-		if cur != ps && cur != nil {
+		ps.queued = ps.queued[1:]
+		if cur := s.joiningLocked()[channel]; cur != ps && cur != nil {
 			cur.queued = append(ps.queued, cur.queued...)
 			ps.queued = nil
 			s.mu.Unlock()
 			return
 		}
-		if len(ps.queued) == 0 {
-			if cur == ps {
-				delete(s.joiningLocked(), channel)
-			}
-			s.mu.Unlock()
-			return
-		}
-		op := ps.queued[0]
-		ps.queued = ps.queued[1:]
-		s.mu.Unlock()
-		op()
 	}
+	if s.joiningLocked()[channel] == ps {
+		delete(s.joiningLocked(), channel)
+	}
+	s.mu.Unlock()
 }
 
 // Subscribe subscribes the socket to channel from the server side: no
@@ -375,10 +382,11 @@ func (s *Socket) join(channel string, opts Data, since *broker.Position, answere
 
 // leave removes the socket from channel; it reports whether it was in it.
 // While the channel's subscribe waits for the broker, leaving waits
-// behind it (drainJoin) and counts as being in it.
+// behind it (drainJoin) and counts as being in it; once the broker has
+// answered and nothing else waits, it runs at once.
 func (s *Socket) leave(channel string) bool {
 	s.mu.Lock()
-	if ps := s.joiningLocked()[channel]; ps != nil {
+	if ps := s.joiningLocked()[channel]; ps != nil && (!ps.answered || len(ps.queued) > 0) {
 		ps.queued = append(ps.queued, func() { s.leaveNow(channel) })
 		s.mu.Unlock()
 		return true

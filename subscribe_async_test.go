@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -257,5 +258,28 @@ func TestManySocketsSubscribeOnePendingChannel(t *testing.T) {
 	}
 	for _, c := range clients {
 		c.ExpectMatch(`^\{"event":"#publish","data":\{"channel":"crowd","data":"all"\}\}$`)
+	}
+}
+
+// A KickOut made as soon as the client has its subscribe answer takes
+// effect before it returns, even while the goroutine that answered is
+// still finishing the subscribe (the race is tried many times: before the
+// fix, CI under load found it).
+func TestKickOutRightAfterSubscribeAnswer(t *testing.T) {
+	t.Parallel()
+	b := newGateBroker()
+	close(b.gate)
+	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
+	c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
+	for i := range 300 {
+		ch := fmt.Sprintf("ch%d", i)
+		c.Subscribe(ch)
+		if err := sock.KickOut([]string{ch}, sc.Undefined); err != nil {
+			t.Fatalf("kick out of %s: %v", ch, err)
+		}
+		if sock.IsSubscribed(ch) || len(sock.Subscriptions()) != 0 {
+			t.Fatalf("after the kick out of %s the socket is in %v", ch, sock.Subscriptions())
+		}
+		c.Expect(`{"event":"#kickOut","data":{"channel":"` + ch + `"}}`)
 	}
 }
