@@ -59,6 +59,7 @@ func (s *Socket) readLoop() {
 			s.endReading()
 			return
 		}
+		scratch.now = 0 // the read may have waited: read the clock again
 		s.processInbound(isBinary, msg, &scratch)
 	}
 }
@@ -69,7 +70,7 @@ func (s *Socket) readLoop() {
 func (s *Socket) readReady() bool {
 	limit := s.server.opts.MaxPayload
 	var sc *inboundScratch
-	for {
+	for n := 0; ; n++ {
 		isBinary, msg, err := s.conn.NextMessage(limit)
 		if err != nil {
 			if sc != nil {
@@ -83,7 +84,9 @@ func (s *Socket) readReady() bool {
 			return false
 		}
 		if sc == nil {
-			sc = scratchPool.Get().(*inboundScratch)
+			sc = scratchPool.Get().(*inboundScratch) // now is 0 (release)
+		} else if n%32 == 0 {
+			sc.now = 0 // a long round reads the clock again now and then
 		}
 		s.processInbound(isBinary, msg, sc)
 	}
@@ -106,6 +109,7 @@ func (sc *inboundScratch) release() {
 	clear(sc.packets[:cap(sc.packets)])
 	sc.packets = sc.packets[:0]
 	sc.oks = sc.oks[:0]
+	sc.now = 0
 	scratchPool.Put(sc)
 }
 
@@ -114,6 +118,10 @@ func (sc *inboundScratch) release() {
 type inboundScratch struct {
 	packets []wire.Packet
 	oks     []bool
+	// now is the monotonic clock (monoNow) read for the first message of
+	// the current read round, or 0 before it: the messages one read
+	// delivered arrived together, so they share a clock reading (touch).
+	now int64
 }
 
 // processInbound runs the steps of docs/protocol.md §2.3 for one message: count
@@ -142,7 +150,10 @@ func (s *Socket) processInbound(isBinary bool, msg []byte, sc *inboundScratch) {
 		pong = "#2"
 	}
 	isPong := !isBinary && string(msg) == pong
-	s.touch(isPong)
+	if sc.now == 0 {
+		sc.now = monoNow()
+	}
+	s.touch(isPong, sc.now)
 	if s.server.HasMiddleware(MiddlewareInboundRaw) {
 		a := &Action{Type: ActionMessage, Socket: s, Data: Data(msg)}
 		if err := s.server.decide(MiddlewareInboundRaw, a, true); err != nil {

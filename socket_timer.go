@@ -97,14 +97,14 @@ func (s *Socket) onTimer() {
 
 // touch restarts the pong deadline: always for a pong, and for any other
 // message when more than a quarter of PingTimeout passed since the last
-// restart (docs/protocol.md §2.3 step 2). Only the socket's reader calls it.
-func (s *Socket) touch(isPong bool) {
+// restart (docs/protocol.md §2.3 step 2), now being the message's arrival
+// on the monoNow clock. Only the socket's reader calls it.
+func (s *Socket) touch(isPong bool, now int64) {
 	due := s.pongDue.Load()
 	if due == 0 {
 		return // pings are off
 	}
 	timeout := int64(s.server.opts.PingTimeout)
-	now := monoNow()
 	if isPong || now-(due-timeout) > timeout/4 {
 		s.pongDue.Store(now + timeout)
 	}

@@ -180,6 +180,7 @@ func (d *Desc) Start() {
 		q := make(chan struct{})
 		reg.quit = q
 		curQuit.Store(&q)
+		go reapIdle(q)
 	}
 	reg.mu.Unlock()
 
@@ -409,21 +410,28 @@ func readNow(fd int, p []byte) (int, error) {
 // ---- Workers ----
 
 // workCh hands a Desc to an idle worker; an unbuffered send succeeds only
-// when a worker is waiting.
+// when a worker is waiting. A nil Desc tells the worker that takes it to
+// exit (reapIdle).
 var workCh = make(chan *Desc)
 
-var idleWorkers atomic.Int32
+// idleWorkers counts the workers waiting on workCh; idleLow is the fewest
+// there were since reapIdle last looked (those stayed idle throughout).
+var idleWorkers, idleLow atomic.Int32
+
+// reaped counts the workers reapIdle ended (for tests).
+var reaped atomic.Int64
 
 // maxIdle bounds the idle workers kept for the next events. It is high on
 // purpose: one poll can make hundreds of connections ready at once, each
 // needing a worker, and discarding workers at the end of a round only to
 // start new ones at the next cost 4% more CPU per call under RPC load
-// (docs/performance.md). Idle workers still exit after idleTimeout.
+// (docs/performance.md). Idle workers still exit after about idleTimeout.
 const maxIdle = 1024
 
-// idleTimeout is how long a worker waits for work before it exits: short,
-// because starting a goroutine is cheap and an idle pool should not hold
-// stacks (or look like a goroutine leak) once the load is gone.
+// idleTimeout is how long a worker may wait for work before it is told to
+// exit: short, because starting a goroutine is cheap and an idle pool
+// should not hold stacks (or look like a goroutine leak) once the load is
+// gone.
 const idleTimeout = 100 * time.Millisecond
 
 func submit(d *Desc) {
@@ -438,28 +446,62 @@ func submit(d *Desc) {
 	}
 }
 
+// worker runs d, then waits for the next Desc. The wait is a receive
+// from two channels and no timer: a timer reset per wait showed in RPC
+// profiles (docs/performance.md); reapIdle ends the workers that stay
+// idle instead.
 func worker(d *Desc, quit chan struct{}) {
-	var idle *time.Timer
 	for {
 		d.run()
 		if idleWorkers.Add(1) > maxIdle {
 			idleWorkers.Add(-1)
 			return
 		}
-		if idle == nil {
-			idle = time.NewTimer(idleTimeout)
-		} else {
-			idle.Reset(idleTimeout)
-		}
 		select {
 		case d = <-workCh:
-			idleWorkers.Add(-1)
+			n := idleWorkers.Add(-1)
+			if d == nil {
+				reaped.Add(1)
+				return
+			}
+			lowerIdleLow(n)
 		case <-quit:
 			idleWorkers.Add(-1)
-			idle.Stop()
 			return
-		case <-idle.C:
-			idleWorkers.Add(-1)
+		}
+	}
+}
+
+// reapIdle runs while any connection is registered (until quit closes):
+// every idleTimeout it tells as many workers to exit as stayed idle for
+// the whole period, so an idle pool shrinks to nothing within two periods
+// once the load is gone.
+func reapIdle(quit chan struct{}) {
+	t := time.NewTicker(idleTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-quit:
+			return
+		case <-t.C:
+		}
+		n := idleLow.Swap(idleWorkers.Load())
+	reap:
+		for range n {
+			select {
+			case workCh <- nil:
+			default:
+				break reap // none waits right now
+			}
+		}
+	}
+}
+
+// lowerIdleLow records n idle workers if that is the fewest this period.
+func lowerIdleLow(n int32) {
+	for {
+		low := idleLow.Load()
+		if n >= low || idleLow.CompareAndSwap(low, n) {
 			return
 		}
 	}

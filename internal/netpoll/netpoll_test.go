@@ -339,3 +339,43 @@ func BenchmarkReadableToHandler(b *testing.B) {
 	_ = clients[0].Close()
 	waitFor(b, "released", func() bool { return registered() == 0 })
 }
+
+// TestIdleWorkersExit: workers left idle after a burst are told to exit
+// (reapIdle) while connections stay registered, so an idle server holds
+// no pool of waiting goroutines.
+func TestIdleWorkersExit(t *testing.T) {
+	const n = 20
+	servers, clients := pairs(t, n)
+	block := make(chan struct{})
+	cs := make([]*conn, n)
+	for i, s := range servers {
+		cs[i] = watch(t, s, block)
+		_, _ = clients[i].Write([]byte("x"))
+	}
+	// Every handler blocks at once: n workers exist together.
+	waitFor(t, "every handler running", func() bool {
+		for _, c := range cs {
+			if c.runs.Load() == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	// Released, they go idle (with quit open, a worker can only exit when
+	// told to) and then away.
+	before := reaped.Load()
+	close(block)
+	waitFor(t, "the idle workers gone", func() bool {
+		return reaped.Load()-before >= n && idleWorkers.Load() == 0
+	})
+	if registered() != n {
+		t.Fatalf("registered %d, want %d", registered(), n)
+	}
+	// Work still gets done after the pool emptied.
+	_, _ = clients[0].Write([]byte("y"))
+	waitFor(t, "a byte after the reaping", func() bool { return string(cs[0].bytes()) == "xy" })
+	for _, cl := range clients {
+		_ = cl.Close()
+	}
+	waitFor(t, "all released", func() bool { return registered() == 0 })
+}
