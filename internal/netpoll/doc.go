@@ -14,9 +14,11 @@
 // Workers come from a pool that can never deadlock: a readable connection
 // is handed to an idle worker when there is one, and to a new goroutine
 // otherwise, so a handler that blocks (a slow middleware, say) holds up
-// only its own connection. A worker that finished waits 100 ms for more
-// work, then exits. Pollers and idle workers exit when no connection is
-// registered, and start again with the next one.
+// only its own connection. A worker that finished waits for more work;
+// one goroutine, while any connection is registered, tells the workers
+// that stayed idle through a whole 100 ms period to exit. Pollers and
+// idle workers exit when no connection is registered, and start again
+// with the next one.
 //
 // Trigger runs a connection's handler as if it were readable; it is how a
 // closed connection or an expired read deadline reaches the handler, which
