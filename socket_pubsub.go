@@ -89,13 +89,21 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 		return
 	}
 	expired := s.checkTokenExpiry()
-	a := &Action{Type: ActionSubscribe, Socket: s, Channel: channel, Data: Data(subData), WaitForAuth: waitForAuth, AuthTokenExpiredError: expired}
-	if err := s.server.runInbound(s, a); err != nil {
-		raw := s.server.blockError(err, a, MiddlewareInbound)
-		if p.HasCid {
-			s.sendResponse(p.Cid, nil, raw)
+	// The Action is made only for inbound middleware (as for calls).
+	var (
+		dataChanged bool
+		newData     Data // the data an allow({data}) put in place of subData
+	)
+	if s.server.HasMiddleware(MiddlewareInbound) {
+		a := &Action{Type: ActionSubscribe, Socket: s, Channel: channel, Data: Data(subData), WaitForAuth: waitForAuth, AuthTokenExpiredError: expired}
+		if err := s.server.runInbound(s, a); err != nil {
+			raw := s.server.blockError(err, a, MiddlewareInbound)
+			if p.HasCid {
+				s.sendResponse(p.Cid, nil, raw)
+			}
+			return
 		}
-		return
+		dataChanged, newData = a.dataChanged, a.Data
 	}
 	if !p.HasCid {
 		s.deliverReceived(protocol.EventSubscribe, p)
@@ -106,14 +114,14 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 		return
 	}
 	opts := subscribeOptions(p.Data)
-	if a.dataChanged {
+	if dataChanged {
 		// allow({data}) replaces the subscription's data field.
 		var b []byte
 		b = append(b, opts[:len(opts)-1]...)
 		if len(b) > 1 {
 			b = append(b, ',')
 		}
-		b = append(append(append(b, `"data":`...), a.Data...), '}')
+		b = append(append(append(b, `"data":`...), newData...), '}')
 		opts = b
 	}
 	hub := s.server.hub
