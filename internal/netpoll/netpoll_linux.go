@@ -477,6 +477,7 @@ func worker(d *Desc, quit chan struct{}) {
 // the whole period, so an idle pool shrinks to nothing within two periods
 // once the load is gone.
 func reapIdle(quit chan struct{}) {
+	idleLow.Store(0) // nothing from an earlier run counts
 	t := time.NewTicker(idleTimeout)
 	defer t.Stop()
 	for {
