@@ -277,7 +277,7 @@ func openIdle(t *testing.T, d ws.Dialer, url string, n int) {
 // gone: the lowest of samples taken until it stops falling.
 func settledGoroutines() int {
 	low := runtime.NumGoroutine()
-	for still := 0; still < 5; {
+	for still := 0; still < 8; { // 320 ms: idle workers go within 200 ms
 		time.Sleep(40 * time.Millisecond)
 		if n := runtime.NumGoroutine(); n < low {
 			low, still = n, 0

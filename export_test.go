@@ -7,3 +7,11 @@ func OwnsDescriptor(s *Socket) bool { return s.conn.OwnsDescriptor() }
 // HelpedBatches is the number of full batches of a fan-out that a helper
 // goroutine sent while the fan-out went on (ringBatch.sendFull).
 func HelpedBatches(srv *Server) int64 { return srv.rings.helped.Load() }
+
+// SetSubscribeAnswered makes f run in the goroutine that answered a
+// client's pending #subscribe, after the answer was sent and before what
+// was queued behind it runs, until the test ends.
+func SetSubscribeAnswered(t interface{ Cleanup(func()) }, f func(channel string)) {
+	subscribeAnswered.Store(&f)
+	t.Cleanup(func() { subscribeAnswered.Store(nil) })
+}

@@ -143,7 +143,7 @@ func idleSocketHeap(b *testing.B, n int, opts sc.Options, withFixture bool, mode
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(200 * time.Millisecond) // flushers and idle workers gone
+	time.Sleep(300 * time.Millisecond) // flushers and idle workers gone (netpoll reaps within 200 ms)
 	runtime.GC()
 	runtime.GC() // sync.Pool keeps its objects for one collection
 	runtime.ReadMemStats(&ms)

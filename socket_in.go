@@ -119,8 +119,11 @@ type inboundScratch struct {
 	packets []wire.Packet
 	oks     []bool
 	// now is the monotonic clock (monoNow) read for the first message of
-	// the current read round, or 0 before it: the messages one read
-	// delivered arrived together, so they share a clock reading (touch).
+	// the current read round (and again every 32 messages), or 0 before
+	// it. The round's messages other than pongs share it for touch: such
+	// a message only ever moves the pong deadline later, so a reading
+	// made a little earlier (middleware may have waited meanwhile) only
+	// moves it less. A pong reads the clock itself.
 	now int64
 }
 
@@ -150,10 +153,14 @@ func (s *Socket) processInbound(isBinary bool, msg []byte, sc *inboundScratch) {
 		pong = "#2"
 	}
 	isPong := !isBinary && string(msg) == pong
-	if sc.now == 0 {
-		sc.now = monoNow()
+	if isPong {
+		s.touch(true, monoNow())
+	} else {
+		if sc.now == 0 {
+			sc.now = monoNow()
+		}
+		s.touch(false, sc.now)
 	}
-	s.touch(isPong, sc.now)
 	if s.server.HasMiddleware(MiddlewareInboundRaw) {
 		a := &Action{Type: ActionMessage, Socket: s, Data: Data(msg)}
 		if err := s.server.decide(MiddlewareInboundRaw, a, true); err != nil {

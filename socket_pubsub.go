@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/socketcluster-go/socketcluster/broker"
 	"github.com/socketcluster-go/socketcluster/internal/wire"
@@ -182,17 +183,24 @@ func clonePacket(p *wire.Packet) *wire.Packet {
 
 // pendingSub is a client's #subscribe of a channel without history that
 // waits for the broker (subscribeAsync). What comes meanwhile for the same
-// channel (the client's #subscribe and #unsubscribe, Socket.Unsubscribe,
-// KickOut) waits in queued and runs, in order, once it is answered.
+// channel (the client's #subscribe and #unsubscribe, KickOut) waits in
+// queued and runs, in order, once it is answered (drainJoin). A channel
+// has one queue: a queued #subscribe that waits for the broker in turn
+// takes over the operations still queued behind it.
 type pendingSub struct {
 	queued []func()
 	// answered is set, with s.mu held, once the broker has confirmed the
 	// subscription and its events have fired, just before the client is
-	// answered. From then on a server-side leave with nothing queued ahead
-	// of it runs at once (leave), so that a KickOut or Unsubscribe made
-	// after the client saw its answer takes effect before it returns.
-	answered bool
+	// answered; running while drainJoin runs one of the queued operations.
+	// A KickOut while answered, not running and with nothing queued runs
+	// at once (leave), so that one made after the client saw its answer
+	// has taken effect when it returns.
+	answered, running bool
 }
+
+// subscribeAnswered, set by tests only, runs after a pending subscribe's
+// answer is sent and before what was queued behind it runs.
+var subscribeAnswered atomic.Pointer[func(channel string)]
 
 // queueBehindJoin queues run(copy of p) behind channel's pending
 // subscribe and reports true, or reports false when none is pending (the
@@ -221,6 +229,13 @@ func (s *Socket) queueBehindJoin(channel string, p *wire.Packet, run func(*wire.
 func (s *Socket) subscribeAsync(channel string, opts Data, reply func(error)) {
 	hub := s.server.hub
 	s.mu.Lock()
+	if s.state.State() == StateClosed {
+		// A subscribe queued behind another ran after the socket closed
+		// (unsubscribeAll has left every channel): nothing to join.
+		s.mu.Unlock()
+		reply(errInvalidAction("Cannot subscribe socket to a channel after it has closed"))
+		return
+	}
 	already, err := s.addChannelLocked(channel)
 	if err != nil || already {
 		s.mu.Unlock()
@@ -235,14 +250,23 @@ func (s *Socket) subscribeAsync(channel string, opts Data, reply func(error)) {
 	if m.joining == nil {
 		m.joining = make(map[string]*pendingSub)
 	}
+	if prev := m.joining[channel]; prev != nil {
+		// This subscribe is one of prev's queued operations (drainJoin):
+		// what was queued after it now waits for this one.
+		ps.queued, prev.queued = prev.queued, nil
+	}
 	m.joining[channel] = ps
 	s.mu.Unlock()
 	hub.add(s, channel, func(err error) {
 		s.mu.Lock()
 		live := s.joiningLocked()[channel] == ps
 		if !live {
+			// The socket closed meanwhile: unsubscribeAll left its
+			// channels, but may have done so before hub.add counted the
+			// socket in; leaving again is harmless.
 			s.mu.Unlock()
-			return // the socket closed meanwhile (unsubscribeAll)
+			hub.remove(s, channel)
+			return
 		}
 		if err != nil {
 			delete(s.channels, channel)
@@ -257,6 +281,9 @@ func (s *Socket) subscribeAsync(channel string, opts Data, reply func(error)) {
 			ps.answered = true
 			s.mu.Unlock()
 			reply(nil)
+			if h := subscribeAnswered.Load(); h != nil {
+				(*h)(channel)
+			}
 		}
 		s.drainJoin(channel, ps)
 	})
@@ -285,27 +312,23 @@ func (s *Socket) emitSubscribed(channel string, opts Data) {
 }
 
 // drainJoin runs, in order, what was queued behind channel's pending
-// subscribe ps once it is answered, then forgets ps. Each operation stays
-// queued while it runs, so that a leave arriving meanwhile waits behind
-// it. If one of them subscribes the channel again and waits for the
-// broker in turn, the rest waits behind that one.
+// subscribe ps once it is answered, then forgets ps. It stops when the
+// socket closes (joining is cleared). A queued #subscribe that waits for
+// the broker in turn takes the rest of the queue with it (subscribeAsync).
 func (s *Socket) drainJoin(channel string, ps *pendingSub) {
 	s.mu.Lock()
-	for len(ps.queued) > 0 {
+	for len(ps.queued) > 0 && s.joiningLocked() != nil {
 		op := ps.queued[0]
+		ps.queued = ps.queued[1:]
+		ps.running = true
 		s.mu.Unlock()
 		op()
 		s.mu.Lock()
-		ps.queued = ps.queued[1:]
-		if cur := s.joiningLocked()[channel]; cur != ps && cur != nil {
-			cur.queued = append(ps.queued, cur.queued...)
-			ps.queued = nil
-			s.mu.Unlock()
-			return
-		}
+		ps.running = false
 	}
-	if s.joiningLocked()[channel] == ps {
-		delete(s.joiningLocked(), channel)
+	ps.queued = nil
+	if m := s.joiningLocked(); m[channel] == ps {
+		delete(m, channel)
 	}
 	s.mu.Unlock()
 }
@@ -394,7 +417,7 @@ func (s *Socket) join(channel string, opts Data, since *broker.Position, answere
 // answered and nothing else waits, it runs at once.
 func (s *Socket) leave(channel string) bool {
 	s.mu.Lock()
-	if ps := s.joiningLocked()[channel]; ps != nil && (!ps.answered || len(ps.queued) > 0) {
+	if ps := s.joiningLocked()[channel]; ps != nil && (!ps.answered || ps.running || len(ps.queued) > 0) {
 		ps.queued = append(ps.queued, func() { s.leaveNow(channel) })
 		s.mu.Unlock()
 		return true

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -262,24 +261,74 @@ func TestManySocketsSubscribeOnePendingChannel(t *testing.T) {
 }
 
 // A KickOut made as soon as the client has its subscribe answer takes
-// effect before it returns, even while the goroutine that answered is
-// still finishing the subscribe (the race is tried many times: before the
-// fix, CI under load found it).
+// effect before it returns, while the goroutine that answered has not yet
+// finished the subscribe (held there by a hook).
 func TestKickOutRightAfterSubscribeAnswer(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the hook is process-wide.
 	b := newGateBroker()
 	close(b.gate)
 	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
 	c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
-	for i := range 300 {
-		ch := fmt.Sprintf("ch%d", i)
-		c.Subscribe(ch)
-		if err := sock.KickOut([]string{ch}, sc.Undefined); err != nil {
-			t.Fatalf("kick out of %s: %v", ch, err)
+	release := make(chan struct{})
+	held := make(chan struct{}, 1)
+	sc.SetSubscribeAnswered(t, func(channel string) {
+		if channel == "held" {
+			held <- struct{}{}
+			<-release
 		}
-		if sock.IsSubscribed(ch) || len(sock.Subscriptions()) != 0 {
-			t.Fatalf("after the kick out of %s the socket is in %v", ch, sock.Subscriptions())
-		}
-		c.Expect(`{"event":"#kickOut","data":{"channel":"` + ch + `"}}`)
+	})
+	c.Subscribe("held")
+	<-held
+	if err := sock.KickOut([]string{"held"}, sc.Undefined); err != nil {
+		t.Fatalf("kick out: %v", err)
 	}
+	if sock.IsSubscribed("held") || len(sock.Subscriptions()) != 0 {
+		t.Fatalf("after the kick out the socket is in %v", sock.Subscriptions())
+	}
+	c.Expect(`{"event":"#kickOut","data":{"channel":"held"}}`)
+	close(release)
+	// The subscribe finishes with nothing left to do: the socket stays
+	// out, and can subscribe again.
+	c.Subscribe("held")
+	if !sock.IsSubscribed("held") {
+		t.Fatal("not subscribed again")
+	}
+	eventually(t, "the broker subscribed twice", func() bool {
+		return slices.Equal(b.log(), []string{"+held", "-held", "+held"})
+	})
+}
+
+// Operations queued behind a pending subscribe, one of them a subscribe
+// that waits for the broker in turn, run once each and in order, with
+// their answers in the order the packets came.
+func TestQueueBehindResubscribe(t *testing.T) {
+	t.Parallel()
+	b := newGateBroker()
+	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
+	c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
+	var cids []float64
+	cids = append(cids, subscribeCid(c, "ch"))
+	b.awaitEntered(t, "ch")
+	for _, ev := range []string{"#unsubscribe", "#subscribe", "#unsubscribe", "#subscribe"} {
+		cid := c.NextCid()
+		var data any = "ch"
+		if ev == "#subscribe" {
+			data = map[string]any{"channel": "ch"}
+		}
+		c.SendText(sctest.EventPacket(ev, data, cid))
+		cids = append(cids, cid)
+	}
+	barrier(t, c)
+	close(b.gate)
+	for _, cid := range cids {
+		f := c.NextFrame()
+		p, ok := sctest.ParsePacket(f.Text())
+		if !ok || p.Rid == nil || *p.Rid != cid || p.Error != nil {
+			t.Fatalf("want the answer to %v, got %s", cid, f.Text())
+		}
+	}
+	if !sock.IsSubscribed("ch") {
+		t.Fatal("not subscribed after the last #subscribe")
+	}
+	c.ExpectNothing(50 * time.Millisecond)
 }

@@ -425,7 +425,8 @@ var reaped atomic.Int64
 // purpose: one poll can make hundreds of connections ready at once, each
 // needing a worker, and discarding workers at the end of a round only to
 // start new ones at the next cost 4% more CPU per call under RPC load
-// (docs/performance.md). Idle workers still exit after about idleTimeout.
+// (docs/performance.md). Idle workers still exit after one to two
+// idleTimeout periods (reapIdle).
 const maxIdle = 1024
 
 // idleTimeout is how long a worker may wait for work before it is told to
@@ -460,11 +461,11 @@ func worker(d *Desc, quit chan struct{}) {
 		select {
 		case d = <-workCh:
 			n := idleWorkers.Add(-1)
+			lowerIdleLow(n)
 			if d == nil {
 				reaped.Add(1)
 				return
 			}
-			lowerIdleLow(n)
 		case <-quit:
 			idleWorkers.Add(-1)
 			return
