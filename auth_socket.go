@@ -226,6 +226,13 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 		return
 	}
 	s.mu.Lock()
+	if s.state == stClosed {
+		// Closed from another goroutine (a deadline, Disconnect, Close)
+		// after the check above: it stays closed, and its close removes
+		// it from the clients again.
+		s.mu.Unlock()
+		return
+	}
 	s.state = stOpen
 	s.mu.Unlock()
 	isAuth := s.sendHandshakeResponse(p.Cid, clientAuthErr)

@@ -15,3 +15,16 @@ func SetSubscribeAnswered(t interface{ Cleanup(func()) }, f func(channel string)
 	subscribeAnswered.Store(&f)
 	t.Cleanup(func() { subscribeAnswered.Store(nil) })
 }
+
+// InHub reports whether the hub counts s among channel's local
+// subscribers.
+func InHub(srv *Server, s *Socket, channel string) bool {
+	c := srv.hub.lookup(channel)
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.subs.find(s)
+	return ok
+}

@@ -184,18 +184,21 @@ func clonePacket(p *wire.Packet) *wire.Packet {
 // pendingSub is a client's #subscribe of a channel without history that
 // waits for the broker (subscribeAsync). What comes meanwhile for the same
 // channel (the client's #subscribe and #unsubscribe, KickOut) waits in
-// queued and runs, in order, once it is answered (drainJoin). A channel
+// queued and runs, in order, once it is answered (drainLocked). A channel
 // has one queue: a queued #subscribe that waits for the broker in turn
 // takes over the operations still queued behind it.
 type pendingSub struct {
 	queued []func()
-	// answered is set, with s.mu held, once the broker has confirmed the
-	// subscription and its events have fired, just before the client is
-	// answered; running while drainJoin runs one of the queued operations.
-	// A KickOut while answered, not running and with nothing queued runs
-	// at once (leave), so that one made after the client saw its answer
-	// has taken effect when it returns.
-	answered, running bool
+	// All fields are under s.mu. answered: the broker has confirmed the
+	// subscription and its events have fired (set just before the client
+	// is answered). running: one goroutine, the queue's runner, is running
+	// its operations (drainLocked), or a KickOut's leave that did not have
+	// to wait; whatever comes meanwhile is queued and run by that runner.
+	// inline: hub.add is still under way for a subscribe that was itself
+	// a queued operation; deferred: it was answered during that call, and
+	// its queue is left to the runner that ran it (no recursion, however
+	// many subscribes were queued).
+	answered, running, inline, deferred bool
 }
 
 // subscribeAnswered, set by tests only, runs after a pending subscribe's
@@ -250,13 +253,23 @@ func (s *Socket) subscribeAsync(channel string, opts Data, reply func(error)) {
 	if m.joining == nil {
 		m.joining = make(map[string]*pendingSub)
 	}
-	if prev := m.joining[channel]; prev != nil {
-		// This subscribe is one of prev's queued operations (drainJoin):
-		// what was queued after it now waits for this one.
+	prev := m.joining[channel]
+	if prev != nil {
+		// This subscribe is one of prev's queued operations, run by its
+		// runner (drainLocked): what was queued after it now waits for
+		// this one.
 		ps.queued, prev.queued = prev.queued, nil
+		ps.inline = true
 	}
 	m.joining[channel] = ps
 	s.mu.Unlock()
+	defer func() {
+		if prev != nil {
+			s.mu.Lock()
+			ps.inline = false
+			s.mu.Unlock()
+		}
+	}()
 	hub.add(s, channel, func(err error) {
 		s.mu.Lock()
 		live := s.joiningLocked()[channel] == ps
@@ -285,7 +298,13 @@ func (s *Socket) subscribeAsync(channel string, opts Data, reply func(error)) {
 				(*h)(channel)
 			}
 		}
-		s.drainJoin(channel, ps)
+		s.mu.Lock()
+		if ps.inline {
+			ps.deferred = true // the runner that ran this subscribe goes on
+		} else if !ps.running {
+			s.drainLocked(channel, ps)
+		}
+		s.mu.Unlock()
 	})
 }
 
@@ -311,26 +330,36 @@ func (s *Socket) emitSubscribed(channel string, opts Data) {
 	s.server.emit(SubscriptionEvent{Socket: s, Channel: channel, SubscriptionOptions: opts})
 }
 
-// drainJoin runs, in order, what was queued behind channel's pending
-// subscribe ps once it is answered, then forgets ps. It stops when the
-// socket closes (joining is cleared). A queued #subscribe that waits for
-// the broker in turn takes the rest of the queue with it (subscribeAsync).
-func (s *Socket) drainJoin(channel string, ps *pendingSub) {
-	s.mu.Lock()
-	for len(ps.queued) > 0 && s.joiningLocked() != nil {
-		op := ps.queued[0]
-		ps.queued = ps.queued[1:]
-		ps.running = true
-		s.mu.Unlock()
-		op()
-		s.mu.Lock()
-		ps.running = false
+// drainLocked runs, in order, what was queued behind channel's pending
+// subscribe ps once it is answered, then forgets ps; s.mu is held on entry
+// and on return, and released while each operation runs. The caller is
+// the queue's runner (ps.running is false on entry). It stops when the
+// socket closes (joining is cleared). When a queued #subscribe took the
+// rest of the queue over (subscribeAsync) and was answered while it ran,
+// the loop goes on with that one's queue.
+func (s *Socket) drainLocked(channel string, ps *pendingSub) {
+	for {
+		for len(ps.queued) > 0 && s.joiningLocked() != nil {
+			op := ps.queued[0]
+			ps.queued = ps.queued[1:]
+			ps.running = true
+			s.mu.Unlock()
+			op()
+			s.mu.Lock()
+			ps.running = false
+		}
+		ps.queued = nil
+		m := s.joiningLocked()
+		if m[channel] == ps {
+			delete(m, channel)
+		}
+		next := m[channel]
+		if next == nil || !next.deferred || next.running {
+			return
+		}
+		next.deferred = false
+		ps = next
 	}
-	ps.queued = nil
-	if m := s.joiningLocked(); m[channel] == ps {
-		delete(m, channel)
-	}
-	s.mu.Unlock()
 }
 
 // Subscribe subscribes the socket to channel from the server side: no
@@ -393,6 +422,15 @@ func (s *Socket) join(channel string, opts Data, since *broker.Position, answere
 			}
 			return undo(NewError("BrokerError", "Failed to subscribe socket to the "+channel+" channel - "+err.Error()))
 		}
+		if s.State() == StateClosed {
+			// Closed while the broker was asked: its unsubscribeAll may
+			// have run before the socket was counted in.
+			hub.remove(s, channel)
+			if recovering {
+				hub.endRecovery(s, channel)
+			}
+			return undo(errInvalidAction("Cannot subscribe socket to a channel after it has closed"))
+		}
 	}
 	if recovering {
 		var err error
@@ -411,19 +449,44 @@ func (s *Socket) join(channel string, opts Data, since *broker.Position, answere
 	return nil
 }
 
-// leave removes the socket from channel; it reports whether it was in it.
-// While the channel's subscribe waits for the broker, leaving waits
-// behind it (drainJoin) and counts as being in it; once the broker has
-// answered and nothing else waits, it runs at once.
+// leave removes the socket from channel (KickOut); it reports whether it
+// was in it. While the channel's subscribe waits for the broker, leaving
+// waits behind it (drainLocked) and counts as being in it; otherwise it
+// runs at once, as the channel's queue runner.
 func (s *Socket) leave(channel string) bool {
 	s.mu.Lock()
-	if ps := s.joiningLocked()[channel]; ps != nil && (!ps.answered || ps.running || len(ps.queued) > 0) {
+	ps := s.joiningLocked()[channel]
+	if ps != nil && (!ps.answered || ps.running || len(ps.queued) > 0) {
 		ps.queued = append(ps.queued, func() { s.leaveNow(channel) })
 		s.mu.Unlock()
 		return true
 	}
+	if ps == nil {
+		if s.state == stClosed {
+			s.mu.Unlock()
+			return s.leaveNow(channel)
+		}
+		// Nothing pending: an answered entry for the time of the leave,
+		// so that a client's #subscribe or #unsubscribe of the channel
+		// arriving meanwhile waits behind it rather than racing it in
+		// the hub.
+		m := s.moreLocked()
+		if m.joining == nil {
+			m.joining = make(map[string]*pendingSub)
+		}
+		ps = &pendingSub{answered: true}
+		m.joining[channel] = ps
+	}
+	// Answered, and nothing waits: leave now as the queue's runner, so
+	// that what arrives meanwhile waits behind the leave.
+	ps.running = true
 	s.mu.Unlock()
-	return s.leaveNow(channel)
+	ok := s.leaveNow(channel)
+	s.mu.Lock()
+	ps.running = false
+	s.drainLocked(channel, ps)
+	s.mu.Unlock()
+	return ok
 }
 
 // leaveNow is leave without waiting for a pending subscribe.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -331,4 +333,83 @@ func TestQueueBehindResubscribe(t *testing.T) {
 		t.Fatal("not subscribed after the last #subscribe")
 	}
 	c.ExpectNothing(50 * time.Millisecond)
+}
+
+// Thousands of #unsubscribe/#subscribe pairs queued behind a pending
+// subscribe, on a channel that another socket keeps subscribed (so each
+// queued #subscribe is answered within its own hub call): they run in
+// order without nesting one call per queued subscribe (a small stack
+// limit would end the process otherwise), and every one is answered.
+func TestLongQueueBehindPendingSubscribe(t *testing.T) {
+	// Not parallel: it lowers the process's stack limit.
+	defer debug.SetMaxStack(debug.SetMaxStack(4 << 20))
+	const pairs = 20000
+	b := newGateBroker()
+	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
+	c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
+	other, _ := ts.connect(t, &sctest.Options{AutoPong: true})
+	first := subscribeCid(c, "ch")
+	b.awaitEntered(t, "ch")
+	otherSub := subscribeCid(other, "ch")
+	var want []float64
+	for batch := 0; batch < 2*pairs; batch += 1000 {
+		var sb strings.Builder
+		sb.WriteByte('[')
+		for i := batch; i < batch+1000; i++ {
+			if i > batch {
+				sb.WriteByte(',')
+			}
+			cid := c.NextCid()
+			want = append(want, cid)
+			if i%2 == 0 {
+				sb.WriteString(sctest.EventPacket("#unsubscribe", "ch", cid))
+			} else {
+				sb.WriteString(sctest.EventPacket("#subscribe", map[string]any{"channel": "ch"}, cid))
+			}
+		}
+		sb.WriteByte(']')
+		c.SendText(sb.String())
+	}
+	barrier(t, c)
+	close(b.gate)
+	if r := other.AwaitResponse(otherSub); r.Error != nil {
+		t.Fatalf("the other socket's subscribe: %s", r.Raw)
+	}
+	for _, cid := range append([]float64{first}, want...) {
+		f := c.NextFrame()
+		p, ok := sctest.ParsePacket(f.Text())
+		if !ok || p.Rid == nil || *p.Rid != cid || p.Error != nil {
+			t.Fatalf("want the answer to %v, got %s", cid, f.Text())
+		}
+	}
+	if !sock.IsSubscribed("ch") {
+		t.Fatal("not subscribed after the last #subscribe")
+	}
+}
+
+// A KickOut racing the client's #subscribe and #unsubscribe of the same
+// channel leaves the socket's subscriptions and the hub agreeing: a
+// socket that counts as subscribed gets the channel's publications.
+func TestKickOutRacingSubscribe(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, sc.Options{})
+	c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
+	keep, _ := ts.connect(t, &sctest.Options{AutoPong: true})
+	keep.Subscribe("ch") // the channel stays subscribed on this instance
+	for range 300 {
+		subscribeCid(c, "ch")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = sock.KickOut([]string{"ch"}, sc.Undefined)
+		}()
+		unsub := c.NextCid()
+		c.SendText(sctest.EventPacket("#unsubscribe", "ch", unsub))
+		subscribeCid(c, "ch")
+		<-done
+		barrier(t, c)
+		eventually(t, "the subscriptions and the hub agree", func() bool {
+			return sock.IsSubscribed("ch") == sc.InHub(ts.Server, sock, "ch")
+		})
+	}
 }
