@@ -97,6 +97,19 @@ func subscribeCid(c *sctest.Client, channel string) float64 {
 	return cid
 }
 
+// expectAnswers reads the next frames, which must be successful answers
+// to cids, in that order.
+func expectAnswers(t *testing.T, c *sctest.Client, cids ...float64) {
+	t.Helper()
+	for _, cid := range cids {
+		f := c.NextFrame()
+		p, ok := sctest.ParsePacket(f.Text())
+		if !ok || p.Rid == nil || *p.Rid != cid || p.Error != nil {
+			t.Fatalf("want the answer to %v, got %s", cid, f.Text())
+		}
+	}
+}
+
 func errorName(raw json.RawMessage) string {
 	var e struct {
 		Name string `json:"name"`
@@ -178,13 +191,7 @@ func TestUnsubscribeWaitsForPendingSubscribe(t *testing.T) {
 	barrier(t, c) // the #unsubscribe was read and is waiting
 	c.ExpectNothing(50 * time.Millisecond)
 	close(b.gate)
-	for _, cid := range []float64{sub, unsub} {
-		f := c.NextFrame()
-		p, ok := sctest.ParsePacket(f.Text())
-		if !ok || p.Rid == nil || *p.Rid != cid || p.Error != nil {
-			t.Fatalf("want the answer to %v, got %s", cid, f.Text())
-		}
-	}
+	expectAnswers(t, c, sub, unsub)
 	if sock.IsSubscribed("ch") {
 		t.Fatal("subscribed after subscribe then unsubscribe")
 	}
@@ -322,13 +329,7 @@ func TestQueueBehindResubscribe(t *testing.T) {
 	}
 	barrier(t, c)
 	close(b.gate)
-	for _, cid := range cids {
-		f := c.NextFrame()
-		p, ok := sctest.ParsePacket(f.Text())
-		if !ok || p.Rid == nil || *p.Rid != cid || p.Error != nil {
-			t.Fatalf("want the answer to %v, got %s", cid, f.Text())
-		}
-	}
+	expectAnswers(t, c, cids...)
 	if !sock.IsSubscribed("ch") {
 		t.Fatal("not subscribed after the last #subscribe")
 	}
@@ -375,13 +376,7 @@ func TestLongQueueBehindPendingSubscribe(t *testing.T) {
 	if r := other.AwaitResponse(otherSub); r.Error != nil {
 		t.Fatalf("the other socket's subscribe: %s", r.Raw)
 	}
-	for _, cid := range append([]float64{first}, want...) {
-		f := c.NextFrame()
-		p, ok := sctest.ParsePacket(f.Text())
-		if !ok || p.Rid == nil || *p.Rid != cid || p.Error != nil {
-			t.Fatalf("want the answer to %v, got %s", cid, f.Text())
-		}
-	}
+	expectAnswers(t, c, append([]float64{first}, want...)...)
 	if !sock.IsSubscribed("ch") {
 		t.Fatal("not subscribed after the last #subscribe")
 	}
