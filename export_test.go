@@ -28,3 +28,10 @@ func InHub(srv *Server, s *Socket, channel string) bool {
 	_, ok := c.subs.find(s)
 	return ok
 }
+
+// SetMaxQueuedBehindJoin changes how many packets may wait behind one
+// channel's pending subscribe, until the test ends.
+func SetMaxQueuedBehindJoin(t interface{ Cleanup(func()) }, n int) {
+	old := maxQueuedBehindJoin.Swap(int32(n))
+	t.Cleanup(func() { maxQueuedBehindJoin.Store(old) })
+}

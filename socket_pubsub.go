@@ -208,17 +208,32 @@ var subscribeAnswered atomic.Pointer[func(channel string)]
 // queueBehindJoin queues run(copy of p) behind channel's pending
 // subscribe and reports true, or reports false when none is pending (the
 // caller then runs it at once).
+// Beyond maxQueuedBehindJoin packets waiting for one channel, the packet
+// is refused with an InvalidActionError instead.
 func (s *Socket) queueBehindJoin(channel string, p *wire.Packet, run func(*wire.Packet)) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	ps := s.joiningLocked()[channel]
 	if ps == nil {
+		s.mu.Unlock()
 		return false
+	}
+	if len(ps.queued) >= int(maxQueuedBehindJoin.Load()) {
+		s.mu.Unlock()
+		s.respondOrEmit(p, errInvalidAction("Socket "+s.id+" sent too many #subscribe and #unsubscribe packets of the "+channel+" channel while its subscribe was pending; wait for the answers"))
+		return true
 	}
 	pk := clonePacket(p)
 	ps.queued = append(ps.queued, func() { run(pk) })
+	s.mu.Unlock()
 	return true
 }
+
+// maxQueuedBehindJoin bounds the packets a client may have waiting behind
+// one channel's pending subscribe (queueBehindJoin), so that a flood
+// while the broker is slow costs bounded memory. Tests raise it.
+var maxQueuedBehindJoin atomic.Int32
+
+func init() { maxQueuedBehindJoin.Store(1024) }
 
 // subscribeAsync adds the socket to channel (a channel without history)
 // at once, so that publications from now on reach it, and calls reply

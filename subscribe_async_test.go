@@ -345,6 +345,7 @@ func TestLongQueueBehindPendingSubscribe(t *testing.T) {
 	// Not parallel: it lowers the process's stack limit.
 	defer debug.SetMaxStack(debug.SetMaxStack(4 << 20))
 	const pairs = 20000
+	sc.SetMaxQueuedBehindJoin(t, 2*pairs)
 	b := newGateBroker()
 	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
 	c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
@@ -406,5 +407,48 @@ func TestKickOutRacingSubscribe(t *testing.T) {
 		eventually(t, "the subscriptions and the hub agree", func() bool {
 			return sock.IsSubscribed("ch") == sc.InHub(ts.Server, sock, "ch")
 		})
+	}
+}
+
+// A client may have at most 1 024 packets waiting behind one channel's
+// pending subscribe: the ones beyond are refused at once with an
+// InvalidActionError, the others answered in order once the broker
+// confirms.
+func TestQueueBehindPendingSubscribeIsBounded(t *testing.T) {
+	t.Parallel()
+	const limit, extra = 1024, 50
+	b := newGateBroker()
+	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
+	c, _ := ts.connect(t, &sctest.Options{AutoPong: true})
+	first := subscribeCid(c, "ch")
+	b.awaitEntered(t, "ch")
+	var cids []float64
+	var sb strings.Builder
+	sb.WriteByte('[')
+	for i := range limit + extra {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		cid := c.NextCid()
+		cids = append(cids, cid)
+		sb.WriteString(sctest.EventPacket("#unsubscribe", "ch", cid))
+	}
+	sb.WriteByte(']')
+	c.SendText(sb.String())
+	for _, cid := range cids[limit:] {
+		r := c.AwaitResponse(cid)
+		if errorName(r.Error) != "InvalidActionError" {
+			t.Fatalf("packet %v beyond the limit: %s", cid, r.Raw)
+		}
+	}
+	close(b.gate)
+	expectAnswers(t, c, first, cids[0])
+	// The other queued #unsubscribes find the channel left: an error each,
+	// in order.
+	for _, cid := range cids[1:limit] {
+		r := c.AwaitResponse(cid)
+		if errorName(r.Error) != "BrokerError" {
+			t.Fatalf("a later #unsubscribe: %s", r.Raw)
+		}
 	}
 }
