@@ -96,8 +96,7 @@ func (s *Socket) handleHistory(p *wire.Packet) {
 		limit = opts.Size
 	}
 	a := &Action{Type: ActionSubscribe, Socket: s, Channel: channel, AuthTokenExpiredError: s.checkTokenExpiry()}
-	if err := s.server.runInbound(s, a); err != nil {
-		s.sendResponse(p.Cid, nil, s.server.blockError(err, a, MiddlewareInbound))
+	if !s.inboundAllowed(a, p) {
 		return
 	}
 	ctx, cancel := s.server.hub.historyCtx()

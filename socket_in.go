@@ -327,8 +327,7 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 		data := Data(p.Data)
 		if inbound {
 			a := &Action{Type: ActionInvoke, Socket: s, Procedure: p.Event, Data: data, AuthTokenExpiredError: expired}
-			if err := s.server.runInbound(s, a); err != nil {
-				s.sendResponse(p.Cid, nil, s.server.blockError(err, a, "inbound"))
+			if !s.inboundAllowed(a, p) {
 				return
 			}
 			data = a.Data
@@ -344,8 +343,7 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 	data := Data(p.Data)
 	if inbound {
 		a := &Action{Type: ActionTransmit, Socket: s, Receiver: p.Event, Data: data, AuthTokenExpiredError: expired}
-		if err := s.server.runInbound(s, a); err != nil {
-			s.server.blockError(err, a, "inbound")
+		if !s.inboundAllowed(a, p) {
 			return
 		}
 		data = a.Data
@@ -355,6 +353,22 @@ func (s *Socket) handlePacket(p *wire.Packet) {
 		s.server.safeCall(func() { h(s, data) })
 	}
 	s.callClientHandlers(p.Event, data, nil)
+}
+
+// inboundAllowed decides a client's inbound action a, made for packet p,
+// and reports whether it goes on. When the middleware blocks it, the
+// failure is emitted (blockError) and p's cid, if it has one, is answered
+// with the blocking error.
+func (s *Socket) inboundAllowed(a *Action, p *wire.Packet) bool {
+	err := s.server.runInbound(s, a)
+	if err == nil {
+		return true
+	}
+	raw := s.server.blockError(err, a, MiddlewareInbound)
+	if p.HasCid {
+		s.sendResponse(p.Cid, nil, raw)
+	}
+	return false
 }
 
 // resolveCall hands a client's response to the waiting Invoke.

@@ -97,11 +97,7 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 	)
 	if s.server.HasMiddleware(MiddlewareInbound) {
 		a := &Action{Type: ActionSubscribe, Socket: s, Channel: channel, Data: Data(subData), WaitForAuth: waitForAuth, AuthTokenExpiredError: expired}
-		if err := s.server.runInbound(s, a); err != nil {
-			raw := s.server.blockError(err, a, MiddlewareInbound)
-			if p.HasCid {
-				s.sendResponse(p.Cid, nil, raw)
-			}
+		if !s.inboundAllowed(a, p) {
 			return
 		}
 		dataChanged, newData = a.dataChanged, a.Data
@@ -278,13 +274,6 @@ func (s *Socket) subscribeAsync(channel string, opts Data, reply func(error)) {
 	}
 	m.joining[channel] = ps
 	s.mu.Unlock()
-	defer func() {
-		if prev != nil {
-			s.mu.Lock()
-			ps.inline = false
-			s.mu.Unlock()
-		}
-	}()
 	hub.add(s, channel, func(err error) {
 		s.mu.Lock()
 		live := s.joiningLocked()[channel] == ps
@@ -321,6 +310,11 @@ func (s *Socket) subscribeAsync(channel string, opts Data, reply func(error)) {
 		}
 		s.mu.Unlock()
 	})
+	if prev != nil {
+		s.mu.Lock()
+		ps.inline = false
+		s.mu.Unlock()
+	}
 }
 
 // addChannelLocked records channel among the socket's channels, with s.mu
@@ -571,11 +565,7 @@ func (s *Socket) handlePublish(p *wire.Packet) {
 	// The Action is made only for inbound middleware, as for calls.
 	if s.server.HasMiddleware(MiddlewareInbound) {
 		a := &Action{Type: ActionPublishIn, Socket: s, Channel: channel, Data: payload, AuthTokenExpiredError: expired}
-		if err := s.server.runInbound(s, a); err != nil {
-			raw := s.server.blockError(err, a, MiddlewareInbound)
-			if p.HasCid {
-				s.sendResponse(p.Cid, nil, raw)
-			}
+		if !s.inboundAllowed(a, p) {
 			return
 		}
 		payload, ack = a.Data, a.ackData
