@@ -16,6 +16,14 @@ func SetSubscribeAnswered(t interface{ Cleanup(func()) }, f func(channel string)
 	t.Cleanup(func() { subscribeAnswered.Store(nil) })
 }
 
+// SetChannelLeaving makes f run when a socket leaves a channel, between
+// forgetting it among its subscriptions and leaving it in the hub, until
+// the test ends.
+func SetChannelLeaving(t interface{ Cleanup(func()) }, f func(s *Socket, channel string)) {
+	channelLeaving.Store(&f)
+	t.Cleanup(func() { channelLeaving.Store(nil) })
+}
+
 // InHub reports whether the hub counts s among channel's local
 // subscribers.
 func InHub(srv *Server, s *Socket, channel string) bool {

@@ -135,10 +135,7 @@ func (s *Socket) handleSubscribe(p *wire.Packet) {
 			return
 		}
 	}
-	if s.queueBehindJoin(channel, p, func(pk *wire.Packet) { s.subscribeNow(pk, channel, opts, since, hist) }) {
-		return
-	}
-	s.subscribeNow(p, channel, opts, since, hist)
+	s.inChannelOrder(channel, p, func(pk *wire.Packet, _ bool) { s.subscribeNow(pk, channel, opts, since, hist) })
 }
 
 // subscribeNow joins channel for a #subscribe that passed its checks. A
@@ -201,31 +198,61 @@ type pendingSub struct {
 // answer is sent and before what was queued behind it runs.
 var subscribeAnswered atomic.Pointer[func(channel string)]
 
-// queueBehindJoin queues run(copy of p) behind channel's pending
-// subscribe and reports true, or reports false when none is pending (the
-// caller then runs it at once).
-// Beyond maxQueuedBehindJoin packets waiting for one channel, the packet
-// is refused with an InvalidActionError instead.
-func (s *Socket) queueBehindJoin(channel string, p *wire.Packet, run func(*wire.Packet)) bool {
+// inChannelOrder runs op in order with the socket's other operations on
+// channel (a client's #subscribe and #unsubscribe, Subscribe, KickOut),
+// so that no two of them interleave their changes to the socket's
+// channels and to the hub. With nothing under way, op runs at once in the
+// caller's goroutine, as the channel queue's runner (what arrives
+// meanwhile waits behind it); otherwise it is queued and run later by the
+// runner of the queue, with queued true and a copy of p (p may be nil).
+// Beyond maxQueuedBehindJoin client packets waiting for one channel, p is
+// refused with an InvalidActionError instead.
+func (s *Socket) inChannelOrder(channel string, p *wire.Packet, op func(p *wire.Packet, queued bool)) {
 	s.mu.Lock()
 	ps := s.joiningLocked()[channel]
+	if ps != nil && (!ps.answered || ps.running || len(ps.queued) > 0) {
+		if p != nil && len(ps.queued) >= int(maxQueuedBehindJoin.Load()) {
+			s.mu.Unlock()
+			s.respondOrEmit(p, errInvalidAction("Socket "+s.id+" sent too many #subscribe and #unsubscribe packets of the "+channel+" channel while its subscribe was pending; wait for the answers"))
+			return
+		}
+		pk := p
+		if p != nil {
+			pk = clonePacket(p)
+		}
+		ps.queued = append(ps.queued, func() { op(pk, true) })
+		s.mu.Unlock()
+		return
+	}
 	if ps == nil {
-		s.mu.Unlock()
-		return false
+		if s.state == stClosed {
+			// unsubscribeAll has run: no queue any more.
+			s.mu.Unlock()
+			op(p, false)
+			return
+		}
+		// An answered entry for the time of op, so that what arrives
+		// meanwhile waits behind it rather than racing it in the hub.
+		m := s.moreLocked()
+		if m.joining == nil {
+			m.joining = make(map[string]*pendingSub)
+		}
+		ps = &pendingSub{answered: true}
+		m.joining[channel] = ps
 	}
-	if len(ps.queued) >= int(maxQueuedBehindJoin.Load()) {
-		s.mu.Unlock()
-		s.respondOrEmit(p, errInvalidAction("Socket "+s.id+" sent too many #subscribe and #unsubscribe packets of the "+channel+" channel while its subscribe was pending; wait for the answers"))
-		return true
-	}
-	pk := clonePacket(p)
-	ps.queued = append(ps.queued, func() { run(pk) })
+	// Answered, and nothing waits (a subscribe whose answer is being
+	// sent): run now as the queue's runner.
+	ps.running = true
 	s.mu.Unlock()
-	return true
+	op(p, false)
+	s.mu.Lock()
+	ps.running = false
+	s.drainLocked(channel, ps)
+	s.mu.Unlock()
 }
 
 // maxQueuedBehindJoin bounds the packets a client may have waiting behind
-// one channel's pending subscribe (queueBehindJoin), so that a flood
+// one channel's queue (inChannelOrder), so that a flood
 // while the broker is slow costs bounded memory. Tests raise it.
 var maxQueuedBehindJoin atomic.Int32
 
@@ -378,6 +405,12 @@ func (s *Socket) drainLocked(channel string, ps *pendingSub) {
 // for a #subscribe. Subscribing twice is not an error. It fails before the
 // handshake, beyond Options.SocketChannelLimit, or when the broker cannot
 // subscribe.
+//
+// It runs in order with the client's own #subscribe and #unsubscribe of
+// the channel: while one of those is under way (a subscribe waiting for
+// the broker, say), Subscribe queues behind it and returns nil at once;
+// the subscription is then made when that is done, and an error then is
+// emitted as the socket's ErrorEvent.
 func (s *Socket) Subscribe(channel string) error {
 	if s.State() != StateOpen {
 		return errInvalidAction("Cannot subscribe socket to a channel before it has completed the handshake")
@@ -385,7 +418,20 @@ func (s *Socket) Subscribe(channel string) error {
 	if s.IsSubscribed(channel) {
 		return nil
 	}
-	return s.join(channel, Data("{}"), nil, nil)
+	var err error
+	s.inChannelOrder(channel, nil, func(_ *wire.Packet, queued bool) {
+		if !queued {
+			err = s.join(channel, Data("{}"), nil, nil)
+			return
+		}
+		if s.IsSubscribed(channel) || s.State() != StateOpen {
+			return
+		}
+		if err := s.join(channel, Data("{}"), nil, nil); err != nil {
+			s.emitError(err)
+		}
+	})
+	return err
 }
 
 // join adds the socket to channel and emits the subscription events, then
@@ -458,45 +504,23 @@ func (s *Socket) join(channel string, opts Data, since *broker.Position, answere
 	return nil
 }
 
-// leave removes the socket from channel (KickOut); it reports whether it
-// was in it. While the channel's subscribe waits for the broker, leaving
-// waits behind it (drainLocked) and counts as being in it; otherwise it
-// runs at once, as the channel's queue runner.
+// leave removes the socket from channel (KickOut), in order with the
+// channel's other operations (inChannelOrder); it reports whether it was
+// in it. While the channel's subscribe waits for the broker, leaving waits
+// behind it and counts as being in it.
 func (s *Socket) leave(channel string) bool {
-	s.mu.Lock()
-	ps := s.joiningLocked()[channel]
-	if ps != nil && (!ps.answered || ps.running || len(ps.queued) > 0) {
-		ps.queued = append(ps.queued, func() { s.leaveNow(channel) })
-		s.mu.Unlock()
-		return true
-	}
-	if ps == nil {
-		if s.state == stClosed {
-			s.mu.Unlock()
-			return s.leaveNow(channel)
+	ok := true
+	s.inChannelOrder(channel, nil, func(_ *wire.Packet, queued bool) {
+		if left := s.leaveNow(channel); !queued {
+			ok = left
 		}
-		// Nothing pending: an answered entry for the time of the leave,
-		// so that a client's #subscribe or #unsubscribe of the channel
-		// arriving meanwhile waits behind it rather than racing it in
-		// the hub.
-		m := s.moreLocked()
-		if m.joining == nil {
-			m.joining = make(map[string]*pendingSub)
-		}
-		ps = &pendingSub{answered: true}
-		m.joining[channel] = ps
-	}
-	// Answered, and nothing waits: leave now as the queue's runner, so
-	// that what arrives meanwhile waits behind the leave.
-	ps.running = true
-	s.mu.Unlock()
-	ok := s.leaveNow(channel)
-	s.mu.Lock()
-	ps.running = false
-	s.drainLocked(channel, ps)
-	s.mu.Unlock()
+	})
 	return ok
 }
+
+// channelLeaving, set by tests only, runs in leaveNow between forgetting
+// the channel and leaving it in the hub.
+var channelLeaving atomic.Pointer[func(s *Socket, channel string)]
 
 // leaveNow is leave without waiting for a pending subscribe.
 func (s *Socket) leaveNow(channel string) bool {
@@ -506,6 +530,9 @@ func (s *Socket) leaveNow(channel string) bool {
 	s.mu.Unlock()
 	if !ok {
 		return false
+	}
+	if h := channelLeaving.Load(); h != nil {
+		(*h)(s, channel)
 	}
 	s.server.hub.remove(s, channel)
 	s.emit(UnsubscribeEvent{Channel: channel})
@@ -519,10 +546,7 @@ func (s *Socket) handleUnsubscribe(p *wire.Packet) {
 		s.respondOrEmit(p, errInvalidAction("Unsubscribe channel name was malformatted"))
 		return
 	}
-	if s.queueBehindJoin(channel, p, func(pk *wire.Packet) { s.unsubscribeNow(pk, channel) }) {
-		return
-	}
-	s.unsubscribeNow(p, channel)
+	s.inChannelOrder(channel, p, func(pk *wire.Packet, _ bool) { s.unsubscribeNow(pk, channel) })
 }
 
 func (s *Socket) unsubscribeNow(p *wire.Packet, channel string) {

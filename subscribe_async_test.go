@@ -410,6 +410,37 @@ func TestKickOutRacingSubscribe(t *testing.T) {
 	}
 }
 
+// A server-side Subscribe made while the client's own #unsubscribe of
+// the channel is under way (between the socket forgetting the channel and
+// leaving it in the hub) runs after it: the socket ends up subscribed, and
+// its subscriptions and the hub agree. Before, Subscribe's join saw the
+// channel forgotten, found the socket still in the hub, and the
+// unsubscribe's hub removal then left it subscribed but out of the hub.
+func TestSubscribeDuringUnsubscribe(t *testing.T) {
+	ts := newServer(t, sc.Options{})
+	c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
+	keep, _ := ts.connect(t, &sctest.Options{AutoPong: true})
+	keep.Subscribe("raced") // the channel stays subscribed on this instance
+	c.Subscribe("raced")
+	var once sync.Once
+	sc.SetChannelLeaving(t, func(s *sc.Socket, channel string) {
+		if s == sock && channel == "raced" {
+			once.Do(func() {
+				if err := sock.Subscribe("raced"); err != nil {
+					t.Errorf("subscribe: %v", err)
+				}
+			})
+		}
+	})
+	if r := c.Invoke("#unsubscribe", "raced"); r.Error != nil {
+		t.Fatalf("unsubscribe: %s", r.Raw)
+	}
+	barrier(t, c)
+	eventually(t, "subscribed again, in the hub too", func() bool {
+		return sock.IsSubscribed("raced") && sc.InHub(ts.Server, sock, "raced")
+	})
+}
+
 // A client may have at most 1 024 packets waiting behind one channel's
 // pending subscribe: the ones beyond are refused at once with an
 // InvalidActionError, the others answered in order once the broker
