@@ -426,14 +426,29 @@ func (srv *Server) removeSocket(s *Socket) {
 	}
 }
 
-// ListenAndServe listens on addr and serves until Close, with the limits of
-// HTTPServer.
+// ListenAndServe listens on addr (ListenTCP) and serves until Close, with
+// the limits of HTTPServer.
 func (srv *Server) ListenAndServe(addr string) error {
-	l, err := net.Listen("tcp", addr)
+	l, err := srv.ListenTCP(addr)
 	if err != nil {
 		return err
 	}
 	return srv.Serve(l)
+}
+
+// ListenTCP opens a TCP listener on addr for Serve or ServeTLS. Unlike
+// net.Listen's, the connections it accepts have no TCP keep-alive probes
+// while the server pings its sockets itself (Options.PingTimeoutDisabled
+// unset): a vanished peer is found by the pong deadline long before the
+// probes would find it, and the probes' four setsockopt calls per
+// connection are a measurable share of its set-up (docs/performance.md).
+// Plain HTTP connections are closed by HTTPServer's timeouts.
+func (srv *Server) ListenTCP(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{}
+	if !srv.opts.PingTimeoutDisabled {
+		lc.KeepAlive = -1
+	}
+	return lc.Listen(context.Background(), "tcp", addr)
 }
 
 // Serve serves on l with an HTTPServer until Close; it then returns

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -154,7 +153,7 @@ func (a *app) serve(ctx context.Context) int {
 	a.logEvents(ctx, &wg)
 	a.runAdmin(ctx, &wg)
 	for i, ln := range listeners {
-		l, err := net.Listen("tcp", ln.addr)
+		l, err := a.srv.ListenTCP(ln.addr) // no TCP keep-alive probes: the pings find dead peers
 		if err != nil {
 			fmt.Fprintf(a.stderr, "scserver: -%s %s: %v\n", ln.flag, ln.addr, err)
 			for _, hs := range servers {
