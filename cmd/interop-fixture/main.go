@@ -161,7 +161,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	fixture.Install(srv)
 
-	l, err := net.Listen("tcp", c.addr)
+	l, err := srv.ListenTCP(c.addr)
 	if err != nil {
 		fmt.Fprintln(stderr, "interop-fixture:", err)
 		return 1
