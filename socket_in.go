@@ -67,14 +67,9 @@ func (s *Socket) readLoop() {
 // readReady is the event-driven reader's handler: it processes the
 // messages available now, and reports false once the connection has
 // ended.
-//
-// The round is the socket's flusher when no flusher was running as it
-// began (claimFlush): what its messages queue (answers, mostly) goes out
-// with one writev as it ends, with no flusher goroutine.
 func (s *Socket) readReady() bool {
 	limit := s.server.opts.MaxPayload
 	var sc *inboundScratch
-	claimed := false
 	for n := 0; ; n++ {
 		isBinary, msg, err := s.conn.NextMessage(limit)
 		if err != nil {
@@ -82,21 +77,14 @@ func (s *Socket) readReady() bool {
 				sc.release()
 			}
 			if err == wsconn.ErrWouldBlock {
-				if claimed {
-					s.flushAfterRound()
-				}
 				return true
 			}
 			s.readFailed(err)
-			if claimed {
-				s.flushAfterRound()
-			}
 			s.endReading()
 			return false
 		}
 		if sc == nil {
 			sc = scratchPool.Get().(*inboundScratch) // now is 0 (release)
-			claimed = s.claimFlush()
 		} else if n%32 == 0 {
 			sc.now = 0 // a long round reads the clock again now and then
 		}

@@ -225,98 +225,65 @@ var spareQueues = sync.Pool{New: func() any { return new([][]byte) }}
 
 // flush writes queued frames until the queue is empty.
 func (s *Socket) flush() {
-	for s.flushStep() {
-	}
-}
-
-// claimFlush makes the caller the socket's flusher when none is running,
-// and reports whether it did: the event-driven reader claims it for its
-// read round, so that what the round queues (answers, mostly) starts no
-// flusher goroutine and goes out with one writev when the round ends
-// (flushAfterRound).
-func (s *Socket) claimFlush() bool {
-	s.outMu.Lock()
-	ok := !s.flushing && !s.outClosed
-	if ok {
-		s.flushing = true
-	}
-	s.outMu.Unlock()
-	return ok
-}
-
-// flushAfterRound writes, as the flusher claimed by claimFlush, what was
-// queued during a read round; what is queued while it writes is left to a
-// flusher goroutine, so that a socket receiving a steady stream does not
-// keep its reader writing.
-func (s *Socket) flushAfterRound() {
-	if s.flushStep() && s.flushStep() {
-		go s.flush()
-	}
-}
-
-// flushStep writes what is queued with one writev, as the socket's
-// flusher. It reports false when the flusher's work is over: the queue was
-// empty (the close frame, if one was asked for, is then written and
-// flushing cleared) or the write failed.
-func (s *Socket) flushStep() bool {
-	s.outMu.Lock()
-	if len(s.outQ) == 0 {
-		cr := s.closeReq
-		s.closeReq = nil
-		s.flushing = false
-		s.outMu.Unlock()
-		if cr != nil {
-			s.conn.WriteClose(cr.code, cr.reason)
-			s.afterCloseSent()
-		}
-		return false
-	}
-	// A spare array from the pool becomes the queue: no other slice
-	// keeps it. The pool's holder takes q's array back after the write.
-	q := s.outQ
-	spare := spareQueues.Get().(*[][]byte)
-	s.outQ, *spare = (*spare)[:0], nil
-	var pk []bool
-	if f := s.outFlags; f != nil {
-		pk, f.q, f.spare = f.q, f.spare[:0], nil
-	}
-	s.outBytes = 0
-	s.outMu.Unlock()
-
-	n := len(q)
-	w := coalesce(q, pk)
-	size := 0
-	for _, f := range w {
-		size += len(f)
-	}
-	err := s.conn.WriteFrames(w)
-	s.outboundSent.Add(int64(n))
-	if err == nil {
-		s.server.counters.bytesOut.Add(int64(size))
-	}
-	clear(q)
-	// A queue of one frame is not kept for the next burst: most
-	// sockets send one frame at a time, seldom (an idle socket after
-	// its handshake answer).
-	if cap(q) > 1 {
-		*spare = q[:0]
-	}
-	spareQueues.Put(spare)
-	if f := s.outFlags; f != nil && cap(q) > 1 {
+	for {
 		s.outMu.Lock()
-		f.spare = pk[:0]
+		if len(s.outQ) == 0 {
+			cr := s.closeReq
+			s.closeReq = nil
+			s.flushing = false
+			s.outMu.Unlock()
+			if cr != nil {
+				s.conn.WriteClose(cr.code, cr.reason)
+				s.afterCloseSent()
+			}
+			return
+		}
+		// A spare array from the pool becomes the queue: no other slice
+		// keeps it. The pool's holder takes q's array back after the write.
+		q := s.outQ
+		spare := spareQueues.Get().(*[][]byte)
+		s.outQ, *spare = (*spare)[:0], nil
+		var pk []bool
+		if f := s.outFlags; f != nil {
+			pk, f.q, f.spare = f.q, f.spare[:0], nil
+		}
+		s.outBytes = 0
 		s.outMu.Unlock()
+
+		n := len(q)
+		w := coalesce(q, pk)
+		size := 0
+		for _, f := range w {
+			size += len(f)
+		}
+		err := s.conn.WriteFrames(w)
+		s.outboundSent.Add(int64(n))
+		if err == nil {
+			s.server.counters.bytesOut.Add(int64(size))
+		}
+		clear(q)
+		// A queue of one frame is not kept for the next burst: most
+		// sockets send one frame at a time, seldom (an idle socket after
+		// its handshake answer).
+		if cap(q) > 1 {
+			*spare = q[:0]
+		}
+		spareQueues.Put(spare)
+		if f := s.outFlags; f != nil && cap(q) > 1 {
+			s.outMu.Lock()
+			f.spare = pk[:0]
+			s.outMu.Unlock()
+		}
+		if err == wsconn.ErrAborted {
+			// A slow consumer: the frames are dropped, the close frame
+			// follows (queueClose).
+			continue
+		}
+		if err != nil {
+			s.writeFailed(err)
+			return
+		}
 	}
-	if err == wsconn.ErrAborted {
-		// A slow consumer: the frames are dropped, the close frame
-		// follows (queueClose).
-		return true
-	}
-	if err != nil {
-		s.writeFailed(err)
-		return false
-	}
-	return true
 }
 
 // writeFailed ends the socket after a failed write, as its flusher: the
