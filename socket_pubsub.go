@@ -226,7 +226,8 @@ func (s *Socket) inChannelOrder(channel string, p *wire.Packet, op func(p *wire.
 	}
 	if ps == nil {
 		if s.state == stClosed {
-			// unsubscribeAll has run: no queue any more.
+			// Closed: unsubscribeAll drops the queues, and leaves every
+			// channel.
 			s.mu.Unlock()
 			op(p, false)
 			return
@@ -415,21 +416,33 @@ func (s *Socket) Subscribe(channel string) error {
 	if s.State() != StateOpen {
 		return errInvalidAction("Cannot subscribe socket to a channel before it has completed the handshake")
 	}
-	if s.IsSubscribed(channel) {
-		return nil
-	}
 	var err error
 	s.inChannelOrder(channel, nil, func(_ *wire.Packet, queued bool) {
+		if s.IsSubscribed(channel) {
+			return
+		}
 		if !queued {
 			err = s.join(channel, Data("{}"), nil, nil)
 			return
 		}
-		if s.IsSubscribed(channel) || s.State() != StateOpen {
+		if s.State() != StateOpen {
 			return
 		}
-		if err := s.join(channel, Data("{}"), nil, nil); err != nil {
-			s.emitError(err)
+		// Queued: run by whoever runs the queue (the goroutine that
+		// completed a pending subscribe, say), which must not wait for
+		// the broker unless the channel has history (as a queued
+		// #subscribe).
+		if _, hist := s.server.hub.historyOf(channel); hist {
+			if err := s.join(channel, Data("{}"), nil, nil); err != nil {
+				s.emitError(err)
+			}
+			return
 		}
+		s.subscribeAsync(channel, Data("{}"), func(err error) {
+			if err != nil {
+				s.emitError(err)
+			}
+		})
 	})
 	return err
 }

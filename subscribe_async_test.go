@@ -441,6 +441,44 @@ func TestSubscribeDuringUnsubscribe(t *testing.T) {
 	})
 }
 
+// A server-side Subscribe made while operations on the channel are
+// queued behind its pending subscribe runs after them: after KickOut
+// (its leave queued) the socket ends up subscribed, as the two calls were
+// made in that order; likewise after the client's queued #unsubscribe.
+func TestSubscribeQueuesBehindPendingOperations(t *testing.T) {
+	t.Parallel()
+	for _, kick := range []bool{true, false} {
+		t.Run(map[bool]string{true: "kickOut", false: "unsubscribe"}[kick], func(t *testing.T) {
+			t.Parallel()
+			b := newGateBroker()
+			ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
+			c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
+			sub := subscribeCid(c, "ch")
+			b.awaitEntered(t, "ch")
+			var unsub float64
+			if kick {
+				_ = sock.KickOut([]string{"ch"}, sc.Undefined)
+			} else {
+				unsub = c.NextCid()
+				c.SendText(sctest.EventPacket("#unsubscribe", "ch", unsub))
+				barrier(t, c) // queued behind the pending subscribe
+			}
+			if err := sock.Subscribe("ch"); err != nil {
+				t.Fatal(err)
+			}
+			close(b.gate)
+			if kick {
+				c.AwaitResponse(sub)
+			} else {
+				expectAnswers(t, c, sub, unsub)
+			}
+			eventually(t, "subscribed by the later Subscribe, in the hub too", func() bool {
+				return sock.IsSubscribed("ch") && sc.InHub(ts.Server, sock, "ch")
+			})
+		})
+	}
+}
+
 // A client may have at most 1 024 packets waiting behind one channel's
 // pending subscribe: the ones beyond are refused at once with an
 // InvalidActionError, the others answered in order once the broker
