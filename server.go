@@ -438,11 +438,16 @@ func (srv *Server) ListenAndServe(addr string) error {
 
 // ListenTCP opens a TCP listener on addr for Serve or ServeTLS. Unlike
 // net.Listen's, the connections it accepts have no TCP keep-alive probes
-// while the server pings its sockets itself (Options.PingTimeoutDisabled
-// unset): a vanished peer is found by the pong deadline long before the
-// probes would find it, and the probes' four setsockopt calls per
-// connection are a measurable share of its set-up (docs/performance.md).
-// Plain HTTP connections are closed by HTTPServer's timeouts.
+// while the server pings its sockets (Options.PingTimeoutDisabled
+// unset): a vanished peer is found by the pong deadline (or, before the
+// handshake, Options.HandshakeTimeout) long before the probes would find
+// it, and the probes' four setsockopt calls per connection are a
+// measurable share of its set-up (docs/performance.md). Other HTTP
+// requests on such a listener rely on HTTPServer's timeouts: the header
+// within Options.ReadHeaderTimeout, idle keep-alive connections closed
+// after 60 s; a handler that reads a request body should set its own
+// read deadline (http.ResponseController), or be served from a listener
+// of net.Listen, which keeps the probes.
 func (srv *Server) ListenTCP(addr string) (net.Listener, error) {
 	lc := net.ListenConfig{}
 	if !srv.opts.PingTimeoutDisabled {

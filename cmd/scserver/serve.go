@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -153,7 +154,13 @@ func (a *app) serve(ctx context.Context) int {
 	a.logEvents(ctx, &wg)
 	a.runAdmin(ctx, &wg)
 	for i, ln := range listeners {
-		l, err := a.srv.ListenTCP(ln.addr) // no TCP keep-alive probes: the pings find dead peers
+		// The sockets' listener has no TCP keep-alive probes (the pings
+		// find dead peers); the metrics and admin listeners keep them.
+		listen := a.srv.ListenTCP
+		if i > 0 {
+			listen = func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+		}
+		l, err := listen(ln.addr)
 		if err != nil {
 			fmt.Fprintf(a.stderr, "scserver: -%s %s: %v\n", ln.flag, ln.addr, err)
 			for _, hs := range servers {
