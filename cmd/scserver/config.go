@@ -45,6 +45,7 @@ type config struct {
 	PerMessageDeflate  bool
 	IOUring            bool
 	OwnDescriptors     bool
+	TrimIdleMemory     bool
 	DeflateThreshold   int
 	DeflateLevel       int
 	DrainTimeout       time.Duration
@@ -201,6 +202,7 @@ var specs = []spec{
 	{"drain-timeout", "SC_DRAIN_TIMEOUT", "how long a shutdown then waits for clients", durationSetter(func(c *config) *time.Duration { return &c.DrainTimeout }), "10s"},
 	{"io-uring", "SC_IO_URING", "send each publication to its idle subscribers with one io_uring submission per 256 (Linux; falls back to a write per delivery where io_uring is unavailable)", boolSetter(func(c *config) *bool { return &c.IOUring }), "true"},
 	{"own-descriptors", "SC_OWN_DESCRIPTORS", "TCP sockets (TLS ones under their crypto/tls state) keep only their descriptor, not Go's net.TCPConn: about 1 KiB less memory per idle connection, and calls answered sooner under a given offered load (Linux; false keeps the net.TCPConn)", boolSetter(func(c *config) *bool { return &c.OwnDescriptors }), "true"},
+	{"trim-idle-memory", "SC_TRIM_IDLE_MEMORY", "once the process has gone quiet (little allocated in a second) and a collection would free at least 16 MiB and a quarter of the live heap, collect and give the free heap back to the system, at most every 30 s: an idle server holds about its live memory instead of twice it", boolSetter(func(c *config) *bool { return &c.TrimIdleMemory }), "true"},
 	{"per-message-deflate", "SC_PER_MESSAGE_DEFLATE", "permessage-deflate compression with clients that offer it", boolSetter(func(c *config) *bool { return &c.PerMessageDeflate }), "false"},
 	{"deflate-threshold", "SC_DEFLATE_THRESHOLD", "with -per-message-deflate: messages under this many bytes are sent uncompressed (negative: try every message)", intSetter(func(c *config) *int { return &c.DeflateThreshold }), "1024"},
 	{"deflate-level", "SC_DEFLATE_LEVEL", "with -per-message-deflate: compression level, 1 (fastest) to 9", intSetter(func(c *config) *int { return &c.DeflateLevel }), "1"},

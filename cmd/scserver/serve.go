@@ -21,6 +21,7 @@ import (
 
 	sc "github.com/socketcluster-go/socketcluster"
 	"github.com/socketcluster-go/socketcluster/internal/admin"
+	"github.com/socketcluster-go/socketcluster/internal/memtrim"
 )
 
 // app is one running scserver: the library's Server and what the binary
@@ -152,6 +153,15 @@ func (a *app) serve(ctx context.Context) int {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	a.logEvents(ctx, &wg)
+	if c.TrimIdleMemory {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			memtrim.Run(ctx, memtrim.Config{Trimmed: func(n uint64) {
+				a.logger.Debug("scserver: idle: heap given back to the system", "bytes", n)
+			}})
+		}()
+	}
 	a.runAdmin(ctx, &wg)
 	for i, ln := range listeners {
 		// The sockets' listener has no TCP keep-alive probes (the pings
