@@ -208,3 +208,25 @@ func TestUpgradeChecks(t *testing.T) {
 	c := ts.dial(t, &sctest.Options{Header: http.Header{"Origin": {"http://allowed.example:8080"}}})
 	c.Handshake(nil)
 }
+
+// The #handshake answer goes out before the connection handlers run: a
+// v14 "connection" handler that waits delays neither the answer nor what
+// other goroutines send to the socket meanwhile.
+func TestHandshakeAnswerNotHeldByConnectionHandler(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	defer close(release)
+	ts := newServer(t, sc.Options{}, func(srv *sc.Server) {
+		_ = srv.On("connection", func(e sc.Event) {
+			sock := e.(sc.ConnectionEvent).Socket
+			go func() { _ = sock.Transmit("hello", "from another goroutine") }()
+			<-release
+		})
+	})
+	c := ts.dial(t, &sctest.Options{AutoPong: true})
+	hs := c.Handshake(nil) // fails the test if the answer does not come
+	if hs.ID == "" {
+		t.Fatal("no socket id in the handshake answer")
+	}
+	c.Expect(`{"event":"hello","data":"from another goroutine"}`)
+}
