@@ -43,3 +43,6 @@ func SetMaxQueuedBehindJoin(t interface{ Cleanup(func()) }, n int) {
 	old := maxQueuedBehindJoin.Swap(int32(n))
 	t.Cleanup(func() { maxQueuedBehindJoin.Store(old) })
 }
+
+// BatchingSockets returns how many open sockets of srv batch.
+func BatchingSockets(srv *Server) int32 { return srv.batchingSockets.Load() }

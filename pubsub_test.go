@@ -535,3 +535,43 @@ func TestTransmitShapes(t *testing.T) {
 		t.Fatal("unencodable data accepted")
 	}
 }
+
+// The server counts its sockets that batch (deliveries skip the batch
+// check while none does): the count follows periodic and manual batches,
+// the handshake's batching, and closes.
+func TestBatchingSocketsCount(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, sc.Options{BatchInterval: time.Hour})
+	_, s := ts.connect(t, nil)
+	want := func(n int32) {
+		t.Helper()
+		if got := sc.BatchingSockets(ts.Server); got != n {
+			t.Fatalf("%d sockets batching, want %d", got, n)
+		}
+	}
+	want(0)
+	s.StartBatching()
+	want(1)
+	s.StartBatch()
+	want(1)
+	s.StopBatching()
+	want(1) // the manual batch is still open
+	s.FlushBatch()
+	want(0)
+	s.StartBatch()
+	s.CancelBatch()
+	want(0)
+	s.StartBatching()
+	s.CancelBatching()
+	want(0)
+	s.StartBatching()
+	s.Disconnect(1000, "")
+	eventually(t, "the closed socket no longer counted", func() bool { return sc.BatchingSockets(ts.Server) == 0 })
+	s.StartBatching() // closed: not counted
+	want(0)
+
+	hs := newServer(t, sc.Options{BatchOnHandshake: true, BatchOnHandshakeDuration: 500 * time.Millisecond})
+	hs.connect(t, nil)
+	eventually(t, "the handshake's batching counted", func() bool { return sc.BatchingSockets(hs.Server) == 1 })
+	eventually(t, "the handshake's batching over", func() bool { return sc.BatchingSockets(hs.Server) == 0 })
+}

@@ -31,19 +31,23 @@ type Server struct {
 	codec      Codec
 	compressor *wsconn.Compressor // nil unless Options.PerMessageDeflate
 	rings      ringPool           // io_uring rings for batched sends (socket_ringsend.go)
-	auth       auth.Engine
-	middleware middlewareSet
-	stack      middlewareStack // UseMiddleware
-	handlers   handlers
-	v14        v14Set
-	v14h       atomic.Pointer[v14Handlers] // Server.On (v14.go); set once
-	hub        *hub
-	exchange   *Exchange
-	counters   counters
-	refusalLog burstLog  // HTTPServer's refusals
-	slowLog    burstLog  // slow consumers
-	deadlines  deadlines // sockets' handshake, ping and pong deadlines
-	limits     limits    // connection limits (limits.go)
+	// batchingSockets counts the open sockets that batch their packets
+	// (Socket.batchChangedLocked): while none does, deliveries skip the
+	// batch check and its lock.
+	batchingSockets atomic.Int32
+	auth            auth.Engine
+	middleware      middlewareSet
+	stack           middlewareStack // UseMiddleware
+	handlers        handlers
+	v14             v14Set
+	v14h            atomic.Pointer[v14Handlers] // Server.On (v14.go); set once
+	hub             *hub
+	exchange        *Exchange
+	counters        counters
+	refusalLog      burstLog  // HTTPServer's refusals
+	slowLog         burstLog  // slow consumers
+	deadlines       deadlines // sockets' handshake, ping and pong deadlines
+	limits          limits    // connection limits (limits.go)
 
 	// Guarded by mu.
 	mu        sync.RWMutex

@@ -113,6 +113,7 @@ type socketMore struct {
 
 	batching      bool // periodic batching (startBatching / batchOnHandshake)
 	manualBatch   bool // startBatch until flushBatch / cancelBatch
+	batchCounted  bool // counted in Server.batchingSockets (batchChangedLocked)
 	userBatchLock bool
 	batch         [][]byte
 	batchTimer    *time.Timer

@@ -417,6 +417,7 @@ func (s *Socket) closeWith(code protocol.CloseCode, reason string, send bool) {
 	m.calls = nil
 	m.batch = nil
 	m.batching, m.manualBatch = false, false
+	s.batchChangedLocked()
 	s.mu.Unlock()
 
 	if send && code.Valid() {

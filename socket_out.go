@@ -85,8 +85,12 @@ func (s *Socket) packetFrame(buf []byte) ([]byte, error) {
 }
 
 // addToBatch appends a JSON packet to the batch when the socket is
-// batching, and reports whether it did.
+// batching, and reports whether it did. While no socket of the server
+// batches (the common case), it takes no lock.
 func (s *Socket) addToBatch(packet []byte) bool {
+	if s.server.batchingSockets.Load() == 0 {
+		return false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.more
@@ -176,6 +180,23 @@ func (s *Socket) enqueueFrame(frame []byte, packet bool) bool {
 		go s.flush()
 	}
 	return true
+}
+
+// batchChangedLocked keeps Server.batchingSockets counting the open
+// sockets that batch (periodically or a manual batch), after either flag
+// changed or the socket closed; s.mu must be held.
+func (s *Socket) batchChangedLocked() {
+	m := s.more
+	on := (m.batching || m.manualBatch) && s.state != stClosed
+	if on == m.batchCounted {
+		return
+	}
+	m.batchCounted = on
+	if on {
+		s.server.batchingSockets.Add(1)
+	} else {
+		s.server.batchingSockets.Add(-1)
+	}
 }
 
 // packetFlagsLocked returns the socket's packetFlags, making it. s.outMu
@@ -408,6 +429,7 @@ func (s *Socket) startBatchingLocked() {
 		return
 	}
 	m.batching = true
+	s.batchChangedLocked()
 	s.armBatchTimerLocked()
 }
 
@@ -473,6 +495,7 @@ func (s *Socket) StopBatching() {
 	m := s.moreLocked()
 	m.userBatchLock = false
 	m.batching = false
+	s.batchChangedLocked()
 	if m.batchTimer != nil {
 		m.batchTimer.Stop()
 	}
@@ -490,6 +513,7 @@ func (s *Socket) CancelBatching() {
 	m := s.moreLocked()
 	m.userBatchLock = false
 	m.batching = false
+	s.batchChangedLocked()
 	if m.batchTimer != nil {
 		m.batchTimer.Stop()
 	}
@@ -508,6 +532,7 @@ func (s *Socket) IsBatching() bool {
 func (s *Socket) StartBatch() {
 	s.mu.Lock()
 	s.moreLocked().manualBatch = true
+	s.batchChangedLocked()
 	s.mu.Unlock()
 }
 
@@ -516,6 +541,7 @@ func (s *Socket) FlushBatch() {
 	s.mu.Lock()
 	m := s.moreLocked()
 	m.manualBatch = false
+	s.batchChangedLocked()
 	var pending [][]byte
 	if !m.batching {
 		pending = s.takeBatchLocked()
@@ -529,6 +555,7 @@ func (s *Socket) CancelBatch() {
 	s.mu.Lock()
 	m := s.moreLocked()
 	m.manualBatch = false
+	s.batchChangedLocked()
 	if !m.batching {
 		m.batch = nil
 	}
