@@ -91,6 +91,19 @@ func (b *gateBroker) awaitEntered(t *testing.T, channel string) {
 	}
 }
 
+// heldSubscribe starts a server whose broker holds subscribes until its
+// gate closes, connects a client and sends its #subscribe of channel; it
+// returns once the broker holds that subscribe, with the #subscribe's cid.
+func heldSubscribe(t *testing.T, channel string) (*gateBroker, *testServer, *sctest.Client, *sc.Socket, float64) {
+	t.Helper()
+	b := newGateBroker()
+	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
+	c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
+	cid := subscribeCid(c, channel)
+	b.awaitEntered(t, channel)
+	return b, ts, c, sock, cid
+}
+
 func subscribeCid(c *sctest.Client, channel string) float64 {
 	cid := c.NextCid()
 	c.SendText(sctest.EventPacket("#subscribe", map[string]any{"channel": channel}, cid))
@@ -124,11 +137,7 @@ func errorName(raw json.RawMessage) string {
 // socket.
 func TestSubscribeDoesNotHoldTheReader(t *testing.T) {
 	t.Parallel()
-	b := newGateBroker()
-	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
-	c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
-	sub := subscribeCid(c, "slow")
-	b.awaitEntered(t, "slow")
+	b, ts, c, sock, sub := heldSubscribe(t, "slow")
 	if r := c.Invoke("echo", "meanwhile"); string(r.Data) != `"meanwhile"` {
 		t.Fatalf("echo while the subscribe waits: %s", r.Raw)
 	}
@@ -181,11 +190,7 @@ func TestSubscribeBrokerError(t *testing.T) {
 // packets were sent, and the socket ends unsubscribed.
 func TestUnsubscribeWaitsForPendingSubscribe(t *testing.T) {
 	t.Parallel()
-	b := newGateBroker()
-	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
-	c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
-	sub := subscribeCid(c, "ch")
-	b.awaitEntered(t, "ch")
+	b, _, c, sock, sub := heldSubscribe(t, "ch")
 	unsub := c.NextCid()
 	c.SendText(sctest.EventPacket("#unsubscribe", "ch", unsub))
 	barrier(t, c) // the #unsubscribe was read and is waiting
@@ -204,11 +209,7 @@ func TestUnsubscribeWaitsForPendingSubscribe(t *testing.T) {
 // behind: once the broker answers, the channel is unsubscribed.
 func TestDisconnectDuringPendingSubscribe(t *testing.T) {
 	t.Parallel()
-	b := newGateBroker()
-	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
-	c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
-	subscribeCid(c, "gone")
-	b.awaitEntered(t, "gone")
+	b, _, c, sock, _ := heldSubscribe(t, "gone")
 	c.Close()
 	eventually(t, "the socket closed", func() bool { return sock.State() == sc.StateClosed })
 	close(b.gate)
@@ -450,11 +451,7 @@ func TestSubscribeQueuesBehindPendingOperations(t *testing.T) {
 	for _, kick := range []bool{true, false} {
 		t.Run(map[bool]string{true: "kickOut", false: "unsubscribe"}[kick], func(t *testing.T) {
 			t.Parallel()
-			b := newGateBroker()
-			ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
-			c, sock := ts.connect(t, &sctest.Options{AutoPong: true})
-			sub := subscribeCid(c, "ch")
-			b.awaitEntered(t, "ch")
+			b, ts, c, sock, sub := heldSubscribe(t, "ch")
 			var unsub float64
 			if kick {
 				_ = sock.KickOut([]string{"ch"}, sc.Undefined)
@@ -486,11 +483,7 @@ func TestSubscribeQueuesBehindPendingOperations(t *testing.T) {
 func TestQueueBehindPendingSubscribeIsBounded(t *testing.T) {
 	t.Parallel()
 	const limit, extra = 1024, 50
-	b := newGateBroker()
-	ts := newServer(t, sc.Options{Broker: b, BrokerTimeout: time.Minute})
-	c, _ := ts.connect(t, &sctest.Options{AutoPong: true})
-	first := subscribeCid(c, "ch")
-	b.awaitEntered(t, "ch")
+	b, _, c, _, first := heldSubscribe(t, "ch")
 	var cids []float64
 	var sb strings.Builder
 	sb.WriteByte('[')
