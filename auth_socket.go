@@ -151,7 +151,7 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 	}
 	s.mu.Lock()
 	s.handshakeDoneLocked()
-	state := s.state.State()
+	state := s.stateCode().State()
 	s.mu.Unlock()
 	if state == StateClosed {
 		return
@@ -226,14 +226,14 @@ func (s *Socket) handleHandshake(p *wire.Packet) {
 		return
 	}
 	s.mu.Lock()
-	if s.state == stClosed {
+	if s.stateCode() == stClosed {
 		// Closed from another goroutine (a deadline, Disconnect, Close)
 		// after the check above: it stays closed, and its close removes
 		// it from the clients again.
 		s.mu.Unlock()
 		return
 	}
-	s.state = stOpen
+	s.state.Store(uint32(stOpen))
 	s.mu.Unlock()
 	isAuth := s.sendHandshakeResponse(p.Cid, clientAuthErr)
 	if clientAuthErr != nil && isBadToken(clientAuthErr) {

@@ -36,7 +36,9 @@ func benchServer(b *testing.B) *Server {
 // dummySocket is a socket without a connection whose outbound queue is
 // closed: deliveries to it cost the hub's work and the queue's refusal.
 func dummySocket(srv *Server) *Socket {
-	return &Socket{server: srv, conn: &wsconn.Conn{}, id: newSocketID(), state: stOpen, slot: -1, outClosed: true}
+	s := &Socket{server: srv, conn: &wsconn.Conn{}, id: newSocketID(), slot: -1, outClosed: true}
+	s.state.Store(uint32(stOpen))
+	return s
 }
 
 func dummySockets(srv *Server, n int) []*Socket {

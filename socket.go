@@ -70,10 +70,11 @@ type Socket struct {
 	due  int64 // next deadline, monotonic ns
 	slot int32 // index in the heap, -1 when not scheduled
 
-	// One-byte fields, together: state and authed are guarded by mu,
-	// flushing, outClosed and slow by outMu.
-	state     stateCode
-	authed    bool // AuthState: Authenticated when set
+	// Small fields, together: state is written under mu and read
+	// anywhere, authed is guarded by mu, flushing, outClosed and slow by
+	// outMu.
+	state     atomic.Uint32 // a stateCode; written under mu, read anywhere (State)
+	authed    bool          // AuthState: Authenticated when set
 	flushing  bool
 	outClosed bool
 	slow      bool
@@ -144,6 +145,10 @@ const (
 	stOpen
 	stClosed
 )
+
+// stateCode reads the socket's state: without s.mu, since it is written
+// atomically (under s.mu, so that transitions are decided one at a time).
+func (s *Socket) stateCode() stateCode { return stateCode(s.state.Load()) }
 
 func (c stateCode) State() State {
 	switch c {
@@ -245,9 +250,7 @@ func trimSpace(s string) string {
 
 // State returns the connection state (getState in v14).
 func (s *Socket) State() State {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.state.State()
+	return s.stateCode().State()
 }
 
 // ProtocolVersion returns the ping protocol version in use.
@@ -381,7 +384,7 @@ func (s *Socket) InvokeTimeout(ctx context.Context, event string, data any, ackT
 		return nil, err
 	}
 	s.mu.Lock()
-	if s.state != stOpen {
+	if s.stateCode() != stOpen {
 		var code protocol.CloseCode
 		if s.more != nil {
 			code = s.more.closeCode

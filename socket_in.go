@@ -401,12 +401,12 @@ func (s *Socket) resolveCall(p *wire.Packet) {
 // after everything already queued.
 func (s *Socket) closeWith(code protocol.CloseCode, reason string, send bool) {
 	s.mu.Lock()
-	if s.state == stClosed {
+	if s.stateCode() == stClosed {
 		s.mu.Unlock()
 		return
 	}
-	prev := s.state.State()
-	s.state = stClosed
+	prev := s.stateCode().State()
+	s.state.Store(uint32(stClosed))
 	m := s.moreLocked()
 	m.closeCode = code
 	s.server.deadlines.cancel(s)

@@ -187,7 +187,7 @@ func (s *Socket) enqueueFrame(frame []byte, packet bool) bool {
 // changed or the socket closed; s.mu must be held.
 func (s *Socket) batchChangedLocked() {
 	m := s.more
-	on := (m.batching || m.manualBatch) && s.state != stClosed
+	on := (m.batching || m.manualBatch) && s.stateCode() != stClosed
 	if on == m.batchCounted {
 		return
 	}
@@ -444,7 +444,7 @@ func (s *Socket) armBatchTimerLocked() {
 
 func (s *Socket) batchTick() {
 	s.mu.Lock()
-	if s.more == nil || !s.more.batching || s.state == stClosed {
+	if s.more == nil || !s.more.batching || s.stateCode() == stClosed {
 		s.mu.Unlock()
 		return
 	}

@@ -225,7 +225,7 @@ func (s *Socket) inChannelOrder(channel string, p *wire.Packet, op func(p *wire.
 		return
 	}
 	if ps == nil {
-		if s.state == stClosed {
+		if s.stateCode() == stClosed {
 			// Closed: unsubscribeAll drops the queues, and leaves every
 			// channel.
 			s.mu.Unlock()
@@ -271,7 +271,7 @@ func init() { maxQueuedBehindJoin.Store(1024) }
 func (s *Socket) subscribeAsync(channel string, opts Data, reply func(error)) {
 	hub := s.server.hub
 	s.mu.Lock()
-	if s.state.State() == StateClosed {
+	if s.stateCode() == stClosed {
 		// A subscribe queued behind another ran after the socket closed
 		// (unsubscribeAll has left every channel): nothing to join.
 		s.mu.Unlock()

@@ -51,7 +51,7 @@ func (s *Socket) onTimer() {
 	o := &s.server.opts
 	for {
 		s.mu.Lock()
-		if s.state == stClosed {
+		if s.stateCode() == stClosed {
 			s.mu.Unlock()
 			return
 		}
