@@ -648,8 +648,10 @@ func (c *Conn) WriteFrames(frames [][]byte) error {
 	} else if oc, ok := c.nc.(ownedConn); ok {
 		n, err = oc.writeBuffers(frames)
 	} else {
-		// WriteTo consumes its receiver: keep frames intact for finish.
-		bufs := net.Buffers(frames)
+		// WriteTo consumes its receiver, elements included (it re-slices
+		// and clears them in place): write from a copy, so that frames
+		// stay intact for finishFrame.
+		bufs := append(net.Buffers(nil), frames...)
 		n, err = bufs.WriteTo(c.nc)
 	}
 	c.dmu.Lock()
