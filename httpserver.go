@@ -96,9 +96,15 @@ func (g *httpGuard) connState(c net.Conn, st http.ConnState) {
 		if t.served.Load() || !(t.active.Load() || time.Since(t.start) >= g.srv.opts.ReadHeaderTimeout) {
 			return
 		}
-		g.srv.counters.httpRefusals.Add(1)
-		g.srv.refusalLog.log(g.srv.opts.Logger, "socketcluster: HTTP connections dropped before a complete request (header over Options.MaxHeaderBytes, not complete within Options.ReadHeaderTimeout, or malformed)")
+		g.srv.httpRefused()
 	}
+}
+
+// httpRefused counts (Stats.HTTPRefusals) and logs, at most once per
+// burst, a connection dropped before it made a complete request.
+func (srv *Server) httpRefused() {
+	srv.counters.httpRefusals.Add(1)
+	srv.refusalLog.log(srv.opts.Logger, "socketcluster: HTTP connections dropped before a complete request (header over Options.MaxHeaderBytes, not complete within Options.ReadHeaderTimeout, or malformed)")
 }
 
 // burstLog logs a kind of event at most once per burstInterval: the first

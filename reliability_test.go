@@ -149,7 +149,21 @@ func statusOf(t *testing.T, addr, req string) string {
 // more gets 431, whether in one big field or in many small ones.
 func TestHeaderLimits(t *testing.T) {
 	t.Parallel()
-	ts := newServer(t, sc.Options{})
+	bothAccepts(t, testHeaderLimits)
+}
+
+// bothAccepts runs test with upgrades read by net/http and, with
+// OwnDescriptors, by the server itself (Server.UpgradeListener).
+func bothAccepts(t *testing.T, test func(t *testing.T, opts sc.Options)) {
+	for _, own := range []bool{false, true} {
+		t.Run(map[bool]string{false: "net-http", true: "own-accept"}[own], func(t *testing.T) {
+			test(t, sc.Options{OwnDescriptors: own})
+		})
+	}
+}
+
+func testHeaderLimits(t *testing.T, opts sc.Options) {
+	ts := newServer(t, opts)
 	start := upgradeStart(ts.addr)
 	field := func(total int) string { // one field making the request total bytes long
 		return "X-Big: " + strings.Repeat("a", total-len(start)-len("X-Big: \r\n\r\n")) + "\r\n"
@@ -172,7 +186,8 @@ func TestHeaderLimits(t *testing.T) {
 		t.Fatalf("plain request over the cap: %q, want 431", got)
 	}
 	// The option moves the cap.
-	big := newServer(t, sc.Options{MaxHeaderBytes: 64 << 10})
+	opts.MaxHeaderBytes = 64 << 10
+	big := newServer(t, opts)
 	if got := statusOf(t, big.addr, upgradeStart(big.addr)+strings.Repeat("X-A: b\r\n", 4000)+"\r\n"); !strings.HasPrefix(got, "HTTP/1.1 101") {
 		t.Fatalf("32 KiB request with MaxHeaderBytes 64 KiB: %q, want 101", got)
 	}
@@ -183,9 +198,12 @@ func TestHeaderLimits(t *testing.T) {
 // finishing it are refused at 16 KiB with 431 instead of each holding
 // megabytes, and the server keeps serving. The refusals are counted and
 // logged once for the burst. (Not parallel: it measures the heap.)
-func TestHeaderBomb(t *testing.T) {
+func TestHeaderBomb(t *testing.T) { bothAccepts(t, testHeaderBomb) }
+
+func testHeaderBomb(t *testing.T, opts sc.Options) {
 	logs := &lockedBuffer{}
-	ts := newServer(t, sc.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	ts := newServer(t, opts)
 	canary, _ := ts.connect(t, nil)
 	const conns = 100
 	bomb := []byte(upgradeStart(ts.addr) + "X-Bomb: " + strings.Repeat("a", 1000000))
@@ -232,7 +250,12 @@ func TestHeaderBomb(t *testing.T) {
 // clients are served.
 func TestSlowloris(t *testing.T) {
 	t.Parallel()
-	ts := newServer(t, sc.Options{ReadHeaderTimeout: 500 * time.Millisecond})
+	bothAccepts(t, testSlowloris)
+}
+
+func testSlowloris(t *testing.T, opts sc.Options) {
+	opts.ReadHeaderTimeout = 500 * time.Millisecond
+	ts := newServer(t, opts)
 	trickle, err := net.Dial("tcp", ts.addr)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/socketcluster-go/socketcluster/auth"
+	"github.com/socketcluster-go/socketcluster/internal/fastaccept"
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 	"github.com/socketcluster-go/socketcluster/protocol"
 )
@@ -452,16 +453,62 @@ func (srv *Server) ListenAndServe(addr string) error {
 // after 60 s; a handler that reads a request body should set its own
 // read deadline (http.ResponseController), or be served from a listener
 // of net.Listen, which keeps the probes.
+//
+// With Options.OwnDescriptors, Serve (and UpgradeListener) accept such a
+// listener's connections themselves: see UpgradeListener.
 func (srv *Server) ListenTCP(addr string) (net.Listener, error) {
 	lc := net.ListenConfig{}
 	if !srv.opts.PingTimeoutDisabled {
 		lc.KeepAlive = -1
 	}
-	return lc.Listen(context.Background(), "tcp", addr)
+	l, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &tcpListener{TCPListener: l.(*net.TCPListener), noProbes: lc.KeepAlive < 0}, nil
+}
+
+// tcpListener is a listener from ListenTCP: noProbes says its
+// connections are to have no TCP keep-alive probes.
+type tcpListener struct {
+	*net.TCPListener
+	noProbes bool
+}
+
+// UpgradeListener returns the listener to serve hs on (hs.Serve) in
+// place of l, a listener from ListenTCP. With Options.OwnDescriptors and
+// event-driven reads (Linux), that listener accepts l's connections
+// itself, without net/http's goroutine per connection or the runtime's
+// poller: it reads each request head event-driven, serves a plain
+// WebSocket upgrade for Options.Path at once with hs.Handler (routed as
+// hs would route it, so hs.Handler may be a mux that mounts the Server),
+// and hands every other connection (another path, anything unusual, a
+// head over Options.MaxHeaderBytes) to hs with what was read of it, to
+// be answered as hs would have. A head not complete within
+// Options.ReadHeaderTimeout is dropped and counted in Stats.HTTPRefusals,
+// as HTTPServer's are. This saves about a fifth of the CPU a connection
+// set-up costs (docs/performance.md). Otherwise (other listeners,
+// TLS, Options.DisableEventReads, Options.PingTimeoutDisabled, which
+// keeps the probes) it returns l. Serve and ListenAndServe use it.
+func (srv *Server) UpgradeListener(l net.Listener, hs *http.Server) net.Listener {
+	tl, ok := l.(*tcpListener)
+	if !ok || !tl.noProbes || !srv.opts.OwnDescriptors || srv.opts.DisableEventReads || hs == nil || hs.Handler == nil {
+		return l
+	}
+	fl, _ := fastaccept.Wrap(tl.TCPListener, fastaccept.Config{
+		Handler:           hs.Handler,
+		Server:            hs,
+		Path:              srv.opts.Path,
+		MaxHeaderBytes:    srv.opts.MaxHeaderBytes,
+		ReadHeaderTimeout: srv.opts.ReadHeaderTimeout,
+		Dropped:           srv.httpRefused,
+	})
+	return fl
 }
 
 // Serve serves on l with an HTTPServer until Close; it then returns
-// http.ErrServerClosed.
+// http.ErrServerClosed. A listener from ListenTCP is served through
+// UpgradeListener.
 func (srv *Server) Serve(l net.Listener) error {
 	hs := srv.HTTPServer(nil)
 	srv.mu.Lock()
@@ -472,7 +519,7 @@ func (srv *Server) Serve(l net.Listener) error {
 	}
 	srv.httpSrvs = append(srv.httpSrvs, hs)
 	srv.mu.Unlock()
-	return hs.Serve(l)
+	return hs.Serve(srv.UpgradeListener(l, hs))
 }
 
 // ServeTLS is Serve over TLS with config: it serves NewTLSListener(l,

@@ -191,6 +191,9 @@ func (a *app) serve(ctx context.Context) int {
 			hs.TLSConfig = a.certs.tlsConfig()
 			hs.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
 			l = sc.NewTLSListener(l, hs.TLSConfig)
+		} else if i == 0 {
+			// Upgrades accepted without net/http (with -own-descriptors).
+			l = a.srv.UpgradeListener(l, hs)
 		}
 		servers = append(servers, hs)
 		scheme := "http"

@@ -159,6 +159,23 @@ func (d *Desc) Start() {
 	reg.mu.Lock()
 	p := reg.pollers[reg.next%len(reg.pollers)]
 	reg.next++
+	d.start(p, unix.EPOLL_CTL_ADD)
+}
+
+// StartAfter begins watching a connection that prev watches: prev's
+// handler, running now, hands the connection over to d and must return
+// false (it is then done and never runs again, while the connection stays
+// open). d takes over prev's epoll registration with one EPOLL_CTL_MOD
+// instead of a second registration, so that events go to d's handler
+// from then on.
+func (d *Desc) StartAfter(prev *Desc) {
+	reg.mu.Lock()
+	d.start(prev.p, unix.EPOLL_CTL_MOD)
+}
+
+// start registers d with p (reg.mu held; start releases it) and arms it
+// with op.
+func (d *Desc) start(p *poller, op int) {
 	d.p = p
 	reg.gen++
 	d.gen = reg.gen
@@ -184,7 +201,7 @@ func (d *Desc) Start() {
 	}
 	reg.mu.Unlock()
 
-	if err := d.arm(unix.EPOLL_CTL_ADD); err != nil {
+	if err := d.arm(op); err != nil {
 		submit(d)
 		return
 	}

@@ -24,6 +24,9 @@ func (d *Desc) Init(rc syscall.RawConn, handler Handler) {
 // Start does nothing on this build.
 func (d *Desc) Start() {}
 
+// StartAfter does nothing on this build.
+func (d *Desc) StartAfter(prev *Desc) {}
+
 // Trigger does nothing on this build.
 func (d *Desc) Trigger() {}
 

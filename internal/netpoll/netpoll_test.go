@@ -379,3 +379,82 @@ func TestIdleWorkersExit(t *testing.T) {
 	}
 	waitFor(t, "all released", func() bool { return registered() == 0 })
 }
+
+// TestStartAfter hands a connection from one handler to another in the
+// middle of its data: the first handler reads a head line, starts the
+// second Desc on the same registration and returns false; the rest of the
+// data, and data written later, reach only the second handler.
+func TestStartAfter(t *testing.T) {
+	servers, clients := pairs(t, 1)
+	nc := servers[0]
+	rc, err := nc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first Desc
+	second := &conn{nc: nc, ended: make(chan struct{})}
+	var head []byte
+	var firstRuns atomic.Int32
+	handedOver := make(chan struct{})
+	buf := make([]byte, 1)
+	first.Init(rc, HandlerFunc(func() bool {
+		firstRuns.Add(1)
+		for {
+			// One byte at a time, so that what follows the line stays
+			// in the socket for the second handler.
+			_, err := first.Read(buf)
+			if err == ErrWouldBlock {
+				return true
+			}
+			if err != nil {
+				t.Errorf("first handler: %v", err)
+				return false
+			}
+			head = append(head, buf[0])
+			if buf[0] == '\n' {
+				b2 := make([]byte, 512)
+				second.d.Init(rc, HandlerFunc(func() bool {
+					for {
+						n, err := second.d.Read(b2)
+						if err == ErrWouldBlock {
+							return true
+						}
+						if err != nil {
+							second.err = err
+							_ = nc.Close()
+							close(second.ended)
+							return false
+						}
+						second.mu.Lock()
+						second.got.Write(b2[:n])
+						second.mu.Unlock()
+					}
+				}))
+				second.d.StartAfter(&first)
+				close(handedOver)
+				return false
+			}
+		}
+	}))
+	first.Start()
+	if _, err := clients[0].Write([]byte("HEAD\nrest")); err != nil {
+		t.Fatal(err)
+	}
+	<-handedOver
+	waitFor(t, "the rest", func() bool { return string(second.bytes()) == "rest" })
+	if _, err := clients[0].Write([]byte(" and more")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "later data", func() bool { return string(second.bytes()) == "rest and more" })
+	if string(head) != "HEAD\n" {
+		t.Fatalf("first handler read %q", head)
+	}
+	runs := firstRuns.Load()
+	first.Trigger() // done: never runs again
+	_ = clients[0].Close()
+	<-second.ended
+	if firstRuns.Load() != runs {
+		t.Fatal("the first handler ran after it returned false")
+	}
+	waitFor(t, "release", func() bool { return registered() == 0 })
+}

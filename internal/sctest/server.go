@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -23,7 +22,8 @@ import (
 var QuietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // StartServer starts a server with opts on a loopback listener
-// (127.0.0.1:0) and returns it with its address (host:port). The Logger is
+// (ListenTCP on 127.0.0.1:0, served by Serve: with OwnDescriptors the
+// upgrades are accepted without net/http) and returns it with its address (host:port). The Logger is
 // QuietLogger unless opts has one. It registers an "echo" procedure first,
 // answering with the invoke's data, so that tests can use an echo as a
 // barrier: the server handles a socket's messages in order, so once the
@@ -47,7 +47,9 @@ func StartServer(tb testing.TB, opts sc.Options, setup ...func(*sc.Server)) (*sc
 	for _, f := range setup {
 		f(srv)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// As ListenAndServe and scserver listen: with OwnDescriptors, the
+	// upgrades are then accepted without net/http (Server.UpgradeListener).
+	l, err := srv.ListenTCP("127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("listen: %v", err)
 	}

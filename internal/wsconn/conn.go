@@ -92,10 +92,12 @@ type ownedConn interface {
 type Conn struct {
 	nc net.Conn
 
-	// pending holds bytes that arrived with the upgrade request, parsed
-	// before anything read from nc (nil when none did, as is usual: a
-	// pointer, so that the Conn does not carry a slice for them).
-	pending *[]byte
+	// pending holds what the Conn is handed with its connection, until
+	// its first read or Watch: bytes that arrived with the upgrade request
+	// (parsed before anything read from nc) and the registration of an
+	// accepted connection (Accepted). Nil when there is neither, as is
+	// usual: a pointer, so that the Conn does not carry them.
+	pending *handover
 
 	blk *blockingReader          // ReadMessage's state, from its first call
 	ev  atomic.Pointer[evReader] // event-driven reads, set by Watch
@@ -232,12 +234,30 @@ func Upgrade(w http.ResponseWriter, r *http.Request, o UpgradeOptions) (*Conn, e
 // it: those are parsed first, then nc is read directly (br is not kept).
 func New(nc net.Conn, br *bufio.Reader, writeTimeout time.Duration) *Conn {
 	c := &Conn{nc: nc, wtimeout: writeTimeout, fd: -1}
+	var h handover
+	if a, ok := nc.(acceptedConn); ok {
+		c.nc, h.reg = a.unwrapAccepted()
+	}
 	if br != nil && br.Buffered() > 0 {
 		b, _ := br.Peek(br.Buffered())
-		p := append([]byte(nil), b...)
-		c.pending = &p
+		h.data = append([]byte(nil), b...)
+	}
+	if h.data != nil || h.reg != nil {
+		c.pending = &h
 	}
 	return c
+}
+
+// handover is Conn.pending.
+type handover struct {
+	data []byte
+	reg  *netpoll.Desc // the registration Watch takes over (Accepted)
+}
+
+// acceptedConn is an Accepted connection: New unwraps it into the
+// connection to use and the registration its reader has.
+type acceptedConn interface {
+	unwrapAccepted() (net.Conn, *netpoll.Desc)
 }
 
 func splitComma(s string) []string {
@@ -330,7 +350,7 @@ func (c *Conn) ReadMessage(limit int64) (isBinary bool, payload []byte, err erro
 			}
 		}
 		if c.pending != nil {
-			b.data, c.pending = *c.pending, nil
+			b.data, c.pending = c.pending.data, nil
 			continue
 		}
 		if b.rerr != nil {
@@ -375,7 +395,10 @@ type HandlerFunc = netpoll.HandlerFunc
 // read deadline passed or the connection was closed; it must call
 // NextMessage until that returns an error, and return true when the error
 // was ErrWouldBlock, false when it is finished with the connection (it must
-// have closed it): it is not called again after that.
+// have closed it): it is not called again after that. A Conn made of an
+// Accepted connection takes over the registration its request was read
+// through (netpoll.Desc.StartAfter): Watch must then be called while that
+// registration's handler runs (it runs the HTTP handler that upgraded).
 func (c *Conn) Watch(handler Handler) bool {
 	if c.blk != nil || !netpoll.Available() {
 		return false
@@ -416,15 +439,23 @@ func (c *Conn) Watch(handler Handler) bool {
 	} else if tc != nil {
 		_ = rc.Control(func(fd uintptr) { c.fd = int32(fd) })
 	}
-	if c.pending != nil {
-		e.rs = readStates.Get().(*readState)
-		e.rs.data, c.pending = *c.pending, nil
+	var reg *netpoll.Desc
+	if h := c.pending; h != nil {
+		c.pending, reg = nil, h.reg
+		if h.data != nil {
+			e.rs = readStates.Get().(*readState)
+			e.rs.data = h.data
+		}
 	}
 	// A tls.Conn may hold records it read ahead of the upgrade request:
 	// no readiness event would announce them.
 	buffered := e.rs != nil || pc != nil
 	c.ev.Store(e)
-	e.desc.Start()
+	if reg != nil {
+		e.desc.StartAfter(reg)
+	} else {
+		e.desc.Start()
+	}
 	if buffered {
 		e.desc.Trigger()
 	}

@@ -1,0 +1,30 @@
+package fastaccept
+
+import (
+	"net/http"
+	"time"
+)
+
+// Config says which requests Wrap's listener serves itself, and how.
+type Config struct {
+	// Handler serves the upgrade requests taken (the http.Server's
+	// handler, so that they are routed as net/http would route them).
+	Handler http.Handler
+	// Server is the http.Server the listener is for: the value of
+	// http.ServerContextKey in the requests' contexts.
+	Server *http.Server
+	// Path is the only request path taken; requests for other paths go
+	// to Server.
+	Path string
+	// MaxHeaderBytes: a head that is not complete within this many bytes
+	// goes to Server (which answers 431). Default 16 KiB.
+	MaxHeaderBytes int
+	// ReadHeaderTimeout: a connection whose head is not complete this
+	// long after it was accepted is closed (0: no limit).
+	ReadHeaderTimeout time.Duration
+	// Dropped, if set, is called (from any goroutine) for each connection
+	// closed before a complete request: the header timeout passed, or
+	// the peer sent part of a head and closed. A connection that sent
+	// nothing and closed (a port probe) is not reported.
+	Dropped func()
+}

@@ -1,0 +1,30 @@
+// Package fastaccept accepts TCP connections for an http.Server and serves
+// their WebSocket upgrade requests without net/http.
+//
+// net/http gives every connection a goroutine, which grows its stack
+// while it reads the request and runs the handler, and the net package
+// registers every connection with the runtime's poller; a server that
+// then reads the upgraded connection with netpoll and owns its descriptor
+// (wsconn.OwnDescriptor) duplicates the descriptor and undoes the
+// registration. Here the listener's connections are accepted with
+// accept4(2) directly and owned from the start (wsconn.Accepted); each is
+// registered with netpoll, whose handler reads the request head without
+// a goroutine of its own. Then:
+//
+//   - a plain WebSocket upgrade (GET, HTTP/1.1, one Host, Upgrade and
+//     Connection: upgrade, no body, the configured path) is served at once
+//     by the handler, in the netpoll worker, with a ResponseWriter that
+//     can be hijacked; the connection's registration passes to the
+//     upgraded connection's reader (netpoll.Desc.StartAfter);
+//   - anything else (another path, a malformed or unusual request, a head
+//     longer than the limit) is handed to the http.Server unchanged: its
+//     Accept returns the connection as a *net.TCPConn whose first reads
+//     replay the bytes read so far, so net/http answers it exactly as it
+//     would have;
+//   - a head not complete within the header timeout is dropped, as
+//     net/http drops it, and reported to Config.Dropped, as is a
+//     connection that sent part of a head and closed.
+//
+// It works on Linux with event-driven reads (netpoll.Available); Wrap
+// reports false elsewhere, and the listener is then used as it is.
+package fastaccept

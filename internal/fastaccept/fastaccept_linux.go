@@ -1,0 +1,520 @@
+//go:build linux && !scnoepoll
+
+package fastaccept
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/socketcluster-go/socketcluster/internal/netpoll"
+	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+)
+
+// Wrap returns a listener for cfg.Server.Serve that accepts l's
+// connections itself (see the package doc), and true; or l and false when
+// it cannot: l is not a *net.TCPListener, or event-driven reads are not
+// available. The returned listener's Close closes l, and the connections
+// whose head it was still reading.
+func Wrap(l net.Listener, cfg Config) (net.Listener, bool) {
+	tl, ok := l.(*net.TCPListener)
+	if !ok || !netpoll.Available() || cfg.Handler == nil {
+		return l, false
+	}
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return l, false
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 16 << 10
+	}
+	fl := &listener{
+		tl:       tl,
+		rc:       rc,
+		cfg:      cfg,
+		handed:   make(chan net.Conn),
+		done:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+		pending:  make(map[*headReader]struct{}),
+	}
+	fl.desc.Init(rc, fl)
+	fl.desc.Start()
+	return fl, true
+}
+
+type listener struct {
+	tl  *net.TCPListener
+	rc  syscall.RawConn
+	cfg Config
+
+	desc      netpoll.Desc  // the listening socket's; the handler is Ready
+	handed    chan net.Conn // connections for net/http (Accept)
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	loopDone  chan struct{} // closed when accepting has ended; then err is set
+	err       error
+
+	mu      sync.Mutex
+	pending map[*headReader]struct{} // heads being read; nil once closed
+}
+
+// Accept returns the next connection for net/http: one whose first
+// request is not an upgrade taken here.
+func (l *listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.handed:
+		return c, nil
+	case <-l.done:
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.tl.Addr(), Err: net.ErrClosed}
+	case <-l.loopDone:
+		return nil, l.err
+	}
+}
+
+// Close closes the TCP listener and the connections whose head is being
+// read, and returns once accepting has ended.
+func (l *listener) Close() error {
+	err := net.ErrClosed
+	l.closeOnce.Do(func() {
+		close(l.done)
+		err = l.tl.Close()
+		l.mu.Lock()
+		heads := l.pending
+		l.pending = nil
+		l.mu.Unlock()
+		for h := range heads {
+			h.desc.Trigger() // the handler sees done and closes
+		}
+		l.desc.Trigger() // Ready sees done and ends
+		<-l.loopDone
+	})
+	return err
+}
+
+func (l *listener) Addr() net.Addr { return l.tl.Addr() }
+
+func (l *listener) closed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Ready is the listening socket's netpoll handler: it accepts every
+// connection waiting, until the listener is closed or fails as
+// http.Server.Serve would stop (Accept then returns the error). A
+// temporary shortage of descriptors or memory is waited out, as
+// http.Server.Serve does.
+func (l *listener) Ready() bool {
+	delay := time.Duration(0)
+	for {
+		if l.closed() {
+			return l.end(nil)
+		}
+		var nfd int
+		var peer netip.AddrPort
+		var aerr error
+		if err := l.rc.Control(func(fd uintptr) { nfd, peer, aerr = accept(int(fd)) }); err != nil {
+			return l.end(err)
+		}
+		switch aerr {
+		case nil:
+			delay = 0
+		case unix.EAGAIN:
+			return true
+		case unix.EINTR, unix.ECONNABORTED:
+			continue
+		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-l.done:
+				t.Stop()
+			}
+			continue
+		default:
+			return l.end(os.NewSyscallError("accept4", aerr))
+		}
+		// As the net package sets it on the connections it accepts.
+		_ = unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		l.start(wsconn.NewAccepted(nfd, peer))
+	}
+}
+
+// end stops accepting: err (nil when closed) is what Accept returns.
+func (l *listener) end(err error) bool {
+	if err == nil {
+		err = net.ErrClosed
+	}
+	l.err = &net.OpError{Op: "accept", Net: "tcp", Addr: l.tl.Addr(), Err: err}
+	close(l.loopDone)
+	return false
+}
+
+// accept is accept4(2), non-blocking and close-on-exec (a raw system
+// call: it never blocks), with the peer's address read from the raw
+// sockaddr (unix.Accept4 asks the listening socket for its protocol, one
+// more system call per connection).
+func accept(fd int) (int, netip.AddrPort, error) {
+	var rsa unix.RawSockaddrAny
+	n := uint32(unix.SizeofSockaddrAny)
+	r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)),
+		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, netip.AddrPort{}, e
+	}
+	var peer netip.AddrPort
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&rsa))
+		peer = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), ntohs(sa.Port))
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa))
+		peer = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), ntohs(sa.Port))
+	}
+	return int(r), peer, nil
+}
+
+// ntohs reads a port as the kernel stores it (network byte order).
+func ntohs(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
+}
+
+// headReader reads one connection's request head. Its handler runs in a
+// netpoll worker, never twice at once: it owns every field but desc and
+// timer (set before Start).
+type headReader struct {
+	l     *listener
+	conn  *wsconn.Accepted
+	desc  netpoll.Desc
+	buf   *[]byte // the head so far (len), from headBufs unless it grew
+	start time.Time
+	timer *time.Timer
+}
+
+// headBufs lends the buffers heads are read into; a head longer than one
+// gets a buffer of its own.
+var headBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func (l *listener) start(conn *wsconn.Accepted) {
+	h := &headReader{l: l, conn: conn, start: time.Now()}
+	l.mu.Lock()
+	if l.pending == nil { // closed
+		l.mu.Unlock()
+		_ = conn.Close()
+		return
+	}
+	l.pending[h] = struct{}{}
+	l.mu.Unlock()
+	h.desc.Init(conn.RawConn(), h)
+	if t := l.cfg.ReadHeaderTimeout; t > 0 {
+		h.timer = time.AfterFunc(t, h.desc.Trigger)
+	}
+	h.desc.Start()
+}
+
+// Ready reads what has come of the head; when it is complete, serves or
+// hands on the connection. Only netpoll calls it.
+func (h *headReader) Ready() bool {
+	if h.l.closed() {
+		h.drop(false)
+		return false
+	}
+	if h.buf == nil {
+		h.buf = headBufs.Get().(*[]byte)
+	}
+	for {
+		b := *h.buf
+		if len(b) == cap(b) {
+			nb := make([]byte, len(b), min(2*cap(b), h.l.cfg.MaxHeaderBytes+1))
+			copy(nb, b)
+			h.putBuf()
+			b = nb
+			h.buf = &b
+		}
+		n, err := h.desc.Read(b[len(b):cap(b)])
+		if err == netpoll.ErrWouldBlock {
+			if t := h.l.cfg.ReadHeaderTimeout; t > 0 && time.Since(h.start) >= t {
+				h.drop(true)
+				return false
+			}
+			return true
+		}
+		if err != nil {
+			// Part of a head and then the end is a refusal; nothing at
+			// all is a probe.
+			h.drop(len(b) > 0)
+			return false
+		}
+		from := max(len(b)-3, 0)
+		b = b[:len(b)+n]
+		*h.buf = b
+		end := headEnd(b, from)
+		switch {
+		case end > h.l.cfg.MaxHeaderBytes || (end == 0 && len(b) > h.l.cfg.MaxHeaderBytes):
+			// net/http answers 431.
+			return h.handOff()
+		case end > 0:
+			return h.complete(end)
+		}
+	}
+}
+
+// headEnd returns the index after the blank line that ends the head in b
+// (CRLF CRLF, or bare LFs as net/http also accepts), searching from from;
+// 0 when it is not there yet.
+func headEnd(b []byte, from int) int {
+	for {
+		i := bytes.IndexByte(b[from:], '\n')
+		if i < 0 {
+			return 0
+		}
+		i += from
+		switch {
+		case i+1 < len(b) && b[i+1] == '\n':
+			return i + 2
+		case i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n':
+			return i + 3
+		}
+		from = i + 1
+	}
+}
+
+// leave ends the head's reading: no more timer, no longer pending.
+func (h *headReader) leave() {
+	if h.timer != nil {
+		h.timer.Stop()
+	}
+	h.l.mu.Lock()
+	if h.l.pending != nil {
+		delete(h.l.pending, h)
+	}
+	h.l.mu.Unlock()
+}
+
+func (h *headReader) putBuf() {
+	if h.buf != nil && cap(*h.buf) == 4096 {
+		*h.buf = (*h.buf)[:0]
+		headBufs.Put(h.buf)
+	}
+	h.buf = nil
+}
+
+func (h *headReader) drop(report bool) {
+	h.leave()
+	h.putBuf()
+	_ = h.conn.Close()
+	if report && h.l.cfg.Dropped != nil {
+		h.l.cfg.Dropped()
+	}
+}
+
+// handOff gives the connection to net/http with the bytes read so far.
+func (h *headReader) handOff() bool {
+	h.leave()
+	read := bytes.Clone(*h.buf)
+	h.putBuf()
+	tc, err := h.conn.TCPConn()
+	if err != nil {
+		return false
+	}
+	c := &replayConn{TCPConn: tc, replay: read}
+	select {
+	case h.l.handed <- c:
+	case <-h.l.done:
+		_ = c.Close()
+	}
+	return false
+}
+
+// complete serves the head b[:end] when it is an upgrade the listener
+// takes, and hands the connection on otherwise.
+func (h *headReader) complete(end int) bool {
+	b := *h.buf
+	r, err := http.ReadRequest(bufio.NewReaderSize(bytes.NewReader(b[:end]), end))
+	if err != nil || !h.l.takes(r) {
+		return h.handOff()
+	}
+	h.leave()
+	r.RemoteAddr = h.conn.RemoteAddr().String()
+	r = r.WithContext(&requestContext{Context: context.Background(), conn: h.conn, srv: h.l.cfg.Server})
+	w := &responseWriter{conn: h.conn}
+	if end < len(b) {
+		w.extra = bytes.Clone(b[end:])
+	}
+	h.putBuf()
+	h.conn.SetRegistration(&h.desc)
+	h.l.cfg.Handler.ServeHTTP(w, r)
+	switch {
+	case !w.hijacked:
+		w.finish()
+		_ = h.conn.Close()
+	case !h.conn.Taken():
+		// Hijacked, but no Conn was made of it (the upgrade failed):
+		// no one else will close it.
+		_ = h.conn.Close()
+	}
+	return false
+}
+
+// takes reports whether r is a plain WebSocket upgrade for the path:
+// anything unusual is left to net/http, whose checks it then passes
+// through exactly.
+func (l *listener) takes(r *http.Request) bool {
+	if r.Method != http.MethodGet || r.ProtoMajor != 1 || r.ProtoMinor != 1 ||
+		r.URL.Path != l.cfg.Path || r.ContentLength != 0 || len(r.TransferEncoding) > 0 ||
+		r.Header.Get("Upgrade") == "" || len(r.Header["Expect"]) > 0 {
+		return false
+	}
+	// http.ReadRequest refuses two Host headers and moves the one to
+	// r.Host (net/http's checks of it are left to net/http).
+	if r.Host == "" || r.URL.Host != "" || strings.ContainsAny(r.Host, " \t\r\n\\/?#@") {
+		return false
+	}
+	for _, v := range r.Header.Values("Connection") {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// requestContext is a taken request's context, with the values net/http
+// puts in its requests' contexts; the local address is asked of the
+// socket only when someone looks for it.
+type requestContext struct {
+	context.Context
+	conn *wsconn.Accepted
+	srv  *http.Server
+}
+
+func (c *requestContext) Value(key any) any {
+	switch key {
+	case http.ServerContextKey:
+		return c.srv
+	case http.LocalAddrContextKey:
+		return c.conn.LocalAddr()
+	}
+	return c.Context.Value(key)
+}
+
+// replayConn is a handed-on connection: its first reads return what the
+// head reader had read.
+type replayConn struct {
+	*net.TCPConn
+	replay []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.replay) > 0 {
+		n := copy(p, c.replay)
+		c.replay = c.replay[n:]
+		return n, nil
+	}
+	return c.TCPConn.Read(p)
+}
+
+// responseWriter is a taken request's http.ResponseWriter: hijacked by an
+// upgrade; otherwise its response is written when the handler returns,
+// and the connection closed.
+type responseWriter struct {
+	conn     *wsconn.Accepted
+	extra    []byte // bytes after the head
+	header   http.Header
+	status   int
+	body     []byte
+	hijacked bool
+}
+
+func (w *responseWriter) Header() http.Header {
+	if w.header == nil {
+		w.header = make(http.Header)
+	}
+	return w.header
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.status == 0 && !w.hijacked {
+		w.status = code
+	}
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.hijacked {
+		return 0, http.ErrHijacked
+	}
+	w.WriteHeader(http.StatusOK)
+	w.body = append(w.body, p...)
+	return len(p), nil
+}
+
+var errHijackAfterWrite = errors.New("fastaccept: Hijack after the response was begun")
+
+// Hijack returns the connection (the *wsconn.Accepted, for wsconn.New)
+// with a reader holding the bytes that came after the head.
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.hijacked {
+		return nil, nil, http.ErrHijacked
+	}
+	if w.status != 0 {
+		return nil, nil, errHijackAfterWrite
+	}
+	w.hijacked = true
+	br := bufio.NewReaderSize(bytes.NewReader(w.extra), max(len(w.extra), 16))
+	if len(w.extra) > 0 {
+		_, _ = br.Peek(len(w.extra))
+	}
+	return w.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(w.conn, 512)), nil
+}
+
+// finish writes the response of a handler that did not hijack, closing
+// the connection after it (as an answer to an upgrade request that was
+// refused).
+func (w *responseWriter) finish() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	h := w.Header()
+	if h.Get("Content-Type") == "" && len(w.body) > 0 {
+		h.Set("Content-Type", http.DetectContentType(w.body))
+	}
+	if _, ok := h["Date"]; !ok {
+		h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	}
+	if h.Get("Content-Length") == "" {
+		h.Set("Content-Length", strconv.Itoa(len(w.body)))
+	}
+	h.Set("Connection", "close")
+	var out bytes.Buffer
+	out.WriteString("HTTP/1.1 ")
+	out.WriteString(strconv.Itoa(w.status))
+	out.WriteByte(' ')
+	out.WriteString(http.StatusText(w.status))
+	out.WriteString("\r\n")
+	_ = h.Write(&out)
+	out.WriteString("\r\n")
+	out.Write(w.body)
+	_ = w.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, _ = w.conn.Write(out.Bytes())
+}

@@ -1,0 +1,414 @@
+//go:build linux && !scnoepoll
+
+package fastaccept
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+	"go.uber.org/goleak"
+
+	"github.com/socketcluster-go/socketcluster/internal/wsconn"
+)
+
+// TestMain fails the run when a goroutine is left behind: the accept
+// handler, head readers and handed-on connections all end with Close.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const path = "/ws/"
+
+// server is an http.Server served through Wrap: upgrades for path are
+// echoed by an event-driven wsconn.Conn, other paths answered by the mux.
+type server struct {
+	addr     string
+	hs       *http.Server
+	served   chan error
+	netHTTP  atomic.Int32 // connections net/http saw (ConnState new)
+	dropped  atomic.Int32
+	taken    atomic.Int32 // upgrades the handler got
+	lastReq  atomic.Pointer[http.Request]
+	mu       sync.Mutex
+	conns    []*wsconn.Conn
+	upgrader func(w http.ResponseWriter, r *http.Request) // replaces the upgrade when set
+}
+
+func start(t *testing.T, cfg Config, upgrader func(http.ResponseWriter, *http.Request)) *server {
+	t.Helper()
+	s := &server{served: make(chan error, 1), upgrader: upgrader}
+	mux := http.NewServeMux()
+	mux.HandleFunc(path, s.upgrade)
+	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello "+r.Proto) })
+	s.hs = &http.Server{
+		Handler: mux,
+		// As HTTPServer sets it: net/http reads 4 KiB past it.
+		MaxHeaderBytes:    max(cfg.MaxHeaderBytes-4096, 1),
+		ReadHeaderTimeout: 5 * time.Second,
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				s.netHTTP.Add(1)
+			}
+		},
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Handler, cfg.Server, cfg.Path = s.hs.Handler, s.hs, path
+	cfg.Dropped = func() { s.dropped.Add(1) }
+	fl, ok := Wrap(l, cfg)
+	if !ok {
+		t.Fatal("Wrap refused a TCP listener on Linux")
+	}
+	s.addr = fl.Addr().String()
+	go func() { s.served <- s.hs.Serve(fl) }()
+	t.Cleanup(func() {
+		_ = s.hs.Close()
+		if err := <-s.served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+		s.mu.Lock()
+		for _, c := range s.conns {
+			_ = c.Close()
+		}
+		s.mu.Unlock()
+	})
+	return s
+}
+
+func (s *server) upgrade(w http.ResponseWriter, r *http.Request) {
+	s.taken.Add(1)
+	s.lastReq.Store(r)
+	if s.upgrader != nil {
+		s.upgrader(w, r)
+		return
+	}
+	c, err := wsconn.Upgrade(w, r, wsconn.UpgradeOptions{})
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.conns = append(s.conns, c)
+	s.mu.Unlock()
+	// Echo every message, event-driven.
+	if !c.Watch(wsconn.HandlerFunc(func() bool {
+		for {
+			isBinary, msg, err := c.NextMessage(1 << 20)
+			if err == wsconn.ErrWouldBlock {
+				return true
+			}
+			if err != nil {
+				_ = c.Close()
+				return false
+			}
+			op := ws.OpText
+			if isBinary {
+				op = ws.OpBinary
+			}
+			_ = c.WriteFrames([][]byte{ws.MustCompileFrame(ws.NewFrame(op, true, msg))})
+		}
+	})) {
+		// A handed-on connection (net/http's) is read by a goroutine in
+		// a server; here it is just closed.
+		_ = c.Close()
+	}
+}
+
+func dial(t *testing.T, s *server, p string) net.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, _, err := ws.Dialer{}.Dial(ctx, "ws://"+s.addr+p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func echo(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := wsutil.WriteClientText(c, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := wsutil.ReadServerText(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != msg {
+		t.Fatalf("echo %q, want %q", got, msg)
+	}
+}
+
+// An upgrade for the path is served without net/http, with the request
+// as net/http would have made it; the upgraded connection is read
+// event-driven from the head reader's registration.
+func TestUpgradeTakenWithoutNetHTTP(t *testing.T) {
+	s := start(t, Config{}, nil)
+	c := dial(t, s, path+"?x=1")
+	echo(t, c, "one")
+	echo(t, c, "two")
+	if n := s.netHTTP.Load(); n != 0 {
+		t.Errorf("net/http saw %d connections", n)
+	}
+	r := s.lastReq.Load()
+	if r.RemoteAddr != c.LocalAddr().String() {
+		t.Errorf("RemoteAddr %q, want %q", r.RemoteAddr, c.LocalAddr())
+	}
+	if r.Host != s.addr || r.Header.Get("Host") != "" || r.URL.RawQuery != "x=1" || r.RequestURI != path+"?x=1" {
+		t.Errorf("request: Host %q, header Host %q, query %q, URI %q", r.Host, r.Header.Get("Host"), r.URL.RawQuery, r.RequestURI)
+	}
+	if r.Context().Value(http.ServerContextKey) != s.hs {
+		t.Error("no http.ServerContextKey")
+	}
+	if la, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr); la == nil || la.String() != s.addr {
+		t.Errorf("LocalAddrContextKey %v, want %s", la, s.addr)
+	}
+}
+
+// Bytes the client sent right behind its head reach the upgraded
+// connection first.
+func TestBytesAfterHead(t *testing.T) {
+	s := start(t, Config{}, nil)
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	frame := ws.MustCompileFrame(ws.MaskFrame(ws.NewTextFrame([]byte("early"))))
+	head := "GET " + path + " HTTP/1.1\r\nHost: " + s.addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := c.Write(append([]byte(head), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	got, err := wsutil.ReadServerText(struct {
+		io.Reader
+		io.Writer
+	}{br, c})
+	if err != nil || string(got) != "early" {
+		t.Fatalf("echo %q, %v", got, err)
+	}
+}
+
+// Everything but a plain upgrade for the path goes to net/http with the
+// bytes read so far, and is answered as net/http answers it: other
+// paths (with keep-alive), HTTP/1.0, a POST, a missing Host, a head over
+// the limit (431).
+func TestOthersHandedToNetHTTP(t *testing.T) {
+	s := start(t, Config{MaxHeaderBytes: 5000}, nil)
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for i := range 2 { // one connection, two requests: keep-alive works
+		if _, err := io.WriteString(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != "hello HTTP/1.1" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	upgrade := "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	for _, tc := range []struct {
+		name, req string
+		status    int // 0: whatever the handler answers
+	}{
+		{"other path", "GET /hello HTTP/1.1\r\nHost: x\r\n" + upgrade + "\r\n", 200},
+		{"HTTP/1.0", "GET " + path + " HTTP/1.0\r\nHost: x\r\n" + upgrade + "\r\n", 0},
+		{"POST", "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n" + upgrade + "\r\n", 0},
+		{"no Host", "GET " + path + " HTTP/1.1\r\n" + upgrade + "\r\n", 400},
+		{"two Hosts", "GET " + path + " HTTP/1.1\r\nHost: x\r\nHost: y\r\n" + upgrade + "\r\n", 400},
+		{"malformed", "GET " + path + "\r\n\r\n", 400},
+		{"too large", "GET " + path + " HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 6000) + "\r\n" + upgrade + "\r\n", 431},
+	} {
+		before := s.netHTTP.Load()
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, tc.req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		_ = c.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if tc.status != 0 && resp.StatusCode != tc.status {
+			t.Errorf("%s: status %d, want %d", tc.name, resp.StatusCode, tc.status)
+		}
+		if s.netHTTP.Load() != before+1 {
+			t.Errorf("%s: not served by net/http", tc.name)
+		}
+	}
+}
+
+// A refused upgrade (a response without Hijack) is written whole, with
+// Connection: close, and the connection closed.
+func TestRefusedUpgradeAnswered(t *testing.T) {
+	s := start(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Why", "test")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, "not you")
+	})
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 403 || string(body) != "not you" || resp.Header.Get("X-Why") != "test" ||
+		!resp.Close || resp.Header.Get("Date") == "" || resp.ContentLength != 7 {
+		t.Errorf("response %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("after the response: %v, want EOF", err)
+	}
+	if s.netHTTP.Load() != 0 {
+		t.Error("served by net/http")
+	}
+}
+
+// A head not complete within the header timeout is dropped and reported;
+// a connection that sent part of a head and closed is reported; one that
+// sent nothing and closed is not.
+func TestSlowAndAbandonedHeads(t *testing.T) {
+	s := start(t, Config{ReadHeaderTimeout: 300 * time.Millisecond}, nil)
+	slow, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	io.WriteString(slow, "GET "+path+" HTTP/1.1\r\nHost: x\r\n")
+	_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := slow.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("slow head: %v, want EOF (closed by the server)", err)
+	}
+	waitFor(t, "the slow head reported", func() bool { return s.dropped.Load() == 1 })
+
+	probe, _ := net.Dial("tcp", s.addr)
+	_ = probe.Close()
+	partial, _ := net.Dial("tcp", s.addr)
+	io.WriteString(partial, "GET / HT")
+	_ = partial.Close()
+	waitFor(t, "the abandoned head reported", func() bool { return s.dropped.Load() == 2 })
+	time.Sleep(500 * time.Millisecond) // past the timeout: the probe is not reported late
+	if n := s.dropped.Load(); n != 2 {
+		t.Errorf("%d dropped, want 2 (the probe is not a refusal)", n)
+	}
+	if s.netHTTP.Load() != 0 || s.taken.Load() != 0 {
+		t.Error("a dropped head reached a handler")
+	}
+}
+
+// Close ends accepting, closes the connections whose head was being read,
+// and Serve returns http.ErrServerClosed (TestMain checks that nothing is
+// left running).
+func TestCloseWithHeadsPending(t *testing.T) {
+	s := start(t, Config{}, nil)
+	var cs []net.Conn
+	for range 5 {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET "+path)
+		cs = append(cs, c)
+	}
+	live := dial(t, s, path)
+	echo(t, live, "before")
+	if err := s.hs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cs {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("pending head %d: %v, want EOF", i, err)
+		}
+	}
+	if _, err := net.DialTimeout("tcp", s.addr, time.Second); err == nil {
+		t.Error("still accepting after Close")
+	}
+	// The upgraded connection is not the listener's: it still echoes.
+	echo(t, live, "after")
+}
+
+func TestWrapRefusesOtherListeners(t *testing.T) {
+	l, err := net.Listen("unix", t.TempDir()+"/s")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer l.Close()
+	if got, ok := Wrap(l, Config{Handler: http.NotFoundHandler()}); ok || got != l {
+		t.Error("Wrap took a Unix listener")
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestHeadEnd(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		from int
+		want int
+	}{
+		{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0, 27},
+		{"GET / HTTP/1.1\nHost: x\n\n", 0, 24},
+		{"GET / HTTP/1.1\r\nHost: x\r\n", 0, 0},
+		{"GET / HTTP/1.1\r\nHost: x\r\n\r", 0, 0},
+		{"a\r\n\r\nrest", 0, 5},
+		{"a\r\n\r\nrest", 2, 5},
+	} {
+		if got := headEnd([]byte(tc.in), tc.from); got != tc.want {
+			t.Errorf("headEnd(%q, %d) = %d, want %d", tc.in, tc.from, got, tc.want)
+		}
+	}
+}
