@@ -25,6 +25,14 @@
 //     net/http drops it, and reported to Config.Dropped, as is a
 //     connection that sent part of a head and closed.
 //
+// A taken request is served as net/http would serve it (a panic of the
+// handler is logged to the http.Server's ErrorLog and the connection
+// closed; a response that is not an upgrade is written with Connection:
+// close), but the http.Server's ConnState, ConnContext and BaseContext
+// hooks do not see it, and its context is never cancelled. A handler
+// other than wsconn's upgrade may hijack it too: it gets a working
+// net.Conn.
+//
 // It works on Linux with event-driven reads (netpoll.Available); Wrap
 // reports false elsewhere, and the listener is then used as it is.
 package fastaccept

@@ -7,10 +7,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,7 +141,12 @@ func (l *listener) Ready() bool {
 			delay = 0
 		case unix.EAGAIN:
 			return true
-		case unix.EINTR, unix.ECONNABORTED:
+		case unix.EINTR, unix.ECONNABORTED,
+			// Errors of the network that accept(2) passes on from a
+			// connection that failed before it was accepted: retry
+			// (accept(2), "Error handling").
+			unix.ENETDOWN, unix.EPROTO, unix.ENOPROTOOPT, unix.EHOSTDOWN, unix.ENONET,
+			unix.EHOSTUNREACH, unix.EOPNOTSUPP, unix.ENETUNREACH, unix.EPERM:
 			continue
 		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
@@ -157,12 +166,14 @@ func (l *listener) Ready() bool {
 	}
 }
 
-// end stops accepting: err (nil when closed) is what Accept returns.
+// end stops accepting: Accept then returns the closed listener's error
+// (err nil), or an error that http.Server.Serve does not retry.
 func (l *listener) end(err error) bool {
 	if err == nil {
-		err = net.ErrClosed
+		l.err = &net.OpError{Op: "accept", Net: "tcp", Addr: l.tl.Addr(), Err: net.ErrClosed}
+	} else {
+		l.err = fmt.Errorf("fastaccept: accepting on %s stopped: %w", l.tl.Addr(), err)
 	}
-	l.err = &net.OpError{Op: "accept", Net: "tcp", Addr: l.tl.Addr(), Err: err}
 	close(l.loopDone)
 	return false
 }
@@ -186,7 +197,16 @@ func accept(fd int) (int, netip.AddrPort, error) {
 		peer = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), ntohs(sa.Port))
 	case unix.AF_INET6:
 		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa))
-		peer = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), ntohs(sa.Port))
+		ip := netip.AddrFrom16(sa.Addr)
+		if sa.Scope_id != 0 {
+			// As the net package names it: the interface's name.
+			zone := strconv.Itoa(int(sa.Scope_id))
+			if ifi, err := net.InterfaceByIndex(int(sa.Scope_id)); err == nil {
+				zone = ifi.Name
+			}
+			ip = ip.WithZone(zone)
+		}
+		peer = netip.AddrPortFrom(ip, ntohs(sa.Port))
 	}
 	return int(r), peer, nil
 }
@@ -215,6 +235,8 @@ var headBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b
 
 func (l *listener) start(conn *wsconn.Accepted) {
 	h := &headReader{l: l, conn: conn, start: time.Now()}
+	// Init before h is pending: Close may trigger it from then on.
+	h.desc.Init(conn.RawConn(), h)
 	l.mu.Lock()
 	if l.pending == nil { // closed
 		l.mu.Unlock()
@@ -223,7 +245,6 @@ func (l *listener) start(conn *wsconn.Accepted) {
 	}
 	l.pending[h] = struct{}{}
 	l.mu.Unlock()
-	h.desc.Init(conn.RawConn(), h)
 	if t := l.cfg.ReadHeaderTimeout; t > 0 {
 		h.timer = time.AfterFunc(t, h.desc.Trigger)
 	}
@@ -333,6 +354,10 @@ func (h *headReader) handOff() bool {
 	h.putBuf()
 	tc, err := h.conn.TCPConn()
 	if err != nil {
+		// Out of descriptors, say: dropped before a complete answer.
+		if h.l.cfg.Dropped != nil {
+			h.l.cfg.Dropped()
+		}
 		return false
 	}
 	c := &replayConn{TCPConn: tc, replay: read}
@@ -361,17 +386,42 @@ func (h *headReader) complete(end int) bool {
 	}
 	h.putBuf()
 	h.conn.SetRegistration(&h.desc)
+	h.serve(w, r)
+	return false
+}
+
+// serve runs the handler as net/http would: a panic is logged (but
+// http.ErrAbortHandler) and the connection closed unless hijacked; a
+// response is written and the connection closed; a hijacked connection
+// is the hijacker's.
+func (h *headReader) serve(w *responseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				h.l.logf("http: panic serving %v: %v\n%s", r.RemoteAddr, v, buf)
+			}
+			if !w.hijacked {
+				_ = h.conn.Close()
+			}
+		}
+	}()
 	h.l.cfg.Handler.ServeHTTP(w, r)
-	switch {
-	case !w.hijacked:
+	if !w.hijacked {
 		w.finish()
 		_ = h.conn.Close()
-	case !h.conn.Taken():
-		// Hijacked, but no Conn was made of it (the upgrade failed):
-		// no one else will close it.
-		_ = h.conn.Close()
 	}
-	return false
+}
+
+// logf logs as net/http does: to the server's ErrorLog, else the log
+// package's standard logger.
+func (l *listener) logf(format string, args ...any) {
+	if s := l.cfg.Server; s != nil && s.ErrorLog != nil {
+		s.ErrorLog.Printf(format, args...)
+		return
+	}
+	log.Printf(format, args...)
 }
 
 // takes reports whether r is a plain WebSocket upgrade for the path:
@@ -385,7 +435,7 @@ func (l *listener) takes(r *http.Request) bool {
 	}
 	// http.ReadRequest refuses two Host headers and moves the one to
 	// r.Host (net/http's checks of it are left to net/http).
-	if r.Host == "" || r.URL.Host != "" || strings.ContainsAny(r.Host, " \t\r\n\\/?#@") {
+	if r.Host == "" || r.URL.Host != "" || !plainHost(r.Host) {
 		return false
 	}
 	for _, v := range r.Header.Values("Connection") {
@@ -398,6 +448,22 @@ func (l *listener) takes(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// plainHost reports whether host has only the bytes of a DNS name, an
+// IPv4 or a bracketed IPv6 address and a port: anything else is left to
+// net/http's own checks (which answer 400 to a malformed Host).
+func plainHost(host string) bool {
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '-', c == ':', c == '[', c == ']', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // requestContext is a taken request's context, with the values net/http
@@ -433,6 +499,22 @@ func (c *replayConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.TCPConn.Read(p)
+}
+
+// WriteTo is io.WriterTo's, so that io.Copy, which prefers it, reads the
+// replayed bytes first (the TCPConn's own would skip them).
+func (c *replayConn) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	if len(c.replay) > 0 {
+		m, err := w.Write(c.replay)
+		n += int64(m)
+		c.replay = c.replay[m:]
+		if err != nil {
+			return n, err
+		}
+	}
+	m, err := c.TCPConn.WriteTo(w)
+	return n + m, err
 }
 
 // responseWriter is a taken request's http.ResponseWriter: hijacked by an
@@ -471,8 +553,10 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 
 var errHijackAfterWrite = errors.New("fastaccept: Hijack after the response was begun")
 
-// Hijack returns the connection (the *wsconn.Accepted, for wsconn.New)
-// with a reader holding the bytes that came after the head.
+// Hijack returns the connection, the *wsconn.Accepted (which wsconn.New
+// takes over as it is; for any other hijacker it is a net.Conn that moves
+// to the net package at its first Read), with a reader holding the bytes
+// that came after the head.
 func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.hijacked {
 		return nil, nil, http.ErrHijacked
@@ -510,7 +594,11 @@ func (w *responseWriter) finish() {
 	out.WriteString("HTTP/1.1 ")
 	out.WriteString(strconv.Itoa(w.status))
 	out.WriteByte(' ')
-	out.WriteString(http.StatusText(w.status))
+	if text := http.StatusText(w.status); text != "" {
+		out.WriteString(text)
+	} else {
+		out.WriteString("status code " + strconv.Itoa(w.status)) // as net/http
+	}
 	out.WriteString("\r\n")
 	_ = h.Write(&out)
 	out.WriteString("\r\n")

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"strings"
@@ -45,7 +46,7 @@ type server struct {
 	upgrader func(w http.ResponseWriter, r *http.Request) // replaces the upgrade when set
 }
 
-func start(t *testing.T, cfg Config, upgrader func(http.ResponseWriter, *http.Request)) *server {
+func start(t *testing.T, cfg Config, upgrader func(http.ResponseWriter, *http.Request), setup ...func(*http.Server)) *server {
 	t.Helper()
 	s := &server{served: make(chan error, 1), upgrader: upgrader}
 	mux := http.NewServeMux()
@@ -61,6 +62,9 @@ func start(t *testing.T, cfg Config, upgrader func(http.ResponseWriter, *http.Re
 				s.netHTTP.Add(1)
 			}
 		},
+	}
+	for _, f := range setup {
+		f(s.hs)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -249,6 +253,7 @@ func TestOthersHandedToNetHTTP(t *testing.T) {
 		{"no Host", "GET " + path + " HTTP/1.1\r\n" + upgrade + "\r\n", 400},
 		{"two Hosts", "GET " + path + " HTTP/1.1\r\nHost: x\r\nHost: y\r\n" + upgrade + "\r\n", 400},
 		{"malformed", "GET " + path + "\r\n\r\n", 400},
+		{"odd Host", "GET " + path + " HTTP/1.1\r\nHost: x<y>\r\n" + upgrade + "\r\n", 400},
 		{"too large", "GET " + path + " HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 6000) + "\r\n" + upgrade + "\r\n", 431},
 	} {
 		before := s.netHTTP.Load()
@@ -410,5 +415,139 @@ func TestHeadEnd(t *testing.T) {
 		if got := headEnd([]byte(tc.in), tc.from); got != tc.want {
 			t.Errorf("headEnd(%q, %d) = %d, want %d", tc.in, tc.from, got, tc.want)
 		}
+	}
+}
+
+// A panic in the handler is recovered as net/http recovers it: logged
+// (not http.ErrAbortHandler), the connection closed, the server unharmed.
+func TestHandlerPanic(t *testing.T) {
+	var logged strings.Builder
+	var mu sync.Mutex
+	s := start(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("abort") != "" {
+			panic(http.ErrAbortHandler)
+		}
+		panic("boom")
+	}, func(hs *http.Server) {
+		hs.ErrorLog = log.New(writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return logged.Write(p)
+		}), "", 0)
+	})
+	for _, q := range []string{"", "?abort=1"} {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET "+path+q+" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("%q: read %d, %v; want EOF", q, n, err)
+		}
+		_ = c.Close()
+	}
+	mu.Lock()
+	out := logged.String()
+	mu.Unlock()
+	if strings.Count(out, "http: panic serving") != 1 || !strings.Contains(out, "boom") {
+		t.Errorf("log: %q, want one line for the panic (none for ErrAbortHandler)", out)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A handler of its own at the path may hijack and use the connection as
+// any net.Conn: read, write, deadlines, close.
+func TestOtherHijacker(t *testing.T) {
+	s := start(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		nc, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		go func() {
+			defer nc.Close()
+			_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+			line, err := rw.Reader.ReadString('\n')
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.WriteString(nc, "echo: "+line)
+		}()
+	})
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nearly\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("%v, %v", resp, err)
+	}
+	line, err := br.ReadString('\n')
+	if err != nil || line != "echo: early\n" {
+		t.Fatalf("%q, %v", line, err)
+	}
+}
+
+func TestPlainHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"example.com": true, "example.com:8000": true, "127.0.0.1:1": true, "[::1]:80": true, "a_b-c.d": true,
+		"x<y>": false, "exämple.com": false, "a b": false, "a/b": false, "user@host": false,
+	} {
+		if plainHost(host) != want {
+			t.Errorf("plainHost(%q) = %v", host, !want)
+		}
+	}
+}
+
+// Closing while connections arrive and send heads ends cleanly, every
+// time (TestMain checks that nothing is left running).
+func TestCloseWhileAccepting(t *testing.T) {
+	for range 20 {
+		hs := &http.Server{Handler: http.NotFoundHandler()}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fl, _ := Wrap(l, Config{Handler: hs.Handler, Server: hs, Path: path, ReadHeaderTimeout: time.Second})
+		served := make(chan error, 1)
+		go func() { served <- hs.Serve(fl) }()
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					c, err := net.DialTimeout("tcp", fl.Addr().String(), time.Second)
+					if err != nil {
+						continue
+					}
+					io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+					_ = c.Close()
+				}
+			}()
+		}
+		time.Sleep(20 * time.Millisecond)
+		_ = hs.Close()
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Fatalf("Serve: %v", err)
+		}
+		close(stop)
+		wg.Wait()
 	}
 }

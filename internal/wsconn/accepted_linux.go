@@ -6,7 +6,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -14,17 +17,28 @@ import (
 )
 
 // Accepted is a TCP socket accepted with accept4(2) directly, without the
-// net package: the descriptor is the Conn's from the start (as after
+// net package: the descriptor is owned from the start (as after
 // OwnDescriptor), so the runtime's poller never registers it and no
 // descriptor is duplicated. Whoever reads its HTTP request registers it
 // with netpoll through RawConn and records the registration
-// (SetRegistration): a Conn made from it (New, Upgrade after a Hijack that
-// returned it) takes that registration over in Watch. It implements
-// net.Conn for writing, like an owned descriptor; Read fails.
+// (SetRegistration): a Conn made from it (New, as Upgrade does after a
+// Hijack that returned it) takes the descriptor and that registration
+// over (Watch).
+//
+// It is also a full net.Conn for anyone else who hijacks it: its first
+// Read (or Plain) moves the socket to a *net.TCPConn of the net package
+// (TCPConn), through which every later call goes; until then it writes
+// through the owned descriptor.
 type Accepted struct {
 	*fdConn
 	reg   *netpoll.Desc
 	taken bool // a Conn was made of it (New)
+
+	mu     sync.Mutex
+	plain  atomic.Pointer[net.TCPConn] // set by the first Read
+	closed bool                        // guarded by mu
+	rdl    time.Time                   // read deadline for the net.TCPConn to come; guarded by mu
+	wdl    time.Time                   // write deadline, the same
 }
 
 // NewAccepted takes ownership of fd, a connected, non-blocking TCP socket
@@ -48,22 +62,116 @@ func (a *Accepted) Taken() bool { return a.taken }
 
 func (a *Accepted) unwrapAccepted() (net.Conn, *netpoll.Desc) {
 	a.taken = true
+	if tc := a.plain.Load(); tc != nil {
+		return tc, nil // read as a plain connection already
+	}
 	return a.fdConn, a.reg
+}
+
+// Plain returns the socket as a *net.TCPConn, moving it there on the
+// first call (TCPConn); every call on a goes to it from then on.
+func (a *Accepted) Plain() (*net.TCPConn, error) {
+	if tc := a.plain.Load(); tc != nil {
+		return tc, nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if tc := a.plain.Load(); tc != nil {
+		return tc, nil
+	}
+	if a.closed {
+		return nil, a.opError("read", net.ErrClosed)
+	}
+	tc, err := a.TCPConn()
+	if err != nil {
+		a.closed = true
+		return nil, err
+	}
+	_ = tc.SetReadDeadline(a.rdl)
+	_ = tc.SetWriteDeadline(a.wdl)
+	a.plain.Store(tc)
+	return tc, nil
+}
+
+func (a *Accepted) Read(p []byte) (int, error) {
+	tc, err := a.Plain()
+	if err != nil {
+		return 0, err
+	}
+	return tc.Read(p)
+}
+
+func (a *Accepted) Write(p []byte) (int, error) {
+	if tc := a.plain.Load(); tc != nil {
+		return tc.Write(p)
+	}
+	return a.fdConn.Write(p)
+}
+
+func (a *Accepted) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if tc := a.plain.Load(); tc != nil {
+		return tc.Close()
+	}
+	if a.closed {
+		return net.ErrClosed
+	}
+	a.closed = true
+	return a.fdConn.Close()
+}
+
+func (a *Accepted) SetDeadline(t time.Time) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if tc := a.plain.Load(); tc != nil {
+		return tc.SetDeadline(t)
+	}
+	a.rdl, a.wdl = t, t
+	return a.fdConn.SetWriteDeadline(t)
+}
+
+func (a *Accepted) SetReadDeadline(t time.Time) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if tc := a.plain.Load(); tc != nil {
+		return tc.SetReadDeadline(t)
+	}
+	a.rdl = t
+	return nil
+}
+
+func (a *Accepted) SetWriteDeadline(t time.Time) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if tc := a.plain.Load(); tc != nil {
+		return tc.SetWriteDeadline(t)
+	}
+	a.wdl = t
+	return a.fdConn.SetWriteDeadline(t)
+}
+
+func (a *Accepted) LocalAddr() net.Addr {
+	if tc := a.plain.Load(); tc != nil {
+		return tc.LocalAddr()
+	}
+	return a.fdConn.LocalAddr()
 }
 
 // TCPConn hands the socket to the net package: it returns a *net.TCPConn
 // on the same socket (a duplicate descriptor, watched by the runtime's
-// poller) and closes a. For connections that turn out not to be
-// WebSocket upgrades, to be served by net/http.
+// poller) and closes the owned descriptor. For connections that turn out
+// not to be WebSocket upgrades, to be served by net/http (Plain, for a
+// hijacker, does the same and keeps a working).
 func (a *Accepted) TCPConn() (*net.TCPConn, error) {
-	var dup int
+	dup := -1
 	var derr error
 	if err := a.rawConn().Control(func(fd uintptr) {
 		dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
 	}); err != nil {
 		return nil, err
 	}
-	_ = a.Close()
+	_ = a.fdConn.Close()
 	if derr != nil {
 		return nil, os.NewSyscallError("fcntl", derr)
 	}

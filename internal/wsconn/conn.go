@@ -222,6 +222,11 @@ func Upgrade(w http.ResponseWriter, r *http.Request, o UpgradeOptions) (*Conn, e
 	}
 	nc, rw, _, err := u.Upgrade(r, w)
 	if err != nil {
+		if nc != nil {
+			// Hijacked, and refused (or the answer could not be
+			// written): no one else has the connection.
+			_ = nc.Close()
+		}
 		return nil, err
 	}
 	c := New(nc, rw.Reader, o.WriteTimeout)
