@@ -8,6 +8,10 @@ func OwnsDescriptor(s *Socket) bool { return s.conn.OwnsDescriptor() }
 // goroutine sent while the fan-out went on (ringBatch.sendFull).
 func HelpedBatches(srv *Server) int64 { return srv.rings.helped.Load() }
 
+// SetRingHelpers lets up to n helper goroutines send full batches at once,
+// whatever Ps are free.
+func SetRingHelpers(srv *Server, n int) { srv.rings.helpersSet.Store(int32(n)) }
+
 // SetSubscribeAnswered makes f run in the goroutine that answered a
 // client's pending #subscribe, after the answer was sent and before what
 // was queued behind it runs, until the test ends.

@@ -106,6 +106,7 @@ func New(opts Options) (*Server, error) {
 		srv.auth = o.AuthEngine
 	}
 	srv.rings.cost.Store(ringCostInitial)
+	srv.rings.helpersSet.Store(-1)
 	if err := srv.startPubSub(); err != nil {
 		return nil, err
 	}

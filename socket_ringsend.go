@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/socketcluster-go/socketcluster/internal/netpoll"
 	"github.com/socketcluster-go/socketcluster/internal/uring"
 )
 
@@ -125,12 +126,30 @@ type ringPool struct {
 	// batches ever handed to one.
 	helpers atomic.Int32
 	helped  atomic.Int64
+	// helpersSet, when not negative, replaces helperLimit's reckoning
+	// (tests).
+	helpersSet atomic.Int32
 
 	mu     sync.Mutex
 	free   []*uring.Ring
 	made   int  // rings in existence
 	worked bool // a ring was made once: a later failure is not "unavailable"
 	closed bool
+}
+
+// helperLimit is how many helper goroutines may send full batches at
+// once: one per P that is free for them, which is GOMAXPROCS less the
+// publisher's own P and the Ps that idle netpoll pollers keep (a poller
+// waits in epoll_wait holding its P). A helper started with no P free
+// only runs once the publisher has sent every other batch itself: on two
+// cores with one poller, perf showed each helper's batch go out after the
+// publisher's last, on the same thread (docs/performance.md, "Fan-out
+// helpers and the poller's P").
+func (p *ringPool) helperLimit() int32 {
+	if n := p.helpersSet.Load(); n >= 0 {
+		return n
+	}
+	return int32(runtime.GOMAXPROCS(0) - 1 - netpoll.Pollers())
 }
 
 // ringEntries is each ring's size: one batch per submission.
@@ -256,20 +275,18 @@ func (b *ringBatch) add(srv *Server, s *Socket, frame []byte) bool {
 	return true
 }
 
-// sendFull sends a full batch. While fewer than GOMAXPROCS-1 batches are
-// being sent by helpers server-wide, it hands the batch to a new goroutine
-// and goes on collecting the next one, so that the sends of one large
-// fan-out run on several cores (measured: the median subscriber of 1 000
-// reached about a seventh sooner on two cores shared with the load
-// generator; docs/performance.md). Else it sends the batch itself. The
-// fan-out's end (endFanout, hubChannel.delivered) is recorded without
-// waiting for its helpers, so ringDue's idle gap includes their sends.
-// Order is kept either way: a socket taken by a batch is marked flushing,
-// and what is queued for it meanwhile waits until the batch's send is
-// done (afterRingSend).
+// sendFull sends a full batch. While fewer batches than there are free Ps
+// (ringPool.helperLimit) are being sent by helpers server-wide, it hands
+// the batch to a new goroutine and goes on collecting the next one, so
+// that the sends of one large fan-out run on several cores. Else it sends
+// the batch itself. The fan-out's end (endFanout, hubChannel.delivered) is
+// recorded without waiting for its helpers, so ringDue's idle gap
+// includes their sends. Order is kept either way: a socket taken by a
+// batch is marked flushing, and what is queued for it meanwhile waits
+// until the batch's send is done (afterRingSend).
 func (b *ringBatch) sendFull(srv *Server) {
 	h := &srv.rings.helpers
-	if h.Add(1) > int32(runtime.GOMAXPROCS(0)-1) {
+	if h.Add(1) > srv.rings.helperLimit() {
 		h.Add(-1)
 		b.send(srv)
 		return

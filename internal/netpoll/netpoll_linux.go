@@ -87,6 +87,16 @@ var reg struct {
 	quit chan struct{}
 }
 
+// runningPollers counts the pollers whose loop runs (Pollers).
+var runningPollers atomic.Int32
+
+// Pollers returns how many poller goroutines run now. While it waits for
+// events, each keeps a thread in epoll_wait, and that thread keeps its P
+// (a blocking system call gives its P up only when the runtime's monitor
+// takes it, which can be milliseconds later): the Ps left for other
+// goroutines are GOMAXPROCS minus this.
+func Pollers() int { return int(runningPollers.Load()) }
+
 // curQuit is reg.quit for workers started without the lock.
 var curQuit atomic.Pointer[chan struct{}]
 
@@ -190,6 +200,7 @@ func (d *Desc) start(p *poller, op int) {
 	p.count++
 	if !p.running {
 		p.running = true
+		runningPollers.Add(1)
 		go p.loop()
 	}
 	reg.total++
@@ -388,6 +399,7 @@ func (p *poller) loop() {
 			_, _ = unix.Read(p.wakefd, b[:])
 			if p.count == 0 {
 				p.running = false
+				runningPollers.Add(-1)
 				reg.mu.Unlock()
 				return
 			}

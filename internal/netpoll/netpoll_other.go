@@ -11,6 +11,9 @@ import (
 // build.
 func Available() bool { return false }
 
+// Pollers returns 0: there are no pollers on this build.
+func Pollers() int { return 0 }
+
 // Desc is not usable on this build.
 type Desc struct{}
 
