@@ -126,8 +126,8 @@ type ringPool struct {
 	// batches ever handed to one.
 	helpers atomic.Int32
 	helped  atomic.Int64
-	// helpersSet, when not negative, replaces helperLimit's reckoning
-	// (tests).
+	// helpersSet, when not negative, is how many helpers may run at
+	// once, whatever Ps are free (tests).
 	helpersSet atomic.Int32
 
 	mu     sync.Mutex
@@ -137,19 +137,21 @@ type ringPool struct {
 	closed bool
 }
 
-// helperLimit is how many helper goroutines may send full batches at
-// once: one per P that is free for them, which is GOMAXPROCS less the
-// publisher's own P and the Ps that idle netpoll pollers keep (a poller
-// waits in epoll_wait holding its P). A helper started with no P free
-// only runs once the publisher has sent every other batch itself: on two
+// helperRoom reports whether a P is free for a helper goroutine, the nth
+// sending a full batch at once. The Ps free for helpers are GOMAXPROCS
+// less the publisher's own and those the netpoll pollers keep while they
+// wait in epoll_wait (netpoll.Pollers). A helper started with no P free
+// runs only once the publisher has sent every other batch itself: on two
 // cores with one poller, perf showed each helper's batch go out after the
-// publisher's last, on the same thread (docs/performance.md, "Fan-out
-// helpers and the poller's P").
-func (p *ringPool) helperLimit() int32 {
-	if n := p.helpersSet.Load(); n >= 0 {
-		return n
+// publisher's last, on the same thread. So when the pollers keep the P a
+// helper needs, one of them is asked to give it up (netpoll.Yield):
+// docs/performance.md, "The poller's P".
+func (p *ringPool) helperRoom(n int32) bool {
+	if k := p.helpersSet.Load(); k >= 0 {
+		return n <= k
 	}
-	return int32(runtime.GOMAXPROCS(0) - 1 - netpoll.Pollers())
+	free := int32(runtime.GOMAXPROCS(0) - 1 - netpoll.Pollers())
+	return n <= free || n == free+1 && netpoll.Yield()
 }
 
 // ringEntries is each ring's size: one batch per submission.
@@ -275,18 +277,18 @@ func (b *ringBatch) add(srv *Server, s *Socket, frame []byte) bool {
 	return true
 }
 
-// sendFull sends a full batch. While fewer batches than there are free Ps
-// (ringPool.helperLimit) are being sent by helpers server-wide, it hands
-// the batch to a new goroutine and goes on collecting the next one, so
-// that the sends of one large fan-out run on several cores. Else it sends
-// the batch itself. The fan-out's end (endFanout, hubChannel.delivered) is
-// recorded without waiting for its helpers, so ringDue's idle gap
-// includes their sends. Order is kept either way: a socket taken by a
-// batch is marked flushing, and what is queued for it meanwhile waits
-// until the batch's send is done (afterRingSend).
+// sendFull sends a full batch. While a P is free for one more helper
+// (ringPool.helperRoom), it hands the batch to a new goroutine and goes on
+// collecting the next one, so that the sends of one large fan-out run on
+// several cores. Else it sends the batch itself. The fan-out's end
+// (endFanout, hubChannel.delivered) is recorded without waiting for its
+// helpers, so ringDue's idle gap includes their sends. Order is kept
+// either way: a socket taken by a batch is marked flushing, and what is
+// queued for it meanwhile waits until the batch's send is done
+// (afterRingSend).
 func (b *ringBatch) sendFull(srv *Server) {
 	h := &srv.rings.helpers
-	if h.Add(1) > srv.rings.helperLimit() {
+	if !srv.rings.helperRoom(h.Add(1)) {
 		h.Add(-1)
 		b.send(srv)
 		return

@@ -2,14 +2,15 @@
 // buffer per connection.
 //
 // A connection is registered as a Desc with a handler. A small, fixed
-// number of pollers (one goroutine each, blocked in epoll_wait) watch the
-// registered connections with EPOLLONESHOT: when one becomes readable its
-// registration is disarmed and its handler runs in a worker goroutine. The
-// handler reads everything available without waiting (Desc.Read) and
-// returns; the Desc is then re-armed. Because the registration stays
-// disarmed while the handler runs, a connection's handler never runs twice
-// at once, so its data is processed strictly in order by one goroutine at a
-// time, while different connections are handled in parallel.
+// number of pollers (one goroutine each, blocked in epoll_wait; see Yield)
+// watch the registered connections with EPOLLONESHOT: when one becomes
+// readable its registration is disarmed and its handler runs in a worker
+// goroutine. The handler reads everything available without waiting
+// (Desc.Read) and returns; the Desc is then re-armed. Because the
+// registration stays disarmed while the handler runs, a connection's
+// handler never runs twice at once, so its data is processed strictly in
+// order by one goroutine at a time, while different connections are
+// handled in parallel.
 //
 // Workers come from a pool that can never deadlock: a readable connection
 // is handed to an idle worker when there is one, and to a new goroutine

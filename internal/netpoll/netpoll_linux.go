@@ -4,6 +4,7 @@ package netpoll
 
 import (
 	"encoding/binary"
+	"errors"
 	"io"
 	"os"
 	"runtime"
@@ -64,7 +65,15 @@ var sysCalls = sync.Pool{New: func() any {
 
 type poller struct {
 	epfd   int
-	wakefd int // eventfd: wakes the loop so that it can exit
+	wakefd int // eventfd: wakes the loop so that it can exit or park
+
+	// inWait is set while the loop blocks in epoll_wait (or is about to),
+	// parked while it waits parked in the Go runtime's poller; parkReq
+	// asks it to wait parked next time (Yield).
+	inWait  atomic.Bool
+	parked  atomic.Bool
+	parkReq atomic.Bool
+	live    atomic.Bool // running, for Yield
 
 	// Guarded by reg.mu.
 	descs   []*Desc
@@ -87,15 +96,42 @@ var reg struct {
 	quit chan struct{}
 }
 
-// runningPollers counts the pollers whose loop runs (Pollers).
-var runningPollers atomic.Int32
+// runningPollers counts the pollers whose loop runs, parkedPollers those
+// of them parked in the Go runtime's poller now (Pollers).
+var runningPollers, parkedPollers atomic.Int32
 
-// Pollers returns how many poller goroutines run now. While it waits for
-// events, each keeps a thread in epoll_wait, and that thread keeps its P
-// (a blocking system call gives its P up only when the runtime's monitor
-// takes it, which can be milliseconds later): the Ps left for other
-// goroutines are GOMAXPROCS minus this.
-func Pollers() int { return int(runningPollers.Load()) }
+// Pollers returns how many poller goroutines hold a P now: those running
+// and not parked in the Go runtime's poller. A poller waits in
+// epoll_wait, and its thread keeps its P meanwhile (a blocking system
+// call gives its P up only when the runtime's monitor takes it, which can
+// be milliseconds later), so the Ps left for other goroutines are about
+// GOMAXPROCS minus this.
+func Pollers() int { return max(0, int(runningPollers.Load()-parkedPollers.Load())) }
+
+// Yield asks one poller that is not parked to give its P up: it waits for
+// its next events parked in the Go runtime's poller (loop), and one that
+// waits in epoll_wait now is woken to do so. A goroutine about to start
+// another that needs a P (a helper of a large fan-out) calls it. It
+// reports whether a poller was asked; its P is free a moment later.
+func Yield() bool {
+	if !Available() {
+		return false
+	}
+	for _, p := range reg.pollers {
+		if !p.live.Load() || p.parked.Load() || p.parkReq.Swap(true) {
+			continue // not running, parked, or asked already
+		}
+		// The loop sets inWait before it checks parkReq: either it sees
+		// the request or this sees it waiting.
+		if p.inWait.Load() {
+			var one [8]byte
+			binary.NativeEndian.PutUint64(one[:], 1)
+			_, _ = unix.Write(p.wakefd, one[:])
+		}
+		return true
+	}
+	return false
+}
 
 // curQuit is reg.quit for workers started without the lock.
 var curQuit atomic.Pointer[chan struct{}]
@@ -131,6 +167,13 @@ func newPoller() (*poller, error) {
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wfd, &ev); err != nil {
+		_ = unix.Close(epfd)
+		_ = unix.Close(wfd)
+		return nil, err
+	}
+	// Non-blocking, so that park can register a copy of it with the Go
+	// runtime's poller.
+	if err := unix.SetNonblock(epfd, true); err != nil {
 		_ = unix.Close(epfd)
 		_ = unix.Close(wfd)
 		return nil, err
@@ -200,6 +243,7 @@ func (d *Desc) start(p *poller, op int) {
 	p.count++
 	if !p.running {
 		p.running = true
+		p.live.Store(true)
 		runningPollers.Add(1)
 		go p.loop()
 	}
@@ -351,20 +395,53 @@ func (p *poller) release(d *Desc) {
 // returns when no connection is registered with this poller.
 //
 // After a batch of events it polls again without waiting (a raw system
-// call: the goroutine keeps its P) and only blocks in epoll_wait once a
-// poll found nothing and the workers it woke had a chance to run first
-// (Gosched). Under load it therefore never sleeps in the kernel, and the
-// workers it hands connections to are not stuck behind a P held by a
-// blocking system call.
+// call: the goroutine keeps its P) and only waits once a poll found
+// nothing and the workers it woke had a chance to run first (Gosched).
+// Under load it therefore never sleeps, and the workers it hands
+// connections to are not stuck behind a P held by a blocking system call.
+//
+// It waits in epoll_wait, where the kernel wakes it the moment an event
+// comes (the runtime's own poller is looked at only when a P runs out of
+// work, late under load). A goroutine blocked in a system call keeps its
+// P, though, until the runtime's monitor takes it back, which can be
+// milliseconds when the process was idle: on two cores that leaves one P
+// for the burst of goroutines a lone event can start. Yield asks it to
+// give its P up: it then waits once parked in the runtime's poller
+// (docs/performance.md, "The poller's P").
 func (p *poller) loop() {
 	events := make([]unix.EpollEvent, 256)
 	ready := make([]*Desc, 0, len(events))
 	block := true
+	var n int
+	var err error
+	pollFn := func(uintptr) bool {
+		n, err = epollWaitNow(p.epfd, events)
+		return n > 0 || (err != nil && err != unix.EINTR)
+	}
 	for {
-		var n int
-		var err error
+		n, err = 0, nil
 		if block {
-			n, err = unix.EpollWait(p.epfd, events, -1)
+			parked := false
+			if p.parkReq.Swap(false) {
+				// pollFn sets n and err; park's own error is kept.
+				if e := p.park(pollFn); e != errNoPark {
+					parked = true
+					if e != nil {
+						err = e
+					}
+				}
+			}
+			if !parked {
+				p.inWait.Store(true)
+				if p.parkReq.Load() {
+					// Yield asked after the Swap above, and may have seen
+					// inWait unset: nothing would wake this wait.
+					p.inWait.Store(false)
+					continue
+				}
+				n, err = unix.EpollWait(p.epfd, events, -1)
+				p.inWait.Store(false)
+			}
 		} else {
 			n, err = epollWaitNow(p.epfd, events)
 		}
@@ -399,6 +476,8 @@ func (p *poller) loop() {
 			_, _ = unix.Read(p.wakefd, b[:])
 			if p.count == 0 {
 				p.running = false
+				p.live.Store(false)
+				p.parkReq.Store(false)
 				runningPollers.Add(-1)
 				reg.mu.Unlock()
 				return
@@ -415,6 +494,33 @@ func (p *poller) loop() {
 		// larger reads, as the runtime's own poller does it.
 		runtime.Gosched()
 	}
+}
+
+var errNoPark = errors.New("netpoll: cannot wait through the runtime's poller")
+
+// park waits until poll, called when epfd may be readable, reports events
+// or an error, parked in the Go runtime's poller. It waits on a copy of
+// epfd registered for this wait only: registered for good, every event
+// would also wake the runtime's poller thread while the loop runs or waits
+// in epoll_wait. It returns errNoPark when it could not wait.
+func (p *poller) park(poll func(uintptr) bool) error {
+	fd, err := unix.FcntlInt(uintptr(p.epfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return errNoPark
+	}
+	f := os.NewFile(uintptr(fd), "epoll") // non-blocking: registered with the runtime's poller
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return errNoPark
+	}
+	parkedPollers.Add(1)
+	p.parked.Store(true)
+	defer func() {
+		p.parked.Store(false)
+		parkedPollers.Add(-1)
+	}()
+	return rc.Read(poll)
 }
 
 // epollWaitNow is epoll_wait with a zero timeout, as a raw system call: it

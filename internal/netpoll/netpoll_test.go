@@ -458,3 +458,52 @@ func TestStartAfter(t *testing.T) {
 	}
 	waitFor(t, "release", func() bool { return registered() == 0 })
 }
+
+// TestYieldParksPoller: Yield makes a poller that waits in epoll_wait
+// give its P up and wait parked in the Go runtime's poller (Pollers counts
+// it out); data that comes then still reaches the handler, whole and in
+// order, and the poller goes back to epoll_wait after; a release ends it.
+func TestYieldParksPoller(t *testing.T) {
+	servers, clients := pairs(t, 1)
+	c := watch(t, servers[0], nil)
+	inWait := func() bool {
+		for _, p := range reg.pollers {
+			if p.inWait.Load() {
+				return true
+			}
+		}
+		return false
+	}
+	var want bytes.Buffer
+	for round := range 3 {
+		waitFor(t, "the poller to wait in epoll_wait", func() bool { return inWait() && Pollers() == 1 })
+		if !Yield() {
+			t.Fatal("Yield found no poller to ask")
+		}
+		waitFor(t, "the poller to park", func() bool { return Pollers() == 0 })
+		if Yield() {
+			t.Fatal("Yield asked a parked poller")
+		}
+		for i := range 50 {
+			rec := binary.BigEndian.AppendUint32(nil, uint32(round*50+i))
+			want.Write(rec)
+			if _, err := clients[0].Write(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, "the records", func() bool { return len(c.bytes()) >= want.Len() })
+	}
+	if !bytes.Equal(c.bytes(), want.Bytes()) {
+		t.Fatal("records arrived changed or out of order")
+	}
+	_ = clients[0].Close()
+	select {
+	case <-c.ended:
+	case <-time.After(wait):
+		t.Fatal("the handler never saw the connection end")
+	}
+	waitFor(t, "the poller to exit", func() bool { return registered() == 0 && runningPollers.Load() == 0 })
+	if Yield() {
+		t.Fatal("Yield asked a poller that is not running")
+	}
+}
