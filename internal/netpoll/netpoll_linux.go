@@ -510,6 +510,10 @@ func (p *poller) park(poll func(uintptr) bool) error {
 	}
 	f := os.NewFile(uintptr(fd), "epoll") // non-blocking: registered with the runtime's poller
 	defer f.Close()
+	// SetReadDeadline fails on a file the runtime's poller did not take.
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		return errNoPark
+	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return errNoPark
