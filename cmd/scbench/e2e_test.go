@@ -153,7 +153,12 @@ func TestE2EConnsTLS(t *testing.T) {
 	if s.handshakes.Load() != 20 {
 		t.Fatalf("server saw %d handshakes", s.handshakes.Load())
 	}
-	waitFor(t, func() bool { return s.pongs.Load() >= int64(num(t, m, "pings_answered")) })
+	// Every answer reaches the server but, per connection, one written
+	// just as the generator closes: a ping arriving then is unread, so
+	// the close resets the connection and the server may lose what it
+	// had not read yet.
+	answered := int64(num(t, m, "pings_answered"))
+	waitFor(t, func() bool { return s.pongs.Load() >= max(answered-20, 1) })
 
 	// Without the certificate trusted, set-up fails with a TLS error.
 	var out, errb bytes.Buffer
