@@ -261,8 +261,10 @@ func (c *Conn) holdTLS() {
 			}
 			c.pr.each(p, func(e []byte) {
 				if c.pr.isPing(e) {
-					c.stats.pings.Add(1)
-					_, _ = c.nc.Write(appendFrame(nil, ws.OpText, c.pr.ping, &c.mask))
+					// Counted once written: a close meanwhile fails it.
+					if _, err := c.nc.Write(appendFrame(nil, ws.OpText, c.pr.ping, &c.mask)); err == nil {
+						c.stats.pings.Add(1)
+					}
 					return
 				}
 				c.stats.others.Add(1)
