@@ -73,7 +73,7 @@ type poller struct {
 	inWait  atomic.Bool
 	parked  atomic.Bool
 	parkReq atomic.Bool
-	live    atomic.Bool // running, for Yield
+	live    atomic.Bool // running (the lock-free copy of running: Yield, Pollers)
 
 	// Guarded by reg.mu.
 	descs   []*Desc
@@ -96,17 +96,21 @@ var reg struct {
 	quit chan struct{}
 }
 
-// runningPollers counts the pollers whose loop runs, parkedPollers those
-// of them parked in the Go runtime's poller now (Pollers).
-var runningPollers, parkedPollers atomic.Int32
-
 // Pollers returns how many poller goroutines hold a P now: those running
 // and not parked in the Go runtime's poller. A poller waits in
 // epoll_wait, and its thread keeps its P meanwhile (a blocking system
 // call gives its P up only when the runtime's monitor takes it, which can
 // be milliseconds later), so the Ps left for other goroutines are about
 // GOMAXPROCS minus this.
-func Pollers() int { return max(0, int(runningPollers.Load()-parkedPollers.Load())) }
+func Pollers() int {
+	n := 0
+	for _, p := range reg.pollers {
+		if p.live.Load() && !p.parked.Load() {
+			n++
+		}
+	}
+	return n
+}
 
 // Yield asks one poller that is not parked to give its P up: it waits for
 // its next events parked in the Go runtime's poller (loop), and one that
@@ -124,9 +128,7 @@ func Yield() bool {
 		// The loop sets inWait before it checks parkReq: either it sees
 		// the request or this sees it waiting.
 		if p.inWait.Load() {
-			var one [8]byte
-			binary.NativeEndian.PutUint64(one[:], 1)
-			_, _ = unix.Write(p.wakefd, one[:])
+			p.wake()
 		}
 		return true
 	}
@@ -244,7 +246,6 @@ func (d *Desc) start(p *poller, op int) {
 	if !p.running {
 		p.running = true
 		p.live.Store(true)
-		runningPollers.Add(1)
 		go p.loop()
 	}
 	reg.total++
@@ -378,9 +379,7 @@ func (p *poller) release(d *Desc) {
 	p.free = append(p.free, d.slot)
 	p.count--
 	if p.count == 0 {
-		var one [8]byte
-		binary.NativeEndian.PutUint64(one[:], 1)
-		_, _ = unix.Write(p.wakefd, one[:])
+		p.wake()
 	}
 	reg.total--
 	if reg.total == 0 {
@@ -478,7 +477,6 @@ func (p *poller) loop() {
 				p.running = false
 				p.live.Store(false)
 				p.parkReq.Store(false)
-				runningPollers.Add(-1)
 				reg.mu.Unlock()
 				return
 			}
@@ -518,13 +516,16 @@ func (p *poller) park(poll func(uintptr) bool) error {
 	if err != nil {
 		return errNoPark
 	}
-	parkedPollers.Add(1)
 	p.parked.Store(true)
-	defer func() {
-		p.parked.Store(false)
-		parkedPollers.Add(-1)
-	}()
+	defer p.parked.Store(false)
 	return rc.Read(poll)
+}
+
+// wake makes the loop's wait return: the eventfd becomes readable.
+func (p *poller) wake() {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	_, _ = unix.Write(p.wakefd, one[:])
 }
 
 // epollWaitNow is epoll_wait with a zero timeout, as a raw system call: it

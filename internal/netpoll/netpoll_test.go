@@ -502,7 +502,17 @@ func TestYieldParksPoller(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("the handler never saw the connection end")
 	}
-	waitFor(t, "the poller to exit", func() bool { return registered() == 0 && runningPollers.Load() == 0 })
+	waitFor(t, "the poller to exit", func() bool {
+		if registered() != 0 {
+			return false
+		}
+		for _, p := range reg.pollers {
+			if p.live.Load() {
+				return false
+			}
+		}
+		return true
+	})
 	if Yield() {
 		t.Fatal("Yield asked a poller that is not running")
 	}
