@@ -74,6 +74,8 @@ type poller struct {
 	parked  atomic.Bool
 	parkReq atomic.Bool
 	live    atomic.Bool // running (the lock-free copy of running: Yield, Pollers)
+	// staleWakes counts wake-ups a park took for stale (tests).
+	staleWakes atomic.Int64
 
 	// Guarded by reg.mu.
 	descs   []*Desc
@@ -415,6 +417,10 @@ func (p *poller) loop() {
 	var err error
 	pollFn := func(uintptr) bool {
 		n, err = epollWaitNow(p.epfd, events)
+		if n == 1 && events[0].Fd < 0 && p.staleWake() {
+			n = 0
+			return false // keep waiting parked
+		}
 		return n > 0 || (err != nil && err != unix.EINTR)
 	}
 	for {
@@ -519,6 +525,25 @@ func (p *poller) park(poll func(uintptr) bool) error {
 	p.parked.Store(true)
 	defer p.parked.Store(false)
 	return rc.Read(poll)
+}
+
+// staleWake is called by a parked wait woken by the eventfd alone. The
+// wake-up is stale when connections remain: a Yield that found the loop
+// in epoll_wait wrote it after that wait had ended for other events, and
+// it would end this park at once, the P given up only for a moment. It
+// drains the eventfd and reports whether the park should go on waiting;
+// when the last connection has gone the loop must see the wake-up and
+// exit (the eventfd is non-blocking: its second read finds it empty).
+func (p *poller) staleWake() bool {
+	var b [8]byte
+	_, _ = unix.Read(p.wakefd, b[:])
+	reg.mu.Lock()
+	stale := p.count > 0
+	reg.mu.Unlock()
+	if stale {
+		p.staleWakes.Add(1)
+	}
+	return stale
 }
 
 // wake makes the loop's wait return: the eventfd becomes readable.

@@ -463,6 +463,50 @@ func TestStartAfter(t *testing.T) {
 // give its P up and wait parked in the Go runtime's poller (Pollers counts
 // it out); data that comes then still reaches the handler, whole and in
 // order, and the poller goes back to epoll_wait after; a release ends it.
+// A wake-up a Yield writes after the poller's epoll_wait ended for other
+// events reaches the next wait, which is the park: the park drains it and
+// goes on waiting while connections remain, and it still exits when the
+// last one goes.
+func TestParkOutlastsStaleWake(t *testing.T) {
+	servers, clients := pairs(t, 1)
+	c := watch(t, servers[0], nil)
+	waitFor(t, "the poller to wait in epoll_wait", func() bool { return Pollers() == 1 })
+	if !Yield() {
+		t.Fatal("Yield found no poller to ask")
+	}
+	waitFor(t, "the poller to park", func() bool { return Pollers() == 0 })
+	var p *poller
+	for _, q := range reg.pollers {
+		if q.parked.Load() {
+			p = q
+		}
+	}
+	before := p.staleWakes.Load()
+	p.wake() // as a late Yield would
+	waitFor(t, "the park to take the stale wake-up", func() bool { return p.staleWakes.Load() > before })
+	if !p.parked.Load() {
+		t.Fatal("a stale wake-up ended the park")
+	}
+	rec := []byte("data during the park")
+	if _, err := clients[0].Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the data", func() bool { return len(c.bytes()) >= len(rec) })
+	// Parked again, then the last connection goes: the poller exits.
+	waitFor(t, "the poller to wait in epoll_wait", func() bool { return Pollers() == 1 && p.inWait.Load() })
+	if !Yield() {
+		t.Fatal("Yield found no poller to ask")
+	}
+	waitFor(t, "the poller to park", func() bool { return Pollers() == 0 })
+	_ = clients[0].Close()
+	select {
+	case <-c.ended:
+	case <-time.After(wait):
+		t.Fatal("the handler never saw the connection end")
+	}
+	waitFor(t, "the poller to exit", func() bool { return registered() == 0 && !p.live.Load() })
+}
+
 func TestYieldParksPoller(t *testing.T) {
 	servers, clients := pairs(t, 1)
 	c := watch(t, servers[0], nil)
