@@ -54,10 +54,26 @@ func Wrap(l net.Listener, cfg Config) (net.Listener, bool) {
 		loopDone: make(chan struct{}),
 		pending:  make(map[*headReader]struct{}),
 	}
+	// Sockets accepted from a listening socket with TCP_NODELAY inherit
+	// it on Linux: set here, it saves a setsockopt per connection (Ready
+	// checks the first one, and sets it on each when it was not so).
+	fl.noDelay = noDelayUnknown
+	_ = rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) != nil {
+			fl.noDelay = noDelayPerConn
+		}
+	})
 	fl.desc.Init(rc, fl)
 	fl.desc.Start()
 	return fl, true
 }
+
+// How an accepted socket gets TCP_NODELAY (listener.noDelay).
+const (
+	noDelayUnknown   int8 = iota // set on the listening socket; the next accepted socket tells whether it is inherited
+	noDelayInherited             // accepted sockets have it from the listening socket
+	noDelayPerConn               // set on each accepted socket, as the net package does
+)
 
 type listener struct {
 	tl  *net.TCPListener
@@ -70,6 +86,7 @@ type listener struct {
 	closeOnce sync.Once
 	loopDone  chan struct{} // closed when accepting has ended; then err is set
 	err       error
+	noDelay   int8 // noDelayUnknown, noDelayInherited or noDelayPerConn; owned by Ready
 
 	mu      sync.Mutex
 	pending map[*headReader]struct{} // heads being read; nil once closed
@@ -160,9 +177,24 @@ func (l *listener) Ready() bool {
 		default:
 			return l.end(os.NewSyscallError("accept4", aerr))
 		}
-		// As the net package sets it on the connections it accepts.
-		_ = unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		// TCP_NODELAY, as the net package sets it on the connections it
+		// accepts.
+		l.setNoDelay(nfd)
 		l.start(wsconn.NewAccepted(nfd, peer))
+	}
+}
+
+// setNoDelay makes sure the accepted socket fd has TCP_NODELAY: inherited
+// from the listening socket, or set on it.
+func (l *listener) setNoDelay(fd int) {
+	if l.noDelay == noDelayUnknown {
+		l.noDelay = noDelayPerConn
+		if v, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY); err == nil && v != 0 {
+			l.noDelay = noDelayInherited
+		}
+	}
+	if l.noDelay == noDelayPerConn {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
 }
 

@@ -13,12 +13,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	"github.com/socketcluster-go/socketcluster/internal/wsconn"
 )
@@ -549,5 +551,70 @@ func TestCloseWhileAccepting(t *testing.T) {
 		}
 		close(stop)
 		wg.Wait()
+	}
+}
+
+// Every accepted socket has TCP_NODELAY, as the net package sets it: the
+// first one and the later ones (which inherit it from the listening
+// socket), upgrades taken here and connections handed to net/http alike.
+func TestAcceptedSocketsNoDelay(t *testing.T) {
+	noDelay := func(rc syscall.RawConn) int {
+		v := -1
+		_ = rc.Control(func(fd uintptr) { v, _ = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY) })
+		return v
+	}
+	got := make(chan int, 1)
+	s := start(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		nc, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			got <- -1
+			return
+		}
+		defer nc.Close()
+		a, ok := nc.(*wsconn.Accepted)
+		if !ok {
+			t.Errorf("hijacked a %T", nc)
+			got <- -1
+			return
+		}
+		got <- noDelay(a.RawConn())
+	}, func(hs *http.Server) {
+		hs.ConnState = func(c net.Conn, st http.ConnState) {
+			if st != http.StateNew {
+				return
+			}
+			if sc, ok := c.(syscall.Conn); ok {
+				if rc, err := sc.SyscallConn(); err == nil {
+					got <- noDelay(rc)
+					return
+				}
+			}
+			t.Errorf("net/http got a %T", c)
+			got <- -1
+		}
+	})
+	for i, req := range []string{
+		"GET " + path + " HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n",
+		"GET " + path + " HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n",
+		"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET " + path + " HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n",
+	} {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case v := <-got:
+			if v != 1 {
+				t.Errorf("connection %d: TCP_NODELAY is %d, want 1", i, v)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("connection %d never reached a handler", i)
+		}
+		_ = c.Close()
 	}
 }
