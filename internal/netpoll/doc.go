@@ -3,14 +3,20 @@
 //
 // A connection is registered as a Desc with a handler. A small, fixed
 // number of pollers (one goroutine each, blocked in epoll_wait; see Yield)
-// watch the registered connections with EPOLLONESHOT: when one becomes
-// readable its registration is disarmed and its handler runs in a worker
-// goroutine. The handler reads everything available without waiting
-// (Desc.Read) and returns; the Desc is then re-armed. Because the
-// registration stays disarmed while the handler runs, a connection's
-// handler never runs twice at once, so its data is processed strictly in
+// watch the registered connections. When one becomes readable its handler
+// runs in a worker goroutine: it reads everything available without
+// waiting (Desc.Read) and returns. A connection's handler never runs twice
+// at once (an event that comes while it runs marks the Desc pending, and
+// the handler runs again after), so its data is processed strictly in
 // order by one goroutine at a time, while different connections are
 // handled in parallel.
+//
+// A Desc set up with Init is registered with EPOLLONESHOT: the first event
+// disarms it, and it is re-armed (one epoll_ctl) after each handler run,
+// so a handler may leave data unread or hand its open connection on. One
+// set up with InitEdge is registered edge-triggered and armed once, for a
+// handler that always reads the socket empty and closes the connection
+// when it is done with it: no system call per run besides the reads.
 //
 // Workers come from a pool that can never deadlock: a readable connection
 // is handed to an idle worker when there is one, and to a new goroutine
@@ -26,7 +32,7 @@
 // then sees the error from Read and ends the registration by returning
 // false. Each state change of a Desc is one atomic operation:
 //
-//	idle --readable/Trigger--> running --handler returns true, re-armed--> idle
+//	idle --readable/Trigger--> running --handler returns true (Init: re-armed)--> idle
 //	running --readable/Trigger--> pending (the handler runs again after)
 //	running --handler returns false--> done (never runs again)
 //

@@ -25,9 +25,17 @@ const (
 	stDone
 )
 
-// armEvents is what a registration waits for. EPOLLONESHOT disarms it at
-// the first event, so only one handler run is ever in flight.
-const armEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+// oneShotEvents is what a registration made by Init waits for:
+// EPOLLONESHOT disarms it at the first event, and run re-arms it after
+// each handler run (one epoll_ctl), so that data the handler left unread
+// is announced again.
+const oneShotEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+
+// edgeEvents is what a registration made by InitEdge waits for: armed
+// once, edge-triggered. Each arrival of data is an event, also while the
+// handler runs (the Desc is then marked pending and the handler runs
+// again), so a handler that read the socket empty misses nothing.
+const edgeEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
 
 // Desc is one watched connection: all a connection costs here while it is
 // idle.
@@ -38,6 +46,7 @@ type Desc struct {
 	state   atomic.Int32
 	slot    int32 // index in p.descs; with gen, the epoll event's data
 	gen     int32
+	edge    bool // InitEdge: edge-triggered, never re-armed
 }
 
 // sysCall carries the arguments and results of a system call made through
@@ -209,6 +218,20 @@ func (d *Desc) Init(rc syscall.RawConn, handler Handler) {
 	d.state.Store(stRunning)
 }
 
+// InitEdge is Init for a handler that leaves nothing unread: when it
+// returns true, its last Read reported ErrWouldBlock or returned fewer
+// bytes than asked (a TCP socket had nothing more then), and when it
+// returns false it has closed the connection. The registration is then
+// edge-triggered and armed once, which saves the epoll_ctl that re-arms an
+// Init registration after every handler run. A handler that may stop
+// reading early, or hand its still open connection on, must use Init:
+// data it left would never be announced again, and an open connection's
+// registration would outlive the handler.
+func (d *Desc) InitEdge(rc syscall.RawConn, handler Handler) {
+	d.Init(rc, handler)
+	d.edge = true
+}
+
 // Start begins watching. If the connection is closed already, or epoll
 // refuses it (then the connection is shut down), the handler still runs
 // once and sees the failure from Read.
@@ -317,7 +340,11 @@ func (c *sysCall) read(fd uintptr) bool {
 func (d *Desc) arm(op int) error {
 	c := sysCalls.Get().(*sysCall)
 	c.epfd, c.op = d.p.epfd, op
-	c.ev = unix.EpollEvent{Events: armEvents, Fd: d.slot, Pad: d.gen}
+	events := uint32(oneShotEvents)
+	if d.edge {
+		events = edgeEvents
+	}
+	c.ev = unix.EpollEvent{Events: events, Fd: d.slot, Pad: d.gen}
 	err := d.rc.Control(c.ctlFn)
 	if err == nil {
 		err = c.err
@@ -363,9 +390,11 @@ func (d *Desc) run() {
 			d.p.release(d)
 			return
 		}
-		if err := d.arm(unix.EPOLL_CTL_MOD); err != nil {
-			// Closed or shut down: the handler sees it at its next Read.
-			continue
+		if !d.edge {
+			if err := d.arm(unix.EPOLL_CTL_MOD); err != nil {
+				// Closed or shut down: the handler sees it at its next Read.
+				continue
+			}
 		}
 		if d.state.CompareAndSwap(stRunning, stIdle) {
 			return

@@ -27,6 +27,11 @@ func (d *Desc) Init(rc syscall.RawConn, handler Handler) {
 	panic("netpoll: Init called while Available reports false")
 }
 
+// InitEdge panics on this build: check Available first.
+func (d *Desc) InitEdge(rc syscall.RawConn, handler Handler) {
+	panic("netpoll: InitEdge called while Available reports false")
+}
+
 // Start does nothing on this build.
 func (d *Desc) Start() {}
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,6 +46,19 @@ type conn struct {
 	block  chan struct{} // when set, the handler waits on it first
 }
 
+// edgeMode makes watch and the tests that set up a Desc themselves use
+// InitEdge instead of Init (TestEdgeTriggered runs them so).
+var edgeMode bool
+
+// initDesc is Init, or InitEdge under edgeMode.
+func initDesc(d *Desc, rc syscall.RawConn, h Handler) {
+	if edgeMode {
+		d.InitEdge(rc, h)
+	} else {
+		d.Init(rc, h)
+	}
+}
+
 func watch(t testing.TB, nc *net.TCPConn, block chan struct{}) *conn {
 	t.Helper()
 	rc, err := nc.SyscallConn()
@@ -53,7 +67,7 @@ func watch(t testing.TB, nc *net.TCPConn, block chan struct{}) *conn {
 	}
 	c := &conn{nc: nc, ended: make(chan struct{}), block: block}
 	buf := make([]byte, 512)
-	c.d.Init(rc, HandlerFunc(func() bool {
+	initDesc(&c.d, rc, HandlerFunc(func() bool {
 		if c.active.Add(1) != 1 {
 			t.Error("handler running twice at once")
 		}
@@ -250,7 +264,7 @@ func TestTriggerBeforeStart(t *testing.T) {
 	var runs atomic.Int32
 	var d Desc
 	done := make(chan struct{})
-	d.Init(rc, HandlerFunc(func() bool {
+	initDesc(&d, rc, HandlerFunc(func() bool {
 		runs.Add(1)
 		var b [16]byte
 		for {
@@ -286,7 +300,7 @@ func TestStartOnClosedConnection(t *testing.T) {
 	_ = servers[0].Close()
 	var d Desc
 	errc := make(chan error, 1)
-	d.Init(rc, HandlerFunc(func() bool {
+	initDesc(&d, rc, HandlerFunc(func() bool {
 		var b [16]byte
 		_, err := d.Read(b[:])
 		if err == ErrWouldBlock {
@@ -315,7 +329,7 @@ func BenchmarkReadableToHandler(b *testing.B) {
 	got := make(chan struct{}, 1)
 	var d Desc
 	buf := make([]byte, 64)
-	d.Init(rc, HandlerFunc(func() bool {
+	initDesc(&d, rc, HandlerFunc(func() bool {
 		for {
 			n, err := d.Read(buf)
 			if err == ErrWouldBlock {
@@ -413,7 +427,7 @@ func TestStartAfter(t *testing.T) {
 			head = append(head, buf[0])
 			if buf[0] == '\n' {
 				b2 := make([]byte, 512)
-				second.d.Init(rc, HandlerFunc(func() bool {
+				initDesc(&second.d, rc, HandlerFunc(func() bool {
 					for {
 						n, err := second.d.Read(b2)
 						if err == ErrWouldBlock {
@@ -559,5 +573,94 @@ func TestYieldParksPoller(t *testing.T) {
 	})
 	if Yield() {
 		t.Fatal("Yield asked a poller that is not running")
+	}
+}
+
+// TestDataDuringRun: data that comes after the handler read the socket
+// empty but before it returned still reaches it: Init re-arms the
+// registration, which then reports the data; InitEdge's registration
+// reports the arrival while the handler runs, and the handler runs again.
+func TestDataDuringRun(t *testing.T) {
+	servers, clients := pairs(t, 1)
+	nc := servers[0]
+	rc, err := nc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d Desc
+	var mu sync.Mutex
+	var got bytes.Buffer
+	emptied := make(chan struct{}, 1)
+	proceed := make(chan struct{}, 1)
+	ended := make(chan struct{})
+	var first atomic.Bool
+	first.Store(true)
+	buf := make([]byte, 64)
+	initDesc(&d, rc, HandlerFunc(func() bool {
+		for {
+			n, err := d.Read(buf)
+			if err == ErrWouldBlock {
+				if first.Swap(false) {
+					emptied <- struct{}{}
+					<-proceed
+				}
+				return true
+			}
+			if err != nil {
+				_ = nc.Close()
+				close(ended)
+				return false
+			}
+			mu.Lock()
+			got.Write(buf[:n])
+			mu.Unlock()
+		}
+	}))
+	d.Start()
+	if _, err := clients[0].Write([]byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-emptied:
+	case <-time.After(wait):
+		t.Fatal("the handler never read the first write")
+	}
+	// The handler has read everything and not returned yet.
+	if _, err := clients[0].Write([]byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	proceed <- struct{}{}
+	waitFor(t, "the second write", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return got.String() == "onetwo"
+	})
+	_ = clients[0].Close()
+	select {
+	case <-ended:
+	case <-time.After(wait):
+		t.Fatal("the handler never saw the connection end")
+	}
+	waitFor(t, "release", func() bool { return registered() == 0 })
+}
+
+// TestEdgeTriggered runs the tests of a Desc's life with InitEdge.
+func TestEdgeTriggered(t *testing.T) {
+	edgeMode = true
+	defer func() { edgeMode = false }()
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"ManyConnections", TestManyConnections},
+		{"CloseWhileReadable", TestCloseWhileReadable},
+		{"BlockedHandlerHoldsOnlyItsConnection", TestBlockedHandlerHoldsOnlyItsConnection},
+		{"TriggerBeforeStart", TestTriggerBeforeStart},
+		{"StartOnClosedConnection", TestStartOnClosedConnection},
+		{"StartAfter", TestStartAfter},
+		{"DataDuringRun", TestDataDuringRun},
+		{"YieldParksPoller", TestYieldParksPoller},
+	} {
+		t.Run(tc.name, tc.f)
 	}
 }

@@ -438,7 +438,10 @@ func (c *Conn) Watch(handler Handler) bool {
 		}
 	}
 	e := &evReader{}
-	e.desc.Init(rc, handler)
+	// The handler reads until NextMessage says ErrWouldBlock, which it
+	// says only once a read came back short or empty, and closes the
+	// connection before it returns false: edge-triggered suits it.
+	e.desc.InitEdge(rc, handler)
 	if pc != nil {
 		pc.desc = &e.desc
 	} else if tc != nil {

@@ -41,8 +41,8 @@ type PollConn struct {
 	desc *netpoll.Desc
 	// drained: the last read did not fill its buffer, so the socket was
 	// empty then; the next read says "nothing yet" without the read(2)
-	// that would only say EAGAIN (the re-armed registration catches what
-	// arrived since). Owned by the Watch handler.
+	// that would only say EAGAIN (what arrives since is an event of the
+	// edge-triggered registration). Owned by the Watch handler.
 	drained bool
 }
 
