@@ -32,7 +32,8 @@ import (
 // connections itself (see the package doc), and true; or l and false when
 // it cannot: l is not a *net.TCPListener, or event-driven reads are not
 // available. The returned listener's Close closes l, and the connections
-// whose head it was still reading.
+// whose head it was still reading. Wrap sets TCP_NODELAY on l's socket,
+// for the sockets accepted from it to inherit.
 func Wrap(l net.Listener, cfg Config) (net.Listener, bool) {
 	tl, ok := l.(*net.TCPListener)
 	if !ok || !netpoll.Available() || cfg.Handler == nil {

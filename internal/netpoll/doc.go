@@ -16,7 +16,9 @@
 // so a handler may leave data unread or hand its open connection on. One
 // set up with InitEdge is registered edge-triggered and armed once, for a
 // handler that always reads the socket empty and closes the connection
-// when it is done with it: no system call per run besides the reads.
+// when it is done with it: no system call per run besides the reads. A
+// short read counts as empty until an event said the peer hung up or sent
+// urgent data (Desc.ReadToEnd).
 //
 // Workers come from a pool that can never deadlock: a readable connection
 // is handed to an idle worker when there is one, and to a new goroutine

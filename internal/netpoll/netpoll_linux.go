@@ -34,8 +34,16 @@ const oneShotEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 // edgeEvents is what a registration made by InitEdge waits for: armed
 // once, edge-triggered. Each arrival of data is an event, also while the
 // handler runs (the Desc is then marked pending and the handler runs
-// again), so a handler that read the socket empty misses nothing.
-const edgeEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
+// again), so a handler that read the socket empty (InitEdge) misses
+// nothing.
+// EPOLLPRI: urgent data, which stops a read short (see ReadToEnd).
+const edgeEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLPRI | unix.EPOLLET
+
+// Desc.flags bits.
+const (
+	flagEdge      uint32 = 1 << iota // InitEdge: edge-triggered, never re-armed
+	flagReadToEnd                    // an event said more than "readable" (ReadToEnd)
+)
 
 // Desc is one watched connection: all a connection costs here while it is
 // idle.
@@ -46,7 +54,7 @@ type Desc struct {
 	state   atomic.Int32
 	slot    int32 // index in p.descs; with gen, the epoll event's data
 	gen     int32
-	edge    bool // InitEdge: edge-triggered, never re-armed
+	flags   atomic.Uint32 // flagEdge, set before Start; flagReadToEnd, set by the poller
 }
 
 // sysCall carries the arguments and results of a system call made through
@@ -213,24 +221,33 @@ func (d *Desc) Init(rc syscall.RawConn, handler Handler) {
 		panic("netpoll: Init called while Available reports false")
 	}
 	d.rc, d.handler = rc, handler
+	d.flags.Store(0)
 	// Until Start, the Desc counts as running: a Trigger before Start is
 	// kept as pending and honoured by Start.
 	d.state.Store(stRunning)
 }
 
 // InitEdge is Init for a handler that leaves nothing unread: when it
-// returns true, its last Read reported ErrWouldBlock or returned fewer
-// bytes than asked (a TCP socket had nothing more then), and when it
-// returns false it has closed the connection. The registration is then
+// returns true, its last Read reported ErrWouldBlock, or returned fewer
+// bytes than asked while ReadToEnd reported false, and when it returns
+// false it has closed the connection. The registration is then
 // edge-triggered and armed once, which saves the epoll_ctl that re-arms an
 // Init registration after every handler run. A handler that may stop
 // reading early, or hand its still open connection on, must use Init:
-// data it left would never be announced again, and an open connection's
-// registration would outlive the handler.
+// data it left would never be announced again.
 func (d *Desc) InitEdge(rc syscall.RawConn, handler Handler) {
 	d.Init(rc, handler)
-	d.edge = true
+	d.flags.Store(flagEdge)
 }
+
+// ReadToEnd reports whether the handler must read until Read says
+// ErrWouldBlock or fails before it may return true. Until then a read that
+// returned fewer bytes than asked found the socket empty, and an InitEdge
+// handler may stop there; once an event said the peer closed or reset the
+// connection, or sent urgent data, a short read can leave the end of the
+// stream or more data behind (the kernel stops a read at a FIN, at an
+// error and at the urgent mark), with no event to come for it.
+func (d *Desc) ReadToEnd() bool { return d.flags.Load()&flagReadToEnd != 0 }
 
 // Start begins watching. If the connection is closed already, or epoll
 // refuses it (then the connection is shut down), the handler still runs
@@ -341,7 +358,7 @@ func (d *Desc) arm(op int) error {
 	c := sysCalls.Get().(*sysCall)
 	c.epfd, c.op = d.p.epfd, op
 	events := uint32(oneShotEvents)
-	if d.edge {
+	if d.flags.Load()&flagEdge != 0 {
 		events = edgeEvents
 	}
 	c.ev = unix.EpollEvent{Events: events, Fd: d.slot, Pad: d.gen}
@@ -390,7 +407,7 @@ func (d *Desc) run() {
 			d.p.release(d)
 			return
 		}
-		if !d.edge {
+		if d.flags.Load()&flagEdge == 0 {
 			if err := d.arm(unix.EPOLL_CTL_MOD); err != nil {
 				// Closed or shut down: the handler sees it at its next Read.
 				continue
@@ -501,6 +518,11 @@ func (p *poller) loop() {
 			}
 			if int(ev.Fd) < len(p.descs) {
 				if d := p.descs[ev.Fd]; d != nil && d.gen == ev.Pad {
+					if ev.Events&^unix.EPOLLIN != 0 && d.flags.Load()&flagReadToEnd == 0 {
+						// Before the dispatch, so that the run it starts
+						// (or the pending one) sees it.
+						d.flags.Or(flagReadToEnd)
+					}
 					ready = append(ready, d)
 				}
 			}

@@ -32,6 +32,9 @@ func (d *Desc) InitEdge(rc syscall.RawConn, handler Handler) {
 	panic("netpoll: InitEdge called while Available reports false")
 }
 
+// ReadToEnd reports false on this build.
+func (d *Desc) ReadToEnd() bool { return false }
+
 // Start does nothing on this build.
 func (d *Desc) Start() {}
 

@@ -664,3 +664,33 @@ func TestEdgeTriggered(t *testing.T) {
 		t.Run(tc.name, tc.f)
 	}
 }
+
+// TestReadToEnd: events that only say "readable" leave ReadToEnd false;
+// the event of the peer's close sets it before the handler runs for it.
+func TestReadToEnd(t *testing.T) {
+	defer func() { edgeMode = false }()
+	for _, edge := range []bool{false, true} {
+		edgeMode = edge
+		servers, clients := pairs(t, 1)
+		c := watch(t, servers[0], nil)
+		if _, err := clients[0].Write([]byte("data")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the data", func() bool { return string(c.bytes()) == "data" })
+		// Once the handler has returned, only an event runs it again.
+		waitFor(t, "the handler to return", func() bool { return c.d.state.Load() == stIdle })
+		if c.d.ReadToEnd() {
+			t.Fatalf("edge %v: ReadToEnd after data alone", edge)
+		}
+		_ = clients[0].Close()
+		select {
+		case <-c.ended:
+		case <-time.After(wait):
+			t.Fatal("the handler never saw the connection end")
+		}
+		if !c.d.ReadToEnd() {
+			t.Fatalf("edge %v: ReadToEnd false after the peer closed", edge)
+		}
+		waitFor(t, "release", func() bool { return registered() == 0 })
+	}
+}

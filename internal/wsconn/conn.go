@@ -151,7 +151,7 @@ type readState struct {
 	fr      frameReader
 	data    []byte  // unparsed part of pooled (or of the bytes that came with the upgrade)
 	pooled  *[]byte // the pooled buffer, only between a read and ErrWouldBlock
-	drained bool    // the last read did not fill the buffer: skip the read that would say EAGAIN
+	drained bool    // the last read did not fill the buffer (and netpoll.Desc.ReadToEnd was false): skip the read that would say EAGAIN
 }
 
 var readStates = sync.Pool{New: func() any { return new(readState) }}
@@ -439,8 +439,9 @@ func (c *Conn) Watch(handler Handler) bool {
 	}
 	e := &evReader{}
 	// The handler reads until NextMessage says ErrWouldBlock, which it
-	// says only once a read came back short or empty, and closes the
-	// connection before it returns false: edge-triggered suits it.
+	// says only once a read came back empty, or short while the Desc does
+	// not ask to read to the end, and closes the connection before it
+	// returns false: edge-triggered suits it.
 	e.desc.InitEdge(rc, handler)
 	if pc != nil {
 		pc.desc = &e.desc
@@ -512,7 +513,7 @@ func (c *Conn) NextMessage(limit int64) (isBinary bool, msg []byte, err error) {
 			n, err = readTLS(t, buf)
 		} else {
 			n, err = e.desc.Read(buf)
-			rs.drained = n < len(buf)
+			rs.drained = n < len(buf) && !e.desc.ReadToEnd()
 		}
 		if err != nil {
 			var se *os.SyscallError

@@ -40,9 +40,10 @@ type PollConn struct {
 	// changes after; only the Watch handler reads the connection then.
 	desc *netpoll.Desc
 	// drained: the last read did not fill its buffer, so the socket was
-	// empty then; the next read says "nothing yet" without the read(2)
-	// that would only say EAGAIN (what arrives since is an event of the
-	// edge-triggered registration). Owned by the Watch handler.
+	// empty then (netpoll.Desc.ReadToEnd says when that does not follow);
+	// the next read says "nothing yet" without the read(2) that would only
+	// say EAGAIN (what arrives since is an event of the edge-triggered
+	// registration). Owned by the Watch handler.
 	drained bool
 }
 
@@ -61,7 +62,7 @@ func (p *PollConn) Read(b []byte) (int, error) {
 	if err == ErrWouldBlock {
 		return n, errNothingYet
 	}
-	p.drained = err == nil && n < len(b)
+	p.drained = err == nil && n < len(b) && !p.desc.ReadToEnd()
 	return n, err
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -362,4 +363,45 @@ func BenchmarkWatchedRead(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perWrite), "ns/msg")
+}
+
+// A client that sends a message and closes at once: the message and the
+// FIN are both in the socket before the connection is watched (or before
+// the poller takes their event), so one read returns the message and
+// stops at the FIN, short of its buffer, with no event to come for the
+// end of the stream. The handler must still see it: the event said the
+// peer hung up (netpoll.Desc.ReadToEnd).
+func TestMessageAndCloseTogether(t *testing.T) {
+	msg := frame(ws.OpText, true, []byte("last words"), true)
+	check := func(t *testing.T, sc, cc net.Conn, closeRaw func() error, own bool) {
+		t.Helper()
+		if _, err := cc.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if err := closeRaw(); err != nil {
+			t.Fatal(err)
+		}
+		// Not a bound: on loopback the FIN is queued by the time Close
+		// returns; the pause only makes that surer.
+		time.Sleep(20 * time.Millisecond)
+		w := watchConn(t, sc, cc, nil, 1<<20, false, own)
+		w.expect("text:last words")
+		if err := w.end(); err == nil {
+			t.Fatal("reading ended without an error")
+		}
+	}
+	for _, own := range []bool{true, false} {
+		t.Run(fmt.Sprintf("tcp/own=%v", own), func(t *testing.T) {
+			if !netpoll.Available() {
+				t.Skip("event-driven reads are not available on this build")
+			}
+			sc, cc := tcpPair(t)
+			check(t, sc, cc, cc.Close, own)
+		})
+		t.Run(fmt.Sprintf("tls/own=%v", own), func(t *testing.T) {
+			sc, cc := tlsPair(t)
+			// The TCP connection ends under TLS, without close_notify.
+			check(t, sc, cc, cc.NetConn().Close, own)
+		})
+	}
 }
