@@ -58,7 +58,6 @@ func Wrap(l net.Listener, cfg Config) (net.Listener, bool) {
 	// Sockets accepted from a listening socket with TCP_NODELAY inherit
 	// it on Linux: set here, it saves a setsockopt per connection (Ready
 	// checks the first one, and sets it on each when it was not so).
-	fl.noDelay = noDelayUnknown
 	_ = rc.Control(func(fd uintptr) {
 		if unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) != nil {
 			fl.noDelay = noDelayPerConn
@@ -71,7 +70,7 @@ func Wrap(l net.Listener, cfg Config) (net.Listener, bool) {
 
 // How an accepted socket gets TCP_NODELAY (listener.noDelay).
 const (
-	noDelayUnknown   int8 = iota // set on the listening socket; the next accepted socket tells whether it is inherited
+	noDelayUnknown   int8 = iota // (the zero value) set on the listening socket; the next accepted socket tells whether it is inherited
 	noDelayInherited             // accepted sockets have it from the listening socket
 	noDelayPerConn               // set on each accepted socket, as the net package does
 )

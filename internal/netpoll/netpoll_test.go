@@ -102,6 +102,18 @@ func (c *conn) bytes() []byte {
 	return bytes.Clone(c.got.Bytes())
 }
 
+// closeAndWaitEnd closes the client end of a watched connection and
+// waits for its handler to see the end (ended closed).
+func closeAndWaitEnd(t testing.TB, client net.Conn, ended <-chan struct{}) {
+	t.Helper()
+	_ = client.Close()
+	select {
+	case <-ended:
+	case <-time.After(wait):
+		t.Fatal("the handler never saw the connection end")
+	}
+}
+
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(wait)
@@ -285,12 +297,7 @@ func TestTriggerBeforeStart(t *testing.T) {
 	}
 	d.Start()
 	waitFor(t, "the triggered run", func() bool { return runs.Load() == 1 })
-	_ = clients[0].Close()
-	select {
-	case <-done:
-	case <-time.After(wait):
-		t.Fatal("handler did not see EOF")
-	}
+	closeAndWaitEnd(t, clients[0], done)
 	waitFor(t, "all released", func() bool { return registered() == 0 })
 }
 
@@ -512,12 +519,7 @@ func TestParkOutlastsStaleWake(t *testing.T) {
 		t.Fatal("Yield found no poller to ask")
 	}
 	waitFor(t, "the poller to park", func() bool { return Pollers() == 0 })
-	_ = clients[0].Close()
-	select {
-	case <-c.ended:
-	case <-time.After(wait):
-		t.Fatal("the handler never saw the connection end")
-	}
+	closeAndWaitEnd(t, clients[0], c.ended)
 	waitFor(t, "the poller to exit", func() bool { return registered() == 0 && !p.live.Load() })
 }
 
@@ -554,12 +556,7 @@ func TestYieldParksPoller(t *testing.T) {
 	if !bytes.Equal(c.bytes(), want.Bytes()) {
 		t.Fatal("records arrived changed or out of order")
 	}
-	_ = clients[0].Close()
-	select {
-	case <-c.ended:
-	case <-time.After(wait):
-		t.Fatal("the handler never saw the connection end")
-	}
+	closeAndWaitEnd(t, clients[0], c.ended)
 	waitFor(t, "the poller to exit", func() bool {
 		if registered() != 0 {
 			return false
@@ -635,12 +632,7 @@ func TestDataDuringRun(t *testing.T) {
 		defer mu.Unlock()
 		return got.String() == "onetwo"
 	})
-	_ = clients[0].Close()
-	select {
-	case <-ended:
-	case <-time.After(wait):
-		t.Fatal("the handler never saw the connection end")
-	}
+	closeAndWaitEnd(t, clients[0], ended)
 	waitFor(t, "release", func() bool { return registered() == 0 })
 }
 
@@ -682,12 +674,7 @@ func TestReadToEnd(t *testing.T) {
 		if c.d.ReadToEnd() {
 			t.Fatalf("edge %v: ReadToEnd after data alone", edge)
 		}
-		_ = clients[0].Close()
-		select {
-		case <-c.ended:
-		case <-time.After(wait):
-			t.Fatal("the handler never saw the connection end")
-		}
+		closeAndWaitEnd(t, clients[0], c.ended)
 		if !c.d.ReadToEnd() {
 			t.Fatalf("edge %v: ReadToEnd false after the peer closed", edge)
 		}
