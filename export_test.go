@@ -12,6 +12,10 @@ func HelpedBatches(srv *Server) int64 { return srv.rings.helped.Load() }
 // whatever Ps are free.
 func SetRingHelpers(srv *Server, n int) { srv.rings.helpersSet.Store(int32(n)) }
 
+// LendRingHelper has one full batch at a time sent by a netpoll poller
+// (netpoll.Lend), whatever Ps are free.
+func LendRingHelper(srv *Server) { srv.rings.helpersSet.Store(helpersLent) }
+
 // SetSubscribeAnswered makes f run in the goroutine that answered a
 // client's pending #subscribe, after the answer was sent and before what
 // was queued behind it runs, until the test ends.

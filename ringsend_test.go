@@ -132,15 +132,26 @@ func TestBatchedSends(t *testing.T) {
 }
 
 // TestBatchedSendsLargeFanout: a publication to more subscribers than one
-// batch holds is sent in several batches, full ones by helper goroutines
-// while the fan-out goes on (one helper allowed, whatever Ps are free, so
-// that the path is taken on any machine); with calls answered on some of
-// the sockets meanwhile, every subscriber gets every publication, whole
-// and in order.
+// batch holds is sent in several batches, full ones by a helper while the
+// fan-out goes on: a goroutine, or a netpoll poller the batch is lent to
+// (one helper allowed, whatever Ps are free, so that each path is taken
+// on any machine); with calls answered on some of the sockets meanwhile,
+// every subscriber gets every publication, whole and in order.
 func TestBatchedSendsLargeFanout(t *testing.T) {
 	t.Parallel()
+	t.Run("goroutine", func(t *testing.T) {
+		t.Parallel()
+		testBatchedSendsLargeFanout(t, func(srv *sc.Server) { sc.SetRingHelpers(srv, 1) })
+	})
+	t.Run("lent", func(t *testing.T) {
+		t.Parallel()
+		testBatchedSendsLargeFanout(t, sc.LendRingHelper)
+	})
+}
+
+func testBatchedSendsLargeFanout(t *testing.T, helpers func(*sc.Server)) {
 	ts := newServer(t, sc.Options{})
-	sc.SetRingHelpers(ts.Server, 1)
+	helpers(ts.Server)
 	const n, publications = 600, 25 // three batches: 256, 256, 88
 	cs := subscribers(t, ts, n, "large")
 	var wg sync.WaitGroup

@@ -126,8 +126,9 @@ type ringPool struct {
 	// batches ever handed to one.
 	helpers atomic.Int32
 	helped  atomic.Int64
-	// helpersSet, when not negative, is how many helpers may run at
-	// once, whatever Ps are free (tests).
+	// helpersSet, when not negative, is how many helper goroutines may
+	// run at once, whatever Ps are free; helpersLent: one helper, lent to
+	// a poller (tests).
 	helpersSet atomic.Int32
 
 	mu     sync.Mutex
@@ -137,22 +138,30 @@ type ringPool struct {
 	closed bool
 }
 
-// helperRoom reports whether a P is free for a helper goroutine, the nth
-// sending a full batch at once. The Ps free for helpers are GOMAXPROCS
-// less the publisher's own and those the netpoll pollers keep while they
-// wait in epoll_wait (netpoll.Pollers). A helper started with no P free
-// runs only once the publisher has sent every other batch itself: on two
-// cores with one poller, perf showed each helper's batch go out after the
-// publisher's last, on the same thread. So when the pollers keep the P a
-// helper needs, one of them is asked to give it up (netpoll.Yield):
-// docs/performance.md, "The poller's P".
-func (p *ringPool) helperRoom(n int32) bool {
-	if k := p.helpersSet.Load(); k >= 0 {
-		return n <= k
+// helperRoom reports where the nth helper sending a full batch at once
+// can run: on a P of its own (room), on a netpoll poller's (lend), or
+// nowhere. The Ps free for helper goroutines are GOMAXPROCS less the
+// publisher's own and those the netpoll pollers keep while they wait in
+// epoll_wait (netpoll.Pollers). A helper started with no P free runs only
+// once the publisher has sent every other batch itself: on two cores
+// with one poller, perf showed each helper's batch go out after the
+// publisher's last, on the same thread. So the one after the free Ps are
+// taken is lent to a poller, which runs it on the P it keeps
+// (netpoll.Lend): docs/performance.md, "The poller's P".
+func (p *ringPool) helperRoom(n int32) (room, lend bool) {
+	switch k := p.helpersSet.Load(); {
+	case k == helpersLent:
+		return false, n == 1
+	case k >= 0:
+		return n <= k, false
 	}
 	free := int32(runtime.GOMAXPROCS(0) - 1 - netpoll.Pollers())
-	return n <= free || n == free+1 && netpoll.Yield()
+	return n <= free, n == free+1
 }
+
+// helpersLent is the helpersSet of a server whose one helper is always
+// lent to a poller (tests).
+const helpersLent = -2
 
 // ringEntries is each ring's size: one batch per submission.
 const ringEntries = ringBatchMax
@@ -278,28 +287,36 @@ func (b *ringBatch) add(srv *Server, s *Socket, frame []byte) bool {
 }
 
 // sendFull sends a full batch. While a P is free for one more helper
-// (ringPool.helperRoom), it hands the batch to a new goroutine and goes on
-// collecting the next one, so that the sends of one large fan-out run on
-// several cores. Else it sends the batch itself. The fan-out's end
-// (endFanout, hubChannel.delivered) is recorded without waiting for its
-// helpers, so ringDue's idle gap includes their sends. Order is kept
-// either way: a socket taken by a batch is marked flushing, and what is
-// queued for it meanwhile waits until the batch's send is done
-// (afterRingSend).
+// (ringPool.helperRoom), it hands the batch to a new goroutine, or lends
+// it to a netpoll poller, and goes on collecting the next one, so that
+// the sends of one large fan-out run on several cores. Else it sends the
+// batch itself. The fan-out's end (endFanout, hubChannel.delivered) is
+// recorded without waiting for its helpers, so ringDue's idle gap
+// includes their sends. Order is kept either way: a socket taken by a
+// batch is marked flushing, and what is queued for it meanwhile waits
+// until the batch's send is done (afterRingSend).
 func (b *ringBatch) sendFull(srv *Server) {
 	h := &srv.rings.helpers
-	if !srv.rings.helperRoom(h.Add(1)) {
+	room, lend := srv.rings.helperRoom(h.Add(1))
+	if !room && !lend {
 		h.Add(-1)
 		b.send(srv)
 		return
 	}
-	srv.rings.helped.Add(1)
 	full := ringBatches.Get().(*ringBatch)
 	*b, *full = *full, *b // b gets the new batch's empty slices
-	go func() {
+	help := func() {
 		defer h.Add(-1)
 		full.release(srv)
-	}()
+	}
+	switch {
+	case room:
+		go help()
+	case !netpoll.Lend(help):
+		help() // no poller took it
+		return
+	}
+	srv.rings.helped.Add(1)
 }
 
 // handedOff marks, in ringBatch.res, a socket whose cut frame
@@ -362,7 +379,9 @@ func (b *ringBatch) send(srv *Server) {
 		switch res[i] {
 		case handedOff:
 		case uring.Unknown:
-			s.writeFailed(errSendUnknown)
+			// In a goroutine: closing runs the application's handlers,
+			// and a batch may be sent by a netpoll poller (sendFull).
+			go s.writeFailed(errSendUnknown)
 		default:
 			s.afterRingSend(b.bufs[i], res[i])
 		}

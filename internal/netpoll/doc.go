@@ -2,7 +2,7 @@
 // buffer per connection.
 //
 // A connection is registered as a Desc with a handler. A small, fixed
-// number of pollers (one goroutine each, blocked in epoll_wait; see Yield)
+// number of pollers (one goroutine each, blocked in epoll_wait; see Lend)
 // watch the registered connections. When one becomes readable its handler
 // runs in a worker goroutine: it reads everything available without
 // waiting (Desc.Read) and returns. A connection's handler never runs twice

@@ -4,7 +4,6 @@ package netpoll
 
 import (
 	"encoding/binary"
-	"errors"
 	"io"
 	"os"
 	"runtime"
@@ -82,17 +81,15 @@ var sysCalls = sync.Pool{New: func() any {
 
 type poller struct {
 	epfd   int
-	wakefd int // eventfd: wakes the loop so that it can exit or park
+	wakefd int // eventfd: wakes the loop so that it can exit or run a lent function
 
-	// inWait is set while the loop blocks in epoll_wait (or is about to),
-	// parked while it waits parked in the Go runtime's poller; parkReq
-	// asks it to wait parked next time (Yield).
-	inWait  atomic.Bool
-	parked  atomic.Bool
-	parkReq atomic.Bool
-	live    atomic.Bool // running (the lock-free copy of running: Yield, Pollers)
-	// staleWakes counts wake-ups a park took for stale (tests).
-	staleWakes atomic.Int64
+	// inWait is set while the loop blocks in epoll_wait (or is about to);
+	// lent is a function Lend gave the loop to run.
+	inWait atomic.Bool
+	lent   atomic.Pointer[func()]
+	live   atomic.Bool // running (the lock-free copy of running: Lend, Pollers)
+	// lends counts the functions the loop ran (tests).
+	lends atomic.Int64
 
 	// Guarded by reg.mu.
 	descs   []*Desc
@@ -115,37 +112,46 @@ var reg struct {
 	quit chan struct{}
 }
 
-// Pollers returns how many poller goroutines hold a P now: those running
-// and not parked in the Go runtime's poller. A poller waits in
-// epoll_wait, and its thread keeps its P meanwhile (a blocking system
+// Pollers returns how many poller goroutines are running. A poller waits
+// in epoll_wait, and its thread keeps its P meanwhile (a blocking system
 // call gives its P up only when the runtime's monitor takes it, which can
 // be milliseconds later), so the Ps left for other goroutines are about
-// GOMAXPROCS minus this.
+// GOMAXPROCS minus this. Lend puts a waiting poller's P to use.
 func Pollers() int {
 	n := 0
 	for _, p := range reg.pollers {
-		if p.live.Load() && !p.parked.Load() {
+		if p.live.Load() {
 			n++
 		}
 	}
 	return n
 }
 
-// Yield asks one poller that is not parked to give its P up: it waits for
-// its next events parked in the Go runtime's poller (loop), and one that
-// waits in epoll_wait now is woken to do so. A goroutine about to start
-// another that needs a P (a helper of a large fan-out) calls it. It
-// reports whether a poller was asked; its P is free a moment later.
-func Yield() bool {
+// Lend has fn run by a running poller that has no other function to run,
+// on its own goroutine and so on the P it keeps while it waits in
+// epoll_wait: a poller that waits is woken for it, a busy one runs it
+// before it looks for events again. It reports false when no poller could
+// take fn; the caller then runs it itself. A goroutine that would start
+// another to work beside it (a helper of a large fan-out) lends the work
+// instead when the pollers keep the P that goroutine would need
+// (docs/performance.md, "The poller's P"). fn delays the poller's next
+// events by as long as it runs: it must be short, and must not wait for
+// anything a connection's handler does.
+func Lend(fn func()) bool {
 	if !Available() {
 		return false
 	}
 	for _, p := range reg.pollers {
-		if !p.live.Load() || p.parked.Load() || p.parkReq.Swap(true) {
-			continue // not running, parked, or asked already
+		if !p.live.Load() || !p.lent.CompareAndSwap(nil, &fn) {
+			continue // not running, or lent a function already
 		}
-		// The loop sets inWait before it checks parkReq: either it sees
-		// the request or this sees it waiting.
+		// A loop that exits marks itself not live, then runs what it was
+		// lent: if it has exited, take fn back (unless it took it).
+		if !p.live.Load() && p.lent.CompareAndSwap(&fn, nil) {
+			continue
+		}
+		// The loop sets inWait before it looks at lent: either it sees
+		// fn or this sees it waiting.
 		if p.inWait.Load() {
 			p.wake()
 		}
@@ -188,13 +194,6 @@ func newPoller() (*poller, error) {
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wfd, &ev); err != nil {
-		_ = unix.Close(epfd)
-		_ = unix.Close(wfd)
-		return nil, err
-	}
-	// Non-blocking, so that park can register a copy of it with the Go
-	// runtime's poller.
-	if err := unix.SetNonblock(epfd, true); err != nil {
 		_ = unix.Close(epfd)
 		_ = unix.Close(wfd)
 		return nil, err
@@ -452,8 +451,8 @@ func (p *poller) release(d *Desc) {
 // work, late under load). A goroutine blocked in a system call keeps its
 // P, though, until the runtime's monitor takes it back, which can be
 // milliseconds when the process was idle: on two cores that leaves one P
-// for the burst of goroutines a lone event can start. Yield asks it to
-// give its P up: it then waits once parked in the runtime's poller
+// for the burst of goroutines a lone event can start. Lend puts that P
+// to use: the loop runs the function it was lent, and waits again after
 // (docs/performance.md, "The poller's P").
 func (p *poller) loop() {
 	events := make([]unix.EpollEvent, 256)
@@ -461,38 +460,19 @@ func (p *poller) loop() {
 	block := true
 	var n int
 	var err error
-	pollFn := func(uintptr) bool {
-		n, err = epollWaitNow(p.epfd, events)
-		if n == 1 && events[0].Fd < 0 && p.staleWake() {
-			n = 0
-			return false // keep waiting parked
-		}
-		return n > 0 || (err != nil && err != unix.EINTR)
-	}
 	for {
+		p.runLent()
 		n, err = 0, nil
 		if block {
-			parked := false
-			if p.parkReq.Swap(false) {
-				// pollFn sets n and err; park's own error is kept.
-				if e := p.park(pollFn); e != errNoPark {
-					parked = true
-					if e != nil {
-						err = e
-					}
-				}
-			}
-			if !parked {
-				p.inWait.Store(true)
-				if p.parkReq.Load() {
-					// Yield asked after the Swap above, and may have seen
-					// inWait unset: nothing would wake this wait.
-					p.inWait.Store(false)
-					continue
-				}
-				n, err = unix.EpollWait(p.epfd, events, -1)
+			p.inWait.Store(true)
+			if p.lent.Load() != nil {
+				// Lent after the run above, and Lend may have seen inWait
+				// unset: nothing would wake this wait.
 				p.inWait.Store(false)
+				continue
 			}
+			n, err = unix.EpollWait(p.epfd, events, -1)
+			p.inWait.Store(false)
 		} else {
 			n, err = epollWaitNow(p.epfd, events)
 		}
@@ -533,8 +513,8 @@ func (p *poller) loop() {
 			if p.count == 0 {
 				p.running = false
 				p.live.Store(false)
-				p.parkReq.Store(false)
 				reg.mu.Unlock()
+				p.runLent() // lent before live was unset (Lend)
 				return
 			}
 		}
@@ -551,50 +531,15 @@ func (p *poller) loop() {
 	}
 }
 
-var errNoPark = errors.New("netpoll: cannot wait through the runtime's poller")
-
-// park waits until poll, called when epfd may be readable, reports events
-// or an error, parked in the Go runtime's poller. It waits on a copy of
-// epfd registered for this wait only: registered for good, every event
-// would also wake the runtime's poller thread while the loop runs or waits
-// in epoll_wait. It returns errNoPark when it could not wait.
-func (p *poller) park(poll func(uintptr) bool) error {
-	fd, err := unix.FcntlInt(uintptr(p.epfd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return errNoPark
+// runLent runs the function the loop was lent, if any.
+func (p *poller) runLent() {
+	if p.lent.Load() == nil {
+		return
 	}
-	f := os.NewFile(uintptr(fd), "epoll") // non-blocking: registered with the runtime's poller
-	defer f.Close()
-	// SetReadDeadline fails on a file the runtime's poller did not take.
-	if err := f.SetReadDeadline(time.Time{}); err != nil {
-		return errNoPark
+	if f := p.lent.Swap(nil); f != nil {
+		(*f)()
+		p.lends.Add(1)
 	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return errNoPark
-	}
-	p.parked.Store(true)
-	defer p.parked.Store(false)
-	return rc.Read(poll)
-}
-
-// staleWake is called by a parked wait woken by the eventfd alone. The
-// wake-up is stale when connections remain: a Yield that found the loop
-// in epoll_wait wrote it after that wait had ended for other events, and
-// it would end this park at once, the P given up only for a moment. It
-// drains the eventfd and reports whether the park should go on waiting;
-// when the last connection has gone the loop must see the wake-up and
-// exit (the eventfd is non-blocking: its second read finds it empty).
-func (p *poller) staleWake() bool {
-	var b [8]byte
-	_, _ = unix.Read(p.wakefd, b[:])
-	reg.mu.Lock()
-	stale := p.count > 0
-	reg.mu.Unlock()
-	if stale {
-		p.staleWakes.Add(1)
-	}
-	return stale
 }
 
 // wake makes the loop's wait return: the eventfd becomes readable.

@@ -14,8 +14,8 @@ func Available() bool { return false }
 // Pollers returns 0: there are no pollers on this build.
 func Pollers() int { return 0 }
 
-// Yield reports false: there is no poller to ask on this build.
-func Yield() bool { return false }
+// Lend reports false: there is no poller to run fn on this build.
+func Lend(fn func()) bool { return false }
 
 // Desc is not usable on this build.
 type Desc struct{}

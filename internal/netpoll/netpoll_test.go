@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -480,70 +481,32 @@ func TestStartAfter(t *testing.T) {
 	waitFor(t, "release", func() bool { return registered() == 0 })
 }
 
-// TestYieldParksPoller: Yield makes a poller that waits in epoll_wait
-// give its P up and wait parked in the Go runtime's poller (Pollers counts
-// it out); data that comes then still reaches the handler, whole and in
-// order, and the poller goes back to epoll_wait after; a release ends it.
-// A wake-up a Yield writes after the poller's epoll_wait ended for other
-// events reaches the next wait, which is the park: the park drains it and
-// goes on waiting while connections remain, and it still exits when the
-// last one goes.
-func TestParkOutlastsStaleWake(t *testing.T) {
+// TestLend: Lend runs a function on the goroutine of the poller, which a
+// poller waiting in epoll_wait is woken for: while it runs, the poller
+// hands no events on, and data that comes meanwhile reaches the handler
+// once it returns, whole and in order. With no poller running, Lend
+// refuses.
+func TestLend(t *testing.T) {
 	servers, clients := pairs(t, 1)
 	c := watch(t, servers[0], nil)
-	waitFor(t, "the poller to wait in epoll_wait", func() bool { return Pollers() == 1 })
-	if !Yield() {
-		t.Fatal("Yield found no poller to ask")
-	}
-	waitFor(t, "the poller to park", func() bool { return Pollers() == 0 })
-	var p *poller
-	for _, q := range reg.pollers {
-		if q.parked.Load() {
-			p = q
-		}
-	}
-	before := p.staleWakes.Load()
-	p.wake() // as a late Yield would
-	waitFor(t, "the park to take the stale wake-up", func() bool { return p.staleWakes.Load() > before })
-	if !p.parked.Load() {
-		t.Fatal("a stale wake-up ended the park")
-	}
-	rec := []byte("data during the park")
-	if _, err := clients[0].Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the data", func() bool { return len(c.bytes()) >= len(rec) })
-	// Parked again, then the last connection goes: the poller exits.
-	waitFor(t, "the poller to wait in epoll_wait", func() bool { return Pollers() == 1 && p.inWait.Load() })
-	if !Yield() {
-		t.Fatal("Yield found no poller to ask")
-	}
-	waitFor(t, "the poller to park", func() bool { return Pollers() == 0 })
-	closeAndWaitEnd(t, clients[0], c.ended)
-	waitFor(t, "the poller to exit", func() bool { return registered() == 0 && !p.live.Load() })
-}
-
-func TestYieldParksPoller(t *testing.T) {
-	servers, clients := pairs(t, 1)
-	c := watch(t, servers[0], nil)
-	inWait := func() bool {
-		for _, p := range reg.pollers {
-			if p.inWait.Load() {
-				return true
-			}
-		}
-		return false
-	}
+	p := c.d.p
+	lends := p.lends.Load()
 	var want bytes.Buffer
 	for round := range 3 {
-		waitFor(t, "the poller to wait in epoll_wait", func() bool { return inWait() && Pollers() == 1 })
-		if !Yield() {
-			t.Fatal("Yield found no poller to ask")
+		waitFor(t, "the poller to wait in epoll_wait", func() bool { return p.inWait.Load() })
+		ran, release := make(chan struct{}), make(chan struct{})
+		if !Lend(func() { close(ran); <-release }) {
+			t.Fatal("Lend found no poller")
 		}
-		waitFor(t, "the poller to park", func() bool { return Pollers() == 0 })
-		if Yield() {
-			t.Fatal("Yield asked a parked poller")
+		select {
+		case <-ran:
+		case <-time.After(wait):
+			t.Fatal("the lent function never ran")
 		}
+		if Pollers() != 1 {
+			t.Fatalf("Pollers = %d while the poller runs a lent function, want 1", Pollers())
+		}
+		before := len(c.bytes())
 		for i := range 50 {
 			rec := binary.BigEndian.AppendUint32(nil, uint32(round*50+i))
 			want.Write(rec)
@@ -551,10 +514,18 @@ func TestYieldParksPoller(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		time.Sleep(20 * time.Millisecond)
+		if n := len(c.bytes()); n != before {
+			t.Fatalf("the handler read %d bytes while the poller ran a lent function", n-before)
+		}
+		close(release)
 		waitFor(t, "the records", func() bool { return len(c.bytes()) >= want.Len() })
 	}
 	if !bytes.Equal(c.bytes(), want.Bytes()) {
 		t.Fatal("records arrived changed or out of order")
+	}
+	if n := p.lends.Load() - lends; n != 3 {
+		t.Fatalf("the poller ran %d lent functions, want 3", n)
 	}
 	closeAndWaitEnd(t, clients[0], c.ended)
 	waitFor(t, "the poller to exit", func() bool {
@@ -568,8 +539,43 @@ func TestYieldParksPoller(t *testing.T) {
 		}
 		return true
 	})
-	if Yield() {
-		t.Fatal("Yield asked a poller that is not running")
+	if Lend(func() { t.Error("a function lent to no poller ran") }) {
+		t.Fatal("Lend gave a function to a poller that is not running")
+	}
+}
+
+// TestLendWhileExiting: functions lent while pollers start and exit (their
+// connections come and go) each run exactly once when Lend took them, and
+// never when it refused.
+func TestLendWhileExiting(t *testing.T) {
+	var taken, ran atomic.Int64
+	stop := make(chan struct{})
+	lenderDone := make(chan struct{})
+	go func() {
+		defer close(lenderDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if Lend(func() { ran.Add(1) }) {
+				taken.Add(1)
+			}
+			runtime.Gosched()
+		}
+	}()
+	for range 100 {
+		servers, clients := pairs(t, 1)
+		c := watch(t, servers[0], nil)
+		closeAndWaitEnd(t, clients[0], c.ended)
+		waitFor(t, "release", func() bool { return registered() == 0 })
+	}
+	close(stop)
+	<-lenderDone
+	waitFor(t, "every function Lend took to run", func() bool { return ran.Load() == taken.Load() })
+	if taken.Load() == 0 {
+		t.Fatal("Lend never found a poller")
 	}
 }
 
@@ -651,7 +657,7 @@ func TestEdgeTriggered(t *testing.T) {
 		{"StartOnClosedConnection", TestStartOnClosedConnection},
 		{"StartAfter", TestStartAfter},
 		{"DataDuringRun", TestDataDuringRun},
-		{"YieldParksPoller", TestYieldParksPoller},
+		{"Lend", TestLend},
 	} {
 		t.Run(tc.name, tc.f)
 	}
