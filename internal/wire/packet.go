@@ -43,64 +43,101 @@ const (
 )
 
 // Parse decodes one text frame as the default codec does. A frame that does
-// not start (after optional whitespace) with { or [, or is not valid JSON,
-// is Raw. For a Single frame, packets has one element with ok[0] telling
-// whether it is a packet; for a Batch, one element per array element.
-// An element that is not an object yields a zero Packet with ok false.
+// not start (after optional whitespace) with { or [, or is not valid JSON
+// (as json.Valid has it), is Raw. For a Single frame, packets has one
+// element with ok[0] telling whether it is a packet; for a Batch, one
+// element per array element. An element that is not an object yields a
+// zero Packet with ok false. The frame is checked and decoded in one pass.
 func Parse(frame []byte, packets []Packet, ok []bool) ([]Packet, []bool, Kind) {
 	i := skipWS(frame, 0)
 	if i >= len(frame) || (frame[i] != '{' && frame[i] != '[') {
 		return packets, ok, Raw
 	}
-	if !Valid(frame) {
-		return packets, ok, Raw
-	}
 	if frame[i] == '{' {
-		p, good := parseObject(frame, i)
+		p, good, end := parseObject(frame, i, 0)
+		if end < 0 || skipWS(frame, end) != len(frame) {
+			return packets, ok, Raw
+		}
 		return append(packets, p), append(ok, good), Single
 	}
 	// Batch.
-	i++
-	for {
-		i = skipWS(frame, i)
-		if frame[i] == ']' {
-			break
-		}
-		end := skipValue(frame, i)
-		if frame[i] == '{' {
-			p, good := parseObject(frame, i)
-			packets = append(packets, p)
-			ok = append(ok, good)
-		} else {
-			packets = append(packets, Packet{})
-			ok = append(ok, false)
-		}
-		i = skipWS(frame, end)
-		if frame[i] == ',' {
-			i++
-		}
+	n := len(packets)
+	if i = parseBatch(frame, i, &packets, &ok); i < 0 || skipWS(frame, i) != len(frame) {
+		clear(packets[n:]) // they may point into frame
+		return packets[:n], ok[:n], Raw
 	}
 	return packets, ok, Batch
 }
 
-// parseObject reads the object starting at frame[i] ('{'); frame is valid
-// JSON. ok reports whether it is a packet (string event or numeric rid).
-func parseObject(b []byte, i int) (p Packet, ok bool) {
-	i++ // '{'
+// parseBatch reads and checks the array starting at b[i] ('['), appending
+// one packet per element, and returns the index after it, or -1 when it is
+// not valid JSON.
+func parseBatch(b []byte, i int, packets *[]Packet, ok *[]bool) int {
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return i + 1
+	}
 	for {
-		i = skipWS(b, i)
-		if b[i] == '}' {
-			break
+		var end int
+		if i < len(b) && b[i] == '{' {
+			var p Packet
+			var good bool
+			p, good, end = parseObject(b, i, 1)
+			*packets = append(*packets, p)
+			*ok = append(*ok, good)
+		} else {
+			end = validValue(b, i, 1)
+			*packets = append(*packets, Packet{})
+			*ok = append(*ok, false)
 		}
+		if end < 0 {
+			return -1
+		}
+		i = skipWS(b, end)
+		switch {
+		case i >= len(b):
+			return -1
+		case b[i] == ']':
+			return i + 1
+		case b[i] != ',':
+			return -1
+		}
+		i = skipWS(b, i+1)
+	}
+}
+
+// parseObject reads and checks the object starting at b[i] ('{'), inside
+// depth open arrays and objects. ok reports whether it is a packet (string
+// event or numeric rid); end is the index after the object, or -1 when it
+// is not valid JSON.
+func parseObject(b []byte, i, depth int) (p Packet, ok bool, end int) {
+	if depth == maxDepth {
+		return p, false, -1
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return p, false, i + 1
+	}
+	for {
 		// key
+		if i >= len(b) || b[i] != '"' {
+			return p, false, -1
+		}
 		ks := i
-		ke := skipString(b, i)
+		ke := validString(b, i)
+		if ke < 0 {
+			return p, false, -1
+		}
 		key := b[ks+1 : ke-1]
 		i = skipWS(b, ke)
-		i++ // ':'
-		i = skipWS(b, i)
-		vs := i
-		ve := skipValue(b, i)
+		if i >= len(b) || b[i] != ':' {
+			return p, false, -1
+		}
+		vs := skipWS(b, i+1)
+		ve := validValue(b, vs, depth+1)
+		if ve < 0 {
+			return p, false, -1
+		}
 		val := b[vs:ve]
 		if hasEscape(key) {
 			var k string
@@ -125,11 +162,16 @@ func parseObject(b []byte, i int) (p Packet, ok bool) {
 			p.Error = NullHugeNumbers(val)
 		}
 		i = skipWS(b, ve)
-		if b[i] == ',' {
-			i++
+		switch {
+		case i >= len(b):
+			return p, false, -1
+		case b[i] == '}':
+			return p, p.HasEvent || p.HasRid, i + 1
+		case b[i] != ',':
+			return p, false, -1
 		}
+		i = skipWS(b, i+1)
 	}
-	return p, p.HasEvent || p.HasRid
 }
 
 func number(v []byte) (float64, bool) {

@@ -315,21 +315,34 @@ func TestUnquoteAndNumber(t *testing.T) {
 
 // A deeply nested frame is handled without recursion limits or panics:
 // below encoding/json's nesting limit it is a packet, above it raw.
+// TestParseDeepNesting: a frame nested as deep as json.Valid allows (10 000
+// arrays and objects, the packet's own object and the batch's array
+// included) is parsed; one level more is Raw, as json.Valid refuses it.
 func TestParseDeepNesting(t *testing.T) {
-	for _, depth := range []int{100, 9000, 20000} {
-		frame := `{"event":"deep","data":` + strings.Repeat("[", depth) + strings.Repeat("]", depth) + `}`
-		ps, oks, kind := wire.Parse([]byte(frame), nil, nil)
-		switch kind {
-		case wire.Single:
-			if !oks[0] || len(ps[0].Data) != 2*depth {
-				t.Errorf("depth %d: data of %d bytes", depth, len(ps[0].Data))
+	for _, depth := range []int{100, 9000, 9998, 9999, 10000, 20000} {
+		data := strings.Repeat("[", depth) + strings.Repeat("]", depth)
+		for _, frame := range []string{
+			`{"event":"deep","data":` + data + `}`,
+			`[{"event":"deep","data":` + data + `}]`,
+		} {
+			want := wire.Raw
+			if json.Valid([]byte(frame)) {
+				want = wire.Single
+				if frame[0] == '[' {
+					want = wire.Batch
+				}
 			}
-		case wire.Raw:
-			if depth < 10000 {
-				t.Errorf("depth %d: raw", depth)
+			ps, oks, kind := wire.Parse([]byte(frame), nil, nil)
+			if kind != want {
+				t.Errorf("depth %d, %.2s…: kind %d, want %d", depth, frame, kind, want)
+				continue
 			}
-		default:
-			t.Errorf("depth %d: kind %d", depth, kind)
+			if kind != wire.Raw && (!oks[0] || len(ps[0].Data) != 2*depth) {
+				t.Errorf("depth %d, %.2s…: data of %d bytes", depth, frame, len(ps[0].Data))
+			}
+			if kind == wire.Raw && len(ps) != 0 {
+				t.Errorf("depth %d, %.2s…: Raw with %d packets", depth, frame, len(ps))
+			}
 		}
 	}
 }

@@ -21,18 +21,24 @@ var strPlain = func() (t [256]bool) {
 // (FuzzValid checks it against json.Valid) in one pass with no function
 // call per byte, several times faster: every inbound frame goes through it.
 func Valid(b []byte) bool {
+	i := validValue(b, skipWS(b, 0), 0)
+	return i >= 0 && skipWS(b, i) == len(b)
+}
+
+// validValue checks the JSON value starting at b[i], inside depth open
+// arrays and objects, and returns the index after it, or -1.
+func validValue(b []byte, i, depth int) int {
 	var small [32]byte
 	stack := small[:0] // '{' or '[' per open container
-	i := skipWS(b, 0)
 	for {
 		// A value starts at b[i].
 		if i >= len(b) {
-			return false
+			return -1
 		}
 		switch c := b[i]; c {
 		case '{', '[':
-			if len(stack) == maxDepth {
-				return false
+			if depth+len(stack) == maxDepth {
+				return -1
 			}
 			i = skipWS(b, i+1)
 			if i < len(b) && b[i] == c+2 { // '}' or ']'
@@ -42,42 +48,42 @@ func Valid(b []byte) bool {
 			stack = append(stack, c)
 			if c == '{' {
 				if i = validKey(b, i); i < 0 {
-					return false
+					return -1
 				}
 			}
 			continue
 		case '"':
 			if i = validString(b, i); i < 0 {
-				return false
+				return -1
 			}
 		case 't':
 			if !hasAt(b, i, "true") {
-				return false
+				return -1
 			}
 			i += 4
 		case 'f':
 			if !hasAt(b, i, "false") {
-				return false
+				return -1
 			}
 			i += 5
 		case 'n':
 			if !hasAt(b, i, "null") {
-				return false
+				return -1
 			}
 			i += 4
 		default:
 			if i = validNumber(b, i); i < 0 {
-				return false
+				return -1
 			}
 		}
 		// After a value: a comma, the end of containers, or the end.
 		for {
-			i = skipWS(b, i)
 			if len(stack) == 0 {
-				return i == len(b)
+				return i
 			}
+			i = skipWS(b, i)
 			if i >= len(b) {
-				return false
+				return -1
 			}
 			top := stack[len(stack)-1]
 			if b[i] == top+2 {
@@ -86,12 +92,12 @@ func Valid(b []byte) bool {
 				continue
 			}
 			if b[i] != ',' {
-				return false
+				return -1
 			}
 			i = skipWS(b, i+1)
 			if top == '{' {
 				if i = validKey(b, i); i < 0 {
-					return false
+					return -1
 				}
 			}
 			break
