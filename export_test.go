@@ -8,6 +8,9 @@ func OwnsDescriptor(s *Socket) bool { return s.conn.OwnsDescriptor() }
 // goroutine sent while the fan-out went on (ringBatch.sendFull).
 func HelpedBatches(srv *Server) int64 { return srv.rings.helped.Load() }
 
+// RingHelpers returns how many helpers are sending a batch now.
+func RingHelpers(srv *Server) int32 { return srv.rings.helpers.Load() }
+
 // SetRingHelpers lets up to n helper goroutines send full batches at once,
 // whatever Ps are free.
 func SetRingHelpers(srv *Server, n int) { srv.rings.helpersSet.Store(int32(n)) }

@@ -188,6 +188,9 @@ func testBatchedSendsLargeFanout(t *testing.T, helpers func(*sc.Server)) {
 			t.Fatal(err)
 		}
 	}
+	// Every helper ends, and is counted out (it is let go a moment
+	// after its batch's sockets, so it may still be finishing).
+	eventually(t, "every batch helper to end", func() bool { return sc.RingHelpers(ts.Server) == 0 })
 	helped := sc.HelpedBatches(ts.Server)
 	t.Logf("%d of %d deliveries batched, %d batches sent by helpers", ts.Stats().BatchedDeliveries, n*publications, helped)
 	if ioUringHere() && netpoll.Available() && helped == 0 {

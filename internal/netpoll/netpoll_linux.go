@@ -88,8 +88,8 @@ type poller struct {
 	inWait atomic.Bool
 	lent   atomic.Pointer[func()]
 	live   atomic.Bool // running (the lock-free copy of running: Lend, Pollers)
-	// lends counts the functions the loop ran (tests).
-	lends atomic.Int64
+	// lends counts the functions the loop ran, exits its returns (tests).
+	lends, exits atomic.Int64
 
 	// Guarded by reg.mu.
 	descs   []*Desc
@@ -142,8 +142,17 @@ func Lend(fn func()) bool {
 		return false
 	}
 	for _, p := range reg.pollers {
-		if !p.live.Load() || !p.lent.CompareAndSwap(nil, &fn) {
-			continue // not running, or lent a function already
+		if !p.live.Load() {
+			continue // not running
+		}
+		if lendHook != nil {
+			lendHook(p, false)
+		}
+		if !p.lent.CompareAndSwap(nil, &fn) {
+			continue // lent a function already
+		}
+		if lendHook != nil {
+			lendHook(p, true)
 		}
 		// A loop that exits marks itself not live, then runs what it was
 		// lent: if it has exited, take fn back (unless it took it).
@@ -515,6 +524,7 @@ func (p *poller) loop() {
 				p.live.Store(false)
 				reg.mu.Unlock()
 				p.runLent() // lent before live was unset (Lend)
+				p.exits.Add(1)
 				return
 			}
 		}
@@ -530,6 +540,10 @@ func (p *poller) loop() {
 		runtime.Gosched()
 	}
 }
+
+// lendHook, when set (tests), is called by Lend before (lent false) and
+// after (lent true) it stores its function in p.lent.
+var lendHook func(p *poller, lent bool)
 
 // runLent runs the function the loop was lent, if any.
 func (p *poller) runLent() {

@@ -493,7 +493,11 @@ func TestLend(t *testing.T) {
 	lends := p.lends.Load()
 	var want bytes.Buffer
 	for round := range 3 {
-		waitFor(t, "the poller to wait in epoll_wait", func() bool { return p.inWait.Load() })
+		// The handler done with the last round's records, so that only
+		// the poller can hand it this round's.
+		waitFor(t, "the poller to wait in epoll_wait and the handler to be done", func() bool {
+			return p.inWait.Load() && c.d.state.Load() == stIdle
+		})
 		ran, release := make(chan struct{}), make(chan struct{})
 		if !Lend(func() { close(ran); <-release }) {
 			t.Fatal("Lend found no poller")
@@ -546,9 +550,17 @@ func TestLend(t *testing.T) {
 
 // TestLendWhileExiting: functions lent while pollers start and exit (their
 // connections come and go) each run exactly once when Lend took them, and
-// never when it refused.
+// never when it refused; while a connection is registered, Lend finds its
+// poller (once the function lent before is run).
 func TestLendWhileExiting(t *testing.T) {
 	var taken, ran atomic.Int64
+	lend := func() bool {
+		if Lend(func() { ran.Add(1) }) {
+			taken.Add(1)
+			return true
+		}
+		return false
+	}
 	stop := make(chan struct{})
 	lenderDone := make(chan struct{})
 	go func() {
@@ -559,23 +571,87 @@ func TestLendWhileExiting(t *testing.T) {
 				return
 			default:
 			}
-			if Lend(func() { ran.Add(1) }) {
-				taken.Add(1)
-			}
+			lend()
 			runtime.Gosched()
 		}
 	}()
 	for range 100 {
 		servers, clients := pairs(t, 1)
 		c := watch(t, servers[0], nil)
+		// The poller may hold the background lender's function a moment.
+		waitFor(t, "Lend to find the poller while a connection is registered", lend)
 		closeAndWaitEnd(t, clients[0], c.ended)
 		waitFor(t, "release", func() bool { return registered() == 0 })
 	}
 	close(stop)
 	<-lenderDone
 	waitFor(t, "every function Lend took to run", func() bool { return ran.Load() == taken.Load() })
-	if taken.Load() == 0 {
-		t.Fatal("Lend never found a poller")
+}
+
+// endWithoutEvent ends c's registration without an epoll event: its
+// descriptor is closed (which drops it from epoll silently) and its
+// handler triggered, so that only the release's eventfd wakes the poller.
+func endWithoutEvent(t *testing.T, c *conn) {
+	t.Helper()
+	_ = c.nc.Close()
+	c.d.Trigger()
+	select {
+	case <-c.ended:
+	case <-time.After(wait):
+		t.Fatal("the handler never saw the connection end")
+	}
+}
+
+// TestLendRunAtExit: a function stored just before the poller's last
+// connection goes, and before Lend wakes it, is run by the exiting
+// poller, and Lend reports it taken.
+func TestLendRunAtExit(t *testing.T) {
+	servers, _ := pairs(t, 1)
+	c := watch(t, servers[0], nil)
+	p := c.d.p
+	waitFor(t, "the poller to wait in epoll_wait", func() bool { return p.inWait.Load() && c.d.state.Load() == stIdle })
+	exits := p.exits.Load()
+	lendHook = func(q *poller, lent bool) {
+		if lent && q == p {
+			endWithoutEvent(t, c)
+			waitFor(t, "the poller to exit", func() bool { return p.exits.Load() > exits })
+		}
+	}
+	defer func() { lendHook = nil }()
+	var ran atomic.Int32
+	if !Lend(func() { ran.Add(1) }) {
+		t.Fatal("Lend took back a function the exiting poller had to run")
+	}
+	if n := ran.Load(); n != 1 {
+		t.Fatalf("the function ran %d times, want 1", n)
+	}
+}
+
+// TestLendTakeBack: a function stored after the poller has exited (Lend
+// having seen it running) is taken back: Lend refuses it and it never
+// runs, nor is it left for the next loop.
+func TestLendTakeBack(t *testing.T) {
+	servers, _ := pairs(t, 1)
+	c := watch(t, servers[0], nil)
+	p := c.d.p
+	waitFor(t, "the poller to wait in epoll_wait", func() bool { return p.inWait.Load() && c.d.state.Load() == stIdle })
+	exits := p.exits.Load()
+	lendHook = func(q *poller, lent bool) {
+		if !lent && q == p {
+			endWithoutEvent(t, c)
+			waitFor(t, "the poller to exit", func() bool { return p.exits.Load() > exits })
+		}
+	}
+	defer func() { lendHook = nil }()
+	var ran atomic.Int32
+	if Lend(func() { ran.Add(1) }) {
+		t.Fatal("Lend gave a function to a poller that had exited")
+	}
+	if p.lent.Load() != nil {
+		t.Fatal("a refused function was left for the poller's next loop")
+	}
+	if n := ran.Load(); n != 0 {
+		t.Fatalf("a refused function ran %d times", n)
 	}
 }
 

@@ -313,8 +313,6 @@ func TestUnquoteAndNumber(t *testing.T) {
 	}
 }
 
-// A deeply nested frame is handled without recursion limits or panics:
-// below encoding/json's nesting limit it is a packet, above it raw.
 // TestParseDeepNesting: a frame nested as deep as json.Valid allows (10 000
 // arrays and objects, the packet's own object and the batch's array
 // included) is parsed; one level more is Raw, as json.Valid refuses it.
@@ -396,7 +394,14 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		orig := append([]byte(nil), frame...)
-		ps, oks, kind := wire.Parse(frame, nil, nil)
+		// After a packet already in the caller's slices: a Raw frame
+		// leaves them as they were.
+		prev := []wire.Packet{{Event: "before", HasEvent: true}}
+		ps, oks, kind := wire.Parse(frame, prev, []bool{true})
+		if len(ps) == 0 || ps[0].Event != "before" || len(ps) != len(oks) || !oks[0] {
+			t.Fatalf("%q: the packet already there was lost or changed", frame)
+		}
+		ps, oks = ps[1:], oks[1:]
 		if !bytes.Equal(frame, orig) {
 			t.Fatalf("Parse modified its input")
 		}

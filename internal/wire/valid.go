@@ -19,7 +19,8 @@ var strPlain = func() (t [256]bool) {
 // Valid reports whether b is one valid JSON value, with optional
 // whitespace around it. It accepts exactly what json.Valid accepts
 // (FuzzValid checks it against json.Valid) in one pass with no function
-// call per byte, several times faster: every inbound frame goes through it.
+// call per byte, several times faster. Parse checks inbound frames with
+// validValue, its part for one value, as it decodes them.
 func Valid(b []byte) bool {
 	i := validValue(b, skipWS(b, 0), 0)
 	return i >= 0 && skipWS(b, i) == len(b)
