@@ -162,6 +162,10 @@ var epoch = time.Now()
 
 func sinceEpoch() int64 { return int64(time.Since(epoch)) }
 
+// writeTimeouter is a connection that sets a write deadline from a
+// timeout with one reading of the clock (an owned descriptor, fdConn).
+type writeTimeouter interface{ setWriteTimeout(d time.Duration) }
+
 // maxDeadline: a deadline further ahead is no deadline (a century; past
 // about 292 years the monotonic arithmetic would overflow).
 const maxDeadline = 100 * 365 * 24 * time.Hour
@@ -672,7 +676,11 @@ func (c *Conn) WriteFrames(frames [][]byte) error {
 	}
 	c.dataWrite = true
 	if c.wtimeout > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.wtimeout))
+		if f, ok := c.nc.(writeTimeouter); ok {
+			f.setWriteTimeout(c.wtimeout)
+		} else {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.wtimeout))
+		}
 	} else {
 		_ = c.nc.SetWriteDeadline(time.Time{})
 	}

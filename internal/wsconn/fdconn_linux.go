@@ -392,6 +392,25 @@ func (f *fdConn) slowWrite(bufs net.Buffers) (int64, error) {
 // deadlines (monoDeadline).
 func (f *fdConn) SetWriteDeadline(t time.Time) error {
 	mono, _ := monoDeadline(t)
+	f.setWriteDeadline(mono)
+	return nil
+}
+
+// setWriteTimeout sets the write deadline d from now, reading the clock
+// once: the write path's SetWriteDeadline(time.Now().Add(d)) reads it four
+// times (Now's wall and monotonic clocks, then monoDeadline's two), once
+// per write of a flusher.
+func (f *fdConn) setWriteTimeout(d time.Duration) {
+	if d <= 0 || d >= maxDeadline {
+		f.setWriteDeadline(0)
+		return
+	}
+	f.setWriteDeadline(sinceEpoch() + int64(d))
+}
+
+// setWriteDeadline stores mono (monoDeadline's clock, 0 for none) as the
+// write deadline, and gives it to a write waiting for room.
+func (f *fdConn) setWriteDeadline(mono int64) {
 	f.wdl.Store(mono)
 	if w := f.wait.Load(); w != nil {
 		w.mu.Lock()
@@ -400,7 +419,6 @@ func (f *fdConn) SetWriteDeadline(t time.Time) error {
 		}
 		w.mu.Unlock()
 	}
-	return nil
 }
 
 func (f *fdConn) SetReadDeadline(time.Time) error { return nil }
