@@ -372,9 +372,13 @@ func TestHandleProcedureAndReceiver(t *testing.T) {
 	}
 	barrier(t, c)
 
-	// Removing a handler.
+	// Removing a handler: the stream's consumer still gets the request,
+	// and nothing has answered it.
 	ts.HandleProcedure("upper", nil)
 	c.SendText(sctest.EventPacket("upper", "y", c.NextCid()))
+	if req := next(t, cons); req.Sent() {
+		t.Fatal("a removed handler answered")
+	}
 	barrier(t, c)
 }
 
