@@ -61,12 +61,19 @@ func initDesc(d *Desc, rc syscall.RawConn, h Handler) {
 	}
 }
 
-func watch(t testing.TB, nc *net.TCPConn, block chan struct{}) *conn {
+// rawConn returns nc's syscall.RawConn.
+func rawConn(t testing.TB, nc *net.TCPConn) syscall.RawConn {
 	t.Helper()
 	rc, err := nc.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rc
+}
+
+func watch(t testing.TB, nc *net.TCPConn, block chan struct{}) *conn {
+	t.Helper()
+	rc := rawConn(t, nc)
 	c := &conn{nc: nc, ended: make(chan struct{}), block: block}
 	buf := make([]byte, 512)
 	initDesc(&c.d, rc, HandlerFunc(func() bool {
@@ -274,7 +281,7 @@ func TestBlockedHandlerHoldsOnlyItsConnection(t *testing.T) {
 
 func TestTriggerBeforeStart(t *testing.T) {
 	servers, clients := pairs(t, 1)
-	rc, _ := servers[0].SyscallConn()
+	rc := rawConn(t, servers[0])
 	var runs atomic.Int32
 	var d Desc
 	done := make(chan struct{})
@@ -305,7 +312,7 @@ func TestTriggerBeforeStart(t *testing.T) {
 
 func TestStartOnClosedConnection(t *testing.T) {
 	servers, _ := pairs(t, 1)
-	rc, _ := servers[0].SyscallConn()
+	rc := rawConn(t, servers[0])
 	_ = servers[0].Close()
 	var d Desc
 	errc := make(chan error, 1)
@@ -334,7 +341,7 @@ func TestStartOnClosedConnection(t *testing.T) {
 // a byte written to a connection until its handler has read it.
 func BenchmarkReadableToHandler(b *testing.B) {
 	servers, clients := pairs(b, 1)
-	rc, _ := servers[0].SyscallConn()
+	rc := rawConn(b, servers[0])
 	got := make(chan struct{}, 1)
 	var d Desc
 	buf := make([]byte, 64)
@@ -444,10 +451,7 @@ func TestIdleWorkersExit(t *testing.T) {
 func TestStartAfter(t *testing.T) {
 	servers, clients := pairs(t, 1)
 	nc := servers[0]
-	rc, err := nc.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc := rawConn(t, nc)
 	var first Desc
 	second := &conn{nc: nc, ended: make(chan struct{})}
 	var head []byte
@@ -697,10 +701,7 @@ func TestLendTakeBack(t *testing.T) {
 func TestDataDuringRun(t *testing.T) {
 	servers, clients := pairs(t, 1)
 	nc := servers[0]
-	rc, err := nc.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc := rawConn(t, nc)
 	var d Desc
 	var mu sync.Mutex
 	var got bytes.Buffer
