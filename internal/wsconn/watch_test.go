@@ -137,15 +137,24 @@ func (w *watched) send(b []byte) {
 func (w *watched) expect(want ...string) {
 	w.t.Helper()
 	for _, m := range want {
+		var got string
 		select {
-		case got := <-w.msgs:
-			if got != m {
-				w.t.Fatalf("message %q, want %q", got, m)
-			}
+		case got = <-w.msgs:
 		case err := <-w.errc:
-			w.t.Fatalf("reading ended with %v, want message %q", err, m)
+			// The handler sends its messages before the error, but select
+			// picks at random among ready cases: a message sent before the
+			// end is still the next one.
+			select {
+			case got = <-w.msgs:
+				w.errc <- err
+			default:
+				w.t.Fatalf("reading ended with %v, want message %q", err, m)
+			}
 		case <-time.After(10 * time.Second):
 			w.t.Fatalf("no message, want %q", m)
+		}
+		if got != m {
+			w.t.Fatalf("message %q, want %q", got, m)
 		}
 	}
 }
