@@ -8,19 +8,21 @@
 // (wsconn.OwnDescriptor) duplicates the descriptor and undoes the
 // registration. Here the listener's connections are accepted with
 // accept4(2) directly and owned from the start (wsconn.Accepted); each is
-// registered with netpoll, whose handler reads the request head without
-// a goroutine of its own. Then:
+// registered with netpoll (edge-triggered, as the upgraded connection's
+// reader will be), whose handler reads the request head without a
+// goroutine of its own. Then:
 //
 //   - a plain WebSocket upgrade (GET, HTTP/1.1, one Host, Upgrade and
 //     Connection: upgrade, no body, the configured path) is served at once
 //     by the handler, in the netpoll worker, with a ResponseWriter that
 //     can be hijacked; the connection's registration passes to the
-//     upgraded connection's reader (netpoll.Desc.StartAfter);
+//     upgraded connection's reader as it is, without a system call
+//     (netpoll.Desc.StartAfter);
 //   - anything else (another path, a malformed or unusual request, a head
 //     longer than the limit) is handed to the http.Server unchanged: its
-//     Accept returns the connection as a *net.TCPConn whose first reads
-//     replay the bytes read so far, so net/http answers it exactly as it
-//     would have;
+//     Accept returns the connection, no longer watched by netpoll, as a
+//     *net.TCPConn whose first reads replay the bytes read so far, so
+//     net/http answers it exactly as it would have;
 //   - a head not complete within the header timeout is dropped, as
 //     net/http drops it, and reported to Config.Dropped, as is a
 //     connection that sent part of a head and closed.

@@ -63,7 +63,9 @@ func Wrap(l net.Listener, cfg Config) (net.Listener, bool) {
 			fl.noDelay = noDelayPerConn
 		}
 	})
-	fl.desc.Init(rc, fl)
+	// Edge-triggered: Ready accepts until accept4 says EAGAIN, so the
+	// registration is never re-armed.
+	fl.desc.InitEdge(rc, fl)
 	fl.desc.Start()
 	return fl, true
 }
@@ -268,7 +270,11 @@ var headBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b
 func (l *listener) start(conn *wsconn.Accepted) {
 	h := &headReader{l: l, conn: conn, start: time.Now()}
 	// Init before h is pending: Close may trigger it from then on.
-	h.desc.Init(conn.RawConn(), h)
+	// Edge-triggered: Ready reads until the socket is empty or the head is
+	// complete, and the socket's reader then takes the registration over
+	// as it is (netpoll.Desc.StartAfter); a connection handed on is
+	// unwatched first (handOff, wsconn.Accepted.TCPConn).
+	h.desc.InitEdge(conn.RawConn(), h)
 	l.mu.Lock()
 	if l.pending == nil { // closed
 		l.mu.Unlock()
@@ -384,6 +390,7 @@ func (h *headReader) handOff() bool {
 	h.leave()
 	read := bytes.Clone(*h.buf)
 	h.putBuf()
+	h.desc.Unwatch()
 	tc, err := h.conn.TCPConn()
 	if err != nil {
 		// Out of descriptors, say: dropped before a complete answer.

@@ -4,6 +4,7 @@ package fastaccept
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -215,6 +216,48 @@ func TestBytesAfterHead(t *testing.T) {
 	}{br, c})
 	if err != nil || string(got) != "early" {
 		t.Fatalf("echo %q, %v", got, err)
+	}
+}
+
+// A message sent in the same write as a head that fills the head
+// reader's 4 KiB buffer exactly: the head reader's last read is full and
+// leaves nothing over, the message waits in the socket, and no event is
+// to come for it (the registration is edge-triggered and taken over as
+// it is). The upgraded connection's reader must still read it
+// (netpoll.Desc.StartAfter runs it at once after a full read).
+func TestMessageRightAfterFullHead(t *testing.T) {
+	s := start(t, Config{}, nil)
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := bytes.Repeat([]byte("0123456789"), 1_000)
+	frame := ws.MustCompileFrame(ws.MaskFrame(ws.NewTextFrame(msg)))
+	head := "GET " + path + " HTTP/1.1\r\nHost: " + s.addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Pad: "
+	head += strings.Repeat("p", 4096-len(head)-len("\r\n\r\n")) + "\r\n\r\n"
+	if len(head) != 4096 {
+		t.Fatalf("head of %d bytes", len(head))
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(append([]byte(head), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	got, err := wsutil.ReadServerText(struct {
+		io.Reader
+		io.Writer
+	}{br, c})
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo of %d bytes, %v; want %d bytes", len(got), err, len(msg))
 	}
 }
 

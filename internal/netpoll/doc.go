@@ -20,6 +20,15 @@
 // short read counts as empty until an event said the peer hung up or sent
 // urgent data (Desc.ReadToEnd).
 //
+// A handler may hand its open connection over to another Desc
+// (StartAfter): the new Desc takes the registration over. Between two
+// edge-triggered Descs that costs no system call: the new one takes the
+// old one's place, an event the old one had not handled yet is passed
+// on, and the new handler runs at once if the old one's last Read filled
+// its buffer. Otherwise one epoll_ctl changes the registration. A
+// connection handed on to be read elsewhere leaves the poller with
+// Unwatch.
+//
 // Workers come from a pool that can never deadlock: a readable connection
 // is handed to an idle worker when there is one, and to a new goroutine
 // otherwise, so a handler that blocks (a slow middleware, say) holds up
@@ -37,6 +46,8 @@
 //	idle --readable/Trigger--> running --handler returns true (Init: re-armed)--> idle
 //	running --readable/Trigger--> pending (the handler runs again after)
 //	running --handler returns false--> done (never runs again)
+//	running --handler handed over (StartAfter) and returns false--> done; a
+//	        pending event, or a later Trigger, goes to the new Desc
 //
 // Writes are not this package's business: connections keep writing through
 // net.Conn (the Go runtime's own poller), and reads go through the

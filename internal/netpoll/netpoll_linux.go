@@ -42,6 +42,7 @@ const edgeEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLPRI | unix.EPOLLET
 const (
 	flagEdge      uint32 = 1 << iota // InitEdge: edge-triggered, never re-armed
 	flagReadToEnd                    // an event said more than "readable" (ReadToEnd)
+	flagFull                         // the handler's last Read filled its buffer: more may wait
 )
 
 // Desc is one watched connection: all a connection costs here while it is
@@ -270,12 +271,65 @@ func (d *Desc) Start() {
 // StartAfter begins watching a connection that prev watches: prev's
 // handler, running now, hands the connection over to d and must return
 // false (it is then done and never runs again, while the connection stays
-// open). d takes over prev's epoll registration with one EPOLL_CTL_MOD
-// instead of a second registration, so that events go to d's handler
-// from then on.
+// open). d takes over prev's epoll registration instead of making a
+// second one, so that events go to d's handler from then on.
+//
+// When both are edge-triggered (InitEdge), d takes prev's place as it is,
+// without a system call: an event that prev's run has not seen yet is
+// passed on to d, and d runs at once if prev's last Read filled its
+// buffer (more may wait, which no event would announce) or an event
+// asked to read to the end (ReadToEnd). prev's handler must then read
+// only through Desc.Read. Otherwise one EPOLL_CTL_MOD changes the
+// registration to d's.
 func (d *Desc) StartAfter(prev *Desc) {
 	reg.mu.Lock()
-	d.start(prev.p, unix.EPOLL_CTL_MOD)
+	pf := prev.flags.Load()
+	if pf&flagEdge == 0 || d.flags.Load()&flagEdge == 0 {
+		d.start(prev.p, unix.EPOLL_CTL_MOD)
+		return
+	}
+	// The poller finds d in prev's slot from now on, under the same
+	// generation (the event's data in the kernel stays as it is).
+	p := prev.p
+	d.p, d.slot, d.gen = p, prev.slot, prev.gen
+	p.descs[d.slot] = d
+	reg.mu.Unlock()
+	d.flags.Or(pf & flagReadToEnd)
+	// prev's run ends handed over (run): a dispatch to prev from then
+	// on goes to d (dispatch).
+	prev.handler = (*handedOver)(d)
+	if pf&(flagFull|flagReadToEnd) != 0 || !d.state.CompareAndSwap(stRunning, stIdle) {
+		d.state.Store(stRunning)
+		submit(d)
+	}
+}
+
+// handedOver is the handler of a Desc whose handler handed its connection
+// over to another (StartAfter without a system call): the Desc now in its
+// place.
+type handedOver Desc
+
+// Ready passes the run on to the Desc that took over. Not called: run
+// and dispatch see a handedOver handler before they would call it.
+func (h *handedOver) Ready() bool {
+	(*Desc)(h).dispatch()
+	return false
+}
+
+// Unwatch removes the connection from the poller whose Desc is d, for a
+// connection handed on to be read elsewhere after d's handler returned
+// false (an edge-triggered registration stays armed as long as any
+// descriptor of the connection is open, a duplicate included). Errors
+// are ignored: a closed connection has no registration left.
+func (d *Desc) Unwatch() {
+	if d.p == nil {
+		return
+	}
+	c := sysCalls.Get().(*sysCall)
+	c.epfd, c.op = d.p.epfd, unix.EPOLL_CTL_DEL
+	_ = d.rc.Control(c.ctlFn)
+	c.err = nil
+	sysCalls.Put(c)
 }
 
 // start registers d with p (reg.mu held; start releases it) and arms it
@@ -336,6 +390,12 @@ func (d *Desc) Read(p []byte) (int, error) {
 	sysCalls.Put(c)
 	if err != nil {
 		return 0, err
+	}
+	// Whether more may wait unannounced, for StartAfter.
+	if n > 0 && n == len(p) {
+		d.flags.Or(flagFull)
+	} else if d.flags.Load()&flagFull != 0 {
+		d.flags.And(^flagFull)
 	}
 	return n, rerr
 }
@@ -400,7 +460,14 @@ func (d *Desc) dispatch() {
 			if d.state.CompareAndSwap(stRunning, stPending) {
 				return
 			}
-		default: // pending already, or done
+		case stDone:
+			if h, ok := d.handler.(*handedOver); ok {
+				// An event the poller took before StartAfter: d's
+				// successor may not have seen it.
+				(*Desc)(h).dispatch()
+			}
+			return
+		default: // pending already
 			return
 		}
 	}
@@ -411,6 +478,15 @@ func (d *Desc) dispatch() {
 func (d *Desc) run() {
 	for {
 		if !d.handler.Ready() {
+			if h, ok := d.handler.(*handedOver); ok {
+				// Handed over: the registration and the slot are the
+				// successor's now; an event that came during this run
+				// is its.
+				if d.state.Swap(stDone) == stPending {
+					(*Desc)(h).dispatch()
+				}
+				return
+			}
 			d.state.Store(stDone)
 			d.p.release(d)
 			return

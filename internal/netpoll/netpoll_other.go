@@ -41,6 +41,9 @@ func (d *Desc) Start() {}
 // StartAfter does nothing on this build.
 func (d *Desc) StartAfter(prev *Desc) {}
 
+// Unwatch does nothing on this build.
+func (d *Desc) Unwatch() {}
+
 // Trigger does nothing on this build.
 func (d *Desc) Trigger() {}
 

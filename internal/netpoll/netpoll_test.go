@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -458,7 +459,7 @@ func TestStartAfter(t *testing.T) {
 	var firstRuns atomic.Int32
 	handedOver := make(chan struct{})
 	buf := make([]byte, 1)
-	first.Init(rc, HandlerFunc(func() bool {
+	initDesc(&first, rc, HandlerFunc(func() bool {
 		firstRuns.Add(1)
 		for {
 			// One byte at a time, so that what follows the line stays
@@ -510,12 +511,139 @@ func TestStartAfter(t *testing.T) {
 	if string(head) != "HEAD\n" {
 		t.Fatalf("first handler read %q", head)
 	}
+	if edgeMode && (second.d.slot != first.slot || second.d.gen != first.gen) {
+		// Edge-triggered on both sides: the registration is taken over
+		// as it is, with no epoll_ctl.
+		t.Errorf("second Desc at slot %d gen %d, want the first's %d %d", second.d.slot, second.d.gen, first.slot, first.gen)
+	}
 	runs := firstRuns.Load()
 	first.Trigger() // done: never runs again
 	_ = clients[0].Close()
 	<-second.ended
 	if firstRuns.Load() != runs {
 		t.Fatal("the first handler ran after it returned false")
+	}
+	waitFor(t, "release", func() bool { return registered() == 0 })
+}
+
+// TestStartAfterEdge: an edge-triggered registration taken over without a
+// system call. The first handler's last read is short (it read the socket
+// empty), so the second does not run at once; an event the first was
+// marked with while it handed over (pending) reaches the second, as does
+// a dispatch to the first after it returned false (an event the poller
+// took before the hand-over); data sent later reaches the second only.
+func TestStartAfterEdge(t *testing.T) {
+	servers, clients := pairs(t, 1)
+	nc := servers[0]
+	rc := rawConn(t, nc)
+	var first Desc
+	second := &conn{nc: nc, ended: make(chan struct{})}
+	b2 := make([]byte, 512)
+	secondHandler := HandlerFunc(func() bool {
+		second.runs.Add(1)
+		for {
+			n, err := second.d.Read(b2)
+			if err == ErrWouldBlock {
+				return true
+			}
+			if err != nil {
+				second.err = err
+				_ = nc.Close()
+				close(second.ended)
+				return false
+			}
+			second.mu.Lock()
+			second.got.Write(b2[:n])
+			second.mu.Unlock()
+		}
+	})
+	handedOver := make(chan struct{})
+	buf := make([]byte, 512)
+	var head []byte
+	first.InitEdge(rc, HandlerFunc(func() bool {
+		for {
+			n, err := first.Read(buf)
+			if err == ErrWouldBlock {
+				return true
+			}
+			if err != nil {
+				t.Errorf("first handler: %v", err)
+				return false
+			}
+			head = append(head, buf[:n]...)
+			if bytes.HasSuffix(head, []byte("\n")) {
+				second.d.InitEdge(rc, secondHandler)
+				second.d.StartAfter(&first)
+				if second.runs.Load() != 0 || second.d.state.Load() != stIdle {
+					t.Error("the second handler was started although the first read the socket empty")
+				}
+				// An event for the first while it still runs: it is
+				// pending when the first returns.
+				first.Trigger()
+				close(handedOver)
+				return false
+			}
+		}
+	}))
+	first.Start()
+	if _, err := clients[0].Write([]byte("HEAD\n")); err != nil {
+		t.Fatal(err)
+	}
+	<-handedOver
+	waitFor(t, "the pending event to run the second handler", func() bool { return second.runs.Load() == 1 })
+	waitFor(t, "the second handler to return", func() bool { return second.d.state.Load() == stIdle })
+	waitFor(t, "the first to be done", func() bool { return first.state.Load() == stDone })
+	first.Trigger()
+	waitFor(t, "a dispatch to the first to run the second", func() bool { return second.runs.Load() == 2 })
+	if _, err := clients[0].Write([]byte("later")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "later data", func() bool { return string(second.bytes()) == "later" })
+	if string(head) != "HEAD\n" {
+		t.Fatalf("first handler read %q", head)
+	}
+	reg.mu.Lock()
+	total := reg.total
+	reg.mu.Unlock()
+	if total != 1 {
+		t.Fatalf("%d registrations, want 1", total)
+	}
+	closeAndWaitEnd(t, clients[0], second.ended)
+	waitFor(t, "release", func() bool { return registered() == 0 })
+}
+
+// TestUnwatch: a connection whose handler handed it on is removed from
+// the poller's epoll set.
+func TestUnwatch(t *testing.T) {
+	servers, clients := pairs(t, 1)
+	nc := servers[0]
+	rc := rawConn(t, nc)
+	var fd int
+	_ = rc.Control(func(f uintptr) { fd = int(f) })
+	var d Desc
+	done := make(chan struct{})
+	d.InitEdge(rc, HandlerFunc(func() bool {
+		close(done) // handed on, unread
+		return false
+	}))
+	d.Start()
+	watched := func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", d.p.epfd))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Contains(b, fmt.Appendf(nil, "tfd: %8d ", fd))
+	}
+	if !watched() {
+		t.Fatal("the connection is not in the epoll set after Start")
+	}
+	if _, err := clients[0].Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	d.Unwatch()
+	if watched() {
+		t.Fatal("the connection is still in the epoll set after Unwatch")
 	}
 	waitFor(t, "release", func() bool { return registered() == 0 })
 }

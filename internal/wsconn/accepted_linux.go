@@ -164,6 +164,11 @@ func (a *Accepted) LocalAddr() net.Addr {
 // not to be WebSocket upgrades, to be served by net/http (Plain, for a
 // hijacker, does the same and keeps a working).
 func (a *Accepted) TCPConn() (*net.TCPConn, error) {
+	if a.reg != nil {
+		// The request's registration, edge-triggered, would outlive the
+		// owned descriptor through the duplicate.
+		a.reg.Unwatch()
+	}
 	dup := -1
 	var derr error
 	if err := a.rawConn().Control(func(fd uintptr) {
