@@ -289,13 +289,17 @@ func (s *Socket) sendHandshakeResponse(cid float64, authErr error) bool {
 		buf = append(buf, "false"...)
 	}
 	buf = append(buf, "}}"...)
-	// The handshake response is never batched.
+	// The handshake response is never batched. It is written here and
+	// now when nothing else is being written: the socket's first frame
+	// finds its send buffer empty, so the write does not wait, and no
+	// goroutine is started for it (docs/performance.md, "Set-up: the
+	// handshake answer").
 	frame, err := s.packetFrame(buf)
 	if err != nil {
 		s.emitError(err)
 		return isAuth
 	}
-	s.enqueue(frame)
+	s.queueFrame(frame, false, true)
 	return isAuth
 }
 

@@ -151,6 +151,12 @@ func (s *Socket) enqueuePacket(frame []byte) bool {
 }
 
 func (s *Socket) enqueueFrame(frame []byte, packet bool) bool {
+	return s.queueFrame(frame, packet, false)
+}
+
+// queueFrame queues frame; when no flusher runs, the caller becomes it:
+// in this goroutine with inline, else in a goroutine started for it.
+func (s *Socket) queueFrame(frame []byte, packet, inline bool) bool {
 	s.outMu.Lock()
 	if s.outClosed {
 		s.outMu.Unlock()
@@ -176,7 +182,11 @@ func (s *Socket) enqueueFrame(frame []byte, packet bool) bool {
 	if over {
 		go s.slowConsumer(queued)
 	}
-	if start {
+	switch {
+	case !start:
+	case inline:
+		s.flush()
+	default:
 		go s.flush()
 	}
 	return true
