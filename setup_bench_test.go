@@ -21,8 +21,16 @@ func maskedText(payload string) []byte {
 // over loopback, as scbench conns does: TCP connect, WebSocket upgrade,
 // #handshake and its answer; then the client closes. Allocations count the
 // server's and this raw client's (which allocates little) together.
+// netconn is the library's default (net/http accepts, Go's net.TCPConn);
+// owned is scserver's (Options.OwnDescriptors: accepted without net/http,
+// internal/fastaccept).
 func BenchmarkConnectionSetup(b *testing.B) {
-	ts := newServer(b, sc.Options{})
+	b.Run("netconn", func(b *testing.B) { benchmarkConnectionSetup(b, sc.Options{}) })
+	b.Run("owned", func(b *testing.B) { benchmarkConnectionSetup(b, sc.Options{OwnDescriptors: true}) })
+}
+
+func benchmarkConnectionSetup(b *testing.B, opts sc.Options) {
+	ts := newServer(b, opts)
 	upgrade := []byte("GET /socketcluster/ HTTP/1.1\r\nHost: " + ts.addr +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	hs := maskedText(`{"event":"#handshake","data":{"authToken":null},"cid":1}`)

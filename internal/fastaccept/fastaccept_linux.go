@@ -55,6 +55,7 @@ func Wrap(l net.Listener, cfg Config) (net.Listener, bool) {
 		loopDone: make(chan struct{}),
 		pending:  make(map[*headReader]struct{}),
 	}
+	fl.acceptFn = fl.acceptOne
 	// Sockets accepted from a listening socket with TCP_NODELAY inherit
 	// it on Linux: set here, it saves a setsockopt per connection (Ready
 	// checks the first one, and sets it on each when it was not so).
@@ -89,6 +90,12 @@ type listener struct {
 	loopDone  chan struct{} // closed when accepting has ended; then err is set
 	err       error
 	noDelay   int8 // noDelayUnknown, noDelayInherited or noDelayPerConn; owned by Ready
+
+	// The result of the accept4 Ready makes through rc.Control: a
+	// function made once (acceptFn, see Wrap) and results in the
+	// listener, so that a call allocates nothing; owned by Ready.
+	acceptFn func(fd uintptr)
+	acc      acceptResult
 
 	mu      sync.Mutex
 	pending map[*headReader]struct{} // heads being read; nil once closed
@@ -149,12 +156,11 @@ func (l *listener) Ready() bool {
 		if l.closed() {
 			return l.end(nil)
 		}
-		var nfd int
-		var peer netip.AddrPort
-		var aerr error
-		if err := l.rc.Control(func(fd uintptr) { nfd, peer, aerr = accept(int(fd)) }); err != nil {
+		if err := l.rc.Control(l.acceptFn); err != nil {
 			return l.end(err)
 		}
+		nfd, peer, aerr := l.acc.fd, l.acc.peer, l.acc.err
+		l.acc = acceptResult{}
 		switch aerr {
 		case nil:
 			delay = 0
@@ -184,6 +190,48 @@ func (l *listener) Ready() bool {
 		l.setNoDelay(nfd)
 		l.start(wsconn.NewAccepted(nfd, peer))
 	}
+}
+
+// headParser is what http.ReadRequest reads a complete head from, lent
+// by headParsers: readers made per head were a third of the bytes a
+// connection's set-up allocated (docs/performance.md).
+type headParser struct {
+	src bytes.Reader
+	br  *bufio.Reader // over src; 4 KiB, as net/http's (longer lines are read in pieces)
+}
+
+var headParsers = sync.Pool{New: func() any {
+	p := new(headParser)
+	p.br = bufio.NewReaderSize(&p.src, 4096)
+	return p
+}}
+
+// readRequest parses head, a complete request head. The request it
+// returns keeps no reference to the parser: a request with a body, which
+// would read it through the parser, is never taken (listener.takes) and
+// is handed on as bytes.
+func readRequest(head []byte) (*http.Request, error) {
+	p := headParsers.Get().(*headParser)
+	p.src.Reset(head)
+	p.br.Reset(&p.src)
+	r, err := http.ReadRequest(p.br)
+	p.src.Reset(nil)
+	p.br.Reset(&p.src)
+	headParsers.Put(p)
+	return r, err
+}
+
+// acceptResult is what one accept4 returned (listener.acc).
+type acceptResult struct {
+	fd   int
+	peer netip.AddrPort
+	err  error
+}
+
+// acceptOne accepts one connection from the listening socket fd into
+// l.acc (listener.acceptFn).
+func (l *listener) acceptOne(fd uintptr) {
+	l.acc.fd, l.acc.peer, l.acc.err = accept(int(fd))
 }
 
 // setNoDelay makes sure the accepted socket fd has TCP_NODELAY: inherited
@@ -412,7 +460,7 @@ func (h *headReader) handOff() bool {
 // takes, and hands the connection on otherwise.
 func (h *headReader) complete(end int) bool {
 	b := *h.buf
-	r, err := http.ReadRequest(bufio.NewReaderSize(bytes.NewReader(b[:end]), end))
+	r, err := readRequest(b[:end])
 	if err != nil || !h.l.takes(r) {
 		return h.handOff()
 	}
@@ -450,7 +498,9 @@ func (h *headReader) serve(w *responseWriter, r *http.Request) {
 	if !w.hijacked {
 		w.finish()
 		_ = h.conn.Close()
+		return
 	}
+	w.release()
 }
 
 // logf logs as net/http does: to the server's ErrorLog, else the log
@@ -566,6 +616,7 @@ type responseWriter struct {
 	status   int
 	body     []byte
 	hijacked bool
+	bufs     *hijackBufs // lent by Hijack
 }
 
 func (w *responseWriter) Header() http.Header {
@@ -604,11 +655,57 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, errHijackAfterWrite
 	}
 	w.hijacked = true
-	br := bufio.NewReaderSize(bytes.NewReader(w.extra), max(len(w.extra), 16))
-	if len(w.extra) > 0 {
+	if len(w.extra) > hijackBufSize {
+		br := bufio.NewReaderSize(bytes.NewReader(w.extra), len(w.extra))
 		_, _ = br.Peek(len(w.extra))
+		return w.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(w.conn, 512)), nil
 	}
-	return w.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(w.conn, 512)), nil
+	b := hijackBufPool.Get().(*hijackBufs)
+	b.src.Reset(w.extra)
+	b.br.Reset(&b.src)
+	if len(w.extra) > 0 {
+		_, _ = b.br.Peek(len(w.extra))
+	}
+	b.bw.Reset(w.conn)
+	b.rw = bufio.ReadWriter{Reader: b.br, Writer: b.bw}
+	w.bufs = b
+	return w.conn, &b.rw, nil
+}
+
+// hijackBufs are the buffers Hijack returns, lent by hijackBufPool: a
+// connection that became a wsconn.Conn (wsconn.Accepted.Taken) does not
+// use them after the upgrade (the Conn copies what the reader holds), so
+// serve gives them back; any other hijacker keeps them.
+type hijackBufs struct {
+	src bytes.Reader
+	br  *bufio.Reader
+	bw  *bufio.Writer
+	rw  bufio.ReadWriter
+}
+
+// hijackBufSize bounds the bytes after a head that a lent reader holds.
+const hijackBufSize = 4096
+
+var hijackBufPool = sync.Pool{New: func() any {
+	b := new(hijackBufs)
+	b.br = bufio.NewReaderSize(&b.src, hijackBufSize)
+	b.bw = bufio.NewWriterSize(io.Discard, 512)
+	return b
+}}
+
+// release gives the hijacked buffers back once the connection is a
+// wsconn.Conn's.
+func (w *responseWriter) release() {
+	b := w.bufs
+	if b == nil || !w.conn.Taken() {
+		return
+	}
+	w.bufs = nil
+	b.src.Reset(nil)
+	b.br.Reset(&b.src)
+	b.bw.Reset(io.Discard)
+	b.rw = bufio.ReadWriter{}
+	hijackBufPool.Put(b)
 }
 
 // finish writes the response of a handler that did not hijack, closing
