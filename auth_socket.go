@@ -289,17 +289,19 @@ func (s *Socket) sendHandshakeResponse(cid float64, authErr error) bool {
 		buf = append(buf, "false"...)
 	}
 	buf = append(buf, "}}"...)
-	// The handshake response is never batched. It is written here and
+	// The handshake response is never batched. On a socket read
+	// event-driven (a TCP socket, or TLS over one) it is written here and
 	// now when nothing else is being written: the socket's first frame
 	// finds its send buffer empty, so the write does not wait, and no
-	// goroutine is started for it (docs/performance.md, "Set-up: the
-	// handshake answer").
+	// goroutine is started for it (flushInline; docs/performance.md,
+	// "Set-up: the registration taken over as it is"). Over other
+	// connections (net.Pipe, say) a write can wait for the peer's read.
 	frame, err := s.packetFrame(buf)
 	if err != nil {
 		s.emitError(err)
 		return isAuth
 	}
-	s.queueFrame(frame, false, true)
+	s.queueFrame(frame, false, s.conn.Watched())
 	return isAuth
 }
 

@@ -155,7 +155,8 @@ func (s *Socket) enqueueFrame(frame []byte, packet bool) bool {
 }
 
 // queueFrame queues frame; when no flusher runs, the caller becomes it:
-// in this goroutine with inline, else in a goroutine started for it.
+// with inline, in this goroutine for one write (flushInline), else in a
+// goroutine started for it.
 func (s *Socket) queueFrame(frame []byte, packet, inline bool) bool {
 	s.outMu.Lock()
 	if s.outClosed {
@@ -185,7 +186,7 @@ func (s *Socket) queueFrame(frame []byte, packet, inline bool) bool {
 	switch {
 	case !start:
 	case inline:
-		s.flush()
+		s.flushInline()
 	default:
 		go s.flush()
 	}
@@ -256,65 +257,98 @@ var spareQueues = sync.Pool{New: func() any { return new([][]byte) }}
 
 // flush writes queued frames until the queue is empty.
 func (s *Socket) flush() {
-	for {
-		s.outMu.Lock()
-		if len(s.outQ) == 0 {
-			cr := s.closeReq
-			s.closeReq = nil
-			s.flushing = false
-			s.outMu.Unlock()
-			if cr != nil {
-				s.conn.WriteClose(cr.code, cr.reason)
-				s.afterCloseSent()
-			}
-			return
-		}
-		// A spare array from the pool becomes the queue: no other slice
-		// keeps it. The pool's holder takes q's array back after the write.
-		q := s.outQ
-		spare := spareQueues.Get().(*[][]byte)
-		s.outQ, *spare = (*spare)[:0], nil
-		var pk []bool
-		if f := s.outFlags; f != nil {
-			pk, f.q, f.spare = f.q, f.spare[:0], nil
-		}
-		s.outBytes = 0
-		s.outMu.Unlock()
-
-		n := len(q)
-		w := coalesce(q, pk)
-		size := 0
-		for _, f := range w {
-			size += len(f)
-		}
-		err := s.conn.WriteFrames(w)
-		s.outboundSent.Add(int64(n))
-		if err == nil {
-			s.server.counters.bytesOut.Add(int64(size))
-		}
-		clear(q)
-		// A queue of one frame is not kept for the next burst: most
-		// sockets send one frame at a time, seldom (an idle socket after
-		// its handshake answer).
-		if cap(q) > 1 {
-			*spare = q[:0]
-		}
-		spareQueues.Put(spare)
-		if f := s.outFlags; f != nil && cap(q) > 1 {
-			s.outMu.Lock()
-			f.spare = pk[:0]
-			s.outMu.Unlock()
-		}
-		if err == wsconn.ErrAborted {
-			// A slow consumer: the frames are dropped, the close frame
-			// follows (queueClose).
-			continue
-		}
-		if err != nil {
-			s.writeFailed(err)
-			return
-		}
+	for s.flushOnce(false) {
 	}
+}
+
+// flushInline is flush for a caller that must not be held up (the
+// socket's reader, writing its handshake answer): it writes what is
+// queued now, once, and leaves what was queued meanwhile to a flusher
+// goroutine; a failed write ends the socket in a goroutine, as a
+// flusher's would.
+func (s *Socket) flushInline() {
+	if !s.flushOnce(true) {
+		return
+	}
+	s.outMu.Lock()
+	if len(s.outQ) == 0 && s.closeReq == nil {
+		s.flushing = false
+		s.outMu.Unlock()
+		return
+	}
+	s.outMu.Unlock()
+	go s.flush()
+}
+
+// flushOnce writes the frames queued now, as the socket's flusher, and
+// reports whether the caller is still the flusher and must look again.
+// With the queue empty it gives the role up, after the close frame when
+// one was asked for. A failed write ends the socket: here, or with
+// detach in a goroutine of its own (closing runs the application's
+// handlers).
+func (s *Socket) flushOnce(detach bool) bool {
+	s.outMu.Lock()
+	if len(s.outQ) == 0 {
+		cr := s.closeReq
+		s.closeReq = nil
+		s.flushing = false
+		s.outMu.Unlock()
+		if cr != nil {
+			s.conn.WriteClose(cr.code, cr.reason)
+			s.afterCloseSent()
+		}
+		return false
+	}
+	// A spare array from the pool becomes the queue: no other slice
+	// keeps it. The pool's holder takes q's array back after the write.
+	q := s.outQ
+	spare := spareQueues.Get().(*[][]byte)
+	s.outQ, *spare = (*spare)[:0], nil
+	var pk []bool
+	if f := s.outFlags; f != nil {
+		pk, f.q, f.spare = f.q, f.spare[:0], nil
+	}
+	s.outBytes = 0
+	s.outMu.Unlock()
+
+	n := len(q)
+	w := coalesce(q, pk)
+	size := 0
+	for _, f := range w {
+		size += len(f)
+	}
+	err := s.conn.WriteFrames(w)
+	s.outboundSent.Add(int64(n))
+	if err == nil {
+		s.server.counters.bytesOut.Add(int64(size))
+	}
+	clear(q)
+	// A queue of one frame is not kept for the next burst: most
+	// sockets send one frame at a time, seldom (an idle socket after
+	// its handshake answer).
+	if cap(q) > 1 {
+		*spare = q[:0]
+	}
+	spareQueues.Put(spare)
+	if f := s.outFlags; f != nil && cap(q) > 1 {
+		s.outMu.Lock()
+		f.spare = pk[:0]
+		s.outMu.Unlock()
+	}
+	if err == wsconn.ErrAborted {
+		// A slow consumer: the frames are dropped, the close frame
+		// follows (queueClose).
+		return true
+	}
+	if err != nil {
+		if detach {
+			go s.writeFailed(err)
+		} else {
+			s.writeFailed(err)
+		}
+		return false
+	}
+	return true
 }
 
 // writeFailed ends the socket after a failed write, as its flusher: the

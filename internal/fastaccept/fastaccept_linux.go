@@ -500,7 +500,7 @@ func (h *headReader) serve(w *responseWriter, r *http.Request) {
 		_ = h.conn.Close()
 		return
 	}
-	w.release()
+	w.release(&h.desc)
 }
 
 // logf logs as net/http does: to the server's ErrorLog, else the log
@@ -693,11 +693,17 @@ var hijackBufPool = sync.Pool{New: func() any {
 	return b
 }}
 
-// release gives the hijacked buffers back once the connection is a
-// wsconn.Conn's.
-func (w *responseWriter) release() {
+// release, after the handler returned, gives the hijacked buffers back
+// once the connection is a wsconn.Conn's; a connection another hijacker
+// took leaves netpoll (d, the head's registration), which would
+// otherwise be woken by its every arrival until its first Read.
+func (w *responseWriter) release(d *netpoll.Desc) {
+	if !w.conn.Taken() {
+		d.Unwatch()
+		return
+	}
 	b := w.bufs
-	if b == nil || !w.conn.Taken() {
+	if b == nil {
 		return
 	}
 	w.bufs = nil

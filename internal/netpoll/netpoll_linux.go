@@ -242,8 +242,11 @@ func (d *Desc) Init(rc syscall.RawConn, handler Handler) {
 // false it has closed the connection. The registration is then
 // edge-triggered and armed once, which saves the epoll_ctl that re-arms an
 // Init registration after every handler run. A handler that may stop
-// reading early, or hand its still open connection on, must use Init:
-// data it left would never be announced again.
+// reading early must use Init: data it left would never be announced
+// again. One that hands its open connection on may use InitEdge if it
+// reads only through Read and hands it to another InitEdge Desc with
+// StartAfter (which runs the new handler at once when the last Read
+// filled its buffer), or to someone else after Unwatch.
 func (d *Desc) InitEdge(rc syscall.RawConn, handler Handler) {
 	d.Init(rc, handler)
 	d.flags.Store(flagEdge)
@@ -284,13 +287,16 @@ func (d *Desc) Start() {
 func (d *Desc) StartAfter(prev *Desc) {
 	reg.mu.Lock()
 	pf := prev.flags.Load()
-	if pf&flagEdge == 0 || d.flags.Load()&flagEdge == 0 {
-		d.start(prev.p, unix.EPOLL_CTL_MOD)
+	p := prev.p
+	if pf&flagEdge == 0 || d.flags.Load()&flagEdge == 0 || p.descs[prev.slot] != prev {
+		// Not both edge-triggered, or prev's run has ended already (a
+		// caller that did not hand over from inside prev's handler):
+		// d gets a slot of its own and the registration its events.
+		d.start(p, unix.EPOLL_CTL_MOD)
 		return
 	}
 	// The poller finds d in prev's slot from now on, under the same
 	// generation (the event's data in the kernel stays as it is).
-	p := prev.p
 	d.p, d.slot, d.gen = p, prev.slot, prev.gen
 	p.descs[d.slot] = d
 	reg.mu.Unlock()
@@ -372,8 +378,10 @@ func (d *Desc) start(p *poller, op int) {
 }
 
 // Trigger runs the handler soon, as if the connection were readable. It
-// may be called at any time from any goroutine; it does nothing once the
-// handler has returned false.
+// may be called at any time from any goroutine; once the handler has
+// returned false it does nothing, or, when the handler handed the
+// connection over (StartAfter without a system call), runs the new
+// Desc's handler instead.
 func (d *Desc) Trigger() { d.dispatch() }
 
 // Read reads what the connection has without waiting: (n, nil) with n > 0,

@@ -612,6 +612,55 @@ func TestStartAfterEdge(t *testing.T) {
 	waitFor(t, "release", func() bool { return registered() == 0 })
 }
 
+// TestStartAfterDone: StartAfter called after prev's handler returned
+// false (not from inside it) does not take prev's released slot: the new
+// Desc gets one of its own, and the registrations are counted right.
+func TestStartAfterDone(t *testing.T) {
+	servers, clients := pairs(t, 1)
+	nc := servers[0]
+	rc := rawConn(t, nc)
+	var first Desc
+	done := make(chan struct{})
+	first.InitEdge(rc, HandlerFunc(func() bool {
+		close(done) // returns false with the connection open, unread
+		return false
+	}))
+	first.Start()
+	if _, err := clients[0].Write([]byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	waitFor(t, "the first to be released", func() bool { return registered() == 0 })
+	c := &conn{nc: nc, ended: make(chan struct{})}
+	buf := make([]byte, 512)
+	c.d.InitEdge(rc, HandlerFunc(func() bool {
+		for {
+			n, err := c.d.Read(buf)
+			if err == ErrWouldBlock {
+				return true
+			}
+			if err != nil {
+				_ = nc.Close()
+				close(c.ended)
+				return false
+			}
+			c.mu.Lock()
+			c.got.Write(buf[:n])
+			c.mu.Unlock()
+		}
+	}))
+	c.d.StartAfter(&first)
+	if registered() != 1 {
+		t.Fatalf("%d registrations, want 1", registered())
+	}
+	if _, err := clients[0].Write([]byte(" two")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the data", func() bool { return string(c.bytes()) == "one two" })
+	closeAndWaitEnd(t, clients[0], c.ended)
+	waitFor(t, "release", func() bool { return registered() == 0 })
+}
+
 // TestUnwatch: a connection whose handler handed it on is removed from
 // the poller's epoll set.
 func TestUnwatch(t *testing.T) {

@@ -475,6 +475,10 @@ func (c *Conn) Watch(handler Handler) bool {
 	return true
 }
 
+// Watched reports whether the connection is read event-driven (Watch
+// returned true): a TCP socket, or TLS over one.
+func (c *Conn) Watched() bool { return c.ev.Load() != nil }
+
 // NextMessage returns the next message of a watched connection (see Watch)
 // if it is complete with what can be read without waiting, and otherwise
 // ErrWouldBlock. Control frames are handled and errors reported as
