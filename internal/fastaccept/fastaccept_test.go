@@ -543,6 +543,48 @@ func TestOtherHijacker(t *testing.T) {
 	}
 }
 
+// Another hijacker that reads the connection itself, after its handler
+// returned: the connection moves to the net package at that first read,
+// and keeps working (its registration left netpoll when the handler
+// returned; the move must not fail on it).
+func TestOtherHijackerReadsLater(t *testing.T) {
+	s := start(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		nc, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		go func() {
+			defer nc.Close()
+			_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+			line, err := bufio.NewReader(nc).ReadString('\n')
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.WriteString(nc, "echo: "+line)
+		}()
+	})
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("%v, %v", resp, err)
+	}
+	io.WriteString(c, "later\n")
+	line, err := br.ReadString('\n')
+	if err != nil || line != "echo: later\n" {
+		t.Fatalf("%q, %v", line, err)
+	}
+}
+
 func TestPlainHost(t *testing.T) {
 	for host, want := range map[string]bool{
 		"example.com": true, "example.com:8000": true, "127.0.0.1:1": true, "[::1]:80": true, "a_b-c.d": true,

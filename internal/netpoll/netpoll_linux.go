@@ -328,14 +328,9 @@ func (h *handedOver) Ready() bool {
 // descriptor of the connection is open, a duplicate included). Errors
 // are ignored: a closed connection has no registration left.
 func (d *Desc) Unwatch() {
-	if d.p == nil {
-		return
+	if d.p != nil {
+		_ = d.epollCtl(unix.EPOLL_CTL_DEL, 0)
 	}
-	c := sysCalls.Get().(*sysCall)
-	c.epfd, c.op = d.p.epfd, unix.EPOLL_CTL_DEL
-	_ = d.rc.Control(c.ctlFn)
-	c.err = nil
-	sysCalls.Put(c)
 }
 
 // start registers d with p (reg.mu held; start releases it) and arms it
@@ -431,12 +426,18 @@ func (c *sysCall) read(fd uintptr) bool {
 // RawConn.Control, which holds the file descriptor open: a concurrent Close
 // cannot make it hit a reused descriptor number.
 func (d *Desc) arm(op int) error {
-	c := sysCalls.Get().(*sysCall)
-	c.epfd, c.op = d.p.epfd, op
 	events := uint32(oneShotEvents)
 	if d.flags.Load()&flagEdge != 0 {
 		events = edgeEvents
 	}
+	return d.epollCtl(op, events)
+}
+
+// epollCtl makes the epoll_ctl op for d's connection with d's poller,
+// waiting for events.
+func (d *Desc) epollCtl(op int, events uint32) error {
+	c := sysCalls.Get().(*sysCall)
+	c.epfd, c.op = d.p.epfd, op
 	c.ev = unix.EpollEvent{Events: events, Fd: d.slot, Pad: d.gen}
 	err := d.rc.Control(c.ctlFn)
 	if err == nil {
@@ -449,9 +450,13 @@ func (d *Desc) arm(op int) error {
 
 func (c *sysCall) ctl(fd uintptr) {
 	if err := unix.EpollCtl(c.epfd, c.op, int(fd), &c.ev); err != nil {
-		// Not expected for a TCP socket. Rather than leave the connection
-		// unwatched forever, shut it down: the handler then reads EOF.
-		_ = unix.Shutdown(int(fd), unix.SHUT_RDWR)
+		if c.op != unix.EPOLL_CTL_DEL {
+			// Not expected for a TCP socket. Rather than leave the
+			// connection unwatched forever, shut it down: the handler
+			// then reads EOF. (A removal fails only when there was
+			// nothing to remove: Unwatch after Unwatch.)
+			_ = unix.Shutdown(int(fd), unix.SHUT_RDWR)
+		}
 		c.err = os.NewSyscallError("epoll_ctl", err)
 	}
 }

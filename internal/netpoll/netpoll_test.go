@@ -694,6 +694,18 @@ func TestUnwatch(t *testing.T) {
 	if watched() {
 		t.Fatal("the connection is still in the epoll set after Unwatch")
 	}
+	// Once more, as a connection moved to the net package after its
+	// handler unwatched it does: nothing to remove, and the connection
+	// keeps working.
+	d.Unwatch()
+	if _, err := clients[0].Write([]byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(wait))
+	got := make([]byte, 2)
+	if _, err := io.ReadFull(nc, got); err != nil || string(got) != "xy" {
+		t.Fatalf("read %q, %v after a second Unwatch", got, err)
+	}
 	waitFor(t, "release", func() bool { return registered() == 0 })
 }
 
