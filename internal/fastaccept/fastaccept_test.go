@@ -202,6 +202,15 @@ func TestBytesAfterHead(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if got, err := upgradedEcho(t, c); err != nil || string(got) != "early" {
+		t.Fatalf("echo %q, %v", got, err)
+	}
+}
+
+// upgradedEcho reads the 101 answer to an upgrade written on c by hand,
+// then the echo server's first message.
+func upgradedEcho(t *testing.T, c net.Conn) ([]byte, error) {
+	t.Helper()
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -210,13 +219,10 @@ func TestBytesAfterHead(t *testing.T) {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	got, err := wsutil.ReadServerText(struct {
+	return wsutil.ReadServerText(struct {
 		io.Reader
 		io.Writer
 	}{br, c})
-	if err != nil || string(got) != "early" {
-		t.Fatalf("echo %q, %v", got, err)
-	}
 }
 
 // A message sent in the same write as a head that fills the head
@@ -244,18 +250,7 @@ func TestMessageRightAfterFullHead(t *testing.T) {
 	if _, err := c.Write(append([]byte(head), frame...)); err != nil {
 		t.Fatal(err)
 	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
-	got, err := wsutil.ReadServerText(struct {
-		io.Reader
-		io.Writer
-	}{br, c})
+	got, err := upgradedEcho(t, c)
 	if err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("echo of %d bytes, %v; want %d bytes", len(got), err, len(msg))
 	}
@@ -505,83 +500,62 @@ type writerFunc func([]byte) (int, error)
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // A handler of its own at the path may hijack and use the connection as
-// any net.Conn: read, write, deadlines, close.
+// any net.Conn: read, write, deadlines, close. It may read what came
+// right after the head through the hijacked reader, or read the
+// connection itself after its handler returned: the connection then moves
+// to the net package at that first read and keeps working (its
+// registration left netpoll when the handler returned; the move must not
+// fail on it).
 func TestOtherHijacker(t *testing.T) {
-	s := start(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
-		nc, rw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		go func() {
-			defer nc.Close()
-			_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-			io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
-			line, err := rw.Reader.ReadString('\n')
+	for _, tc := range []struct {
+		name         string
+		early, later string // sent with the head, sent after the 101
+		readConn     bool   // the hijacker reads nc, not the hijacked reader
+	}{
+		{name: "buffered", early: "early\n"},
+		{name: "reads later", later: "later\n", readConn: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := start(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+				nc, rw, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				go func() {
+					defer nc.Close()
+					_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+					io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+					r := rw.Reader
+					if tc.readConn {
+						r = bufio.NewReader(nc)
+					}
+					line, err := r.ReadString('\n')
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					io.WriteString(nc, "echo: "+line)
+				}()
+			})
+			c, err := net.Dial("tcp", s.addr)
 			if err != nil {
-				t.Error(err)
-				return
+				t.Fatal(err)
 			}
-			io.WriteString(nc, "echo: "+line)
-		}()
-	})
-	c, err := net.Dial("tcp", s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nearly\n")
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != 101 {
-		t.Fatalf("%v, %v", resp, err)
-	}
-	line, err := br.ReadString('\n')
-	if err != nil || line != "echo: early\n" {
-		t.Fatalf("%q, %v", line, err)
-	}
-}
-
-// Another hijacker that reads the connection itself, after its handler
-// returned: the connection moves to the net package at that first read,
-// and keeps working (its registration left netpoll when the handler
-// returned; the move must not fail on it).
-func TestOtherHijackerReadsLater(t *testing.T) {
-	s := start(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
-		nc, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		go func() {
-			defer nc.Close()
-			_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-			io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
-			line, err := bufio.NewReader(nc).ReadString('\n')
-			if err != nil {
-				t.Error(err)
-				return
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n"+tc.early)
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil || resp.StatusCode != 101 {
+				t.Fatalf("%v, %v", resp, err)
 			}
-			io.WriteString(nc, "echo: "+line)
-		}()
-	})
-	c, err := net.Dial("tcp", s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != 101 {
-		t.Fatalf("%v, %v", resp, err)
-	}
-	io.WriteString(c, "later\n")
-	line, err := br.ReadString('\n')
-	if err != nil || line != "echo: later\n" {
-		t.Fatalf("%q, %v", line, err)
+			io.WriteString(c, tc.later)
+			line, err := br.ReadString('\n')
+			if want := "echo: " + tc.early + tc.later; err != nil || line != want {
+				t.Fatalf("%q, %v; want %q", line, err, want)
+			}
+		})
 	}
 }
 

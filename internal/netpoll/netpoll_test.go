@@ -76,8 +76,18 @@ func watch(t testing.TB, nc *net.TCPConn, block chan struct{}) *conn {
 	t.Helper()
 	rc := rawConn(t, nc)
 	c := &conn{nc: nc, ended: make(chan struct{}), block: block}
+	initDesc(&c.d, rc, c.handler(t))
+	c.d.Start()
+	return c
+}
+
+// handler returns the handler of c.d: it checks it never runs twice at
+// once, counts its runs, waits on c.block if set, then reads until the
+// socket would block, collecting the bytes; at the end of the stream (or
+// an error) it records the error, closes the connection and ended.
+func (c *conn) handler(t testing.TB) HandlerFunc {
 	buf := make([]byte, 512)
-	initDesc(&c.d, rc, HandlerFunc(func() bool {
+	return func() bool {
 		if c.active.Add(1) != 1 {
 			t.Error("handler running twice at once")
 		}
@@ -101,9 +111,7 @@ func watch(t testing.TB, nc *net.TCPConn, block chan struct{}) *conn {
 			c.got.Write(buf[:n])
 			c.mu.Unlock()
 		}
-	}))
-	c.d.Start()
-	return c
+	}
 }
 
 func (c *conn) bytes() []byte {
@@ -474,24 +482,7 @@ func TestStartAfter(t *testing.T) {
 			}
 			head = append(head, buf[0])
 			if buf[0] == '\n' {
-				b2 := make([]byte, 512)
-				initDesc(&second.d, rc, HandlerFunc(func() bool {
-					for {
-						n, err := second.d.Read(b2)
-						if err == ErrWouldBlock {
-							return true
-						}
-						if err != nil {
-							second.err = err
-							_ = nc.Close()
-							close(second.ended)
-							return false
-						}
-						second.mu.Lock()
-						second.got.Write(b2[:n])
-						second.mu.Unlock()
-					}
-				}))
+				initDesc(&second.d, rc, second.handler(t))
 				second.d.StartAfter(&first)
 				close(handedOver)
 				return false
@@ -538,25 +529,6 @@ func TestStartAfterEdge(t *testing.T) {
 	rc := rawConn(t, nc)
 	var first Desc
 	second := &conn{nc: nc, ended: make(chan struct{})}
-	b2 := make([]byte, 512)
-	secondHandler := HandlerFunc(func() bool {
-		second.runs.Add(1)
-		for {
-			n, err := second.d.Read(b2)
-			if err == ErrWouldBlock {
-				return true
-			}
-			if err != nil {
-				second.err = err
-				_ = nc.Close()
-				close(second.ended)
-				return false
-			}
-			second.mu.Lock()
-			second.got.Write(b2[:n])
-			second.mu.Unlock()
-		}
-	})
 	handedOver := make(chan struct{})
 	buf := make([]byte, 512)
 	var head []byte
@@ -572,7 +544,7 @@ func TestStartAfterEdge(t *testing.T) {
 			}
 			head = append(head, buf[:n]...)
 			if bytes.HasSuffix(head, []byte("\n")) {
-				second.d.InitEdge(rc, secondHandler)
+				second.d.InitEdge(rc, second.handler(t))
 				second.d.StartAfter(&first)
 				if second.runs.Load() != 0 || second.d.state.Load() != stIdle {
 					t.Error("the second handler was started although the first read the socket empty")
@@ -632,23 +604,7 @@ func TestStartAfterDone(t *testing.T) {
 	<-done
 	waitFor(t, "the first to be released", func() bool { return registered() == 0 })
 	c := &conn{nc: nc, ended: make(chan struct{})}
-	buf := make([]byte, 512)
-	c.d.InitEdge(rc, HandlerFunc(func() bool {
-		for {
-			n, err := c.d.Read(buf)
-			if err == ErrWouldBlock {
-				return true
-			}
-			if err != nil {
-				_ = nc.Close()
-				close(c.ended)
-				return false
-			}
-			c.mu.Lock()
-			c.got.Write(buf[:n])
-			c.mu.Unlock()
-		}
-	}))
+	c.d.InitEdge(rc, c.handler(t))
 	c.d.StartAfter(&first)
 	if registered() != 1 {
 		t.Fatalf("%d registrations, want 1", registered())
