@@ -480,7 +480,11 @@ type tcpListener struct {
 // place of l, a listener from ListenTCP. With Options.OwnDescriptors and
 // event-driven reads (Linux), that listener accepts l's connections
 // itself, without net/http's goroutine per connection or the runtime's
-// poller: it reads each request head event-driven, serves a plain
+// poller: the listening socket defers accepts (TCP_DEFER_ACCEPT) until a
+// connection's request has come, or for a second when it sends nothing
+// (a connection that stays silent is accepted then, and its header
+// timeout starts); it reads each request head at once, or event-driven
+// when more has to come, serves a plain
 // WebSocket upgrade for Options.Path at once with hs.Handler (routed as
 // hs would route it, so hs.Handler may be a mux that mounts the Server),
 // and hands every other connection (another path, anything unusual, a

@@ -7,16 +7,22 @@
 // then reads the upgraded connection with netpoll and owns its descriptor
 // (wsconn.OwnDescriptor) duplicates the descriptor and undoes the
 // registration. Here the listener's connections are accepted with
-// accept4(2) directly and owned from the start (wsconn.Accepted); each is
-// registered with netpoll (edge-triggered, as the upgraded connection's
-// reader will be), whose handler reads the request head without a
-// goroutine of its own. Then:
+// accept4(2) directly and owned from the start (wsconn.Accepted). The
+// listening socket defers accepts (TCP_DEFER_ACCEPT) until a
+// connection's first data has come, so each accepted connection's head is
+// read at once by a netpoll handler (netpoll.Desc.StartReadable) without
+// a goroutine of its own or an event; a connection whose head is not all
+// there yet is registered with netpoll (edge-triggered, as the upgraded
+// connection's reader will be) and read as the rest comes. A connection
+// that sends nothing is accepted after a second all the same, and its
+// header timeout starts then. Then:
 //
 //   - a plain WebSocket upgrade (GET, HTTP/1.1, one Host, Upgrade and
 //     Connection: upgrade, no body, the configured path) is served at once
 //     by the handler, in the netpoll worker, with a ResponseWriter that
-//     can be hijacked; the connection's registration passes to the
-//     upgraded connection's reader as it is, without a system call
+//     can be hijacked; the upgraded connection's reader is registered
+//     then, or, when the head needed events, takes the head's
+//     registration over as it is, without a system call
 //     (netpoll.Desc.StartAfter);
 //   - anything else (another path, a malformed or unusual request, a head
 //     longer than the limit) is handed to the http.Server unchanged: its

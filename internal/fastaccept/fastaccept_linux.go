@@ -59,10 +59,15 @@ func Wrap(l net.Listener, cfg Config) (net.Listener, bool) {
 	// Sockets accepted from a listening socket with TCP_NODELAY inherit
 	// it on Linux: set here, it saves a setsockopt per connection (Ready
 	// checks the first one, and sets it on each when it was not so).
+	// TCP_DEFER_ACCEPT: the kernel hands a connection over once its
+	// first data has come (or deferAccept later), so its head is read at
+	// once (netpoll.Desc.StartReadable) instead of after an event of its
+	// own.
 	_ = rc.Control(func(fd uintptr) {
 		if unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) != nil {
 			fl.noDelay = noDelayPerConn
 		}
+		fl.deferred = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferAccept) == nil
 	})
 	// Edge-triggered: Ready accepts until accept4 says EAGAIN, so the
 	// registration is never re-armed.
@@ -70,6 +75,13 @@ func Wrap(l net.Listener, cfg Config) (net.Listener, bool) {
 	fl.desc.Start()
 	return fl, true
 }
+
+// deferAccept is how long, in seconds, the kernel keeps a connection that
+// has sent nothing (TCP_DEFER_ACCEPT) before it is accepted all the same;
+// its header timeout (Config.ReadHeaderTimeout) starts then. Data
+// that comes ends the wait at once: only silent connections wait, and
+// they cost the kernel a request socket meanwhile, not a descriptor.
+const deferAccept = 1
 
 // How an accepted socket gets TCP_NODELAY (listener.noDelay).
 const (
@@ -89,6 +101,7 @@ type listener struct {
 	closeOnce sync.Once
 	loopDone  chan struct{} // closed when accepting has ended; then err is set
 	err       error
+	deferred  bool // the listening socket defers accepts (deferAccept)
 	noDelay   int8 // noDelayUnknown, noDelayInherited or noDelayPerConn; owned by Ready
 
 	// The result of the accept4 Ready makes through rc.Control: a
@@ -300,8 +313,8 @@ func ntohs(p uint16) uint16 {
 }
 
 // headReader reads one connection's request head. Its handler runs in a
-// netpoll worker, never twice at once: it owns every field but desc and
-// timer (set before Start).
+// netpoll worker, never twice at once: it owns every field but desc (and
+// timer, when start sets it before Start).
 type headReader struct {
 	l     *listener
 	conn  *wsconn.Accepted
@@ -320,8 +333,9 @@ func (l *listener) start(conn *wsconn.Accepted) {
 	// Init before h is pending: Close may trigger it from then on.
 	// Edge-triggered: Ready reads until the socket is empty or the head is
 	// complete, and the socket's reader then takes the registration over
-	// as it is (netpoll.Desc.StartAfter); a connection handed on is
-	// unwatched first (handOff, wsconn.Accepted.TCPConn).
+	// as it is (netpoll.Desc.StartAfter; it registers anew when the head
+	// was complete at accept and never watched); a connection handed on
+	// is unwatched first (handOff, wsconn.Accepted.TCPConn).
 	h.desc.InitEdge(conn.RawConn(), h)
 	l.mu.Lock()
 	if l.pending == nil { // closed
@@ -331,10 +345,23 @@ func (l *listener) start(conn *wsconn.Accepted) {
 	}
 	l.pending[h] = struct{}{}
 	l.mu.Unlock()
-	if t := l.cfg.ReadHeaderTimeout; t > 0 {
-		h.timer = time.AfterFunc(t, h.desc.Trigger)
+	if l.deferred {
+		// The head (or most of it) has come: read it now, and watch the
+		// connection only if more is needed (Ready then sets the header
+		// timer).
+		h.desc.StartReadable()
+		return
 	}
+	h.setTimer()
 	h.desc.Start()
+}
+
+// setTimer has the handler run when the header timeout has passed since
+// accept, unless it is set already or there is no timeout.
+func (h *headReader) setTimer() {
+	if t := h.l.cfg.ReadHeaderTimeout; t > 0 && h.timer == nil {
+		h.timer = time.AfterFunc(t-time.Since(h.start), h.desc.Trigger)
+	}
 }
 
 // Ready reads what has come of the head; when it is complete, serves or
@@ -362,6 +389,7 @@ func (h *headReader) Ready() bool {
 				h.drop(true)
 				return false
 			}
+			h.setTimer()
 			return true
 		}
 		if err != nil {

@@ -38,6 +38,7 @@ const path = "/ws/"
 // echoed by an event-driven wsconn.Conn, other paths answered by the mux.
 type server struct {
 	addr     string
+	l        *listener
 	hs       *http.Server
 	served   chan error
 	netHTTP  atomic.Int32 // connections net/http saw (ConnState new)
@@ -80,6 +81,7 @@ func start(t *testing.T, cfg Config, upgrader func(http.ResponseWriter, *http.Re
 		t.Fatal("Wrap refused a TCP listener on Linux")
 	}
 	s.addr = fl.Addr().String()
+	s.l = fl.(*listener)
 	go func() { s.served <- s.hs.Serve(fl) }()
 	t.Cleanup(func() {
 		_ = s.hs.Close()
@@ -675,5 +677,57 @@ func TestAcceptedSocketsNoDelay(t *testing.T) {
 			t.Fatalf("connection %d never reached a handler", i)
 		}
 		_ = c.Close()
+	}
+}
+
+// The listening socket defers accepts (TCP_DEFER_ACCEPT): a connection
+// that has sent nothing is not accepted at once; after deferAccept it is
+// accepted all the same, its head then read when it comes (announced by
+// an event, not found at accept), or, when none comes, dropped at the
+// header timeout.
+func TestDeferredAccept(t *testing.T) {
+	s := start(t, Config{ReadHeaderTimeout: 4 * time.Second}, nil)
+	if !s.l.deferred {
+		t.Fatal("the listening socket does not defer accepts")
+	}
+	pending := func() int {
+		s.l.mu.Lock()
+		defer s.l.mu.Unlock()
+		return len(s.l.pending)
+	}
+	var silent [2]net.Conn
+	for i := range silent {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent[i] = c
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := pending(); n != 0 {
+		t.Fatalf("%d silent connections accepted at once, want 0 (deferred for %d s)", n, deferAccept)
+	}
+	waitFor(t, "the silent connections to be accepted after the deferral", func() bool { return pending() == 2 })
+
+	// The first sends its upgrade now.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	late, _, _, err := ws.Dialer{NetDial: func(context.Context, string, string) (net.Conn, error) {
+		return silent[0], nil
+	}}.Dial(ctx, "ws://"+s.addr+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo(t, late, "late")
+
+	// The second never does.
+	_ = silent[1].SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := silent[1].Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("silent connection: %v, want EOF (closed at the header timeout)", err)
+	}
+	waitFor(t, "the silent connection reported", func() bool { return s.dropped.Load() == 1 })
+	if s.netHTTP.Load() != 0 || s.taken.Load() != 1 {
+		t.Errorf("net/http saw %d, the handler %d; want 0 and 1", s.netHTTP.Load(), s.taken.Load())
 	}
 }

@@ -20,12 +20,17 @@
 // short read counts as empty until an event said the peer hung up or sent
 // urgent data (Desc.ReadToEnd).
 //
+// A connection known to be readable already (its data came before it
+// was accepted) starts with StartReadable: its handler runs at once, and
+// the connection is registered only if that run returns true.
+//
 // A handler may hand its open connection over to another Desc
 // (StartAfter): the new Desc takes the registration over. Between two
 // edge-triggered Descs that costs no system call: the new one takes the
 // old one's place, an event the old one had not handled yet is passed
 // on, and the new handler runs at once if the old one's last Read filled
-// its buffer. Otherwise one epoll_ctl changes the registration. A
+// its buffer. Otherwise one epoll_ctl changes the registration, or makes
+// it when the old one was never registered. A
 // connection handed on to be read elsewhere leaves the poller with
 // Unwatch.
 //

@@ -271,6 +271,17 @@ func (d *Desc) Start() {
 	d.start(p, unix.EPOLL_CTL_ADD)
 }
 
+// StartReadable is Start for a connection known to be readable now (its
+// data came before it was accepted, say): the handler runs at once in a
+// worker, without waiting for an event, and the connection is watched
+// only once that run returns true (one epoll_ctl then, from the worker;
+// a Trigger meanwhile runs the handler again after it). A run that ends
+// the connection costs no registration at all, and one that hands it
+// over (StartAfter) has none to hand: the successor is registered.
+func (d *Desc) StartReadable() {
+	submit(d)
+}
+
 // StartAfter begins watching a connection that prev watches: prev's
 // handler, running now, hands the connection over to d and must return
 // false (it is then done and never runs again, while the connection stays
@@ -283,11 +294,20 @@ func (d *Desc) Start() {
 // buffer (more may wait, which no event would announce) or an event
 // asked to read to the end (ReadToEnd). prev's handler must then read
 // only through Desc.Read. Otherwise one EPOLL_CTL_MOD changes the
-// registration to d's.
+// registration to d's; when prev has none (its run came from
+// StartReadable), one EPOLL_CTL_ADD makes d's, which also announces data
+// that is waiting already.
 func (d *Desc) StartAfter(prev *Desc) {
 	reg.mu.Lock()
 	pf := prev.flags.Load()
 	p := prev.p
+	if p == nil {
+		// prev was never watched (StartReadable): d is registered anew.
+		p = reg.pollers[reg.next%len(reg.pollers)]
+		reg.next++
+		d.start(p, unix.EPOLL_CTL_ADD)
+		return
+	}
 	if pf&flagEdge == 0 || d.flags.Load()&flagEdge == 0 || p.descs[prev.slot] != prev {
 		// Not both edge-triggered, or prev's run has ended already (a
 		// caller that did not hand over from inside prev's handler):
@@ -491,6 +511,12 @@ func (d *Desc) dispatch() {
 func (d *Desc) run() {
 	for {
 		if !d.handler.Ready() {
+			if d.p == nil {
+				// Run by StartReadable, and finished before it was
+				// watched.
+				d.state.Store(stDone)
+				return
+			}
 			if h, ok := d.handler.(*handedOver); ok {
 				// Handed over: the registration and the slot are the
 				// successor's now; an event that came during this run
@@ -502,6 +528,12 @@ func (d *Desc) run() {
 			}
 			d.state.Store(stDone)
 			d.p.release(d)
+			return
+		}
+		if d.p == nil {
+			// Run by StartReadable: watched from now on (idle, or run
+			// again in a worker if Trigger was called meanwhile).
+			d.Start()
 			return
 		}
 		if d.flags.Load()&flagEdge == 0 {

@@ -38,6 +38,9 @@ func (d *Desc) ReadToEnd() bool { return false }
 // Start does nothing on this build.
 func (d *Desc) Start() {}
 
+// StartReadable does nothing on this build.
+func (d *Desc) StartReadable() {}
+
 // StartAfter does nothing on this build.
 func (d *Desc) StartAfter(prev *Desc) {}
 

@@ -915,6 +915,7 @@ func TestEdgeTriggered(t *testing.T) {
 		{"StartAfter", TestStartAfter},
 		{"DataDuringRun", TestDataDuringRun},
 		{"Lend", TestLend},
+		{"StartReadable", TestStartReadable},
 	} {
 		t.Run(tc.name, tc.f)
 	}
@@ -943,4 +944,100 @@ func TestReadToEnd(t *testing.T) {
 		}
 		waitFor(t, "release", func() bool { return registered() == 0 })
 	}
+}
+
+// TestStartReadable: the handler runs at once, without an event, and the
+// connection is watched only once a run returned true; a run that ends
+// the connection, or hands it over, leaves no registration behind it
+// (StartAfter registers the successor anew, and the kernel reports data
+// that was there already).
+func TestStartReadable(t *testing.T) {
+	t.Run("watched after its first run", func(t *testing.T) {
+		servers, clients := pairs(t, 1)
+		if _, err := clients[0].Write([]byte("one")); err != nil {
+			t.Fatal(err)
+		}
+		block := make(chan struct{})
+		c := &conn{nc: servers[0], ended: make(chan struct{}), block: block}
+		initDesc(&c.d, rawConn(t, servers[0]), c.handler(t))
+		c.d.StartReadable()
+		waitFor(t, "the first run", func() bool { return c.runs.Load() == 1 })
+		if n := registered(); n != 0 {
+			t.Fatalf("%d registrations during the first run, want 0", n)
+		}
+		// A Trigger during the first run is honoured once it is watched.
+		c.d.Trigger()
+		close(block)
+		waitFor(t, "the triggered run", func() bool { return c.runs.Load() == 2 })
+		waitFor(t, "the bytes", func() bool { return string(c.bytes()) == "one" })
+		if n := registered(); n != 1 {
+			t.Fatalf("%d registrations, want 1", n)
+		}
+		if _, err := clients[0].Write([]byte(" two")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "data announced by an event", func() bool { return string(c.bytes()) == "one two" })
+		closeAndWaitEnd(t, clients[0], c.ended)
+		waitFor(t, "release", func() bool { return registered() == 0 })
+	})
+	t.Run("done in its first run", func(t *testing.T) {
+		servers, clients := pairs(t, 1)
+		_ = clients[0].Close()
+		c := &conn{nc: servers[0], ended: make(chan struct{})}
+		initDesc(&c.d, rawConn(t, servers[0]), c.handler(t))
+		c.d.StartReadable()
+		<-c.ended
+		waitFor(t, "done", func() bool { return c.d.state.Load() == stDone })
+		if n := registered(); n != 0 {
+			t.Fatalf("%d registrations, want 0", n)
+		}
+		c.d.Trigger()
+		time.Sleep(20 * time.Millisecond)
+		if n := c.runs.Load(); n != 1 {
+			t.Fatalf("%d runs after the end, want 1", n)
+		}
+	})
+	t.Run("handed over in its first run", func(t *testing.T) {
+		servers, clients := pairs(t, 1)
+		nc := servers[0]
+		rc := rawConn(t, nc)
+		if _, err := clients[0].Write([]byte("HEAD\nrest")); err != nil {
+			t.Fatal(err)
+		}
+		var first Desc
+		second := &conn{nc: nc, ended: make(chan struct{})}
+		var head []byte
+		handed := make(chan struct{})
+		first.InitEdge(rc, HandlerFunc(func() bool {
+			// Five bytes: the read fills the buffer and leaves "rest"
+			// in the socket, which no new event announces.
+			buf := make([]byte, 5)
+			n, err := first.Read(buf)
+			if err != nil {
+				t.Errorf("first handler: %v", err)
+				return false
+			}
+			head = buf[:n]
+			second.d.InitEdge(rc, second.handler(t))
+			second.d.StartAfter(&first)
+			close(handed)
+			return false
+		}))
+		first.StartReadable()
+		<-handed
+		waitFor(t, "the rest, read by the successor", func() bool { return string(second.bytes()) == "rest" })
+		if string(head) != "HEAD\n" {
+			t.Fatalf("first handler read %q", head)
+		}
+		waitFor(t, "the first to be done", func() bool { return first.state.Load() == stDone })
+		if n := registered(); n != 1 {
+			t.Fatalf("%d registrations, want 1", n)
+		}
+		if _, err := clients[0].Write([]byte(" later")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "later data", func() bool { return string(second.bytes()) == "rest later" })
+		closeAndWaitEnd(t, clients[0], second.ended)
+		waitFor(t, "release", func() bool { return registered() == 0 })
+	})
 }
