@@ -7,10 +7,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -730,4 +733,86 @@ func TestDeferredAccept(t *testing.T) {
 	if s.netHTTP.Load() != 0 || s.taken.Load() != 1 {
 		t.Errorf("net/http saw %d, the handler %d; want 0 and 1", s.netHTTP.Load(), s.taken.Load())
 	}
+}
+
+// A connection handed on to net/http after its head needed an event (so
+// it was registered with netpoll) leaves netpoll's epoll set: only the
+// runtime's poller watches the socket then, through the net package's
+// duplicate of the descriptor. An edge-triggered registration would
+// otherwise outlive the descriptor it was made with (epoll entries are
+// found by the socket's inode in /proc/self/fdinfo).
+func TestHandedOnLeavesPoller(t *testing.T) {
+	s := start(t, Config{}, nil)
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /hello HTTP/1.1\r\n")
+	ino := serverInode(t, c)
+	waitFor(t, "the unfinished head to be watched", func() bool { return epollEntries(t, ino) == 1 })
+	io.WriteString(c, "Host: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if s.netHTTP.Load() != 1 {
+		t.Fatal("not served by net/http")
+	}
+	if n := epollEntries(t, ino); n != 1 {
+		t.Fatalf("the socket is in %d epoll sets, want 1 (the runtime's)", n)
+	}
+}
+
+// serverInode returns the inode of the server's end of c, a loopback
+// connection to this process, from /proc/net/tcp.
+func serverInode(t *testing.T, c net.Conn) string {
+	t.Helper()
+	local := fmt.Sprintf(":%04X ", c.RemoteAddr().(*net.TCPAddr).Port)
+	remote := fmt.Sprintf(":%04X ", c.LocalAddr().(*net.TCPAddr).Port)
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 9 && strings.HasSuffix(f[1]+" ", local) && strings.HasSuffix(f[2]+" ", remote) {
+			return f[9]
+		}
+	}
+	t.Fatalf("the server's end of %v is not in /proc/net/tcp", c.LocalAddr())
+	return ""
+}
+
+// epollEntries counts the entries for the socket with inode ino (decimal)
+// in this process's epoll sets.
+func epollEntries(t *testing.T, ino string) int {
+	t.Helper()
+	n, err := strconv.ParseUint(ino, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(" ino:%x ", n)
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := 0
+	for _, fd := range fds {
+		if l, err := os.Readlink("/proc/self/fd/" + fd.Name()); err != nil || l != "anon_inode:[eventpoll]" {
+			continue
+		}
+		b, err := os.ReadFile("/proc/self/fdinfo/" + fd.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "tfd:") && strings.Contains(line+" ", want) {
+				count++
+			}
+		}
+	}
+	return count
 }
