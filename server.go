@@ -492,7 +492,7 @@ type tcpListener struct {
 // be answered as hs would have. A head not complete within
 // Options.ReadHeaderTimeout is dropped and counted in Stats.HTTPRefusals,
 // as HTTPServer's are. hs's ConnState, ConnContext and BaseContext hooks
-// do not see the upgrades taken. This saves about 30 % of the CPU a
+// do not see the upgrades taken. This saves about 40 % of the CPU a
 // connection set-up costs (docs/performance.md). Otherwise (other listeners,
 // TLS, Options.DisableEventReads, Options.PingTimeoutDisabled, which
 // keeps the probes) it returns l. Serve and ListenAndServe use it.
