@@ -185,7 +185,7 @@ type Options struct {
 	// servers: a client still sending it then is dropped (slowloris).
 	// Default 10s. It counts from the accept: where the Server accepts
 	// connections itself (UpgradeListener), one that sends nothing at all
-	// is accepted a second after it connected.
+	// is accepted about a second after it connected.
 	ReadHeaderTimeout time.Duration
 
 	// MaxConnections caps the WebSockets open at once (connecting or

@@ -481,7 +481,7 @@ type tcpListener struct {
 // event-driven reads (Linux), that listener accepts l's connections
 // itself, without net/http's goroutine per connection or the runtime's
 // poller: the listening socket defers accepts (TCP_DEFER_ACCEPT) until a
-// connection's request has come, or for a second when it sends nothing
+// connection's request has come, or for about a second when it sends nothing
 // (a connection that stays silent is accepted then, and its header
 // timeout starts); it reads each request head at once, or event-driven
 // when more has to come, serves a plain

@@ -20,8 +20,16 @@ type Config struct {
 	// goes to Server (which answers 431). Default 16 KiB.
 	MaxHeaderBytes int
 	// ReadHeaderTimeout: a connection whose head is not complete this
-	// long after it was accepted is closed (0: no limit).
+	// long after it was accepted is closed (0: no limit). The listener
+	// defers accepts until a connection's first data has come, or for
+	// about a second (longer when the kernel's retransmitted handshake
+	// packets are lost): a connection that sends nothing lives that
+	// much longer.
 	ReadHeaderTimeout time.Duration
+	// NoDeferAccept accepts connections at once and registers each with
+	// netpoll to read its head (as where TCP_DEFER_ACCEPT is refused);
+	// for tests of that path.
+	NoDeferAccept bool
 	// Dropped, if set, is called (from any goroutine) for each connection
 	// closed before a complete request: the header timeout passed, or
 	// the peer sent part of a head and closed. A connection that sent

@@ -14,8 +14,8 @@
 // a goroutine of its own or an event; a connection whose head is not all
 // there yet is registered with netpoll (edge-triggered, as the upgraded
 // connection's reader will be) and read as the rest comes. A connection
-// that sends nothing is accepted after a second all the same, and its
-// header timeout starts then. Then:
+// that sends nothing is accepted after about a second all the same, and
+// its header timeout starts then. Then:
 //
 //   - a plain WebSocket upgrade (GET, HTTP/1.1, one Host, Upgrade and
 //     Connection: upgrade, no body, the configured path) is served at once

@@ -67,7 +67,8 @@ func Wrap(l net.Listener, cfg Config) (net.Listener, bool) {
 		if unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) != nil {
 			fl.noDelay = noDelayPerConn
 		}
-		fl.deferred = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferAccept) == nil
+		fl.deferred = !cfg.NoDeferAccept &&
+			unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferAccept) == nil
 	})
 	// Edge-triggered: Ready accepts until accept4 says EAGAIN, so the
 	// registration is never re-armed.

@@ -37,6 +37,50 @@ func TestMain(m *testing.M) {
 
 const path = "/ws/"
 
+// noDeferMode makes start's listeners accept at once (Config.NoDeferAccept);
+// TestWithoutDeferAccept runs tests so.
+var noDeferMode bool
+
+// TestWithoutDeferAccept runs the tests of what the listener does with
+// accepts that are not deferred (where the kernel refuses the option):
+// every head is then read after an event of its own, its timer set at
+// accept.
+func TestWithoutDeferAccept(t *testing.T) {
+	noDeferMode = true
+	defer func() { noDeferMode = false }()
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"UpgradeTakenWithoutNetHTTP", TestUpgradeTakenWithoutNetHTTP},
+		{"BytesAfterHead", TestBytesAfterHead},
+		{"MessageRightAfterFullHead", TestMessageRightAfterFullHead},
+		{"OthersHandedToNetHTTP", TestOthersHandedToNetHTTP},
+		{"SlowAndAbandonedHeads", TestSlowAndAbandonedHeads},
+		{"CloseWithHeadsPending", TestCloseWithHeadsPending},
+		{"OtherHijacker", TestOtherHijacker},
+		{"HandedOnLeavesPoller", TestHandedOnLeavesPoller},
+		{"Silent", func(t *testing.T) {
+			s := start(t, Config{ReadHeaderTimeout: 300 * time.Millisecond}, nil)
+			if s.l.deferred {
+				t.Fatal("accepts deferred with NoDeferAccept")
+			}
+			c, err := net.Dial("tcp", s.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("silent connection: %v, want EOF (closed at the header timeout)", err)
+			}
+			waitFor(t, "the silent connection reported", func() bool { return s.dropped.Load() == 1 })
+		}},
+	} {
+		t.Run(tc.name, tc.f)
+	}
+}
+
 // server is an http.Server served through Wrap: upgrades for path are
 // echoed by an event-driven wsconn.Conn, other paths answered by the mux.
 type server struct {
@@ -79,6 +123,7 @@ func start(t *testing.T, cfg Config, upgrader func(http.ResponseWriter, *http.Re
 	}
 	cfg.Handler, cfg.Server, cfg.Path = s.hs.Handler, s.hs, path
 	cfg.Dropped = func() { s.dropped.Add(1) }
+	cfg.NoDeferAccept = noDeferMode
 	fl, ok := Wrap(l, cfg)
 	if !ok {
 		t.Fatal("Wrap refused a TCP listener on Linux")
@@ -750,7 +795,10 @@ func TestHandedOnLeavesPoller(t *testing.T) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(c, "GET /hello HTTP/1.1\r\n")
-	ino := serverInode(t, c)
+	var ino string
+	// The server's end has an inode once it is accepted (after the data,
+	// as the listener defers accepts).
+	waitFor(t, "the accept", func() bool { ino = serverInode(t, c); return ino != "0" })
 	waitFor(t, "the unfinished head to be watched", func() bool { return epollEntries(t, ino) == 1 })
 	io.WriteString(c, "Host: x\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -767,7 +815,8 @@ func TestHandedOnLeavesPoller(t *testing.T) {
 }
 
 // serverInode returns the inode of the server's end of c, a loopback
-// connection to this process, from /proc/net/tcp.
+// connection to this process, from /proc/net/tcp: "0" until the server
+// has accepted it.
 func serverInode(t *testing.T, c net.Conn) string {
 	t.Helper()
 	local := fmt.Sprintf(":%04X ", c.RemoteAddr().(*net.TCPAddr).Port)
@@ -782,8 +831,7 @@ func serverInode(t *testing.T, c net.Conn) string {
 			return f[9]
 		}
 	}
-	t.Fatalf("the server's end of %v is not in /proc/net/tcp", c.LocalAddr())
-	return ""
+	return "0" // a request socket, not listed before the handshake completes
 }
 
 // epollEntries counts the entries for the socket with inode ino (decimal)

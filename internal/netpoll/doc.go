@@ -53,6 +53,13 @@
 //	running --handler returns false--> done (never runs again)
 //	running --handler handed over (StartAfter) and returns false--> done; a
 //	        pending event, or a later Trigger, goes to the new Desc
+//	        (unless the old one was never registered: see below)
+//
+// A Desc started with StartReadable begins running, unregistered: when
+// its handler returns true it is registered and idle (or runs again, if
+// Trigger was called meanwhile); when it returns false it is done, and
+// when it handed over, a Trigger it got during that run is dropped (its
+// successor registers anew, and the kernel announces what is waiting).
 //
 // Writes are not this package's business: connections keep writing through
 // net.Conn (the Go runtime's own poller), and reads go through the

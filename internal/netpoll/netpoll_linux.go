@@ -217,8 +217,8 @@ func Available() bool {
 	return reg.ok
 }
 
-// Init prepares d, a zero Desc, for the connection behind rc; Start
-// watches it. handler is called, in a worker goroutine and never twice at
+// Init prepares d, a zero Desc, for the connection behind rc; Start (or
+// StartReadable) watches it. handler is called, in a worker goroutine and never twice at
 // once, when the connection may be readable or Trigger was called. It must
 // read (Read) until ErrWouldBlock or an error, and return true to be called
 // again at the next event, or false when it is finished with the
@@ -230,6 +230,7 @@ func (d *Desc) Init(rc syscall.RawConn, handler Handler) {
 		panic("netpoll: Init called while Available reports false")
 	}
 	d.rc, d.handler = rc, handler
+	d.p = nil // not registered (StartReadable and StartAfter look)
 	d.flags.Store(0)
 	// Until Start, the Desc counts as running: a Trigger before Start is
 	// kept as pending and honoured by Start.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	"github.com/socketcluster-go/socketcluster/internal/testnet"
 )
@@ -957,6 +958,7 @@ func TestStartReadable(t *testing.T) {
 		if _, err := clients[0].Write([]byte("one")); err != nil {
 			t.Fatal(err)
 		}
+		waitReadable(t, servers[0], unix.POLLIN)
 		block := make(chan struct{})
 		c := &conn{nc: servers[0], ended: make(chan struct{}), block: block}
 		initDesc(&c.d, rawConn(t, servers[0]), c.handler(t))
@@ -983,6 +985,7 @@ func TestStartReadable(t *testing.T) {
 	t.Run("done in its first run", func(t *testing.T) {
 		servers, clients := pairs(t, 1)
 		_ = clients[0].Close()
+		waitReadable(t, servers[0], unix.POLLRDHUP)
 		c := &conn{nc: servers[0], ended: make(chan struct{})}
 		initDesc(&c.d, rawConn(t, servers[0]), c.handler(t))
 		c.d.StartReadable()
@@ -1004,6 +1007,7 @@ func TestStartReadable(t *testing.T) {
 		if _, err := clients[0].Write([]byte("HEAD\nrest")); err != nil {
 			t.Fatal(err)
 		}
+		waitReadable(t, nc, unix.POLLIN)
 		var first Desc
 		second := &conn{nc: nc, ended: make(chan struct{})}
 		var head []byte
@@ -1039,5 +1043,23 @@ func TestStartReadable(t *testing.T) {
 		waitFor(t, "later data", func() bool { return string(second.bytes()) == "rest later" })
 		closeAndWaitEnd(t, clients[0], second.ended)
 		waitFor(t, "release", func() bool { return registered() == 0 })
+	})
+}
+
+// waitReadable waits until nc's socket reports events (poll(2)): what the
+// peer sent has arrived, so a run that does not wait for an event finds
+// it (a loopback write usually arrives before it returns, but the kernel
+// may finish it later under load).
+func waitReadable(t *testing.T, nc *net.TCPConn, events int16) {
+	t.Helper()
+	rc := rawConn(t, nc)
+	waitFor(t, "the peer's data", func() bool {
+		ready := false
+		_ = rc.Control(func(fd uintptr) {
+			fds := []unix.PollFd{{Fd: int32(fd), Events: events}}
+			n, err := unix.Poll(fds, 0)
+			ready = err == nil && n == 1 && fds[0].Revents&events != 0
+		})
+		return ready
 	})
 }

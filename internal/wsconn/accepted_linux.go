@@ -20,10 +20,11 @@ import (
 // net package: the descriptor is owned from the start (as after
 // OwnDescriptor), so the runtime's poller never registers it and no
 // descriptor is duplicated. Whoever reads its HTTP request registers it
-// with netpoll through RawConn and records the registration
+// with netpoll through RawConn and records the Desc it read through
 // (SetRegistration): a Conn made from it (New, as Upgrade does after a
-// Hijack that returned it) takes the descriptor and that registration
-// over (Watch).
+// Hijack that returned it) takes the descriptor and that Desc's
+// registration over (Watch), or registers anew when the Desc was never
+// registered (the head was read at once, netpoll.Desc.StartReadable).
 //
 // It is also a full net.Conn for anyone else who hijacks it: its first
 // Read (or Plain) moves the socket to a *net.TCPConn of the net package

@@ -406,8 +406,9 @@ type HandlerFunc = netpoll.HandlerFunc
 // was ErrWouldBlock, false when it is finished with the connection (it must
 // have closed it): it is not called again after that. A Conn made of an
 // Accepted connection takes over the registration its request was read
-// through (netpoll.Desc.StartAfter): Watch must then be called while that
-// registration's handler runs (it runs the HTTP handler that upgraded).
+// through, or registers anew when that Desc was never registered
+// (netpoll.Desc.StartAfter): Watch must then be called while that Desc's
+// handler runs (it runs the HTTP handler that upgraded).
 func (c *Conn) Watch(handler Handler) bool {
 	if c.blk != nil || !netpoll.Available() {
 		return false
