@@ -267,9 +267,15 @@ func (d *Desc) ReadToEnd() bool { return d.flags.Load()&flagReadToEnd != 0 }
 // once and sees the failure from Read.
 func (d *Desc) Start() {
 	reg.mu.Lock()
+	d.start(nextPoller(), unix.EPOLL_CTL_ADD)
+}
+
+// nextPoller picks the poller a new registration goes to, round-robin
+// (reg.mu held).
+func nextPoller() *poller {
 	p := reg.pollers[reg.next%len(reg.pollers)]
 	reg.next++
-	d.start(p, unix.EPOLL_CTL_ADD)
+	return p
 }
 
 // StartReadable is Start for a connection known to be readable now (its
@@ -300,15 +306,13 @@ func (d *Desc) StartReadable() {
 // that is waiting already.
 func (d *Desc) StartAfter(prev *Desc) {
 	reg.mu.Lock()
-	pf := prev.flags.Load()
 	p := prev.p
 	if p == nil {
 		// prev was never watched (StartReadable): d is registered anew.
-		p = reg.pollers[reg.next%len(reg.pollers)]
-		reg.next++
-		d.start(p, unix.EPOLL_CTL_ADD)
+		d.start(nextPoller(), unix.EPOLL_CTL_ADD)
 		return
 	}
+	pf := prev.flags.Load()
 	if pf&flagEdge == 0 || d.flags.Load()&flagEdge == 0 || p.descs[prev.slot] != prev {
 		// Not both edge-triggered, or prev's run has ended already (a
 		// caller that did not hand over from inside prev's handler):
