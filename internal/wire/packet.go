@@ -86,7 +86,7 @@ func parseBatch(b []byte, i int, packets *[]Packet, ok *[]bool) int {
 			*packets = append(*packets, p)
 			*ok = append(*ok, good)
 		} else {
-			end = validValue(b, i, 1)
+			end, _ = validValue(b, i, 1)
 			*packets = append(*packets, Packet{})
 			*ok = append(*ok, false)
 		}
@@ -124,7 +124,7 @@ func parseObject(b []byte, i, depth int) (p Packet, ok bool, end int) {
 			return p, false, -1
 		}
 		ks := i
-		ke := validString(b, i)
+		ke, plainKey := scanString(b, i)
 		if ke < 0 {
 			return p, false, -1
 		}
@@ -133,13 +133,22 @@ func parseObject(b []byte, i, depth int) (p Packet, ok bool, end int) {
 		if i >= len(b) || b[i] != ':' {
 			return p, false, -1
 		}
+		// The value: a string is scanned as such (an event name needs
+		// no decoding when it is plain ASCII); anything else is checked
+		// as a value, which tells whether a number might need nulling.
 		vs := skipWS(b, i+1)
-		ve := validValue(b, vs, depth+1)
+		var ve int
+		var plain, wide bool
+		if vs < len(b) && b[vs] == '"' {
+			ve, plain = scanString(b, vs)
+		} else {
+			ve, wide = validValue(b, vs, depth+1)
+		}
 		if ve < 0 {
 			return p, false, -1
 		}
 		val := b[vs:ve]
-		if hasEscape(key) {
+		if !plainKey && hasEscape(key) {
 			var k string
 			if json.Unmarshal(b[ks:ke], &k) == nil {
 				key = []byte(k)
@@ -147,19 +156,22 @@ func parseObject(b []byte, i, depth int) (p Packet, ok bool, end int) {
 		}
 		switch string(key) {
 		case "event":
-			if val[0] == '"' {
-				p.Event, p.HasEvent = unquote(val), true
-			} else {
+			switch {
+			case val[0] != '"':
 				p.Event, p.HasEvent = "", false
+			case plain:
+				p.Event, p.HasEvent = plainString(val[1:len(val)-1]), true
+			default:
+				p.Event, p.HasEvent = unquote(val), true
 			}
 		case "data":
-			p.Data = NullHugeNumbers(val)
+			p.Data = nullHuge(val, wide)
 		case "cid":
 			p.Cid, p.HasCid = anyNumber(val)
 		case "rid":
 			p.Rid, p.HasRid = anyNumber(val)
 		case "error":
-			p.Error = NullHugeNumbers(val)
+			p.Error = nullHuge(val, wide)
 		}
 		i = skipWS(b, ve)
 		switch {
@@ -274,6 +286,15 @@ func NullHugeNumbers(b []byte) []byte {
 	return append(out, b[last:]...)
 }
 
+// nullHuge is NullHugeNumbers for a value validValue checked: wide is
+// what it reported (false: no number can be too large).
+func nullHuge(v []byte, wide bool) []byte {
+	if !wide {
+		return v
+	}
+	return NullHugeNumbers(v)
+}
+
 // skipStringFast returns the index after the string literal starting at
 // b[i], looking for its closing quote with bytes.IndexByte.
 func skipStringFast(b []byte, i int) int {
@@ -299,14 +320,21 @@ func skipStringFast(b []byte, i int) int {
 func unquote(v []byte) string {
 	inner := v[1 : len(v)-1]
 	if !hasEscape(inner) && utf8.Valid(inner) {
-		if k, ok := known(inner); ok {
-			return k
-		}
-		return string(inner)
+		return plainString(inner)
 	}
 	var s string
 	_ = json.Unmarshal(v, &s)
 	return s
+}
+
+// plainString is the Go string of a string literal's content that needs
+// no decoding: one of the protocol's names without allocating, else a
+// copy.
+func plainString(inner []byte) string {
+	if k, ok := known(inner); ok {
+		return k
+	}
+	return string(inner)
 }
 
 // Unquote is the exported form of unquote for callers holding a raw JSON

@@ -22,24 +22,26 @@ var strPlain = func() (t [256]bool) {
 // call per byte, several times faster. Parse checks inbound frames with
 // validValue, its part for one value, as it decodes them.
 func Valid(b []byte) bool {
-	i := validValue(b, skipWS(b, 0), 0)
+	i, _ := validValue(b, skipWS(b, 0), 0)
 	return i >= 0 && skipWS(b, i) == len(b)
 }
 
 // validValue checks the JSON value starting at b[i], inside depth open
-// arrays and objects, and returns the index after it, or -1.
-func validValue(b []byte, i, depth int) int {
+// arrays and objects, and returns the index after it, or -1. wide reports
+// a number that may be too large for a float64 (an exponent, or more than
+// 308 digits): only then can NullHugeNumbers have anything to do.
+func validValue(b []byte, i, depth int) (end int, wide bool) {
 	var small [32]byte
 	stack := small[:0] // '{' or '[' per open container
 	for {
 		// A value starts at b[i].
 		if i >= len(b) {
-			return -1
+			return -1, wide
 		}
 		switch c := b[i]; c {
 		case '{', '[':
 			if depth+len(stack) == maxDepth {
-				return -1
+				return -1, wide
 			}
 			i = skipWS(b, i+1)
 			if i < len(b) && b[i] == c+2 { // '}' or ']'
@@ -49,42 +51,45 @@ func validValue(b []byte, i, depth int) int {
 			stack = append(stack, c)
 			if c == '{' {
 				if i = validKey(b, i); i < 0 {
-					return -1
+					return -1, wide
 				}
 			}
 			continue
 		case '"':
 			if i = validString(b, i); i < 0 {
-				return -1
+				return -1, wide
 			}
 		case 't':
 			if !hasAt(b, i, "true") {
-				return -1
+				return -1, wide
 			}
 			i += 4
 		case 'f':
 			if !hasAt(b, i, "false") {
-				return -1
+				return -1, wide
 			}
 			i += 5
 		case 'n':
 			if !hasAt(b, i, "null") {
-				return -1
+				return -1, wide
 			}
 			i += 4
 		default:
-			if i = validNumber(b, i); i < 0 {
-				return -1
+			j := validNumber(b, i)
+			if j < 0 {
+				return -1, wide
 			}
+			wide = wide || j-i > 308 || hasExponent(b[i:j])
+			i = j
 		}
 		// After a value: a comma, the end of containers, or the end.
 		for {
 			if len(stack) == 0 {
-				return i
+				return i, wide
 			}
 			i = skipWS(b, i)
 			if i >= len(b) {
-				return -1
+				return -1, wide
 			}
 			top := stack[len(stack)-1]
 			if b[i] == top+2 {
@@ -93,12 +98,12 @@ func validValue(b []byte, i, depth int) int {
 				continue
 			}
 			if b[i] != ',' {
-				return -1
+				return -1, wide
 			}
 			i = skipWS(b, i+1)
 			if top == '{' {
 				if i = validKey(b, i); i < 0 {
-					return -1
+					return -1, wide
 				}
 			}
 			break
@@ -155,6 +160,35 @@ func validString(b []byte, i int) int {
 		}
 	}
 	return -1
+}
+
+// scanString is validString that also reports whether the string holds
+// printable ASCII only, with no escape: then its content is its Go string
+// as it is, with no decoding and no UTF-8 check.
+func scanString(b []byte, i int) (end int, ascii bool) {
+	start := i
+	var seen byte // every content byte ORed: 0x80 is set by any non-ASCII one
+	for i++; i < len(b); i++ {
+		c := b[i]
+		if !strPlain[c] {
+			if c == '"' {
+				return i + 1, seen < 0x80
+			}
+			return validString(b, start), false
+		}
+		seen |= c
+	}
+	return -1, false
+}
+
+// hasExponent reports whether the valid JSON number n has an exponent.
+func hasExponent(n []byte) bool {
+	for _, c := range n {
+		if c == 'e' || c == 'E' {
+			return true
+		}
+	}
+	return false
 }
 
 func isHex(c byte) bool {
