@@ -163,6 +163,27 @@ func nextElement(p []byte, i int) (elem []byte, next int, ok bool) {
 	return p[i:end], end, true
 }
 
+// stringEnd returns the offset just past the string starting at p[i]
+// ('"'), or -1 when it is not closed: the closing quote is found with
+// bytes.IndexByte, then checked for an odd run of backslashes before it.
+func stringEnd(p []byte, i int) int {
+	for j := i + 1; ; {
+		k := bytes.IndexByte(p[j:], '"')
+		if k < 0 {
+			return -1
+		}
+		j += k
+		bs := 0
+		for b := j - 1; b > i && p[b] == '\\'; b-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			return j + 1
+		}
+		j++
+	}
+}
+
 // skipValue returns the offset just past the JSON value starting at p[i],
 // or i when the value is malformed. Only structure is checked: strings are
 // skipped honouring escapes, and objects and arrays by bracket depth.
@@ -172,17 +193,9 @@ func skipValue(p []byte, i int) int {
 	for j < len(p) {
 		switch c := p[j]; c {
 		case '"':
-			j++
-			for j < len(p) && p[j] != '"' {
-				if p[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			if j >= len(p) {
+			if j = stringEnd(p, j); j < 0 {
 				return i
 			}
-			j++
 			if depth == 0 {
 				return j
 			}

@@ -88,7 +88,23 @@ func TestNextElement(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("elements = %q, want %q", got, want)
 	}
-	for _, bad := range []string{`[`, `[{"a":1`, `["abc`, `[]`} {
+	// Backslashes before a quote: an even run ends the string, an odd one
+	// escapes the quote.
+	in = `["a\\\\",{"k":"x\\\\\"y"},"\\\\\\\\"]`
+	want = []string{`"a\\\\"`, `{"k":"x\\\\\"y"}`, `"\\\\\\\\"`}
+	got = got[:0]
+	for i := 1; ; {
+		e, next, ok := nextElement([]byte(in), i)
+		if !ok {
+			break
+		}
+		got = append(got, string(e))
+		i = next
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("elements = %q, want %q", got, want)
+	}
+	for _, bad := range []string{`[`, `[{"a":1`, `["abc`, `[]`, `["a\"]`} {
 		if e, _, ok := nextElement([]byte(bad), 1); ok {
 			t.Errorf("nextElement(%s) = %q, want none", bad, e)
 		}
