@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	sc "github.com/socketcluster-go/socketcluster"
+	"github.com/socketcluster-go/socketcluster/internal/sctest"
 )
 
 // readBurst reads frames until n publications arrived and returns their
@@ -70,6 +71,39 @@ func TestCoalescePacketsBurstInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Expect(`{"event":"#publish","data":{"channel":"ch","data":"last"}}`)
+}
+
+// TestCoalescePacketsSharedBuffers: the array frames' buffers are pooled
+// and reused by every socket's flushes; bursts to several subscribers,
+// flushed side by side, each arrive whole and in order, round after
+// round.
+func TestCoalescePacketsSharedBuffers(t *testing.T) {
+	t.Parallel()
+	// Without io_uring, so that every delivery goes through the queues
+	// (a batched send takes an idle subscriber's frame directly).
+	ts := newServer(t, sc.Options{CoalescePackets: true, DisableIOUring: true})
+	const subs, rounds, n = 4, 5, 300
+	clients := make([]*sctest.Client, subs)
+	for i := range clients {
+		clients[i], _ = ts.connect(t, nil)
+		clients[i].Subscribe("ch")
+	}
+	arrays := 0
+	for r := range rounds {
+		publishBurst(t, ts, n)
+		for k, c := range clients {
+			got, a := readBurst(t, c.NextText, n)
+			arrays += a
+			for i, v := range got {
+				if v != i {
+					t.Fatalf("round %d, client %d: packet %d carries %d", r, k, i, v)
+				}
+			}
+		}
+	}
+	if arrays == 0 {
+		t.Fatal("no array frame: nothing was coalesced")
+	}
 }
 
 func TestCoalescePacketsOffByDefault(t *testing.T) {

@@ -312,7 +312,7 @@ func (s *Socket) flushOnce(detach bool) bool {
 	s.outMu.Unlock()
 
 	n := len(q)
-	w := coalesce(q, pk)
+	w, arrays := coalesce(q, pk)
 	size := 0
 	for _, f := range w {
 		size += len(f)
@@ -321,6 +321,9 @@ func (s *Socket) flushOnce(detach bool) bool {
 	s.outboundSent.Add(int64(n))
 	if err == nil {
 		s.server.counters.bytesOut.Add(int64(size))
+	}
+	if arrays != nil {
+		releaseArrays(arrays) // written: nothing holds them now
 	}
 	clear(q)
 	// A queue of one frame is not kept for the next burst: most
@@ -376,10 +379,12 @@ const maxCoalesced = 64 << 10
 // returns the frames to write. A run stops at any other frame (raw, ping,
 // binary, compressed, batch) and before its payload would pass
 // maxCoalesced; a run of one keeps its frame as it is. The shared frame of
-// a publication is copied into the array, never re-encoded.
-func coalesce(q [][]byte, pk []bool) [][]byte {
+// a publication is copied into the array, never re-encoded. The arrays'
+// buffers come from a pool: arrays holds them (nil when there are none)
+// for releaseArrays once they are written.
+func coalesce(q [][]byte, pk []bool) (frames [][]byte, arrays *arrayBufs) {
 	if len(q) < 2 || len(pk) != len(q) {
-		return q
+		return q, nil
 	}
 	out := q[:0]
 	for i := 0; i < len(q); {
@@ -402,7 +407,10 @@ func coalesce(q [][]byte, pk []bool) [][]byte {
 			i++
 			continue
 		}
-		buf := make([]byte, wsconn.MaxHeader, wsconn.MaxHeader+size)
+		if arrays == nil {
+			arrays = arrayBufsPool.Get().(*arrayBufs)
+		}
+		buf := arrays.get(wsconn.MaxHeader + size)
 		buf = append(buf, '[')
 		for k := i; k < j; k++ {
 			if k > i {
@@ -416,7 +424,38 @@ func coalesce(q [][]byte, pk []bool) [][]byte {
 		out = append(out, buf[start:])
 		i = j
 	}
-	return out
+	return out, arrays
+}
+
+// arrayBufs holds the buffers of one flush's array frames. They are
+// pooled: a socket that sends a burst per write as an array would
+// otherwise allocate the burst's bytes again for every write.
+type arrayBufs struct{ held []*[]byte }
+
+var (
+	arrayBufsPool = sync.Pool{New: func() any { return new(arrayBufs) }}
+	arrayPool     = sync.Pool{New: func() any { return new([]byte) }}
+)
+
+// get returns an empty frame buffer with room for n bytes: MaxHeader
+// bytes of header room, then the array. It is held until releaseArrays.
+func (a *arrayBufs) get(n int) []byte {
+	p := arrayPool.Get().(*[]byte)
+	if cap(*p) < n {
+		*p = make([]byte, 0, max(n, 1024))
+	}
+	a.held = append(a.held, p)
+	return (*p)[:wsconn.MaxHeader]
+}
+
+// releaseArrays gives a flush's array buffers back, once written.
+func releaseArrays(a *arrayBufs) {
+	for i, p := range a.held {
+		arrayPool.Put(p)
+		a.held[i] = nil
+	}
+	a.held = a.held[:0]
+	arrayBufsPool.Put(a)
 }
 
 // packetPayload returns the JSON packet in q[i] when it may be coalesced.
