@@ -43,6 +43,7 @@ type config struct {
 	HistoryTTL         time.Duration
 	ProtocolVersion    int
 	PerMessageDeflate  bool
+	CoalescePackets    bool
 	IOUring            bool
 	OwnDescriptors     bool
 	TrimIdleMemory     bool
@@ -203,6 +204,7 @@ var specs = []spec{
 	{"io-uring", "SC_IO_URING", "send each publication to its idle subscribers with one io_uring submission per 256 (Linux; falls back to a write per delivery where io_uring is unavailable)", boolSetter(func(c *config) *bool { return &c.IOUring }), "true"},
 	{"own-descriptors", "SC_OWN_DESCRIPTORS", "TCP sockets (TLS ones under their crypto/tls state) keep only their descriptor, not Go's net.TCPConn: about 1 KiB less memory per idle connection, and calls answered sooner under a given offered load (Linux; false keeps the net.TCPConn)", boolSetter(func(c *config) *bool { return &c.OwnDescriptors }), "true"},
 	{"trim-idle-memory", "SC_TRIM_IDLE_MEMORY", "once the process has gone quiet (at most 1 MiB allocated in a second) and a collection would free at least 16 MiB and a quarter of the live heap, collect and give the free heap back to the system; again only after a busy second or a collection of the runtime's own, and at most every 30 s: an idle server holds about its live memory instead of twice it", boolSetter(func(c *config) *bool { return &c.TrimIdleMemory }), "true"},
+	{"coalesce-packets", "SC_COALESCE_PACKETS", "send the packets queued together for a socket as one JSON array frame (fewer frames to write and decode; every supported client reads arrays, but the wire then differs from the reference's one frame per packet)", boolSetter(func(c *config) *bool { return &c.CoalescePackets }), "false"},
 	{"per-message-deflate", "SC_PER_MESSAGE_DEFLATE", "permessage-deflate compression with clients that offer it", boolSetter(func(c *config) *bool { return &c.PerMessageDeflate }), "false"},
 	{"deflate-threshold", "SC_DEFLATE_THRESHOLD", "with -per-message-deflate: messages under this many bytes are sent uncompressed (negative: try every message)", intSetter(func(c *config) *int { return &c.DeflateThreshold }), "1024"},
 	{"deflate-level", "SC_DEFLATE_LEVEL", "with -per-message-deflate: compression level, 1 (fastest) to 9", intSetter(func(c *config) *int { return &c.DeflateLevel }), "1"},
@@ -327,6 +329,7 @@ func (c *config) options(logger *slog.Logger) (sc.Options, error) {
 		OutboundQueueLimit:       c.OutboundQueueLimit,
 		DisableIOUring:           !c.IOUring,
 		OwnDescriptors:           c.OwnDescriptors,
+		CoalescePackets:          c.CoalescePackets,
 		BrokerTimeout:            c.BrokerTimeout,
 		ProtocolVersion:          c.ProtocolVersion,
 		MaxHeaderBytes:           c.MaxHeaderBytes,

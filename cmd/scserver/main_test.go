@@ -87,6 +87,32 @@ func TestPerMessageDeflateFlags(t *testing.T) {
 	}
 }
 
+func TestCoalescePacketsFlag(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		{nil, nil, false},
+		{[]string{"-coalesce-packets"}, nil, true},
+		{nil, map[string]string{"SC_COALESCE_PACKETS": "true"}, true},
+		{[]string{"-coalesce-packets=false"}, map[string]string{"SC_COALESCE_PACKETS": "true"}, false},
+	} {
+		c, err := parse(tc.args, env(tc.env), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := c.options(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.CoalescePackets != tc.want {
+			t.Errorf("%v %v: CoalescePackets %v, want %v", tc.args, tc.env, o.CoalescePackets, tc.want)
+		}
+	}
+}
+
 func TestBadBrokerURLFailsAtStart(t *testing.T) {
 	t.Parallel()
 	var stderr strings.Builder
