@@ -84,6 +84,7 @@ func runConns(ctx context.Context, t *Target, n int, hold time.Duration) (*Resul
 		}
 		r.set("server_cpu_hold_pct", 100*float64(p2.cpu-p1.cpu)/float64(p2.at.Sub(p1.at)))
 	}
+	r.setSteal(p0, p1) // the set-up phase, whose CPU is measured
 	if p0.rssKB >= 0 && p2.rssKB >= 0 {
 		r.set("rss_before_kb", p0.rssKB)
 		r.set("rss_connected_kb", p1.rssKB)

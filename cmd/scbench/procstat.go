@@ -65,6 +65,34 @@ func procRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 }
 
+// machineTicks returns the steal time and the total time of all CPUs so
+// far (the first line of /proc/stat, in clock ticks): steal is time a
+// virtual machine's CPUs were ready to run but the hypervisor ran
+// something else. ok is false where /proc/stat cannot be read.
+func machineTicks() (steal, total int64, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	// cpu user nice system idle iowait irq softirq steal [guest guest_nice]
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return 0, 0, false
+	}
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		total += n
+		if i == 7 {
+			steal = n
+		}
+	}
+	return steal, total, true
+}
+
 // selfCPU returns the CPU time (user+system) used by this process so far.
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
@@ -101,10 +129,15 @@ type probeSample struct {
 	cpu    time.Duration // server CPU, -1 when unknown
 	rssKB  int64         // server VmRSS, -1 when unknown
 	selfCP time.Duration // generator CPU
+	steal  int64         // machine's steal ticks (machineTicks), total -1 when unknown
+	total  int64
 }
 
 func (p serverProbe) sample() probeSample {
-	s := probeSample{at: time.Now(), cpu: -1, rssKB: -1, selfCP: selfCPU()}
+	s := probeSample{at: time.Now(), cpu: -1, rssKB: -1, selfCP: selfCPU(), total: -1}
+	if st, tot, ok := machineTicks(); ok {
+		s.steal, s.total = st, tot
+	}
 	if p.pid > 0 {
 		if c, err := procCPU(p.pid); err == nil {
 			s.cpu = c

@@ -21,6 +21,7 @@ var reportFigures = []string{
 	"server_cpu_us_per_delivery", "server_cpu_us_per_call", "server_cpu_us_per_conn",
 	"server_cpu_pct", "rss_per_conn_bytes", "server_rss_kb",
 	"gen_cpu_us_per_delivery", "gen_cpu_us_per_call", "gen_cpu_us_per_conn",
+	"machine_steal_pct",
 }
 
 // runReport reads result lines (scbench output with -label and -server)

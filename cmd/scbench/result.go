@@ -108,4 +108,14 @@ func (r *Result) setCPU(a, b probeSample, units int64, what string) {
 	if units > 0 {
 		r.set("gen_cpu_us_per_"+what, float64(gen)/float64(time.Microsecond)/float64(units))
 	}
+	r.setSteal(a, b)
+}
+
+// setSteal adds the share of the machine's CPU time between two samples
+// that the hypervisor took (steal): a run with much of it measured a
+// slower machine.
+func (r *Result) setSteal(a, b probeSample) {
+	if a.total >= 0 && b.total > a.total {
+		r.set("machine_steal_pct", 100*float64(b.steal-a.steal)/float64(b.total-a.total))
+	}
 }

@@ -458,3 +458,22 @@ func BenchmarkProcessDeliveries(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perRead), "ns/delivery")
 }
+
+func TestMachineSteal(t *testing.T) {
+	steal, total, ok := machineTicks()
+	if !ok || total <= 0 || steal < 0 || steal > total {
+		t.Fatalf("machineTicks() = %d, %d, %v", steal, total, ok)
+	}
+	r := newResult("rpc")
+	a := probeSample{cpu: -1, rssKB: -1, steal: 10, total: 1000}
+	b := probeSample{cpu: -1, rssKB: -1, steal: 30, total: 2000}
+	r.setCPU(a, b, 0, "call")
+	if got := r.vals["machine_steal_pct"]; got != 2.0 {
+		t.Fatalf("machine_steal_pct = %v, want 2", got)
+	}
+	r = newResult("rpc")
+	r.setCPU(probeSample{cpu: -1, rssKB: -1, total: -1}, b, 0, "call")
+	if _, has := r.vals["machine_steal_pct"]; has {
+		t.Fatal("steal reported without a first sample")
+	}
+}
