@@ -53,7 +53,12 @@ type parsed string
 // at the first error.
 func feed(t *testing.T, limit int64, chunks ...[]byte) ([]parsed, error) {
 	t.Helper()
-	var fr frameReader
+	return feedReader(t, &frameReader{}, limit, chunks...)
+}
+
+// feedReader is feed with a reader set up by the caller.
+func feedReader(t *testing.T, fr *frameReader, limit int64, chunks ...[]byte) ([]parsed, error) {
+	t.Helper()
 	var out []parsed
 	for _, c := range chunks {
 		for len(c) > 0 {
@@ -70,9 +75,13 @@ func feed(t *testing.T, limit int64, chunks ...[]byte) ([]parsed, error) {
 			c = c[n:]
 			switch ev {
 			case evMessage:
-				bin, msg, _ := fr.takeMessage()
+				bin, msg, compressed := fr.takeMessage()
 				if msg == nil {
 					t.Fatal("takeMessage returned a nil message")
+				}
+				if compressed {
+					out = append(out, parsed(fmt.Sprintf("compressed bin=%v %q", bin, msg)))
+					break
 				}
 				out = append(out, parsed(fmt.Sprintf("msg bin=%v %q", bin, msg)))
 			case evPing:
