@@ -2,7 +2,11 @@
 
 package main
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/socketcluster-go/socketcluster/internal/wire"
+)
 
 // The hot path never decodes whole packets. A text message from the server is
 // classified by a few byte comparisons and the two numbers the generator
@@ -163,27 +167,6 @@ func nextElement(p []byte, i int) (elem []byte, next int, ok bool) {
 	return p[i:end], end, true
 }
 
-// stringEnd returns the offset just past the string starting at p[i]
-// ('"'), or -1 when it is not closed: the closing quote is found with
-// bytes.IndexByte, then checked for an odd run of backslashes before it.
-func stringEnd(p []byte, i int) int {
-	for j := i + 1; ; {
-		k := bytes.IndexByte(p[j:], '"')
-		if k < 0 {
-			return -1
-		}
-		j += k
-		bs := 0
-		for b := j - 1; b > i && p[b] == '\\'; b-- {
-			bs++
-		}
-		if bs%2 == 0 {
-			return j + 1
-		}
-		j++
-	}
-}
-
 // skipValue returns the offset just past the JSON value starting at p[i],
 // or i when the value is malformed. Only structure is checked: strings are
 // skipped honouring escapes, and objects and arrays by bracket depth.
@@ -193,7 +176,7 @@ func skipValue(p []byte, i int) int {
 	for j < len(p) {
 		switch c := p[j]; c {
 		case '"':
-			if j = stringEnd(p, j); j < 0 {
+			if j = wire.StringEnd(p, j); j < 0 {
 				return i
 			}
 			if depth == 0 {

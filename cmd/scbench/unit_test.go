@@ -74,35 +74,29 @@ func TestParseInt(t *testing.T) {
 }
 
 func TestNextElement(t *testing.T) {
-	in := `[ {"rid":1} , {"event":"x","data":[1,{"a":"]}"}]},"s\"]",5 ,null,[[]]]`
-	want := []string{`{"rid":1}`, `{"event":"x","data":[1,{"a":"]}"}]}`, `"s\"]"`, `5 `, `null`, `[[]]`}
-	var got []string
-	for i := 1; ; {
-		e, next, ok := nextElement([]byte(in), i)
-		if !ok {
-			break
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{`[ {"rid":1} , {"event":"x","data":[1,{"a":"]}"}]},"s\"]",5 ,null,[[]]]`,
+			[]string{`{"rid":1}`, `{"event":"x","data":[1,{"a":"]}"}]}`, `"s\"]"`, `5 `, `null`, `[[]]`}},
+		// Backslashes before a quote: an even run ends the string, an
+		// odd one escapes the quote.
+		{`["a\\\\",{"k":"x\\\\\"y"},"\\\\\\\\"]`,
+			[]string{`"a\\\\"`, `{"k":"x\\\\\"y"}`, `"\\\\\\\\"`}},
+	} {
+		var got []string
+		for i := 1; ; {
+			e, next, ok := nextElement([]byte(tc.in), i)
+			if !ok {
+				break
+			}
+			got = append(got, string(e))
+			i = next
 		}
-		got = append(got, string(e))
-		i = next
-	}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Fatalf("elements = %q, want %q", got, want)
-	}
-	// Backslashes before a quote: an even run ends the string, an odd one
-	// escapes the quote.
-	in = `["a\\\\",{"k":"x\\\\\"y"},"\\\\\\\\"]`
-	want = []string{`"a\\\\"`, `{"k":"x\\\\\"y"}`, `"\\\\\\\\"`}
-	got = got[:0]
-	for i := 1; ; {
-		e, next, ok := nextElement([]byte(in), i)
-		if !ok {
-			break
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Fatalf("elements of %s = %q, want %q", tc.in, got, tc.want)
 		}
-		got = append(got, string(e))
-		i = next
-	}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Fatalf("elements = %q, want %q", got, want)
 	}
 	for _, bad := range []string{`[`, `[{"a":1`, `["abc`, `[]`, `["a\"]`} {
 		if e, _, ok := nextElement([]byte(bad), 1); ok {

@@ -255,7 +255,9 @@ func NullHugeNumbers(b []byte) []byte {
 		c := b[i]
 		switch {
 		case c == '"':
-			i = skipStringFast(b, i)
+			if i = StringEnd(b, i); i < 0 {
+				i = len(b) // not valid JSON: nothing more to look at
+			}
 		case c == '-' || (c >= '0' && c <= '9'):
 			j, exp := i+1, false
 		num:
@@ -295,24 +297,25 @@ func nullHuge(v []byte, wide bool) []byte {
 	return NullHugeNumbers(v)
 }
 
-// skipStringFast returns the index after the string literal starting at
-// b[i], looking for its closing quote with bytes.IndexByte.
-func skipStringFast(b []byte, i int) int {
-	i++
-	for {
-		k := bytes.IndexByte(b[i:], '"')
+// StringEnd returns the index after the string literal starting at b[i]
+// ('"'), or -1 when it is not closed. The closing quote is found with
+// bytes.IndexByte, then checked for an odd run of backslashes before it;
+// the string is not otherwise checked.
+func StringEnd(b []byte, i int) int {
+	for j := i + 1; ; {
+		k := bytes.IndexByte(b[j:], '"')
 		if k < 0 {
-			return len(b)
+			return -1
 		}
-		i += k
+		j += k
 		bs := 0
-		for j := i - 1; b[j] == '\\'; j-- {
+		for p := j - 1; p > i && b[p] == '\\'; p-- {
 			bs++
 		}
 		if bs%2 == 0 {
-			return i + 1
+			return j + 1
 		}
-		i++
+		j++
 	}
 }
 

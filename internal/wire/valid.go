@@ -75,11 +75,11 @@ func validValue(b []byte, i, depth int) (end int, wide bool) {
 			}
 			i += 4
 		default:
-			j := validNumber(b, i)
+			j, exp := validNumber(b, i)
 			if j < 0 {
 				return -1, wide
 			}
-			wide = wide || j-i > 308 || hasExponent(b[i:j])
+			wide = wide || exp || j-i > 308
 			i = j
 		}
 		// After a value: a comma, the end of containers, or the end.
@@ -181,16 +181,6 @@ func scanString(b []byte, i int) (end int, ascii bool) {
 	return -1, false
 }
 
-// hasExponent reports whether the valid JSON number n has an exponent.
-func hasExponent(n []byte) bool {
-	for _, c := range n {
-		if c == 'e' || c == 'E' {
-			return true
-		}
-	}
-	return false
-}
-
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c|0x20 >= 'a' && c|0x20 <= 'f')
 }
@@ -198,42 +188,44 @@ func isHex(c byte) bool {
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // validNumber checks the number starting at b[i] (RFC 8259: -?(0|[1-9]\d*)
-// (\.\d+)?([eE][+-]?\d+)?) and returns the index after it, or -1.
-func validNumber(b []byte, i int) int {
+// (\.\d+)?([eE][+-]?\d+)?) and returns the index after it, or -1, and
+// whether it has an exponent.
+func validNumber(b []byte, i int) (end int, exp bool) {
 	if b[i] == '-' {
 		i++
 	}
 	switch {
 	case i >= len(b):
-		return -1
+		return -1, false
 	case b[i] == '0':
 		i++
 	case b[i] >= '1' && b[i] <= '9':
 		for i++; i < len(b) && isDigit(b[i]); i++ {
 		}
 	default:
-		return -1
+		return -1, false
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
 		if i >= len(b) || !isDigit(b[i]) {
-			return -1
+			return -1, false
 		}
 		for i++; i < len(b) && isDigit(b[i]); i++ {
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		exp = true
 		i++
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
 			i++
 		}
 		if i >= len(b) || !isDigit(b[i]) {
-			return -1
+			return -1, false
 		}
 		for i++; i < len(b) && isDigit(b[i]); i++ {
 		}
 	}
-	return i
+	return i, exp
 }
 
 // hasAt reports whether b holds lit at i.
